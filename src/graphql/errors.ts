@@ -1,0 +1,85 @@
+// Every error leaves with `extensions.code` (Apollo's codes plus ours), whatever raised it:
+// graphql-js (parse, validation, variables), mercurius (CSRF, depth), our hooks and resolvers.
+// Unexpected errors get a generic message; their detail goes to the log only.
+import { GraphQLError, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql'
+import type { FastifyBaseLogger } from 'fastify'
+import { AppError, type ErrorCode } from '../errors.ts'
+
+interface FormatterResult {
+  statusCode: number
+  response: FormattedExecutionResult
+}
+
+interface Formatted {
+  error: GraphQLFormattedError
+  statusCode: number
+}
+
+export const CSRF_MESSAGE = 'This request has been blocked as a potential cross-site request forgery: ' +
+  'send a `graphql-require-preflight: 1` header (or `apollo-require-preflight`) with multipart uploads.'
+
+export function formatErrors (
+  execution: ExecutionResult & { statusCode?: number },
+  log: FastifyBaseLogger
+): FormatterResult {
+  const formatted = (execution.errors ?? []).flatMap(error => formatOne(error, log))
+  let statusCode = 200
+  if (!execution.data) {
+    statusCode = execution.statusCode ?? Math.max(200, ...formatted.map(f => f.statusCode))
+  }
+  return { statusCode, response: { data: execution.data ?? null, errors: formatted.map(f => f.error) } }
+}
+
+function formatOne (error: GraphQLError, log: FastifyBaseLogger): Formatted[] {
+  const original = error.originalError as (Error & { code?: string, statusCode?: number, errors?: unknown }) | undefined
+
+  // mercurius wraps validation failures in one error that carries graphql-js's errors
+  if (original && Array.isArray(original.errors) && original.errors.length > 0) {
+    return (original.errors as GraphQLError[]).flatMap(inner => formatOne(toGraphQLError(inner), log))
+  }
+  if (original instanceof AppError) {
+    logAppError(original, log)
+    return [shape(error, original.message, original.extensions, original.statusCode)]
+  }
+  if (original === undefined || original instanceof GraphQLError) {
+    return [shape(error, error.message, { code: classifyGraphQLError(error.message) }, 400)]
+  }
+  const statusCode = original.statusCode
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+    // Fastify and mercurius errors for bad requests (invalid JSON body, CSRF, query depth, ...)
+    return [shape(error, original.code === 'MER_ERR_GQL_CSRF_PREVENTION' ? CSRF_MESSAGE : original.message, { code: mercuriusCode(original.code) }, statusCode)]
+  }
+  log.error({ err: original }, 'unexpected error in GraphQL execution')
+  return [shape(error, 'Internal server error.', { code: 'INTERNAL_SERVER_ERROR' satisfies ErrorCode }, 500)]
+}
+
+function shape (error: GraphQLError, message: string, extensions: Record<string, unknown>, statusCode: number): Formatted {
+  const formatted: GraphQLFormattedError = {
+    message,
+    ...(error.locations ? { locations: error.locations } : {}),
+    ...(error.path ? { path: error.path } : {}),
+    extensions
+  }
+  return { error: formatted, statusCode }
+}
+
+function classifyGraphQLError (message: string): ErrorCode {
+  if (message.startsWith('Syntax Error')) return 'GRAPHQL_PARSE_FAILED'
+  if (message.startsWith('Variable "$')) return 'BAD_USER_INPUT'
+  return 'GRAPHQL_VALIDATION_FAILED'
+}
+
+function mercuriusCode (code: string | undefined): ErrorCode {
+  if (code === 'MER_ERR_GQL_QUERY_DEPTH') return 'GRAPHQL_VALIDATION_FAILED'
+  return 'BAD_REQUEST'
+}
+
+function toGraphQLError (err: GraphQLError | Error): GraphQLError {
+  return err instanceof GraphQLError ? err : new GraphQLError(err.message, { originalError: err })
+}
+
+function logAppError (err: AppError, log: FastifyBaseLogger): void {
+  if (err.code === 'INTERNAL_SERVER_ERROR') log.error({ err }, err.message)
+  else if (err.code.startsWith('UPSTREAM_') || err.code === 'AUTH_UNAVAILABLE') log.warn({ code: err.code, err: err.cause ?? err }, err.message)
+  else log.debug({ code: err.code }, err.message)
+}

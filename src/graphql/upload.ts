@@ -1,0 +1,179 @@
+// The GraphQL multipart request spec (https://github.com/jaydenseric/graphql-multipart-request-spec)
+// on @fastify/multipart: fields `operations`, then `map`, then the files the map names.
+// Every file is buffered in memory under a hard cap (never a shared temp path), and every way a
+// request can be malformed is answered 400 BAD_REQUEST (413 PAYLOAD_TOO_LARGE for an oversize file).
+import type { FastifyRequest } from 'fastify'
+import type { Multipart } from '@fastify/multipart'
+import { AppError, badRequest } from '../errors.ts'
+
+/** An uploaded file, fully received. The client's name and type are kept for logs only: never trusted. */
+export class Upload {
+  readonly filename: string
+  readonly clientMimeType: string
+  readonly buffer: Buffer
+
+  constructor (filename: string, clientMimeType: string, buffer: Buffer) {
+    this.filename = filename
+    this.clientMimeType = clientMimeType
+    this.buffer = buffer
+  }
+}
+
+export interface UploadLimits {
+  /** Largest file accepted, in bytes (MAX_UPLOAD_BYTES). */
+  maxFileBytes: number
+  /** Most files per request. */
+  maxFiles: number
+  /** Largest `operations` or `map` field, in bytes. */
+  maxFieldBytes: number
+}
+
+type Operations = Record<string, unknown>
+type FieldPart = Extract<Multipart, { type: 'field' }>
+
+const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/**
+ * Reads a multipart GraphQL request and returns the operation with an `Upload` at each mapped path.
+ * Throws `AppError`s; the caller must drain the request when it throws (see `discardRest`).
+ */
+export async function readMultipartOperations (request: FastifyRequest, limits: UploadLimits): Promise<Operations> {
+  const parts = request.parts({
+    // Throw past the limit instead of silently truncating (read at run time; missing from the typings).
+    ...{ throwFileSizeLimit: true },
+    limits: {
+      fileSize: limits.maxFileBytes,
+      fieldSize: limits.maxFieldBytes,
+      // One more than allowed, so that an extra file or field reaches our own check and gets a clear message.
+      files: limits.maxFiles + 1,
+      fields: 3,
+      parts: limits.maxFiles + 3
+    }
+  })
+
+  let operations: Operations | undefined
+  let fileToPaths: Map<string, string[]> | undefined
+  const received = new Set<string>()
+
+  try {
+    for await (const part of parts) {
+      if (operations === undefined) {
+        if (part.type !== 'field' || part.fieldname !== 'operations') {
+          throw badRequest(`Misordered multipart fields: expected \`operations\` first, got ${describe(part)}.`)
+        }
+        operations = parseOperations(fieldJson(part, limits))
+      } else if (fileToPaths === undefined) {
+        if (part.type !== 'field' || part.fieldname !== 'map') {
+          throw badRequest(`Misordered multipart fields: expected \`map\` after \`operations\`, got ${describe(part)}.`)
+        }
+        fileToPaths = parseMap(fieldJson(part, limits), operations, limits.maxFiles)
+      } else {
+        if (part.type !== 'file') {
+          throw badRequest(`Unexpected field \`${part.fieldname}\` after \`map\`: only files may follow it.`)
+        }
+        const paths = fileToPaths.get(part.fieldname)
+        if (paths === undefined || received.has(part.fieldname)) {
+          throw badRequest(`File field \`${part.fieldname}\` is not in \`map\` (or was sent twice).`)
+        }
+        received.add(part.fieldname)
+        const buffer = await part.toBuffer()
+        const upload = new Upload(part.filename, part.mimetype, buffer)
+        for (const path of paths) setPath(operations, path, upload)
+      }
+    }
+  } catch (err) {
+    throw translateMultipartError(err, limits)
+  }
+
+  if (operations === undefined) throw badRequest('Missing multipart field `operations` (the GraphQL multipart request spec).')
+  if (fileToPaths === undefined) throw badRequest('Missing multipart field `map` (the GraphQL multipart request spec).')
+  for (const name of fileToPaths.keys()) {
+    if (!received.has(name)) throw badRequest(`File \`${name}\` named in \`map\` was never sent.`)
+  }
+  return operations
+}
+
+function describe (part: Multipart): string {
+  return `${part.type} \`${part.fieldname}\``
+}
+
+function fieldJson (part: FieldPart, limits: UploadLimits): unknown {
+  // An oversize field is not an error in @fastify/multipart: it is cut short and flagged.
+  if (part.valueTruncated) {
+    throw badRequest(`Multipart field \`${part.fieldname}\` is larger than ${limits.maxFieldBytes} bytes.`)
+  }
+  if (typeof part.value !== 'string') return part.value // already parsed (sent as application/json)
+  try {
+    return JSON.parse(part.value)
+  } catch {
+    throw badRequest(`Multipart field \`${part.fieldname}\` is not valid JSON.`)
+  }
+}
+
+function parseOperations (value: unknown): Operations {
+  if (Array.isArray(value)) throw badRequest('Batched operations are not supported: send one operation per request.')
+  if (value === null || typeof value !== 'object') throw badRequest('Multipart field `operations` must be a JSON object.')
+  return value as Operations
+}
+
+function parseMap (value: unknown, operations: Operations, maxFiles: number): Map<string, string[]> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw badRequest('Multipart field `map` must be a JSON object of file field names to arrays of paths.')
+  }
+  const entries = Object.entries(value)
+  if (entries.length > maxFiles) throw badRequest(`Too many files in \`map\`: at most ${maxFiles} allowed.`)
+  const map = new Map<string, string[]>()
+  for (const [name, paths] of entries) {
+    if (!Array.isArray(paths) || paths.length === 0 || !paths.every((p): p is string => typeof p === 'string')) {
+      throw badRequest(`\`map\` entry \`${name}\` must be a non-empty array of strings.`)
+    }
+    for (const path of paths) checkPath(operations, path)
+    map.set(name, paths)
+  }
+  return map
+}
+
+/** A mapped path must lead to an existing `null` in `operations` (where the spec puts each file). */
+function checkPath (operations: Operations, path: string): void {
+  const segments = path.split('.')
+  let node: unknown = operations
+  for (const segment of segments) {
+    if (FORBIDDEN_SEGMENTS.has(segment) || node === null || typeof node !== 'object' || !Object.hasOwn(node, segment)) {
+      throw badRequest(`\`map\` path \`${path}\` does not lead to a value in \`operations\`.`)
+    }
+    node = (node as Record<string, unknown>)[segment]
+  }
+  if (node !== null) throw badRequest(`\`map\` path \`${path}\` must point at a \`null\` placeholder in \`operations\`.`)
+}
+
+function setPath (operations: Operations, path: string, upload: Upload): void {
+  const segments = path.split('.')
+  const last = segments.pop() as string
+  let node = operations as Record<string, unknown>
+  for (const segment of segments) node = node[segment] as Record<string, unknown>
+  node[last] = upload
+}
+
+function translateMultipartError (err: unknown, limits: UploadLimits): AppError {
+  if (err instanceof AppError) return err
+  const code = (err as { code?: string }).code
+  switch (code) {
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return new AppError('PAYLOAD_TOO_LARGE', `File is larger than the limit of ${limits.maxFileBytes} bytes.`, { statusCode: 413, extensions: { maxBytes: limits.maxFileBytes } })
+    case 'FST_FILES_LIMIT':
+    case 'FST_PARTS_LIMIT':
+      return badRequest(`Too many files: at most ${limits.maxFiles} per request.`)
+    case 'FST_FIELDS_LIMIT':
+      return badRequest('Too many fields: a GraphQL multipart request has only `operations` and `map`.')
+    case 'FST_PROTO_VIOLATION':
+      return badRequest('Forbidden multipart field name.')
+    case 'FST_INVALID_JSON_FIELD_ERROR':
+      return badRequest('A multipart field declared as application/json is not valid JSON.')
+    case 'FST_MP_PREMATURE_CLOSE':
+      return new AppError('CLIENT_CLOSED_REQUEST', 'The client closed the request before the upload was complete.', { statusCode: 400 })
+    default:
+      // busboy's own parse errors ("Malformed part header", "Unexpected end of form", ...)
+      return badRequest(`Malformed multipart request: ${(err as Error).message}.`)
+  }
+}
+

@@ -1,0 +1,36 @@
+// The process: configuration, real services, listen, graceful shutdown.
+import closeWithGrace from 'close-with-grace'
+import { pino } from 'pino'
+import { buildApp } from './app.ts'
+import { ConfigError, loadConfig } from './config.ts'
+import { loggerOptions } from './logger.ts'
+import { createVision } from './vision/index.ts'
+
+const GRACE_MS = Number(process.env.SHUTDOWN_GRACE_MS ?? 25_000)
+
+let config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`agrivision: ${err.message}\n`)
+  process.exit(1)
+}
+
+const log = pino(loggerOptions(config))
+const vision = createVision(config, log)
+const app = await buildApp({ config, vision, logger: log })
+
+closeWithGrace({ delay: GRACE_MS, logger: log }, async ({ signal, err }) => {
+  if (err) log.error({ err }, 'shutting down after an error')
+  else log.info({ signal }, 'shutting down: finishing in-flight requests')
+  await app.close()
+})
+
+await app.listen({ host: config.host, port: config.port })
+if (config.graphiql) log.info(`GraphiQL: http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}/graphiql`)
+
+// Ready (GET /health/ready) once the first token is in; the fetch never throws, failures are logged.
+const warmUpStarted = performance.now()
+await vision.warmUp?.()
+if (vision.status().ready) log.info({ ms: Math.round(performance.now() - warmUpStarted) }, 'vision backend ready')

@@ -1,0 +1,123 @@
+// The Azure OpenAI backend: the openai client with a Microsoft Entra ID bearer token, never a key.
+import OpenAI, { AzureOpenAI } from 'openai'
+import type { AzureClientOptions } from 'openai/azure'
+import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions'
+import type { AzureConfig } from '../config.ts'
+import { AppError } from '../errors.ts'
+import type { CachedTokenProvider } from '../auth/token-provider.ts'
+import { systemPrompt } from './prompt.ts'
+import { mapUpstreamError } from './upstream-errors.ts'
+import type { IdentifyRequest, IdentifyResult, VisionService, VisionStatus } from './types.ts'
+
+export interface AzureVisionOptions {
+  azure: AzureConfig
+  tokens: CachedTokenProvider
+  /** Whole call, retries included (VISION_TIMEOUT_MS). */
+  timeoutMs: number
+  maxTokens: number
+  /** SDK retries on 408/409/429/5xx/connection errors (default 2). */
+  maxRetries?: number
+}
+
+/** The client for the configured API version: the v1 API with the plain client, dated versions with AzureOpenAI. */
+export function createAzureClient (azure: AzureConfig, tokens: CachedTokenProvider, maxRetries: number): OpenAI {
+  if (azure.apiVersion === 'v1') {
+    // The provider function itself, not an awaited string: the SDK calls it on every attempt.
+    return new OpenAI({ baseURL: `${azure.endpoint}/openai/v1/`, apiKey: tokens.getToken, maxRetries })
+  }
+  const options: AzureClientOptions = {
+    // baseURL rather than endpoint, so an OPENAI_BASE_URL in the environment cannot conflict.
+    baseURL: `${azure.endpoint}/openai`,
+    deployment: azure.deployment,
+    apiVersion: azure.apiVersion,
+    azureADTokenProvider: tokens.getToken,
+    maxRetries
+  }
+  // An explicit null: left undefined, apiKey defaults to AZURE_OPENAI_API_KEY from the environment and
+  // the constructor throws "mutually exclusive". A key is never used. (The typings do not admit null.)
+  Object.assign(options, { apiKey: null })
+  return new AzureOpenAI(options)
+}
+
+export function createAzureVision (options: AzureVisionOptions): VisionService {
+  const { azure, tokens, timeoutMs, maxTokens } = options
+  const client = createAzureClient(azure, tokens, options.maxRetries ?? 2)
+
+  return {
+    backend: 'AZURE_OPENAI',
+
+    async identify (request: IdentifyRequest): Promise<IdentifyResult> {
+      const deadline = AbortSignal.timeout(timeoutMs)
+      const signal = AbortSignal.any([request.signal, deadline])
+      let completion: ChatCompletion
+      let status: number
+      try {
+        const { data, response } = await client.chat.completions
+          .create(buildRequest(azure.deployment, request, maxTokens), { signal, timeout: timeoutMs })
+          .withResponse()
+        completion = data
+        status = response.status
+      } catch (err) {
+        throw mapUpstreamError(err, {
+          deployment: azure.deployment,
+          timeoutMs,
+          timedOut: deadline.aborted,
+          clientGone: request.signal.aborted
+        })
+      }
+      return readCompletion(completion, status, azure.deployment)
+    },
+
+    status (): VisionStatus {
+      const ready = tokens.hasValidToken()
+      return {
+        backend: 'AZURE_OPENAI',
+        deployment: azure.deployment,
+        ready,
+        ...(ready ? {} : { reason: tokens.lastError ?? 'no access token acquired yet' })
+      }
+    },
+
+    async warmUp (): Promise<void> {
+      await tokens.warmUp()
+    }
+  }
+}
+
+function buildRequest (deployment: string, request: IdentifyRequest, maxTokens: number): ChatCompletionCreateParamsNonStreaming {
+  return {
+    model: deployment,
+    max_tokens: maxTokens,
+    messages: [
+      { role: 'system', content: systemPrompt(request.language) },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: request.instructions },
+          // The uploaded bytes themselves, with the type sniffed from them.
+          { type: 'image_url', image_url: { url: `data:${request.mimeType};base64,${request.image.toString('base64')}` } }
+        ]
+      }
+    ]
+  }
+}
+
+function readCompletion (completion: ChatCompletion, status: number, deployment: string): IdentifyResult {
+  const choice = completion.choices[0]
+  if (choice?.finish_reason === 'content_filter') {
+    throw new AppError('CONTENT_FILTERED', 'Azure OpenAI\'s content filter withheld the answer. Try another photo or other instructions.')
+  }
+  const answer = choice?.message.content
+  if (typeof answer !== 'string' || answer.length === 0) {
+    throw new AppError('UPSTREAM_UNAVAILABLE', 'Azure OpenAI returned no answer.')
+  }
+  const usage = completion.usage
+  return {
+    answer,
+    model: completion.model || deployment,
+    upstreamStatus: status,
+    usage: usage
+      ? { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens }
+      : null
+  }
+}

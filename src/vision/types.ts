@@ -1,0 +1,53 @@
+// The one interface every vision backend implements. The resolver validates and delegates here.
+import type { ImageMimeType } from '../image/inspect.ts'
+
+export type VisionBackend = 'AZURE_OPENAI' | 'SIMULATED'
+
+export interface IdentifyRequest {
+  /** The image bytes to send (already validated). */
+  image: Buffer
+  mimeType: ImageMimeType
+  width: number
+  height: number
+  instructions: string
+  /** BCP-47 tag of the answer's language. */
+  language: string
+  /** Aborted when the client goes away or the server gives up. */
+  signal: AbortSignal
+}
+
+export interface TokenUsage {
+  promptTokens: number
+  completionTokens: number
+  totalTokens: number
+}
+
+export interface IdentifyResult {
+  answer: string
+  /** The deployment or model that answered. */
+  model: string
+  usage: TokenUsage | null
+  /** HTTP status of the upstream answer, for the log. */
+  upstreamStatus: number | null
+}
+
+export interface VisionStatus {
+  backend: VisionBackend
+  deployment: string | null
+  ready: boolean
+  /** Why not ready, for /health/ready. No secrets. */
+  reason?: string
+}
+
+export interface VisionService {
+  readonly backend: VisionBackend
+  identify (request: IdentifyRequest): Promise<IdentifyResult>
+  status (): VisionStatus
+  /** Called once before the server listens (e.g. to fetch the first token). Must not throw. */
+  warmUp? (): Promise<void>
+  close? (): Promise<void>
+}
+
+export const DEFAULT_INSTRUCTIONS =
+  'Identify the agricultural vehicle in this photo: its type (tractor, combine harvester, sprayer, ...), make and model. ' +
+  'Say how sure you are, and what in the photo supports it.'
