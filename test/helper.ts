@@ -1,0 +1,43 @@
+// One way to build the app in tests: the real factory, a config from a test environment, and
+// the simulated backend unless a test hands in another.
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { buildApp, type AppOptions } from '../src/app.ts'
+import { loadConfig, type Config } from '../src/config.ts'
+import { createSimulatedVision } from '../src/vision/simulated.ts'
+import { createVision } from '../src/vision/index.ts'
+import type { VisionService } from '../src/vision/types.ts'
+import type { FakeAzure } from './support/fake-azure.ts'
+
+export const TEST_ENV = { LOG_LEVEL: 'silent', GRAPHIQL: 'true' }
+
+export function testConfig (env: Record<string, string> = {}): Config {
+  return loadConfig({ ...TEST_ENV, ...env })
+}
+
+export async function buildTestApp (overrides: Partial<AppOptions> & { env?: Record<string, string> } = {}): Promise<FastifyInstance> {
+  const { env, ...options } = overrides
+  const app = await buildApp({
+    config: testConfig(env),
+    vision: createSimulatedVision(),
+    ...options
+  })
+  await app.ready()
+  return app
+}
+
+/**
+ * The real Azure backend (DefaultAzureCredential + openai) pointed at a loopback FakeAzure.
+ * MSAL's managed-identity cache is process-wide: keep one FakeAzure per test file (tap runs each file in its own process).
+ */
+export async function buildAzureTestApp (fake: FakeAzure, env: Record<string, string> = {}, logger?: FastifyBaseLogger): Promise<{ app: FastifyInstance, vision: VisionService }> {
+  fake.applyIdentityEnv()
+  const config = testConfig({ AZURE_OPENAI_ENDPOINT: fake.origin, AZURE_OPENAI_DEPLOYMENT: AZURE_DEPLOYMENT, ...env })
+  const log = logger ?? pino({ level: 'silent' })
+  const vision = createVision(config, log)
+  const app = await buildApp({ config, vision, logger: log })
+  await app.ready()
+  return { app, vision }
+}
+
+export const AZURE_DEPLOYMENT = 'gpt-4o-vision'

@@ -1,0 +1,230 @@
+// A loopback stand-in for Azure that speaks the real protocols, so the real @azure/identity and
+// openai code paths run against it:
+//  - the App Service managed-identity endpoint: GET /msi/token?api-version=2019-08-01&resource=…
+//    with the `x-identity-header` secret, answering { access_token, expires_on, token_type, resource };
+//  - Azure OpenAI chat completions on both URL shapes: POST /openai/v1/chat/completions (v1 API) and
+//    POST /openai/deployments/{deployment}/chat/completions?api-version=… (dated versions),
+//    checking the Bearer token, recording each request, and injecting faults.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { once } from 'node:events'
+
+export type ChatFault =
+  | { kind: 'ok', latencyMs?: number, answer?: string }
+  | { kind: 'status', status: number, retryAfter?: string, retryAfterMs?: string, latencyMs?: number }
+  | { kind: 'permission-denied' }
+  | { kind: 'content-filter-prompt' }
+  | { kind: 'content-filter-completion' }
+  | { kind: 'hang' }
+
+export type TokenFault = 'ok' | 'hang' | 'error'
+
+export interface ChatRequestRecord {
+  url: string
+  path: string
+  deployment: string | null
+  apiVersion: string | null
+  authorization: string | undefined
+  apiKeyHeader: string | undefined
+  body: any
+  at: number
+}
+
+export interface FakeAzureOptions {
+  identityHeader?: string
+  /** Lifetime of issued tokens in seconds (default one day, as managed identity gives). */
+  tokenLifetimeSec?: number
+}
+
+export class FakeAzure {
+  readonly identityHeader: string
+  tokenLifetimeSec: number
+  tokenFault: TokenFault = 'ok'
+  tokenLatencyMs = 0
+  /** Decides each chat call's fate; default: answer at once. */
+  chatFault: (request: ChatRequestRecord, index: number) => ChatFault = () => ({ kind: 'ok' })
+
+  readonly tokenRequests: Array<{ url: string, resource: string | null, headerOk: boolean, at: number }> = []
+  readonly chatRequests: ChatRequestRecord[] = []
+  /** Tokens issued, with their expiry (ms). */
+  readonly issued = new Map<string, number>()
+  inFlightChats = 0
+  maxInFlightChats = 0
+
+  #server: Server
+  #sockets = new Set<Socket>()
+  #hung = new Set<ServerResponse>()
+  #tokenSerial = 0
+
+  constructor (options: FakeAzureOptions = {}) {
+    this.identityHeader = options.identityHeader ?? 'fake-identity-header-secret'
+    this.tokenLifetimeSec = options.tokenLifetimeSec ?? 86_400
+    this.#server = createServer((req, res) => { this.#handle(req, res).catch(err => { res.statusCode = 500; res.end(String(err)) }) })
+    this.#server.on('connection', socket => {
+      this.#sockets.add(socket)
+      socket.once('close', () => this.#sockets.delete(socket))
+    })
+  }
+
+  async start (): Promise<this> {
+    this.#server.listen(0, '127.0.0.1')
+    await once(this.#server, 'listening')
+    return this
+  }
+
+  get origin (): string {
+    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`
+  }
+
+  /** Environment for DefaultAzureCredential to use this fake as its App Service identity endpoint. */
+  identityEnv (): Record<string, string> {
+    return {
+      IDENTITY_ENDPOINT: `${this.origin}/msi/token`,
+      IDENTITY_HEADER: this.identityHeader,
+      AZURE_TOKEN_CREDENTIALS: 'ManagedIdentityCredential'
+    }
+  }
+
+  /** Point this process's @azure/identity at the fake, clearing anything that would pick another source. */
+  applyIdentityEnv (env: NodeJS.ProcessEnv = process.env): void {
+    for (const name of ['IDENTITY_SERVER_THUMBPRINT', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT', 'AZURE_POD_IDENTITY_AUTHORITY_HOST',
+      'AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PATH', 'AZURE_FEDERATED_TOKEN_FILE', 'AZURE_USERNAME', 'AZURE_TENANT_ID', 'AZURE_CLIENT_ID']) {
+      delete env[name]
+    }
+    Object.assign(env, this.identityEnv())
+  }
+
+  /** Release hung responses (e.g. when a test's outage ends). */
+  releaseHung (): void {
+    for (const res of this.#hung) res.destroy()
+    this.#hung.clear()
+  }
+
+  async close (): Promise<void> {
+    this.releaseHung()
+    for (const socket of this.#sockets) socket.destroy()
+    this.#server.close()
+    await once(this.#server, 'close')
+  }
+
+  isValidToken (token: string): boolean {
+    const expires = this.issued.get(token)
+    return expires !== undefined && expires > Date.now()
+  }
+
+  async #handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.origin)
+    if (req.method === 'GET' && url.pathname === '/msi/token') return await this.#token(req, res, url)
+    const deploymentMatch = /^\/openai\/deployments\/([^/]+)\/chat\/completions$/.exec(url.pathname)
+    if (req.method === 'POST' && (url.pathname === '/openai/v1/chat/completions' || deploymentMatch)) {
+      return await this.#chat(req, res, url, deploymentMatch?.[1] ?? null)
+    }
+    json(res, 404, { error: { code: '404', message: 'Resource not found' } })
+  }
+
+  async #token (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const headerOk = req.headers['x-identity-header'] === this.identityHeader
+    const resource = url.searchParams.get('resource')
+    this.tokenRequests.push({ url: url.pathname + url.search, resource, headerOk, at: Date.now() })
+    if (this.tokenLatencyMs > 0) await sleep(this.tokenLatencyMs)
+    if (this.tokenFault === 'hang') { this.#hung.add(res); return }
+    if (this.tokenFault === 'error') return json(res, 500, { error: 'unavailable', error_description: 'identity endpoint is down' })
+    if (!headerOk) return json(res, 401, { error: 'invalid_request', error_description: 'missing or wrong x-identity-header' })
+    if (url.searchParams.get('api-version') !== '2019-08-01' || !resource) {
+      return json(res, 400, { error: 'invalid_request', error_description: 'api-version=2019-08-01 and resource are required' })
+    }
+    const expiresOnSec = Math.floor(Date.now() / 1000) + this.tokenLifetimeSec
+    const token = `fake-access-token-${++this.#tokenSerial}-exp${expiresOnSec}`
+    this.issued.set(token, expiresOnSec * 1000)
+    json(res, 200, { access_token: token, expires_on: String(expiresOnSec), token_type: 'Bearer', resource })
+  }
+
+  async #chat (req: IncomingMessage, res: ServerResponse, url: URL, deployment: string | null): Promise<void> {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const record: ChatRequestRecord = {
+      url: url.pathname + url.search,
+      path: url.pathname,
+      deployment,
+      apiVersion: url.searchParams.get('api-version'),
+      authorization: req.headers.authorization,
+      apiKeyHeader: req.headers['api-key'] as string | undefined,
+      body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+      at: Date.now()
+    }
+    const index = this.chatRequests.push(record) - 1
+
+    const bearer = /^Bearer (.+)$/.exec(record.authorization ?? '')?.[1]
+    if (!bearer || !this.isValidToken(bearer)) {
+      return json(res, 401, { error: { code: '401', message: 'Access token is missing, invalid, audience is incorrect, or have expired.' } })
+    }
+
+    this.inFlightChats++
+    this.maxInFlightChats = Math.max(this.maxInFlightChats, this.inFlightChats)
+    try {
+      const fault = this.chatFault(record, index)
+      if ('latencyMs' in fault && fault.latencyMs) await sleep(fault.latencyMs)
+      switch (fault.kind) {
+        case 'hang':
+          this.#hung.add(res)
+          await once(res, 'close')
+          return
+        case 'status': {
+          const headers: Record<string, string> = {}
+          if (fault.retryAfter) headers['retry-after'] = fault.retryAfter
+          if (fault.retryAfterMs) headers['retry-after-ms'] = fault.retryAfterMs
+          return json(res, fault.status, { error: { code: String(fault.status), message: `fake status ${fault.status}` } }, headers)
+        }
+        case 'permission-denied':
+          return json(res, 401, { error: { code: 'PermissionDenied', message: 'Principal does not have access to API/Operation.' } })
+        case 'content-filter-prompt':
+          return json(res, 400, {
+            error: {
+              message: 'The response was filtered due to the prompt triggering Azure OpenAI\'s content management policy.',
+              type: null,
+              param: 'prompt',
+              code: 'content_filter',
+              status: 400,
+              innererror: { code: 'ResponsibleAIPolicyViolation', content_filter_result: { violence: { filtered: true, severity: 'high' } } }
+            }
+          })
+        case 'content-filter-completion':
+          return json(res, 200, completion(record, '', 'content_filter'))
+        case 'ok':
+          return json(res, 200, completion(record, fault.answer ?? 'A green tractor: John Deere 6R series.', 'stop'))
+      }
+    } finally {
+      this.inFlightChats--
+    }
+  }
+}
+
+function completion (record: ChatRequestRecord, content: string, finishReason: string) {
+  return {
+    id: 'chatcmpl-fake',
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: 'gpt-4o-2024-11-20',
+    choices: [{ index: 0, finish_reason: finishReason, message: { role: 'assistant', content } }],
+    usage: { prompt_tokens: 1000 + (record.body?.messages?.length ?? 0), completion_tokens: 42, total_tokens: 1042 + (record.body?.messages?.length ?? 0) }
+  }
+}
+
+function json (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers })
+  res.end(text)
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise(resolve => setTimeout(resolve, ms))
+}
+
+/** The image bytes and type carried by a recorded chat request's data URL. */
+export function imageFromChat (record: ChatRequestRecord): { mimeType: string, bytes: Buffer, detail: string | undefined } {
+  const parts = record.body.messages.find((m: any) => m.role === 'user').content
+  const image = parts.find((p: any) => p.type === 'image_url').image_url
+  const match = /^data:([^;]+);base64,(.*)$/s.exec(image.url)
+  if (!match) throw new Error('not a data URL')
+  return { mimeType: match[1] as string, bytes: Buffer.from(match[2] as string, 'base64'), detail: image.detail }
+}
