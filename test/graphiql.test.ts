@@ -1,58 +1,16 @@
 // GET /graphiql in a real (Debian) Chromium: the page works offline under a strict CSP, and
 // an upload picked in its file bar reaches the server as a GraphQL multipart request.
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import t from 'tap'
 import sharp from 'sharp'
 import { chromium } from 'playwright-core'
 import type { Browser, Page } from 'playwright-core'
 import Fastify from 'fastify'
-import multipart from '@fastify/multipart'
-import { buildSchema, graphql } from 'graphql'
-import type { FastifyInstance } from 'fastify'
 import graphiqlPlugin from '../src/graphiql/plugin.ts'
+import { buildTestApp } from './helper.ts'
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'"
 const WAIT_MS = 20_000
-
-// TEMPORARY stand-in for the real app until test/helper.ts exists.
-async function buildTestApp (): Promise<FastifyInstance> {
-  const schema = buildSchema(`
-    scalar Upload
-    type Image { sha256: String mimeType: String bytes: Int width: Int height: Int }
-    type Usage { promptTokens: Int completionTokens: Int totalTokens: Int }
-    type Identification { id: ID answer: String language: String backend: String model: String image: Image usage: Usage durationMs: Int createdAt: String }
-    type Vision { backend: String deployment: String ready: Boolean }
-    type Query { vision: Vision }
-    type Mutation { identifyVehicle(image: Upload!, instructions: String, language: String): Identification }
-  `)
-  const rootValue = {
-    vision: () => ({ backend: 'SIMULATED', deployment: null, ready: true }),
-    identifyVehicle: async ({ image, language }: { image: Buffer, language?: string }) => {
-      const m = await sharp(image).metadata()
-      return { id: '1', answer: '[SIMULATED]', language: language ?? 'en', backend: 'SIMULATED', model: 'simulated', image: { sha256: 'x', mimeType: `image/${m.format}`, bytes: image.length, width: m.width, height: m.height }, usage: null, durationMs: 1, createdAt: new Date().toISOString() }
-    }
-  }
-  const app = Fastify()
-  await app.register(multipart)
-  await app.register(graphiqlPlugin)
-  app.post('/graphql', async (req) => {
-    let body = req.body as { query: string, variables?: Record<string, unknown>, operationName?: string }
-    if (req.isMultipart()) {
-      const fields: Record<string, string> = {}
-      const files: Record<string, Buffer> = {}
-      for await (const part of req.parts()) {
-        if (part.type === 'field') fields[part.fieldname] = String(part.value)
-        else files[part.fieldname] = await part.toBuffer()
-      }
-      body = JSON.parse(fields.operations ?? '{}')
-      const map = JSON.parse(fields.map ?? '{}') as Record<string, string[]>
-      for (const [key, paths] of Object.entries(map)) {
-        for (const p of paths) body.variables![p.split('.')[1]!] = files[key]
-      }
-    }
-    return graphql({ schema, rootValue, source: body.query, variableValues: body.variables, operationName: body.operationName })
-  })
-  return app
-}
 
 let browser: Browser | undefined
 t.teardown(async () => { await browser?.close() })
@@ -61,17 +19,15 @@ t.test('GraphiQL page: offline, strict CSP, multipart upload', { timeout: 90_000
   const app = await buildTestApp()
   t.teardown(() => app.close())
 
-  // What reached POST /graphql: content type, and the headers the page must send.
+  // The app is already booted (no more Fastify hooks), so watch the HTTP server itself, ahead
+  // of Fastify's own listener: record what reached POST /graphql, and give the GraphiQL page the
+  // strict CSP unless the app sets its own (headers the app sets win over setHeader's).
   const received: Array<{ type: string, trace?: string, preflight?: string }> = []
-  app.addHook('onRequest', async (req) => {
-    if (req.method !== 'POST' || !req.url.startsWith('/graphql')) return
+  app.server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.startsWith('/graphiql')) res.setHeader('content-security-policy', CSP)
+    if (req.method !== 'POST' || !req.url?.startsWith('/graphql')) return
     const h = req.headers
     received.push({ type: String(h['content-type']), trace: h['x-trace'] as string | undefined, preflight: h['graphql-require-preflight'] as string | undefined })
-  })
-  // Prove the page under the strict CSP, unless the app already sets one.
-  app.addHook('onSend', async (req, reply, payload) => {
-    if (req.url.startsWith('/graphiql') && !reply.hasHeader('content-security-policy')) reply.header('content-security-policy', CSP)
-    return payload
   })
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
 
@@ -111,11 +67,11 @@ t.test('GraphiQL page: offline, strict CSP, multipart upload', { timeout: 90_000
 
   await page.locator('.graphiql-container').waitFor({ state: 'visible' })
   await page.locator('.graphiql-query-editor .CodeMirror').waitFor({ state: 'visible' })
-  t.match(await editorValue(page, '.graphiql-query-editor'), /mutation Identify\(\$image: Upload!/, 'the editor shows the sample upload mutation')
+  t.match(await editorValue(page, '.graphiql-query-editor .CodeMirror'), /mutation Identify\(\$image: Upload!/, 'the editor shows the sample upload mutation')
 
   // A header typed in GraphiQL's headers editor must go out on both the multipart and JSON paths.
   await page.getByRole('button', { name: 'Headers' }).click()
-  await setEditorValue(page, '.graphiql-editor-tool .CodeMirror-wrap:visible', '{"x-trace": "t-123"}')
+  await setEditorValue(page, '.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror', '{"x-trace": "t-123"}')
 
   // The bar offers a picker for $image: pick a real JPEG and run.
   const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#3a6' } }).jpeg().toBuffer()
@@ -133,6 +89,7 @@ t.test('GraphiQL page: offline, strict CSP, multipart upload', { timeout: 90_000
 
   // Without Upload variables the same page sends JSON, still with the typed header.
   await setEditorValue(page, '.graphiql-query-editor .CodeMirror', '{ vision { backend ready } }')
+  await page.waitForTimeout(500) // GraphiQL picks up the new operation name after a 100 ms debounce
   await page.locator('.graphiql-execute-button').click()
   t.match(await waitForResult(page, '"ready"'), /"ready": true/, 'a plain query runs')
   const json = received.at(-1)
@@ -147,7 +104,7 @@ t.test('GraphiQL page: offline, strict CSP, multipart upload', { timeout: 90_000
 type CodeMirrorElement = HTMLElement & { CodeMirror: { getValue (): string, setValue (v: string): void } }
 
 function editorValue (page: Page, selector: string): Promise<string> {
-  return page.locator(`${selector} .CodeMirror`).first().evaluate((el) => (el as CodeMirrorElement).CodeMirror.getValue())
+  return page.locator(selector).first().evaluate((el) => (el as CodeMirrorElement).CodeMirror.getValue())
 }
 
 async function setEditorValue (page: Page, selector: string, value: string): Promise<void> {
@@ -162,3 +119,40 @@ async function waitForResult (page: Page, marker: string): Promise<string> {
   }, marker, { timeout: WAIT_MS })
   return pane.evaluate((el) => (el as CodeMirrorElement).CodeMirror.getValue())
 }
+
+t.test('GraphiQL assets: allow-list, caching, no inline fonts', async (t) => {
+  const app = Fastify()
+  await app.register(graphiqlPlugin, { graphqlPath: '/api/graphql' })
+  t.teardown(() => app.close())
+
+  const page = await app.inject('/graphiql')
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.body, 'data-graphql-path="/api/graphql"', 'the page is told the GraphQL path')
+  t.notMatch(page.body, /<script(?![^>]*\bsrc=)/, 'no inline script')
+
+  for (const name of ['app.js', 'app.css', 'react.production.min.js', 'react-dom.production.min.js', 'graphiql.min.js', 'graphiql.min.css']) {
+    const res = await app.inject(`/graphiql/assets/${name}`)
+    t.equal(res.statusCode, 200, `${name} is served`)
+    t.equal(res.headers['cache-control'], 'no-cache', `${name} is revalidated`)
+    const again = await app.inject({ url: `/graphiql/assets/${name}`, headers: { 'if-none-match': String(res.headers.etag) } })
+    t.equal(again.statusCode, 304, `${name} answers 304 to its ETag`)
+  }
+
+  const gz = await app.inject({ url: '/graphiql/assets/graphiql.min.js', headers: { 'accept-encoding': 'gzip, br' } })
+  t.equal(gz.headers['content-encoding'], 'gzip', 'the big bundle is sent gzipped when accepted')
+
+  const css = (await app.inject('/graphiql/assets/graphiql.min.css')).body
+  t.notMatch(css, 'data:font/', 'no data: fonts left in the stylesheet')
+  t.notMatch(css, 'sourceMappingURL', 'no source map reference')
+  const font = /url\((fonts\/[0-9a-f]{16}\.woff2)\)/.exec(css)?.[1]
+  t.ok(font, 'fonts are referenced as assets')
+  const fontRes = await app.inject(`/graphiql/assets/${font}`)
+  t.equal(fontRes.statusCode, 200, 'an extracted font is served')
+  t.equal(fontRes.headers['content-type'], 'font/woff2')
+  t.match(fontRes.headers['cache-control'], /immutable/)
+
+  for (const url of ['/graphiql/assets/graphiql.js', '/graphiql/assets/../../package.json', '/graphiql/assets/%2e%2e/plugin.ts', '/graphiql/assets/react/package.json', '/graphiql/assets/']) {
+    t.equal((await app.inject(url)).statusCode, 404, `${url} is not served`)
+  }
+})

@@ -83,9 +83,11 @@ function send (request: FastifyRequest, reply: FastifyReply, asset: Asset) {
   return reply.send(asset.body)
 }
 
-export default async function graphiqlPlugin (app: FastifyInstance, opts: GraphiqlOptions) {
-  const graphiqlDir = packageDir('graphiql')
+// The files never change while the process runs: read (and gzip) them once, for every app built.
+let loaded: Promise<Map<string, Asset>> | undefined
 
+async function loadAssets (): Promise<Map<string, Asset>> {
+  const graphiqlDir = packageDir('graphiql')
   // The allow-list: name under /graphiql/assets/ → file. Nothing else is served.
   const files: Record<string, string> = {
     'app.js': path.join(publicDir, 'app.js'),
@@ -107,6 +109,13 @@ export default async function graphiqlPlugin (app: FastifyInstance, opts: Graphi
     }
     assets.set(name, makeAsset(name, body))
   }))
+  return assets
+}
+
+export default async function graphiqlPlugin (app: FastifyInstance, opts: GraphiqlOptions) {
+  // A failed read is not cached: the next app tries again.
+  loaded ??= loadAssets().catch((err: unknown) => { loaded = undefined; throw err })
+  const assets = await loaded
 
   const html = (await readFile(path.join(publicDir, 'index.html'), 'utf8')).replace(
     'data-graphql-path="/graphql"',

@@ -21,7 +21,7 @@ export async function encodeParts (parts: Part[], headers: Record<string, string
   const form = new FormData()
   for (const [name, value, filename, type] of parts) {
     if (typeof value === 'string') form.append(name, value)
-    else form.append(name, new Blob([value], { type: type ?? 'application/octet-stream' }), filename)
+    else form.append(name, new Blob([new Uint8Array(value)], { type: type ?? 'application/octet-stream' }), filename)
   }
   const response = new Response(form)
   return {
