@@ -4,16 +4,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import t from 'tap'
 import sharp from 'sharp'
 import { chromium } from 'playwright-core'
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import Fastify from 'fastify'
 import graphiqlPlugin from '../src/graphiql/plugin.ts'
 import { buildTestApp } from './helper.ts'
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'"
 const WAIT_MS = 20_000
-
-let browser: Browser | undefined
-t.teardown(async () => { await browser?.close() })
 
 t.test('GraphiQL page: offline, strict CSP, multipart upload', { timeout: 90_000 }, async (t) => {
   const app = await buildTestApp()
@@ -32,11 +29,12 @@ t.test('GraphiQL page: offline, strict CSP, multipart upload', { timeout: 90_000
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
 
   // A missing Chromium fails here: it is not skipped.
-  browser = await chromium.launch({
+  const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     timeout: WAIT_MS
   })
+  t.teardown(() => browser.close())
   const context = await browser.newContext()
   context.setDefaultTimeout(WAIT_MS)
 

@@ -8,7 +8,7 @@
   const { parse } = GraphiQL.GraphQL // graphql-js, bundled in GraphiQL's UMD build
   const graphqlUrl = new URL(document.body.dataset.graphqlPath || '/graphql', location.href).href
 
-  const DEFAULT_QUERY = `# Pick a photo for $image in the bar above, then run.
+  const DEFAULT_QUERY = `# Pick a photo for $image above, then run.
 # Optional: {"instructions": "…", "language": "de"}
 # Backend status:
 #   query { vision { backend deployment ready } }
