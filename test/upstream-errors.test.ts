@@ -1,0 +1,101 @@
+// Each upstream failure, after the SDK's own retries, becomes a stable extensions.code.
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { FakeAzure, type ChatFault } from './support/fake-azure.ts'
+import { buildAzureTestApp } from './helper.ts'
+import { identifyBody } from './support/multipart.ts'
+import * as images from './support/images.ts'
+
+const fake = await new FakeAzure().start()
+t.teardown(() => fake.close())
+const photo = await images.jpeg(40, 30)
+
+async function identifyWith (app: FastifyInstance, fault: ChatFault) {
+  fake.chatFault = () => fault
+  const before = fake.chatRequests.length
+  const res = await app.inject({ method: 'POST', url: '/graphql', ...(await identifyBody(photo)) })
+  return { status: res.statusCode, body: res.json(), attempts: fake.chatRequests.length - before }
+}
+
+const { app } = await buildAzureTestApp(fake, { VISION_TIMEOUT_MS: '15000' })
+t.teardown(() => app.close())
+
+t.test('429 with retry-after → UPSTREAM_RATE_LIMITED with retryAfter, after the SDK retries', async t => {
+  const { body, attempts } = await identifyWith(app, { kind: 'status', status: 429, retryAfter: '0' })
+  t.equal(body.data, null)
+  t.equal(body.errors[0].extensions.code, 'UPSTREAM_RATE_LIMITED')
+  t.equal(body.errors[0].extensions.retryAfter, 0)
+  t.equal(attempts, 3, 'the SDK tried 3 times')
+})
+
+t.test('429 with a retry-after in seconds reports it', async t => {
+  // retry-after over 60 s is ignored by the SDK's backoff, so this stays quick enough
+  const { body } = await identifyWith(app, { kind: 'status', status: 429, retryAfter: '120' })
+  t.equal(body.errors[0].extensions.code, 'UPSTREAM_RATE_LIMITED')
+  t.equal(body.errors[0].extensions.retryAfter, 120)
+})
+
+t.test('500 → UPSTREAM_UNAVAILABLE', async t => {
+  const { body } = await identifyWith(app, { kind: 'status', status: 503 })
+  t.equal(body.errors[0].extensions.code, 'UPSTREAM_UNAVAILABLE')
+  t.match(body.errors[0].message, /HTTP 503/)
+})
+
+t.test('401 PermissionDenied → UPSTREAM_AUTH naming the role to grant', async t => {
+  const { body, attempts } = await identifyWith(app, { kind: 'permission-denied' })
+  t.equal(body.errors[0].extensions.code, 'UPSTREAM_AUTH')
+  t.match(body.errors[0].message, /Cognitive Services OpenAI User/)
+  t.equal(attempts, 1, 'not retried')
+})
+
+t.test('content filter on the prompt (HTTP 400) and on the completion (finish_reason) → CONTENT_FILTERED', async t => {
+  const prompt = await identifyWith(app, { kind: 'content-filter-prompt' })
+  t.equal(prompt.body.errors[0].extensions.code, 'CONTENT_FILTERED')
+  const completion = await identifyWith(app, { kind: 'content-filter-completion' })
+  t.equal(completion.body.errors[0].extensions.code, 'CONTENT_FILTERED')
+})
+
+t.test('a hung deployment → UPSTREAM_TIMEOUT within VISION_TIMEOUT_MS, retries included', async t => {
+  const { app: impatient } = await buildAzureTestApp(fake, { VISION_TIMEOUT_MS: '700' })
+  t.teardown(() => impatient.close())
+  const started = performance.now()
+  const { body } = await identifyWith(impatient, { kind: 'hang' })
+  const elapsed = performance.now() - started
+  t.equal(body.errors[0].extensions.code, 'UPSTREAM_TIMEOUT')
+  t.ok(elapsed < 3000, `gave up after ${Math.round(elapsed)} ms`)
+  fake.releaseHung()
+})
+
+t.test('an unreachable endpoint → UPSTREAM_UNAVAILABLE', async t => {
+  const { app: offline } = await buildAzureTestApp(fake, { AZURE_OPENAI_ENDPOINT: 'http://127.0.0.1:9', VISION_TIMEOUT_MS: '10000' })
+  t.teardown(() => offline.close())
+  const res = await offline.inject({ method: 'POST', url: '/graphql', ...(await identifyBody(photo)) })
+  t.equal(res.json().errors[0].extensions.code, 'UPSTREAM_UNAVAILABLE')
+})
+
+t.test('a client that disconnects aborts its upstream call', async t => {
+  fake.chatFault = () => ({ kind: 'hang' })
+  const { app: live } = await buildAzureTestApp(fake, { VISION_TIMEOUT_MS: '30000' })
+  t.teardown(() => live.close())
+  const address = await live.listen({ host: '127.0.0.1', port: 0 })
+  const controller = new AbortController()
+  const before = fake.chatRequests.length
+  const { headers, payload } = await identifyBody(photo)
+  const request = fetch(`${address}/graphql`, { method: 'POST', headers, body: payload, signal: controller.signal })
+    .catch((err: Error) => err)
+  await until(() => fake.chatRequests.length > before)
+  t.equal(fake.inFlightChats, 1, 'the upstream call is in flight')
+  controller.abort()
+  t.ok(await request instanceof Error)
+  await until(() => fake.inFlightChats === 0)
+  t.equal(fake.inFlightChats, 0, 'the upstream connection was closed')
+  t.equal(fake.chatRequests.length, before + 1, 'and not retried')
+})
+
+async function until (condition: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
