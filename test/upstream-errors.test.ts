@@ -81,7 +81,7 @@ t.test('a client that disconnects aborts its upstream call', async t => {
   const controller = new AbortController()
   const before = fake.chatRequests.length
   const { headers, payload } = await identifyBody(photo)
-  const request = fetch(`${address}/graphql`, { method: 'POST', headers, body: payload, signal: controller.signal })
+  const request = fetch(`${address}/graphql`, { method: 'POST', headers, body: new Uint8Array(payload), signal: controller.signal })
     .catch((err: Error) => err)
   await until(() => fake.chatRequests.length > before)
   t.equal(fake.inFlightChats, 1, 'the upstream call is in flight')

@@ -16,7 +16,8 @@ interface Formatted {
 }
 
 export const CSRF_MESSAGE = 'This request has been blocked as a potential cross-site request forgery: ' +
-  'send a `graphql-require-preflight: 1` header (or `apollo-require-preflight`) with multipart uploads.'
+  'multipart uploads and GET requests need a `graphql-require-preflight: 1` header (or `apollo-require-preflight`); ' +
+  'JSON POST requests need `content-type: application/json`.'
 
 export function formatErrors (
   execution: ExecutionResult & { statusCode?: number },

@@ -9,7 +9,6 @@ import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import type { Upload } from './upload.ts'
 
 export const MAX_INSTRUCTIONS_LENGTH = 2000
-const MAX_LANGUAGE_LENGTH = 35
 
 interface IdentifyArgs {
   image: Upload
@@ -86,7 +85,7 @@ function readInstructions (value: string | null | undefined): string {
 
 function readLanguage (value: string | null | undefined, fallback: string): string {
   if (value === null || value === undefined || value === '') return fallback
-  if (value.length > MAX_LANGUAGE_LENGTH || !LANGUAGE_TAG.test(value)) {
+  if (!LANGUAGE_TAG.test(value)) { // also bounds the length: at most 3 + 3 × 9 characters
     throw badUserInput('`language` must be a BCP-47 language tag such as "ru", "en", "de" or "pt-BR".', { argument: 'language' })
   }
   return value

@@ -76,6 +76,11 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
           throw badRequest(`File field \`${part.fieldname}\` is not in \`map\` (or was sent twice).`)
         }
         received.add(part.fieldname)
+        // busboy reads ahead: the file may already be over the limit, and toBuffer() would still wait
+        // for the end of a part a stalled client never sends. Fail as soon as the limit is crossed.
+        const tooLarge = Object.assign(new Error('file too large'), { code: 'FST_REQ_FILE_TOO_LARGE' })
+        if ((part.file as { truncated?: boolean }).truncated) throw tooLarge
+        part.file.once('limit', () => part.file.destroy(tooLarge))
         const buffer = await part.toBuffer()
         const upload = new Upload(part.filename, part.mimetype, buffer)
         for (const path of paths) setPath(operations, path, upload)
@@ -156,7 +161,8 @@ function setPath (operations: Operations, path: string, upload: Upload): void {
 
 function translateMultipartError (err: unknown, limits: UploadLimits): AppError {
   if (err instanceof AppError) return err
-  const code = (err as { code?: string }).code
+  // A client that goes away mid-upload surfaces as an 'aborted' error without a code.
+  const code = (err as { code?: string }).code ?? ((err as Error).message === 'aborted' ? 'ECONNRESET' : undefined)
   switch (code) {
     case 'FST_REQ_FILE_TOO_LARGE':
       return new AppError('PAYLOAD_TOO_LARGE', `File is larger than the limit of ${limits.maxFileBytes} bytes.`, { statusCode: 413, extensions: { maxBytes: limits.maxFileBytes } })
@@ -170,6 +176,8 @@ function translateMultipartError (err: unknown, limits: UploadLimits): AppError 
     case 'FST_INVALID_JSON_FIELD_ERROR':
       return badRequest('A multipart field declared as application/json is not valid JSON.')
     case 'FST_MP_PREMATURE_CLOSE':
+    case 'ECONNRESET':
+    case 'ECONNABORTED':
       return new AppError('CLIENT_CLOSED_REQUEST', 'The client closed the request before the upload was complete.', { statusCode: 400 })
     default:
       // busboy's own parse errors ("Malformed part header", "Unexpected end of form", ...)

@@ -66,7 +66,11 @@ function isAccepted (mime: string | undefined): mime is ImageMimeType {
 export function isComplete (buf: Buffer, mime: ImageMimeType): boolean {
   switch (mime) {
     case 'image/jpeg': return jpegHasEndAfterScan(buf)
-    case 'image/png': return buf.lastIndexOf('IEND', undefined, 'latin1') > 8
+    case 'image/png': {
+      // The IEND chunk type, then its 4-byte CRC.
+      const iend = buf.lastIndexOf('IEND', undefined, 'latin1')
+      return iend > 8 && iend + 8 <= buf.length
+    }
     case 'image/gif': return lastNonZeroByte(buf) === 0x3b
     case 'image/webp': return buf.length >= 12 && buf.readUInt32LE(4) + 8 <= buf.length
   }
