@@ -24,7 +24,14 @@ const app = await buildApp({ config, vision, logger: log })
 closeWithGrace({ delay: GRACE_MS, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
   else log.info({ signal }, 'shutting down: finishing in-flight requests')
-  await app.close()
+  // app.close() closes idle keep-alive connections once, at the start; a connection whose request
+  // finishes later would then hold the server open until its keep-alive timeout. Sweep them.
+  const sweeper = setInterval(() => app.server.closeIdleConnections(), 100)
+  try {
+    await app.close()
+  } finally {
+    clearInterval(sweeper)
+  }
 })
 
 await app.listen({ host: config.host, port: config.port })
