@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# agrivision: Node 24 runs the TypeScript sources directly (type stripping), so there is no build step;
+# the first stage only installs production dependencies from the lockfile.
+
+FROM node:24-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: the only install script is the `node` devDependency's, which is not installed here.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM node:24-slim
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000 \
+    # Pin the credential chain to Environment, WorkloadIdentity and ManagedIdentity: no developer tools in production.
+    AZURE_TOKEN_CREDENTIALS=prod
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY schema ./schema
+COPY src ./src
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health/live').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "src/server.ts"]
