@@ -6,6 +6,7 @@ import multipart from '@fastify/multipart'
 import type { Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
+import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
 import healthPlugin from './health.ts'
 import graphqlPlugin from './graphql/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
@@ -13,11 +14,13 @@ import graphiqlPlugin from './graphiql/plugin.ts'
 export interface AppOptions {
   config: Config
   vision: VisionService
+  /** The image pipeline; made from the config when not given. */
+  images?: ImagePipeline
   /** A pino logger to share with the services; otherwise one is made from the config. */
   logger?: FastifyBaseLogger
 }
 
-export async function buildApp ({ config, vision, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp ({ config, vision, images = createImagePipeline(config.images), logger }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config) }),
     genReqId: (req) => validRequestId(req.headers['x-request-id']) ?? randomUUID(),
@@ -29,7 +32,7 @@ export async function buildApp ({ config, vision, logger }: AppOptions): Promise
 
   // The app's own
   await app.register(healthPlugin, { vision })
-  await app.register(graphqlPlugin, { config, vision })
+  await app.register(graphqlPlugin, { config, vision, images })
   if (config.graphiql) await app.register(graphiqlPlugin)
 
   app.addHook('onClose', async () => { await vision.close?.() })

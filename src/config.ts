@@ -1,6 +1,8 @@
 // Configuration from the environment, validated once at start-up.
 // An invalid value throws a ConfigError naming the variable; server.ts turns that into exit code 1.
+import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
+import type { ImageDetail } from './image/tokens.ts'
 
 export type VisionBackendName = 'azure' | 'simulated'
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -20,6 +22,13 @@ export interface Config {
   production: boolean
   graphiql: boolean
   maxUploadBytes: number
+  images: {
+    /** Default detail level (VISION_IMAGE_DETAIL); a request's `detail` argument overrides it. */
+    detail: ImageDetail
+    maxInputPixels: number
+    jpegQuality: number
+    concurrency: number
+  }
   vision: {
     backend: VisionBackendName
     language: string
@@ -49,6 +58,10 @@ const schema = {
     GRAPHIQL: { type: 'boolean' },
     MAX_UPLOAD_BYTES: { type: 'integer', minimum: 1024, maximum: 100 * MiB, default: 20 * MiB },
     VISION_BACKEND: { type: 'string', enum: ['azure', 'simulated'] },
+    VISION_IMAGE_DETAIL: { type: 'string', enum: ['auto', 'high', 'low'], default: 'auto' },
+    IMAGE_MAX_INPUT_PIXELS: { type: 'integer', minimum: 1_000_000, maximum: 500_000_000, default: 50_000_000 },
+    IMAGE_JPEG_QUALITY: { type: 'integer', minimum: 30, maximum: 100, default: 85 },
+    IMAGE_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64 },
     VISION_LANGUAGE: { type: 'string', pattern: LANGUAGE_TAG.source, default: 'ru' },
     VISION_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 60_000 },
     VISION_MAX_TOKENS: { type: 'integer', minimum: 16, maximum: 16_384, default: 800 },
@@ -68,6 +81,10 @@ interface RawEnv {
   GRAPHIQL?: boolean
   MAX_UPLOAD_BYTES: number
   VISION_BACKEND?: VisionBackendName
+  VISION_IMAGE_DETAIL: ImageDetail
+  IMAGE_MAX_INPUT_PIXELS: number
+  IMAGE_JPEG_QUALITY: number
+  IMAGE_CONCURRENCY?: number
   VISION_LANGUAGE: string
   VISION_TIMEOUT_MS: number
   VISION_MAX_TOKENS: number
@@ -126,6 +143,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     production,
     graphiql: raw.GRAPHIQL ?? !production,
     maxUploadBytes: raw.MAX_UPLOAD_BYTES,
+    images: {
+      detail: raw.VISION_IMAGE_DETAIL,
+      maxInputPixels: raw.IMAGE_MAX_INPUT_PIXELS,
+      jpegQuality: raw.IMAGE_JPEG_QUALITY,
+      concurrency: raw.IMAGE_CONCURRENCY ?? availableParallelism()
+    },
     vision: {
       backend,
       language: raw.VISION_LANGUAGE,

@@ -2,10 +2,12 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import type { VisionService } from '../vision/types.ts'
+import type { ImagePipeline } from '../image/pipeline.ts'
 
 export interface AppContext {
   config: Config
   vision: VisionService
+  images: ImagePipeline
   log: FastifyBaseLogger
   /** Aborted when the client disconnects before its answer is sent. */
   signal: AbortSignal
@@ -15,11 +17,11 @@ declare module 'mercurius' {
   interface MercuriusContext extends AppContext {}
 }
 
-export function buildContext (config: Config, vision: VisionService) {
+export function buildContext (config: Config, vision: VisionService, images: ImagePipeline) {
   return (request: FastifyRequest, reply: FastifyReply): AppContext => {
     const controller = new AbortController()
     // 'close' before 'finish' on the response means the connection went away.
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
-    return { config, vision, log: request.log, signal: controller.signal }
+    return { config, vision, images, log: request.log, signal: controller.signal }
   }
 }

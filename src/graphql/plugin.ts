@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
 import type { Config } from '../config.ts'
 import type { VisionService } from '../vision/types.ts'
+import type { ImagePipeline } from '../image/pipeline.ts'
 import { buildContext } from './context.ts'
 import { formatErrors } from './errors.ts'
 import { resolvers } from './resolvers.ts'
@@ -13,6 +14,7 @@ import { readMultipartOperations, type UploadLimits } from './upload.ts'
 export interface GraphqlPluginOptions {
   config: Config
   vision: VisionService
+  images: ImagePipeline
 }
 
 /** Header names that force a CORS preflight, as upload clients already send them. */
@@ -24,7 +26,7 @@ export const PREFLIGHT_HEADERS = [
   'x-mercurius-operation-name'
 ]
 
-export default async function graphqlPlugin (app: FastifyInstance, { config, vision }: GraphqlPluginOptions): Promise<void> {
+export default async function graphqlPlugin (app: FastifyInstance, { config, vision, images }: GraphqlPluginOptions): Promise<void> {
   const limits: UploadLimits = { maxFileBytes: config.maxUploadBytes, maxFiles: 1, maxFieldBytes: 64 * 1024 }
 
   async function readUploads (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -42,7 +44,7 @@ export default async function graphqlPlugin (app: FastifyInstance, { config, vis
     resolvers,
     path: '/graphql',
     graphiql: false, // ours, self-hosted: see src/graphiql/
-    context: buildContext(config, vision),
+    context: buildContext(config, vision, images),
     allowBatchedQueries: false,
     // Multipart posts need a header a cross-site HTML form cannot send; JSON posts already force a preflight.
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },

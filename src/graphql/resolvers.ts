@@ -7,6 +7,7 @@ import { inspectImage } from '../image/inspect.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import type { Upload } from './upload.ts'
+import type { ImageDetail } from '../image/tokens.ts'
 
 export const MAX_INSTRUCTIONS_LENGTH = 2000
 
@@ -14,6 +15,7 @@ interface IdentifyArgs {
   image: Upload
   instructions?: string | null
   language?: string | null
+  detail?: 'AUTO' | 'HIGH' | 'LOW' | null
 }
 
 export const resolvers: IResolvers = {
@@ -42,13 +44,17 @@ export const resolvers: IResolvers = {
         throw err
       }
 
-      const summary = { id, sha256: image.sha256, bytes: image.bytes, mime: image.mimeType, backend: ctx.vision.backend }
+      const detail = args.detail ? (args.detail.toLowerCase() as ImageDetail) : ctx.config.images.detail
+      const summary: Record<string, unknown> = { id, sha256: image.sha256, bytes: image.bytes, mime: image.mimeType, backend: ctx.vision.backend }
       try {
+        const sent = await ctx.images.prepare(upload.buffer, image, detail)
+        Object.assign(summary, { sentBytes: sent.bytes.length, sentMime: sent.mimeType, sentWidth: sent.width, sentHeight: sent.height, detail })
         const result = await ctx.vision.identify({
-          image: upload.buffer,
-          mimeType: image.mimeType,
-          width: image.width,
-          height: image.height,
+          image: sent.bytes,
+          mimeType: sent.mimeType,
+          width: sent.width,
+          height: sent.height,
+          detail,
           instructions,
           language,
           signal: ctx.signal
@@ -61,7 +67,18 @@ export const resolvers: IResolvers = {
           language,
           backend: ctx.vision.backend,
           model: result.model,
-          image: { sha256: image.sha256, mimeType: image.mimeType, bytes: image.bytes, width: image.width, height: image.height },
+          image: {
+            sha256: image.sha256,
+            mimeType: image.mimeType,
+            bytes: image.bytes,
+            width: image.width,
+            height: image.height,
+            sentMimeType: sent.mimeType,
+            sentBytes: sent.bytes.length,
+            sentWidth: sent.width,
+            sentHeight: sent.height,
+            estimatedImageTokens: sent.estimatedImageTokens
+          },
           usage: result.usage,
           durationMs,
           createdAt: new Date()

@@ -35,7 +35,8 @@ export async function inspectImage (buffer: Buffer): Promise<InspectedImage> {
 
   let meta: Metadata
   try {
-    meta = await sharp(buffer, { pages: -1 }).metadata()
+    // Header only, so no pixel limit here: the pipeline refuses oversized images by their claimed size.
+    meta = await sharp(buffer, { pages: -1, limitInputPixels: false }).metadata()
   } catch {
     throw refuse('The image is corrupt: its header cannot be read.')
   }

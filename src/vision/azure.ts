@@ -95,7 +95,7 @@ function buildRequest (deployment: string, request: IdentifyRequest, maxTokens: 
         content: [
           { type: 'text', text: request.instructions },
           // The uploaded bytes themselves, with the type sniffed from them.
-          { type: 'image_url', image_url: { url: `data:${request.mimeType};base64,${request.image.toString('base64')}` } }
+          { type: 'image_url', image_url: { url: `data:${request.mimeType};base64,${request.image.toString('base64')}`, detail: request.detail } }
         ]
       }
     ]

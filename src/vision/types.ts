@@ -1,5 +1,6 @@
 // The one interface every vision backend implements. The resolver validates and delegates here.
 import type { ImageMimeType } from '../image/inspect.ts'
+import type { ImageDetail } from '../image/tokens.ts'
 
 export type VisionBackend = 'AZURE_OPENAI' | 'SIMULATED'
 
@@ -9,6 +10,8 @@ export interface IdentifyRequest {
   mimeType: ImageMimeType
   width: number
   height: number
+  /** Sent to the model as the image's `detail`. */
+  detail: ImageDetail
   instructions: string
   /** BCP-47 tag of the answer's language. */
   language: string

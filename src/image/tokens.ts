@@ -1,0 +1,22 @@
+// What GPT-4o looks at, by the published tile rule (see ../shared/docs/azure-identity-openai.md):
+// low detail: a 512×512 view, 85 tokens. high detail: fit within 2048×2048, then the short side at
+// most 768, then 170 tokens per 512×512 tile plus 85. `auto` is estimated as high: the worst case.
+
+export type ImageDetail = 'auto' | 'high' | 'low'
+
+export interface Size { width: number, height: number }
+
+/** The size the model would downscale to; never larger than the input. */
+export function targetSize (width: number, height: number, detail: ImageDetail): Size {
+  let scale = detail === 'low'
+    ? Math.min(1, 512 / Math.max(width, height))
+    : Math.min(1, 2048 / Math.max(width, height))
+  if (detail !== 'low') scale *= Math.min(1, 768 / Math.min(width * scale, height * scale))
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) }
+}
+
+export function estimateImageTokens (width: number, height: number, detail: ImageDetail): number {
+  if (detail === 'low') return 85
+  const { width: w, height: h } = targetSize(width, height, 'high')
+  return 85 + 170 * Math.ceil(w / 512) * Math.ceil(h / 512)
+}
