@@ -10,6 +10,7 @@ import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
 import healthPlugin from './health.ts'
 import graphqlPlugin from './graphql/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
+import callerAuthPlugin from './auth/plugin.ts'
 
 export interface AppOptions {
   config: Config
@@ -31,6 +32,7 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
   await app.register(multipart)
 
   // The app's own
+  await app.register(callerAuthPlugin, { auth: config.auth })
   await app.register(healthPlugin, { vision })
   await app.register(graphqlPlugin, { config, vision, images })
   if (config.graphiql) await app.register(graphiqlPlugin)

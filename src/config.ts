@@ -1,5 +1,6 @@
 // Configuration from the environment, validated once at start-up.
 // An invalid value throws a ConfigError naming the variable; server.ts turns that into exit code 1.
+import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import type { ImageDetail } from './image/tokens.ts'
@@ -15,6 +16,27 @@ export interface AzureConfig {
   tokenTimeoutMs: number
 }
 
+export type CallerAuthMode = 'entra' | 'apikey'
+
+export interface EntraConfig {
+  tenantId: string
+  /** Accepted `aud` values: the API's client id and/or App ID URI. */
+  audiences: string[]
+  /** A caller needs one of these, as an app role (`roles`) or a delegated scope (`scp`). */
+  requiredRoles: string[]
+  /** Overrides discovery (sovereign clouds, tests). */
+  jwksUri: string
+  /** Accepted `iss` values (v1 and v2 issuers of the tenant unless ENTRA_ISSUER is set). */
+  issuers: string[]
+  jwksTimeoutMs: number
+}
+
+export interface ApiKeyEntry {
+  /** Shown in logs instead of the key: the name given in API_KEY_HASHES, else the hash's first 12 hex digits. */
+  id: string
+  sha256: Buffer
+}
+
 export interface Config {
   port: number
   host: string
@@ -22,6 +44,31 @@ export interface Config {
   production: boolean
   graphiql: boolean
   maxUploadBytes: number
+  /** Whole-request receive timeout (slow uploads are cut off after this). */
+  requestTimeoutMs: number
+  auth: {
+    /** Empty: anonymous. */
+    modes: CallerAuthMode[]
+    entra: EntraConfig | null
+    apiKeys: ApiKeyEntry[]
+  }
+  limits: {
+    ratePerMinute: number
+    redisUrl: string | null
+    introspection: boolean
+    maxQueryDepth: number
+    /** `true`: any origin; else the list (empty: no cross-origin access). */
+    corsOrigins: true | string[]
+  }
+  overload: {
+    maxConcurrency: number
+    queueSize: number
+    queueTimeoutMs: number
+    maxEventLoopDelayMs: number
+    maxHeapUsedBytes: number
+    maxRssBytes: number
+  }
+  metricsToken: string | null
   images: {
     /** Default detail level (VISION_IMAGE_DETAIL); a request's `detail` argument overrides it. */
     detail: ImageDetail
@@ -69,7 +116,30 @@ const schema = {
     AZURE_OPENAI_DEPLOYMENT: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
     AZURE_OPENAI_API_VERSION: { type: 'string', pattern: '^(v1|\\d{4}-\\d{2}-\\d{2}(-preview)?)$', default: 'v1' },
     AZURE_OPENAI_SCOPE: { type: 'string', pattern: '^\\S+/\\.default$', default: 'https://cognitiveservices.azure.com/.default' },
-    AZURE_TOKEN_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 300_000, default: 10_000 }
+    AZURE_TOKEN_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 300_000, default: 10_000 },
+    REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 120_000 },
+    AUTH_MODE: { type: 'string', pattern: '^(none|entra|apikey|entra,apikey|apikey,entra)$', default: 'none' },
+    ALLOW_ANONYMOUS: { type: 'boolean', default: false },
+    ENTRA_TENANT_ID: { type: 'string', pattern: '^[0-9a-fA-F-]{36}$|^[A-Za-z0-9.-]+$' },
+    ENTRA_AUDIENCE: { type: 'string', minLength: 1 },
+    ENTRA_REQUIRED_ROLES: { type: 'string', default: 'VehicleIdentification.Identify' },
+    ENTRA_JWKS_URI: { type: 'string', pattern: '^https?://' },
+    ENTRA_ISSUER: { type: 'string', minLength: 1 },
+    ENTRA_JWKS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60_000, default: 5_000 },
+    API_KEY_HASHES: { type: 'string' },
+    API_KEY_HASHES_FILE: { type: 'string', minLength: 1 },
+    RATE_LIMIT_PER_MINUTE: { type: 'integer', minimum: 1, maximum: 100_000, default: 30 },
+    REDIS_URL: { type: 'string', pattern: '^rediss?://' },
+    GRAPHQL_INTROSPECTION: { type: 'boolean' },
+    GRAPHQL_MAX_DEPTH: { type: 'integer', minimum: 8, maximum: 100, default: 15 },
+    CORS_ORIGINS: { type: 'string' },
+    VISION_MAX_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+    VISION_QUEUE_SIZE: { type: 'integer', minimum: 0, maximum: 10_000, default: 64 },
+    VISION_QUEUE_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000 },
+    PRESSURE_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, default: 1_000 },
+    PRESSURE_MAX_HEAP_USED_BYTES: { type: 'integer', minimum: 0, default: 0 },
+    PRESSURE_MAX_RSS_BYTES: { type: 'integer', minimum: 0, default: 0 },
+    METRICS_TOKEN: { type: 'string', minLength: 16 }
   }
 } as const
 
@@ -93,6 +163,29 @@ interface RawEnv {
   AZURE_OPENAI_API_VERSION: string
   AZURE_OPENAI_SCOPE: string
   AZURE_TOKEN_TIMEOUT_MS: number
+  REQUEST_TIMEOUT_MS: number
+  AUTH_MODE: string
+  ALLOW_ANONYMOUS: boolean
+  ENTRA_TENANT_ID?: string
+  ENTRA_AUDIENCE?: string
+  ENTRA_REQUIRED_ROLES: string
+  ENTRA_JWKS_URI?: string
+  ENTRA_ISSUER?: string
+  ENTRA_JWKS_TIMEOUT_MS: number
+  API_KEY_HASHES?: string
+  API_KEY_HASHES_FILE?: string
+  RATE_LIMIT_PER_MINUTE: number
+  REDIS_URL?: string
+  GRAPHQL_INTROSPECTION?: boolean
+  GRAPHQL_MAX_DEPTH: number
+  CORS_ORIGINS?: string
+  VISION_MAX_CONCURRENCY: number
+  VISION_QUEUE_SIZE: number
+  VISION_QUEUE_TIMEOUT_MS: number
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: number
+  PRESSURE_MAX_HEAP_USED_BYTES: number
+  PRESSURE_MAX_RSS_BYTES: number
+  METRICS_TOKEN?: string
 }
 
 // The tutorial's names, still accepted so an existing Function App's settings keep working.
@@ -136,6 +229,16 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
 
+  const modes = raw.AUTH_MODE === 'none' ? [] : raw.AUTH_MODE.split(',') as CallerAuthMode[]
+  if (modes.length === 0 && production && !raw.ALLOW_ANONYMOUS) {
+    throw new ConfigError('invalid configuration: AUTH_MODE=none with NODE_ENV=production lets anyone spend the deployment\'s quota; ' +
+      'set AUTH_MODE (entra, apikey) or ALLOW_ANONYMOUS=true to accept that explicitly')
+  }
+  const apiKeys = modes.includes('apikey') ? readApiKeys(raw) : []
+  if (modes.includes('apikey') && apiKeys.length === 0) {
+    throw new ConfigError('invalid configuration: AUTH_MODE includes apikey but neither API_KEY_HASHES nor API_KEY_HASHES_FILE lists a key hash')
+  }
+
   return {
     port: raw.PORT,
     host: raw.HOST,
@@ -143,6 +246,28 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     production,
     graphiql: raw.GRAPHIQL ?? !production,
     maxUploadBytes: raw.MAX_UPLOAD_BYTES,
+    requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
+    auth: {
+      modes,
+      entra: modes.includes('entra') ? readEntra(raw) : null,
+      apiKeys
+    },
+    limits: {
+      ratePerMinute: raw.RATE_LIMIT_PER_MINUTE,
+      redisUrl: raw.REDIS_URL ?? null,
+      introspection: raw.GRAPHQL_INTROSPECTION ?? !production,
+      maxQueryDepth: raw.GRAPHQL_MAX_DEPTH,
+      corsOrigins: raw.CORS_ORIGINS === undefined ? (production ? [] : true) : readList(raw.CORS_ORIGINS)
+    },
+    overload: {
+      maxConcurrency: raw.VISION_MAX_CONCURRENCY,
+      queueSize: raw.VISION_QUEUE_SIZE,
+      queueTimeoutMs: raw.VISION_QUEUE_TIMEOUT_MS,
+      maxEventLoopDelayMs: raw.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
+      maxHeapUsedBytes: raw.PRESSURE_MAX_HEAP_USED_BYTES,
+      maxRssBytes: raw.PRESSURE_MAX_RSS_BYTES
+    },
+    metricsToken: raw.METRICS_TOKEN ?? null,
     images: {
       detail: raw.VISION_IMAGE_DETAIL,
       maxInputPixels: raw.IMAGE_MAX_INPUT_PIXELS,
@@ -157,4 +282,48 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       azure
     }
   }
+}
+
+function readList (value: string): string[] {
+  return value.split(',').map(item => item.trim()).filter(Boolean)
+}
+
+function readEntra (raw: RawEnv): EntraConfig {
+  const tenantId = raw.ENTRA_TENANT_ID
+  if (!tenantId) throw new ConfigError('invalid configuration: AUTH_MODE=entra needs ENTRA_TENANT_ID')
+  if (!raw.ENTRA_AUDIENCE) throw new ConfigError('invalid configuration: AUTH_MODE=entra needs ENTRA_AUDIENCE (the API\'s client id or App ID URI)')
+  const requiredRoles = readList(raw.ENTRA_REQUIRED_ROLES)
+  if (requiredRoles.length === 0) throw new ConfigError('invalid configuration: ENTRA_REQUIRED_ROLES is empty')
+  return {
+    tenantId,
+    audiences: readList(raw.ENTRA_AUDIENCE),
+    requiredRoles,
+    jwksUri: raw.ENTRA_JWKS_URI ?? `https://login.microsoftonline.com/${tenantId}/discovery/v2.0/keys`,
+    issuers: raw.ENTRA_ISSUER
+      ? readList(raw.ENTRA_ISSUER)
+      : [`https://login.microsoftonline.com/${tenantId}/v2.0`, `https://sts.windows.net/${tenantId}/`],
+    jwksTimeoutMs: raw.ENTRA_JWKS_TIMEOUT_MS
+  }
+}
+
+/** `API_KEY_HASHES` and/or the file `API_KEY_HASHES_FILE`: SHA-256 hex hashes, optionally `name:hash`, comma- or line-separated. */
+function readApiKeys (raw: RawEnv): ApiKeyEntry[] {
+  let text = raw.API_KEY_HASHES ?? ''
+  if (raw.API_KEY_HASHES_FILE) {
+    try {
+      text += '\n' + readFileSync(raw.API_KEY_HASHES_FILE, 'utf8')
+    } catch (err) {
+      throw new ConfigError(`invalid configuration: API_KEY_HASHES_FILE cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+  }
+  const entries: ApiKeyEntry[] = []
+  for (const line of text.split(/[,\n]/)) {
+    const item = line.replace(/#.*/, '').trim()
+    if (item === '') continue
+    const match = /^(?:([\w.-]{1,64}):)?([0-9a-fA-F]{64})$/.exec(item)
+    if (!match) throw new ConfigError('invalid configuration: API_KEY_HASHES entries must be 64 hex digits (a SHA-256), optionally prefixed by "name:"')
+    const hash = (match[2] as string).toLowerCase()
+    entries.push({ id: match[1] ?? hash.slice(0, 12), sha256: Buffer.from(hash, 'hex') })
+  }
+  return entries
 }

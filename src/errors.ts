@@ -15,6 +15,10 @@ export type ErrorCode =
   | 'CONTENT_FILTERED'
   | 'AUTH_UNAVAILABLE'
   | 'CLIENT_CLOSED_REQUEST'
+  | 'UNAUTHENTICATED'
+  | 'FORBIDDEN'
+  | 'RATE_LIMITED'
+  | 'OVERLOADED'
   | 'INTERNAL_SERVER_ERROR'
 
 export interface AppErrorOptions {

@@ -3,12 +3,15 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import type { VisionService } from '../vision/types.ts'
 import type { ImagePipeline } from '../image/pipeline.ts'
+import type { Caller } from '../auth/plugin.ts'
 
 export interface AppContext {
   config: Config
   vision: VisionService
   images: ImagePipeline
   log: FastifyBaseLogger
+  /** Who is calling (anonymous when AUTH_MODE=none). */
+  caller: Caller | null
   /** Aborted when the client disconnects before its answer is sent. */
   signal: AbortSignal
 }
@@ -22,6 +25,6 @@ export function buildContext (config: Config, vision: VisionService, images: Ima
     const controller = new AbortController()
     // 'close' before 'finish' on the response means the connection went away.
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
-    return { config, vision, images, log: request.log, signal: controller.signal }
+    return { config, vision, images, caller: request.caller, log: request.log, signal: controller.signal }
   }
 }

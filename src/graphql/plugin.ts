@@ -39,6 +39,9 @@ export default async function graphqlPlugin (app: FastifyInstance, { config, vis
     }
   }
 
+  // Who is calling, before anything of the request is read.
+  app.addHook('onRequest', app.authenticate)
+
   await app.register(mercurius, {
     schema: loadSchemaSDL(),
     resolvers,
