@@ -1,14 +1,23 @@
 // The app factory: builds the service from plugins and the services it is handed.
 // No module-level singletons: tests pass fakes, src/server.ts passes the real backends.
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
 import multipart from '@fastify/multipart'
+import rateLimit from '@fastify/rate-limit'
+import { Redis } from 'ioredis'
 import type { Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
 import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
+import { AdmissionGate } from './limits/admission.ts'
+import { Metrics } from './metrics/registry.ts'
+import metricsPlugin from './metrics/plugin.ts'
+import pressurePlugin from './limits/pressure.ts'
 import healthPlugin from './health.ts'
-import graphqlPlugin from './graphql/plugin.ts'
+import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
 import callerAuthPlugin from './auth/plugin.ts'
 
@@ -21,23 +30,76 @@ export interface AppOptions {
   logger?: FastifyBaseLogger
 }
 
+/** What the routes share, built once per app. */
+export interface AppServices {
+  config: Config
+  vision: VisionService
+  images: ImagePipeline
+  metrics: Metrics
+  admission: AdmissionGate
+}
+
 export async function buildApp ({ config, vision, images = createImagePipeline(config.images), logger }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config) }),
     genReqId: (req) => validRequestId(req.headers['x-request-id']) ?? randomUUID(),
-    bodyLimit: 1024 * 1024 // JSON bodies; uploads have their own limit
+    bodyLimit: 1024 * 1024, // JSON bodies; uploads have their own limit
+    // A whole request (slow uploads included) must arrive within REQUEST_TIMEOUT_MS; checked every second.
+    serverFactory: (handler) => createServer({
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: 1000
+    }, handler)
   })
 
+  const metrics = new Metrics()
+  const admission = new AdmissionGate(config.overload, {
+    waited: (ms) => metrics.queueWait.observe(ms / 1000),
+    refused: (reason) => metrics.refusals.inc({ reason })
+  })
+  metrics.gauge('agrivision_admission_active', 'Identifications holding a slot.', () => admission.active)
+  metrics.gauge('agrivision_admission_queued', 'Identifications waiting for a slot.', () => admission.queued)
+  metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
+  metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
+  const services: AppServices = { config, vision, images, metrics, admission }
+
   // External plugins
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"], // the self-hosted GraphiQL needs nothing more
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"]
+      }
+    }
+  })
+  await app.register(cors, {
+    origin: config.limits.corsOrigins,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'x-request-id', ...PREFLIGHT_HEADERS],
+    exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-request-id'],
+    maxAge: 600
+  })
   await app.register(multipart)
+  const redis = config.limits.redisUrl ? new Redis(config.limits.redisUrl, { connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: false }) : undefined
+  await app.register(rateLimit, { global: false, ...(redis ? { redis, nameSpace: 'agrivision-rl:' } : {}) })
 
   // The app's own
+  await app.register(metricsPlugin, { metrics, token: config.metricsToken })
   await app.register(callerAuthPlugin, { auth: config.auth })
+  await app.register(pressurePlugin, { config, metrics })
   await app.register(healthPlugin, { vision })
-  await app.register(graphqlPlugin, { config, vision, images })
+  await app.register(graphqlPlugin, services)
   if (config.graphiql) await app.register(graphiqlPlugin)
 
-  app.addHook('onClose', async () => { await vision.close?.() })
+  app.addHook('onClose', async () => {
+    await vision.close?.()
+    await redis?.quit().catch(() => {})
+  })
   return app
 }
 

@@ -7,7 +7,8 @@ export default async function healthPlugin (app: FastifyInstance, { vision }: { 
 
   app.get('/health/ready', async (_request, reply) => {
     const status = vision.status()
-    if (!status.ready) return reply.code(503).send({ status: 'unavailable', backend: status.backend, reason: status.reason })
+    if (!status.ready) return await reply.code(503).send({ status: 'unavailable', backend: status.backend, reason: status.reason })
+    if (app.isUnderPressure()) return await reply.code(503).send({ status: 'unavailable', backend: status.backend, reason: 'under pressure' })
     return { status: 'ok', backend: status.backend }
   })
 }

@@ -7,6 +7,7 @@ import { inspectImage } from './image/inspect.ts'
 import type { ImagePipeline } from './image/pipeline.ts'
 import type { ImageDetail } from './image/tokens.ts'
 import type { TokenUsage, VisionBackend, VisionService } from './vision/types.ts'
+import type { Metrics } from './metrics/registry.ts'
 
 export interface IdentificationInput {
   image: Buffer
@@ -42,21 +43,27 @@ export interface Identification {
 export interface IdentificationDeps {
   vision: VisionService
   images: ImagePipeline
+  metrics: Metrics
   log: FastifyBaseLogger
 }
 
-export async function identifyVehicle ({ vision, images, log: parentLog }: IdentificationDeps, input: IdentificationInput): Promise<Identification> {
+export async function identifyVehicle ({ vision, images, metrics, log: parentLog }: IdentificationDeps, input: IdentificationInput): Promise<Identification> {
   const started = performance.now()
   const id = randomUUID()
   const log = parentLog.child({ identificationId: id })
   const line: Record<string, unknown> = { id, bytes: input.image.length, backend: vision.backend, detail: input.detail }
   const elapsed = () => Math.round(performance.now() - started)
+  const backend = vision.backend
+  metrics.imageBytes.inc({ direction: 'received' }, input.image.length)
+  let upstreamStarted: number | undefined
 
   try {
     const image = await inspectImage(input.image)
     Object.assign(line, { sha256: image.sha256, mime: image.mimeType, width: image.width, height: image.height })
     const sent = await images.prepare(input.image, image, input.detail)
     Object.assign(line, { sentBytes: sent.bytes.length, sentMime: sent.mimeType, sentWidth: sent.width, sentHeight: sent.height })
+    metrics.imageBytes.inc({ direction: 'sent' }, sent.bytes.length)
+    upstreamStarted = performance.now()
 
     const result = await vision.identify({
       image: sent.bytes,
@@ -68,6 +75,12 @@ export async function identifyVehicle ({ vision, images, log: parentLog }: Ident
       language: input.language,
       signal: input.signal
     })
+    metrics.upstreamDuration.observe({ outcome: 'OK', backend }, (performance.now() - upstreamStarted) / 1000)
+    metrics.identifications.inc({ outcome: 'OK', backend })
+    if (result.usage) {
+      metrics.modelTokens.inc({ kind: 'prompt' }, result.usage.promptTokens)
+      metrics.modelTokens.inc({ kind: 'completion' }, result.usage.completionTokens)
+    }
     const durationMs = elapsed()
     log.info({ identification: { ...line, model: result.model, upstreamStatus: result.upstreamStatus, usage: result.usage, durationMs } }, 'identification done')
     return {
@@ -94,6 +107,8 @@ export async function identifyVehicle ({ vision, images, log: parentLog }: Ident
     }
   } catch (err) {
     const code = err instanceof AppError ? err.code : 'INTERNAL_SERVER_ERROR'
+    if (upstreamStarted !== undefined) metrics.upstreamDuration.observe({ outcome: code, backend }, (performance.now() - upstreamStarted) / 1000)
+    metrics.identifications.inc({ outcome: code, backend })
     log.info({ identification: { ...line, code, durationMs: elapsed() } }, 'identification failed')
     throw err
   }

@@ -9,7 +9,8 @@ import { createVision } from '../src/vision/index.ts'
 import type { VisionService } from '../src/vision/types.ts'
 import type { FakeAzure } from './support/fake-azure.ts'
 
-export const TEST_ENV = { LOG_LEVEL: 'silent', GRAPHIQL: 'true' }
+// A high rate limit: tests send many identifications from one address (the limit has its own tests).
+export const TEST_ENV = { LOG_LEVEL: 'silent', GRAPHIQL: 'true', RATE_LIMIT_PER_MINUTE: '100000' }
 
 export function testConfig (env: Record<string, string> = {}): Config {
   return loadConfig({ ...TEST_ENV, ...env })

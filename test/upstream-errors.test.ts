@@ -28,11 +28,34 @@ t.test('429 with retry-after → UPSTREAM_RATE_LIMITED with retryAfter, after th
   t.equal(attempts, 3, 'the SDK tried 3 times')
 })
 
-t.test('429 with a retry-after in seconds reports it', async t => {
+t.test('429 with a retry-after in seconds reports it, and holds back new calls until then', async t => {
+  const { app: own } = await buildAzureTestApp(fake)
+  t.teardown(() => own.close())
   // retry-after over 60 s is ignored by the SDK's backoff, so this stays quick enough
-  const { body } = await identifyWith(app, { kind: 'status', status: 429, retryAfter: '120' })
+  const { body, attempts } = await identifyWith(own, { kind: 'status', status: 429, retryAfter: '120' })
   t.equal(body.errors[0].extensions.code, 'UPSTREAM_RATE_LIMITED')
   t.equal(body.errors[0].extensions.retryAfter, 120)
+  t.equal(attempts, 3)
+
+  const held = await identifyWith(own, { kind: 'ok' })
+  t.equal(held.body.errors[0].extensions.code, 'UPSTREAM_RATE_LIMITED', 'the next call is held back')
+  t.ok(held.body.errors[0].extensions.retryAfter > 100 && held.body.errors[0].extensions.retryAfter <= 120)
+  t.equal(held.attempts, 0, 'without reaching Azure')
+})
+
+t.test('the cool-down ends when Azure said it would', async t => {
+  const { app: own } = await buildAzureTestApp(fake)
+  t.teardown(() => own.close())
+  let first = true
+  fake.chatFault = () => {
+    if (first) { first = false; return { kind: 'status', status: 429, retryAfter: '1' } }
+    return { kind: 'ok' }
+  }
+  const res = await own.inject({ method: 'POST', url: '/graphql', ...(await identifyBody(photo)) })
+  t.equal(res.json().data.identifyVehicle.backend, 'AZURE_OPENAI', 'the SDK retried after 1 s')
+  await new Promise(resolve => setTimeout(resolve, 1100))
+  const after = await identifyWith(own, { kind: 'ok' })
+  t.notOk(after.body.errors, 'calls flow again')
 })
 
 t.test('500 → UPSTREAM_UNAVAILABLE', async t => {

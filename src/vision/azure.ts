@@ -6,7 +6,7 @@ import type { AzureConfig } from '../config.ts'
 import { AppError } from '../errors.ts'
 import type { CachedTokenProvider } from '../auth/token-provider.ts'
 import { systemPrompt } from './prompt.ts'
-import { mapUpstreamError } from './upstream-errors.ts'
+import { mapUpstreamError, retryAfterSeconds } from './upstream-errors.ts'
 import type { IdentifyRequest, IdentifyResult, VisionService, VisionStatus } from './types.ts'
 
 export interface AzureVisionOptions {
@@ -20,10 +20,10 @@ export interface AzureVisionOptions {
 }
 
 /** The client for the configured API version: the v1 API with the plain client, dated versions with AzureOpenAI. */
-export function createAzureClient (azure: AzureConfig, tokens: CachedTokenProvider, maxRetries: number): OpenAI {
+export function createAzureClient (azure: AzureConfig, tokens: CachedTokenProvider, maxRetries: number, fetch: typeof globalThis.fetch = globalThis.fetch): OpenAI {
   if (azure.apiVersion === 'v1') {
     // The provider function itself, not an awaited string: the SDK calls it on every attempt.
-    return new OpenAI({ baseURL: `${azure.endpoint}/openai/v1/`, apiKey: tokens.getToken, maxRetries })
+    return new OpenAI({ baseURL: `${azure.endpoint}/openai/v1/`, apiKey: tokens.getToken, maxRetries, fetch })
   }
   const options: AzureClientOptions = {
     // baseURL rather than endpoint, so an OPENAI_BASE_URL in the environment cannot conflict.
@@ -31,7 +31,8 @@ export function createAzureClient (azure: AzureConfig, tokens: CachedTokenProvid
     deployment: azure.deployment,
     apiVersion: azure.apiVersion,
     azureADTokenProvider: tokens.getToken,
-    maxRetries
+    maxRetries,
+    fetch
   }
   // An explicit null: left undefined, apiKey defaults to AZURE_OPENAI_API_KEY from the environment and
   // the constructor throws "mutually exclusive". A key is never used. (The typings do not admit null.)
@@ -41,12 +42,28 @@ export function createAzureClient (azure: AzureConfig, tokens: CachedTokenProvid
 
 export function createAzureVision (options: AzureVisionOptions): VisionService {
   const { azure, tokens, timeoutMs, maxTokens } = options
-  const client = createAzureClient(azure, tokens, options.maxRetries ?? 2)
+  // When Azure answers 429 with a retry-after, new calls to this deployment wait it out (fail fast
+  // with UPSTREAM_RATE_LIMITED) instead of every request hammering it. Seen on every attempt, retries included.
+  let coolDownUntil = 0
+  const watchRateLimits: typeof globalThis.fetch = async (input, init) => {
+    const response = await globalThis.fetch(input, init)
+    if (response.status === 429) {
+      const seconds = retryAfterSeconds(response.headers)
+      if (seconds !== undefined && seconds > 0) coolDownUntil = Math.max(coolDownUntil, Date.now() + seconds * 1000)
+    }
+    return response
+  }
+  const client = createAzureClient(azure, tokens, options.maxRetries ?? 2, watchRateLimits)
 
   return {
     backend: 'AZURE_OPENAI',
 
     async identify (request: IdentifyRequest): Promise<IdentifyResult> {
+      const coolingMs = coolDownUntil - Date.now()
+      if (coolingMs > 0) {
+        const retryAfter = Math.ceil(coolingMs / 1000)
+        throw new AppError('UPSTREAM_RATE_LIMITED', `The Azure OpenAI deployment asked to wait: try again in ${retryAfter} s.`, { extensions: { retryAfter } })
+      }
       const deadline = AbortSignal.timeout(timeoutMs)
       const signal = AbortSignal.any([request.signal, deadline])
       let completion: ChatCompletion
@@ -77,6 +94,8 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
         ...(ready ? {} : { reason: tokens.lastError ?? 'no access token acquired yet' })
       }
     },
+
+    tokenStats: () => ({ ...tokens.stats }),
 
     async warmUp (): Promise<void> {
       await tokens.warmUp()

@@ -46,6 +46,8 @@ export interface VisionService {
   readonly backend: VisionBackend
   identify (request: IdentifyRequest): Promise<IdentifyResult>
   status (): VisionStatus
+  /** Token fetch counters, for metrics (Azure only). */
+  tokenStats? (): { fetches: number, failures: number, timeouts: number }
   /** Called once before the server listens (e.g. to fetch the first token). Must not throw. */
   warmUp? (): Promise<void>
   close? (): Promise<void>

@@ -1,0 +1,172 @@
+// Microsoft Entra ID access tokens (AUTH_MODE=entra): `Authorization: Bearer <token>`, verified with
+// jose against the tenant's published signing keys (JWKS), then checked for a required delegated
+// permission (user tokens: `scp`) or app role (app tokens: `roles`).
+//
+// The JWKS is fetched on first use, cached for 10 minutes and refetched when a token names an
+// unknown `kid` (at most once per 30 s: jose's cooldown). If a refresh fails while keys fetched
+// before are known, those keep being used (Entra announces new keys well before signing with them);
+// only with no keys at all is the caller told 503 AUTH_UNAVAILABLE: their token may well be fine.
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import type { FastifyBaseLogger } from 'fastify'
+import type { EntraConfig } from '../config.ts'
+import { AppError } from '../errors.ts'
+import type { Caller } from './plugin.ts'
+
+/** The only signature algorithm Entra ID uses for access tokens. Nothing else is accepted: no `none`, no HMAC. */
+export const ENTRA_ALGORITHMS = ['RS256']
+/** Seconds of clock skew tolerated for `exp` and `nbf`. */
+export const CLOCK_TOLERANCE_S = 60
+
+export interface EntraVerifierOptions {
+  log?: FastifyBaseLogger
+  /** How long fetched keys are used before they are fetched again (jose's cacheMaxAge). */
+  cacheMaxAgeMs?: number
+  /** The least time between two fetches for unknown `kid`s (jose's cooldownDuration). */
+  cooldownMs?: number
+  /** After a failed fetch, how long to go without trying again (keys fetched before, if any, are used meanwhile). */
+  failureBackoffMs?: number
+}
+
+export interface EntraVerifier {
+  /** Who the token says is calling. Throws AppError UNAUTHENTICATED (401) or AUTH_UNAVAILABLE (503). */
+  authenticate: (token: string) => Promise<Caller>
+  /** Whether that caller may use the API. Throws AppError FORBIDDEN (403). */
+  authorize: (caller: Caller) => void
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export function createEntraVerifier (config: EntraConfig, options: EntraVerifierOptions = {}): EntraVerifier {
+  const { log, cacheMaxAgeMs = 10 * 60_000, cooldownMs = 30_000, failureBackoffMs = 5_000 } = options
+  const required = config.requiredRoles
+  const tenantGuid = GUID.test(config.tenantId) ? config.tenantId.toLowerCase() : null
+
+  // Once per app: the key cache lives here.
+  const remote = createRemoteJWKSet(new URL(config.jwksUri), {
+    timeoutDuration: config.jwksTimeoutMs,
+    cooldownDuration: cooldownMs,
+    cacheMaxAge: cacheMaxAgeMs
+  })
+  let backoffUntil = 0
+  let stale: ReturnType<typeof createLocalJWKSet> | null = null
+
+  const unavailable = (cause: unknown): AppError => new AppError('AUTH_UNAVAILABLE',
+    'The signing keys of Microsoft Entra ID could not be fetched, so the access token cannot be checked now. Try again shortly.',
+    { statusCode: 503, extensions: { retryAfter: Math.max(1, Math.ceil(failureBackoffMs / 1000)) }, cause })
+
+  async function fromStale (header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1], cause: unknown): Promise<CryptoKey> {
+    if (stale === null) throw unavailable(cause)
+    try {
+      return await stale(header, token)
+    } catch (err) {
+      // Maybe a key published since the last successful fetch: we cannot tell now.
+      if (err instanceof errors.JWKSNoMatchingKey) throw unavailable(cause ?? err)
+      throw err
+    }
+  }
+
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    if (Date.now() < backoffUntil) return await fromStale(header, token, undefined)
+    try {
+      return await remote(header, token)
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) throw err
+      // The JWKS could not be fetched (network, timeout, HTTP status, not a key set).
+      backoffUntil = Date.now() + failureBackoffMs
+      const known = remote.jwks()
+      stale = known ? createLocalJWKSet(known) : null
+      log?.warn({ err, jwksUri: config.jwksUri }, stale
+        ? 'could not refresh the Entra ID signing keys (JWKS); using the keys fetched before'
+        : 'could not fetch the Entra ID signing keys (JWKS)')
+      return await fromStale(header, token, err)
+    }
+  }
+
+  async function authenticate (token: string): Promise<Caller> {
+    let payload: JWTPayload
+    try {
+      ({ payload } = await jwtVerify(token, getKey, {
+        algorithms: ENTRA_ALGORITHMS,
+        issuer: config.issuers,
+        audience: config.audiences,
+        clockTolerance: CLOCK_TOLERANCE_S,
+        requiredClaims: ['exp']
+      }))
+    } catch (err) {
+      throw tokenError(err)
+    }
+
+    const tid = payload.tid
+    if (tid !== undefined && tenantGuid !== null && (typeof tid !== 'string' || tid.toLowerCase() !== tenantGuid)) {
+      throw unauthenticated('The access token was issued for another Microsoft Entra tenant.')
+    }
+
+    const tenantId = typeof tid === 'string' ? tid : undefined
+    const roles = stringArray(payload.roles)
+    const name = text(payload.name) ?? text(payload.preferred_username) ?? text(payload.app_displayname)
+    // Delegated (user) tokens carry `scp`; app-only tokens carry `roles` and no `scp` (and `idtyp: app` if the app asked for it).
+    if (typeof payload.scp === 'string' && payload.idtyp !== 'app') {
+      const id = text(payload.oid) ?? text(payload.sub)
+      if (id === undefined) throw unauthenticated('The access token names no user (no oid or sub claim).')
+      return { kind: 'entra-user', id, tenantId, scopes: payload.scp.split(' ').filter(Boolean), roles, name }
+    }
+    const id = text(payload.azp) ?? text(payload.appid) ?? text(payload.oid) ?? text(payload.sub)
+    if (id === undefined) throw unauthenticated('The access token names no application (no azp, appid, oid or sub claim).')
+    return { kind: 'entra-app', id, tenantId, scopes: [], roles, name }
+  }
+
+  function authorize (caller: Caller): void {
+    if (caller.kind === 'entra-user') {
+      if (!(caller.scopes ?? []).some(scope => required.includes(scope))) {
+        throw forbidden(`The access token lacks the delegated permission (scp) ${required.join(' or ')}.`)
+      }
+    } else if (!(caller.roles ?? []).some(role => required.includes(role))) {
+      throw forbidden(`The application has not been granted the app role (roles) ${required.join(' or ')}.`)
+    }
+  }
+
+  return { authenticate, authorize }
+}
+
+export function unauthenticated (message: string, cause?: unknown): AppError {
+  return new AppError('UNAUTHENTICATED', message, { statusCode: 401, cause })
+}
+
+function forbidden (message: string): AppError {
+  return new AppError('FORBIDDEN', message, { statusCode: 403 })
+}
+
+/** What is wrong with the token, in words that never include it. */
+function tokenError (err: unknown): AppError {
+  if (err instanceof AppError) return err
+  if (err instanceof errors.JWTExpired) {
+    return unauthenticated(err.claim === 'exp' ? 'The access token has expired.' : 'The access token is too old.', err)
+  }
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.reason === 'missing') return unauthenticated(`The access token has no "${claimName(err.claim)}" claim.`, err)
+    switch (err.claim) {
+      case 'iss': return unauthenticated('The access token was not issued by this API\'s Microsoft Entra tenant (wrong issuer).', err)
+      case 'aud': return unauthenticated('The access token is not meant for this API (wrong audience).', err)
+      case 'nbf': return unauthenticated('The access token is not valid yet (nbf is in the future).', err)
+      default: return unauthenticated(`The access token's "${claimName(err.claim)}" claim is invalid.`, err)
+    }
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return unauthenticated(`The access token's signature algorithm is not accepted (only ${ENTRA_ALGORITHMS.join(', ')}).`, err)
+  if (err instanceof errors.JWSSignatureVerificationFailed) return unauthenticated('The access token\'s signature is invalid.', err)
+  if (err instanceof errors.JWKSNoMatchingKey) return unauthenticated('The access token is signed with a key the tenant does not publish (unknown kid).', err)
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return unauthenticated('The access token does not say which of the tenant\'s keys signed it (no kid).', err)
+  if (err instanceof errors.JOSEError || err instanceof TypeError) return unauthenticated('The access token is malformed (not a signed JWT).', err)
+  throw err
+}
+
+function claimName (claim: string): string {
+  return /^[\w.-]{1,32}$/.test(claim) ? claim : 'unknown'
+}
+
+function text (value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+function stringArray (value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []
+}

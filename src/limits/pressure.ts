@@ -1,0 +1,29 @@
+// Under pressure (event-loop delay, heap, RSS): /health/ready turns 503 so the load balancer sends
+// traffic elsewhere, and new identifications are refused with OVERLOADED. Everything else goes on.
+import fp from 'fastify-plugin'
+import underPressure from '@fastify/under-pressure'
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../config.ts'
+import { AppError, graphqlErrorBody } from '../errors.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import { isUploadRequest } from './requests.ts'
+
+const RETRY_AFTER_SECONDS = 5
+
+async function pressure (app: FastifyInstance, { config, metrics }: { config: Config, metrics: Metrics }): Promise<void> {
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.overload.maxEventLoopDelayMs,
+    maxHeapUsedBytes: config.overload.maxHeapUsedBytes,
+    maxRssBytes: config.overload.maxRssBytes,
+    pressureHandler: (request, reply, type) => {
+      if (!isUploadRequest(request)) return // handled as usual
+      metrics.refusals.inc({ reason: 'pressure' })
+      const err = new AppError('OVERLOADED', `The service is under pressure (${type}). Try again in ${RETRY_AFTER_SECONDS} s.`, {
+        statusCode: 503, extensions: { retryAfter: RETRY_AFTER_SECONDS }
+      })
+      reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).header('connection', 'close').send(graphqlErrorBody(err))
+    }
+  })
+}
+
+export default fp(pressure, { name: 'pressure', fastify: '5.x' })
