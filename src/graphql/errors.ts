@@ -45,10 +45,13 @@ function formatOne (error: GraphQLError, log: FastifyBaseLogger): Formatted[] {
   if (original === undefined || original instanceof GraphQLError) {
     return [shape(error, error.message, { code: classifyGraphQLError(error.message) }, 400)]
   }
+  if (original.code === 'MER_ERR_GQL_QUERY_DEPTH') { // mercurius gives it status 500: it is the query's fault
+    return [shape(error, original.message, { code: 'GRAPHQL_VALIDATION_FAILED' satisfies ErrorCode }, 400)]
+  }
   const statusCode = original.statusCode
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
     // Fastify and mercurius errors for bad requests (invalid JSON body, CSRF, query depth, ...)
-    return [shape(error, original.code === 'MER_ERR_GQL_CSRF_PREVENTION' ? CSRF_MESSAGE : original.message, { code: mercuriusCode(original.code) }, statusCode)]
+    return [shape(error, original.code === 'MER_ERR_GQL_CSRF_PREVENTION' ? CSRF_MESSAGE : original.message, { code: 'BAD_REQUEST' satisfies ErrorCode }, statusCode)]
   }
   log.error({ err: original }, 'unexpected error in GraphQL execution')
   return [shape(error, 'Internal server error.', { code: 'INTERNAL_SERVER_ERROR' satisfies ErrorCode }, 500)]
@@ -70,10 +73,6 @@ function classifyGraphQLError (message: string): ErrorCode {
   return 'GRAPHQL_VALIDATION_FAILED'
 }
 
-function mercuriusCode (code: string | undefined): ErrorCode {
-  if (code === 'MER_ERR_GQL_QUERY_DEPTH') return 'GRAPHQL_VALIDATION_FAILED'
-  return 'BAD_REQUEST'
-}
 
 function toGraphQLError (err: GraphQLError | Error): GraphQLError {
   return err instanceof GraphQLError ? err : new GraphQLError(err.message, { originalError: err })
