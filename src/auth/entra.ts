@@ -139,24 +139,25 @@ function forbidden (message: string): AppError {
 /** What is wrong with the token, in words that never include it. */
 function tokenError (err: unknown): AppError {
   if (err instanceof AppError) return err
-  if (err instanceof errors.JWTExpired) {
-    return unauthenticated(err.claim === 'exp' ? 'The access token has expired.' : 'The access token is too old.', err)
-  }
+  if (!(err instanceof errors.JOSEError || err instanceof TypeError)) throw err
+  // jose's claim errors carry the whole payload (names, e-mail addresses): the cause keeps only code and message.
+  const fail = (message: string): AppError =>
+    unauthenticated(message, new Error(`${(err as { code?: string }).code ?? err.name}: ${err.message}`))
+  if (err instanceof errors.JWTExpired) return fail(err.claim === 'exp' ? 'The access token has expired.' : 'The access token is too old.')
   if (err instanceof errors.JWTClaimValidationFailed) {
-    if (err.reason === 'missing') return unauthenticated(`The access token has no "${claimName(err.claim)}" claim.`, err)
+    if (err.reason === 'missing') return fail(`The access token has no ${claimName(err.claim)} claim.`)
     switch (err.claim) {
-      case 'iss': return unauthenticated('The access token was not issued by this API\'s Microsoft Entra tenant (wrong issuer).', err)
-      case 'aud': return unauthenticated('The access token is not meant for this API (wrong audience).', err)
-      case 'nbf': return unauthenticated('The access token is not valid yet (nbf is in the future).', err)
-      default: return unauthenticated(`The access token's "${claimName(err.claim)}" claim is invalid.`, err)
+      case 'iss': return fail('The access token was not issued by this API\'s Microsoft Entra tenant (wrong issuer).')
+      case 'aud': return fail('The access token is not meant for this API (wrong audience).')
+      case 'nbf': return fail('The access token is not valid yet (nbf is in the future).')
+      default: return fail(`The access token's ${claimName(err.claim)} claim is invalid.`)
     }
   }
-  if (err instanceof errors.JOSEAlgNotAllowed) return unauthenticated(`The access token's signature algorithm is not accepted (only ${ENTRA_ALGORITHMS.join(', ')}).`, err)
-  if (err instanceof errors.JWSSignatureVerificationFailed) return unauthenticated('The access token\'s signature is invalid.', err)
-  if (err instanceof errors.JWKSNoMatchingKey) return unauthenticated('The access token is signed with a key the tenant does not publish (unknown kid).', err)
-  if (err instanceof errors.JWKSMultipleMatchingKeys) return unauthenticated('The access token does not say which of the tenant\'s keys signed it (no kid).', err)
-  if (err instanceof errors.JOSEError || err instanceof TypeError) return unauthenticated('The access token is malformed (not a signed JWT).', err)
-  throw err
+  if (err instanceof errors.JOSEAlgNotAllowed) return fail(`The access token's signature algorithm is not accepted (only ${ENTRA_ALGORITHMS.join(', ')}).`)
+  if (err instanceof errors.JWSSignatureVerificationFailed) return fail('The access token\'s signature is invalid.')
+  if (err instanceof errors.JWKSNoMatchingKey) return fail('The access token is signed with a key the tenant does not publish (unknown kid).')
+  if (err instanceof errors.JWKSMultipleMatchingKeys) return fail('The access token does not say which of the tenant\'s keys signed it (no kid).')
+  return fail('The access token is malformed (not a signed JWT).')
 }
 
 function claimName (claim: string): string {

@@ -69,7 +69,7 @@ async function callerAuth (app: FastifyInstance, { auth }: CallerAuthOptions): P
   function refuse (request: FastifyRequest, reply: FastifyReply, err: AppError, challenge: string | null): AppError {
     if (challenge !== null) reply.header('www-authenticate', challenge)
     if (err.code === 'AUTH_UNAVAILABLE') reply.header('retry-after', String(err.extensions.retryAfter ?? 5))
-    else request.log.info({ code: err.code, reason: err.message }, 'caller refused')
+    else request.log.info({ code: err.code, reason: err.message, detail: err.cause instanceof Error ? err.cause.message : undefined }, 'caller refused')
     return err
   }
 
