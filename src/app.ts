@@ -4,7 +4,6 @@ import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
-import helmet from '@fastify/helmet'
 import multipart from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
@@ -15,6 +14,7 @@ import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
 import { AdmissionGate } from './limits/admission.ts'
 import { Metrics } from './metrics/registry.ts'
 import metricsPlugin from './metrics/plugin.ts'
+import securityHeaders from './security-headers.ts'
 import pressurePlugin from './limits/pressure.ts'
 import healthPlugin from './health.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
@@ -64,19 +64,7 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
   const services: AppServices = { config, vision, images, metrics, admission }
 
   // External plugins
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"], // the self-hosted GraphiQL needs nothing more
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'", 'data:'],
-        fontSrc: ["'self'"],
-        connectSrc: ["'self'"],
-        frameAncestors: ["'none'"]
-      }
-    }
-  })
+  await app.register(securityHeaders)
   await app.register(cors, {
     origin: config.limits.corsOrigins,
     methods: ['GET', 'POST'],

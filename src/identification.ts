@@ -50,7 +50,7 @@ export interface IdentificationDeps {
 export async function identifyVehicle ({ vision, images, metrics, log: parentLog }: IdentificationDeps, input: IdentificationInput): Promise<Identification> {
   const started = performance.now()
   const id = randomUUID()
-  const log = parentLog.child({ identificationId: id })
+  const log = parentLog
   const line: Record<string, unknown> = { id, bytes: input.image.length, backend: vision.backend, detail: input.detail }
   const elapsed = () => Math.round(performance.now() - started)
   const backend = vision.backend

@@ -100,9 +100,9 @@ t.test('refused files: BAD_USER_INPUT naming the accepted types, and no call to 
     ['a PNG cut in half', half(await png(200, 150)), /truncated or corrupt/],
     ['a GIF cut in half', half(await gif(200, 150)), /truncated or corrupt/],
     ['a WebP cut in half', half(await webp(200, 150)), /truncated or corrupt/],
-    ['a JPEG start of image then garbage', Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('garbage '.repeat(20))]), /truncated or corrupt/],
+    ['a JPEG start of image then garbage', Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('garbage '.repeat(20))]), /truncated or corrupt|corrupt: its header/],
     ['a JPEG signature alone then garbage', Buffer.concat([Buffer.from([0xff, 0xd8]), Buffer.from('garbage '.repeat(20))]), /Unsupported file type/],
-    ['a JPEG whose frame header says 0×0', corruptSof, /corrupt: its header cannot be read/]
+    ['a JPEG whose frame header says 0×0', corruptSof, /corrupt: (its header cannot be read|it has no dimensions)/]
   ]
   for (const [name, file, reason] of cases) {
     t.test(name, async (t) => {

@@ -47,7 +47,7 @@ export default async function graphqlPlugin (app: FastifyInstance, services: App
     if (!request.isMultipart()) return
     try {
       const gone = new AbortController()
-      reply.raw.once('close', () => gone.abort())
+      reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
       const release = await admission.acquire(gone.signal)
       reply.raw.once('close', release)
       if (reply.raw.destroyed) release()
@@ -66,6 +66,7 @@ export default async function graphqlPlugin (app: FastifyInstance, services: App
     graphiql: false, // ours, self-hosted: see src/graphiql/
     context: buildContext(services),
     allowBatchedQueries: false,
+    jit: 1, // compile a query to JS after its first use (graphql-jit): the dashboard sends the same few
     queryDepth: config.limits.maxQueryDepth,
     validationRules: validationRules(config.limits.introspection),
     // Multipart posts need a header a cross-site HTML form cannot send; JSON posts already force a preflight.
