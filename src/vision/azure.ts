@@ -1,11 +1,11 @@
 // The Azure OpenAI backend: the openai client with a Microsoft Entra ID bearer token, never a key.
 import OpenAI, { AzureOpenAI } from 'openai'
 import type { AzureClientOptions } from 'openai/azure'
-import type { ChatCompletion, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions'
+import type { ChatCompletion } from 'openai/resources/chat/completions'
 import type { AzureConfig } from '../config.ts'
 import { AppError } from '../errors.ts'
 import type { CachedTokenProvider } from '../auth/token-provider.ts'
-import { systemPrompt } from './prompt.ts'
+import { encodeChatRequest } from './chat-request.ts'
 import { mapUpstreamError, retryAfterSeconds } from './upstream-errors.ts'
 import type { IdentifyRequest, IdentifyResult, VisionService, VisionStatus } from './types.ts'
 
@@ -69,8 +69,14 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
       let completion: ChatCompletion
       let status: number
       try {
-        const { data, response } = await client.chat.completions
-          .create(buildRequest(azure.deployment, request, maxTokens), { signal, timeout: timeoutMs })
+        // POST /chat/completions through the SDK (token, retries, errors, deployment routing), with a pre-encoded body.
+        const { data, response } = await client
+          .post<ChatCompletion>('/chat/completions', {
+            body: encodeChatRequest(azure.deployment, request, maxTokens),
+            headers: { 'content-type': 'application/json' },
+            signal,
+            timeout: timeoutMs
+          })
           .withResponse()
         completion = data
         status = response.status
@@ -100,24 +106,6 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
     async warmUp (): Promise<void> {
       await tokens.warmUp()
     }
-  }
-}
-
-function buildRequest (deployment: string, request: IdentifyRequest, maxTokens: number): ChatCompletionCreateParamsNonStreaming {
-  return {
-    model: deployment,
-    max_tokens: maxTokens,
-    messages: [
-      { role: 'system', content: systemPrompt(request.language) },
-      {
-        role: 'user',
-        content: [
-          { type: 'text', text: request.instructions },
-          // The uploaded bytes themselves, with the type sniffed from them.
-          { type: 'image_url', image_url: { url: `data:${request.mimeType};base64,${request.image.toString('base64')}`, detail: request.detail } }
-        ]
-      }
-    ]
   }
 }
 

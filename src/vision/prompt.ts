@@ -3,11 +3,18 @@
 
 const languageNames = new Intl.DisplayNames(['en'], { type: 'language', fallback: 'code' })
 
-/** "ru" → "Russian (ru)"; an unknown but well-formed tag is passed through as is. */
+const described = new Map<string, string>()
+
+/** "ru" → "Russian (ru)"; an unknown but well-formed tag is passed through as is. Cached: Intl is slow per call. */
 export function describeLanguage (tag: string): string {
-  let name = tag
-  try { name = languageNames.of(tag) ?? tag } catch { /* malformed for Intl: keep the tag */ }
-  return name === tag ? tag : `${name} (${tag})`
+  let description = described.get(tag)
+  if (description === undefined) {
+    let name = tag
+    try { name = languageNames.of(tag) ?? tag } catch { /* malformed for Intl: keep the tag */ }
+    description = name === tag ? tag : `${name} (${tag})`
+    if (described.size < 1000) described.set(tag, description) // bounded: tags come from clients
+  }
+  return description
 }
 
 export function systemPrompt (language: string): string {

@@ -8,7 +8,7 @@ import { FakeAzure, type ChatFault } from '../support/fake-azure.ts'
 import { identifyBody } from '../support/multipart.ts'
 import * as images from '../support/images.ts'
 import {
-  byLabels, countBy, get, identify, mb, RssSampler, rssBytes, runPool, scrape, seededRandom, sleep, startServer, stopServer,
+  byLabels, countBy, get, identify, mb, RssSampler, runPool, scrape, seededRandom, sleep, startServer, stopServer,
   type Outcome
 } from './support.ts'
 
@@ -110,5 +110,4 @@ t.test(`soak: ${TOTAL} identifications at concurrency ${CONCURRENCY}, 10 % 429, 
     `max upstream concurrency ${fake.maxInFlightChats}/${MAX_CONCURRENCY}, ` +
     `RSS start ${mb(rssAtStart)} / after warm-up ${mb(rssAfterWarmUp)} / end ${mb(rssAtEnd)} / peak ${mb(sampler.peak)}, ` +
     `latency p50 ${pct(0.5)} ms p99 ${pct(0.99)} ms max ${pct(1)} ms, token fetches ${fake.tokenRequests.length}, heap cap ${HEAP_MB} MB`)
-  t.comment(`server RSS now ${mb(rssBytes(server.pid))}`)
 })

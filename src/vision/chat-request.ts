@@ -1,0 +1,38 @@
+// The chat completions request body, encoded once into bytes. The image is the bulk of it (a 100 KB
+// photo is 133 KB of base64): JSON.stringify of the whole object (the openai SDK's encoder) and then
+// UTF-8 encoding it for the socket were ~13 % of the Azure path's CPU when profiled. Base64 needs no
+// JSON escaping, so the small rest is stringified around a placeholder and the image bytes go in as is.
+import { randomUUID } from 'node:crypto'
+import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions'
+import { systemPrompt } from './prompt.ts'
+import type { IdentifyRequest } from './types.ts'
+
+export function chatRequest (deployment: string, request: IdentifyRequest, maxTokens: number, imageUrl: string): ChatCompletionCreateParamsNonStreaming {
+  return {
+    model: deployment,
+    max_tokens: maxTokens,
+    messages: [
+      { role: 'system', content: systemPrompt(request.language) },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: request.instructions },
+          // The uploaded bytes themselves (after the pipeline), with the type sniffed from them.
+          { type: 'image_url', image_url: { url: imageUrl, detail: request.detail } }
+        ]
+      }
+    ]
+  }
+}
+
+/** The same request as JSON bytes, with the image's data URL spliced in without a second copy through JSON.stringify. */
+export function encodeChatRequest (deployment: string, request: IdentifyRequest, maxTokens: number): Buffer {
+  const placeholder = `agrivision-image-${randomUUID()}`
+  const json = JSON.stringify(chatRequest(deployment, request, maxTokens, placeholder))
+  const at = json.indexOf(placeholder)
+  return Buffer.concat([
+    Buffer.from(`${json.slice(0, at)}data:${request.mimeType};base64,`, 'utf8'),
+    Buffer.from(request.image.toString('base64'), 'latin1'),
+    Buffer.from(json.slice(at + placeholder.length), 'utf8')
+  ])
+}
