@@ -103,43 +103,35 @@ export const v1Issuer = (tenant = TENANT_ID): string => `https://sts.windows.net
 const realDateNow = Date.now
 export const nowSeconds = (): number => Math.floor(realDateNow() / 1000)
 
+/** What every valid v2 access token of the tenant for this API carries: audience, issuer, times. */
+function commonClaims (): JWTPayload {
+  const now = nowSeconds()
+  return { aud: AUDIENCE, iss: v2Issuer(), iat: now - 30, nbf: now - 30, exp: now + 3600, tid: TENANT_ID, ver: '2.0' }
+}
+
 /** The claims of a delegated (user) v2 access token with the required scope. */
 export function userClaims (overrides: JWTPayload = {}): JWTPayload {
-  const now = nowSeconds()
   return {
-    aud: AUDIENCE,
-    iss: v2Issuer(),
-    iat: now - 30,
-    nbf: now - 30,
-    exp: now + 3600,
-    tid: TENANT_ID,
+    ...commonClaims(),
     oid: USER_OID,
     sub: 'user-pairwise-subject',
     azp: CLIENT_APP_ID,
     name: 'Test Farmer',
     preferred_username: 'farmer@example.com',
     scp: `${REQUIRED_ROLE} User.Read`,
-    ver: '2.0',
     ...overrides
   }
 }
 
 /** The claims of an app-only (client credentials) v2 access token with the required app role. */
 export function appClaims (overrides: JWTPayload = {}): JWTPayload {
-  const now = nowSeconds()
   return {
-    aud: AUDIENCE,
-    iss: v2Issuer(),
-    iat: now - 30,
-    nbf: now - 30,
-    exp: now + 3600,
-    tid: TENANT_ID,
+    ...commonClaims(),
     oid: '99999999-0000-0000-0000-0000000000ff',
     sub: '99999999-0000-0000-0000-0000000000ff',
     azp: DAEMON_APP_ID,
     idtyp: 'app',
     roles: [REQUIRED_ROLE],
-    ver: '2.0',
     ...overrides
   }
 }
