@@ -80,6 +80,8 @@ function toGraphQLError (err: GraphQLError | Error): GraphQLError {
 
 function logAppError (err: AppError, log: FastifyBaseLogger): void {
   if (err.code === 'INTERNAL_SERVER_ERROR') log.error({ err }, err.message)
-  else if (err.code.startsWith('UPSTREAM_') || err.code === 'AUTH_UNAVAILABLE') log.warn({ code: err.code, err: err.cause ?? err }, err.message)
+  // An upstream answer (it has a cause) is worth a warning; a refusal during a 429 cool-down is not, once per request.
+  else if ((err.code.startsWith('UPSTREAM_') || err.code === 'AUTH_UNAVAILABLE') && err.cause !== undefined) log.warn({ code: err.code, err: err.cause }, err.message)
+  else if (err.code.startsWith('UPSTREAM_') || err.code === 'AUTH_UNAVAILABLE') log.info({ code: err.code }, err.message)
   else log.debug({ code: err.code }, err.message)
 }

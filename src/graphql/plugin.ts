@@ -47,7 +47,9 @@ export default async function graphqlPlugin (app: FastifyInstance, services: App
     if (!request.isMultipart()) return
     try {
       const gone = new AbortController()
-      reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) gone.abort(new AppError('CLIENT_CLOSED_REQUEST', 'The client went away while waiting for a slot.', { statusCode: 499 }))
+      })
       const release = await admission.acquire(gone.signal)
       reply.raw.once('close', release)
       if (reply.raw.destroyed) release()

@@ -6,7 +6,7 @@ import type { AzureConfig } from '../config.ts'
 import { AppError } from '../errors.ts'
 import type { CachedTokenProvider } from '../auth/token-provider.ts'
 import { encodeChatRequest } from './chat-request.ts'
-import { mapUpstreamError, retryAfterSeconds } from './upstream-errors.ts'
+import { mapUpstreamError, retryAfterMs } from './upstream-errors.ts'
 import type { IdentifyRequest, IdentifyResult, VisionService, VisionStatus } from './types.ts'
 
 export interface AzureVisionOptions {
@@ -48,8 +48,8 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
   const watchRateLimits: typeof globalThis.fetch = async (input, init) => {
     const response = await globalThis.fetch(input, init)
     if (response.status === 429) {
-      const seconds = retryAfterSeconds(response.headers)
-      if (seconds !== undefined && seconds > 0) coolDownUntil = Math.max(coolDownUntil, Date.now() + seconds * 1000)
+      const ms = retryAfterMs(response.headers)
+      if (ms !== undefined && ms > 0) coolDownUntil = Math.max(coolDownUntil, Date.now() + ms)
     }
     return response
   }

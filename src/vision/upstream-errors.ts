@@ -57,15 +57,21 @@ function isContentFilter (err: APIError): boolean {
   return body?.code === 'content_filter' || body?.innererror?.code === 'ResponsibleAIPolicyViolation'
 }
 
-/** Seconds to wait, from `retry-after-ms` or `retry-after` (seconds or an HTTP date). */
-export function retryAfterSeconds (headers: Headers | undefined, now = Date.now()): number | undefined {
+/** Milliseconds to wait, from `retry-after-ms` or `retry-after` (seconds or an HTTP date). */
+export function retryAfterMs (headers: Headers | undefined, now = Date.now()): number | undefined {
   if (headers === undefined) return undefined
   const ms = Number(headers.get('retry-after-ms'))
-  if (Number.isFinite(ms) && ms > 0) return Math.ceil(ms / 1000)
+  if (Number.isFinite(ms) && ms > 0) return ms
   const value = headers.get('retry-after')
   if (value === null) return undefined
   const seconds = Number(value)
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.ceil(seconds)
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
   const date = Date.parse(value)
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000))
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
+
+/** The same in whole seconds, rounded up, for `extensions.retryAfter`. */
+export function retryAfterSeconds (headers: Headers | undefined, now = Date.now()): number | undefined {
+  const ms = retryAfterMs(headers, now)
+  return ms === undefined ? undefined : Math.ceil(ms / 1000)
 }

@@ -8,7 +8,7 @@ import { identifyBody } from '../support/multipart.ts'
 import { connect, postHead, write } from '../support/raw-http.ts'
 import * as images from '../support/images.ts'
 import {
-  byLabels, countBy, get, identify, mb, rssBytes, scrape, sleep, socketCounts, startServer, stopServer, waitFor,
+  byLabels, countBy, get, identify, mb, rssBytes, scrape, sleep, socketCounts, startServer, stopServer, logLines, waitFor,
   type Outcome, type ServerProcess
 } from './support.ts'
 
@@ -89,6 +89,7 @@ t.test('token endpoint down under steady load: AUTH_UNAVAILABLE fast, no crash, 
   const settled = after.filter(o => o.startedAt >= outageEnd + 3000)
   t.ok(settled.length > 0 && settled.every(o => o.code === 'OK'), `all ${settled.length} requests from 3 s after the return succeed`)
   t.equal(server.child.exitCode, null, 'the process stayed up')
+  t.same(logLines(server.output()), [], 'no error-level line in the server log')
   t.equal((await get(server.origin, '/health/ready')).status, 200, 'ready again')
 
   const lastOkDuring = okDuring.at(-1)
@@ -136,6 +137,7 @@ t.test('SIGTERM at full load: in-flight finish, new ones refused, exit 0 within 
   t.ok(results.every(o => o.status === 200 && o.code === 'OK'), `all ${IN_FLIGHT} in-flight identifications complete with data (${JSON.stringify(codes)})`)
   const exit = await exited
   t.equal(exit.code, 0, 'exit code 0')
+  t.same(logLines(server.output()), [], 'no error-level line in the server log')
   t.ok(exit.ms <= GRACE_MS, `exited ${Math.round(exit.ms)} ms after SIGTERM, within SHUTDOWN_GRACE_MS ${GRACE_MS}`)
   t.equal(fake.maxInFlightChats, MAX_CONCURRENCY, 'upstream concurrency stayed bounded')
   t.comment(`SIGTERM: ${IN_FLIGHT} in flight → ${JSON.stringify(codes)}; new after signal → ${JSON.stringify(countBy(fresh, o => `${o.status ?? ''} ${o.code}`.trim()))}; exit ${exit.code} after ${Math.round(exit.ms)} ms`)
@@ -222,6 +224,9 @@ t.test('clients that disconnect mid-upload and mid-call: upstream aborted, no le
   const clientClosed = outcomes.get('outcome="CLIENT_CLOSED_REQUEST",backend="AZURE_OPENAI"') ?? 0
   t.equal(clientClosed, ROUNDS * SLOTS, 'each mid-call disconnect counted as CLIENT_CLOSED_REQUEST')
   t.equal(server.child.exitCode, null, 'the process stayed up')
+  // A client that leaves while queued for a slot is CLIENT_CLOSED_REQUEST, not an unexpected error.
+  const errorLines = logLines(server.output())
+  t.same(errorLines.map(line => JSON.parse(line).msg as string).slice(0, 1), [], `no error-level line in the server log (${errorLines.length} found)`)
   t.comment(`disconnects: ${ROUNDS} rounds × (${SLOTS} mid-call + ${2 * SLOTS} mid-upload) = ${ROUNDS * 3 * SLOTS}; ` +
     `upstream aborted in max ${Math.round(Math.max(...abortMs))} ms; sockets baseline ${JSON.stringify(baseline)} end ${JSON.stringify(end)}; ` +
     `RSS after round 3 ${mb(rssWarm)}, end ${mb(rssEnd)}; by round (MB) ${rssByRound.map(r => Math.round(r / 1048576)).join(' ')}`)
@@ -271,6 +276,7 @@ t.test('slow-loris uploads are cut off by REQUEST_TIMEOUT_MS and free their slot
   const later = await identify(server.origin, body, { timeoutMs: 10_000 })
   t.equal(later.code, 'OK', `REQUEST_TIMEOUT_MS + 2 s later a normal identification succeeds (${later.status} ${later.code})`)
   t.equal(server.child.exitCode, null, 'the process stayed up')
+  t.same(logLines(server.output()), [], 'no error-level line in the server log')
   t.comment(`slow-loris: cut off after ${lorises.map(l => Math.round((l.closedAt ?? NaN) - started)).join(', ')} ms with ${JSON.stringify(lorises.map(l => l.received.split('\r\n')[0]))}; ` +
     `meanwhile ${meanwhile.code} in ${Math.round(meanwhile.ms)} ms; afterwards ${later.code}`)
 })

@@ -8,7 +8,7 @@ import { FakeAzure, type ChatFault } from '../support/fake-azure.ts'
 import { identifyBody } from '../support/multipart.ts'
 import * as images from '../support/images.ts'
 import {
-  byLabels, countBy, get, identify, mb, RssSampler, runPool, scrape, seededRandom, sleep, startServer, stopServer,
+  byLabels, countBy, get, identify, mb, RssSampler, runPool, scrape, seededRandom, sleep, startServer, stopServer, logLines,
   type Outcome
 } from './support.ts'
 
@@ -71,6 +71,7 @@ t.test(`soak: ${TOTAL} identifications at concurrency ${CONCURRENCY}, 10 % 429, 
   // The process is up and answering.
   t.equal(server.child.exitCode, null, 'the process is still running')
   t.equal(server.child.signalCode, null, 'and was not killed')
+  t.same(logLines(server.output()), [], 'no error-level line in the server log')
   t.equal((await get(server.origin, '/health/live')).status, 200, '/health/live 200')
 
   // Every answer is data or a coded error; nothing hung.
@@ -109,5 +110,5 @@ t.test(`soak: ${TOTAL} identifications at concurrency ${CONCURRENCY}, 10 % 429, 
     `upstream calls ${fake.chatRequests.length} (${injected[429]} × 429, ${injected[500]} × 500), ` +
     `max upstream concurrency ${fake.maxInFlightChats}/${MAX_CONCURRENCY}, ` +
     `RSS start ${mb(rssAtStart)} / after warm-up ${mb(rssAfterWarmUp)} / end ${mb(rssAtEnd)} / peak ${mb(sampler.peak)}, ` +
-    `latency p50 ${pct(0.5)} ms p99 ${pct(0.99)} ms max ${pct(1)} ms, token fetches ${fake.tokenRequests.length}, heap cap ${HEAP_MB} MB`)
+    `latency p50 ${pct(0.5)} ms p99 ${pct(0.99)} ms max ${pct(1)} ms, warn lines ${logLines(server.output(), 40).length}, token fetches ${fake.tokenRequests.length}, heap cap ${HEAP_MB} MB`)
 })

@@ -297,3 +297,15 @@ export function countBy<T> (items: T[], key: (item: T) => string): Record<string
 }
 
 export const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`
+
+/** The server's pino lines at `minLevel` or above (40 warn, 50 error, 60 fatal) and anything that is not JSON. */
+export function logLines (output: string, minLevel = 50): string[] {
+  const found: string[] = []
+  for (const line of output.split('\n')) {
+    if (line.trim() === '') continue
+    let level: unknown
+    try { level = JSON.parse(line).level } catch { found.push(line); continue }
+    if (typeof level === "number" && level >= minLevel) found.push(line)
+  }
+  return found
+}
