@@ -32,7 +32,8 @@ function jpeg (buf: Buffer): ImageStructure {
     const marker = buf[at + 1] as number
     if (marker === 0xff) { at++; continue } // fill byte
     if (marker === 0xda) {
-      const complete = buf.indexOf(EOI, at + 2) !== -1
+      // From the end: the marker is almost always the last two bytes, and scanning the whole scan is slow.
+      const complete = buf.lastIndexOf(EOI) > at
       return { complete, hasMetadata, animated: false }
     }
     if ((marker >= 0xe1 && marker <= 0xef && marker !== 0xee) || marker === 0xfe) hasMetadata = true
