@@ -85,6 +85,12 @@ t.test('security headers and a CSP under which the self-hosted GraphiQL works', 
   t.match(page.headers['content-security-policy'], /script-src 'self'/)
   t.notMatch(page.headers['content-security-policy'], /unsafe-eval/)
   t.equal(page.headers['x-content-type-options'], 'nosniff')
+  t.equal(page.headers['x-frame-options'], 'SAMEORIGIN')
+
+  const api = await identify(app)
+  t.equal(api.headers['x-content-type-options'], 'nosniff', 'JSON answers are never sniffed as HTML')
+  t.equal(api.headers['cache-control'], 'no-store', 'nor cached')
+  t.notOk(api.headers['content-security-policy'], 'no document headers on JSON answers')
 })
 
 t.test('CORS: the configured origins, with the headers upload clients send', async t => {
