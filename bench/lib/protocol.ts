@@ -1,0 +1,63 @@
+// IPC messages between bench/run.ts and its children.
+
+export type FakeMessage = { type: 'latency', ms: number } | { type: 'stats' } | { type: 'stop' }
+export type FakeReply =
+  | { type: 'listening', origin: string, env: Record<string, string> }
+  | { type: 'ok' }
+  | { type: 'stats', tokenRequests: number, chats: number, maxInFlightChats: number }
+
+export interface LoadJob {
+  url: string
+  /** The image file to upload. */
+  file: string
+  connections: number
+  /** Seconds; or `amount` requests in all. */
+  duration?: number
+  amount?: number
+  /** Per-request timeout, seconds. */
+  timeout: number
+  /** What a correct answer carries: the image's sha256, and how the answer starts. */
+  expectSha256: string
+  expectAnswerPrefix: string
+}
+
+export interface LoadResult {
+  /** Completed 2xx responses. */
+  requests: number
+  durationSec: number
+  rps: number
+  min: number
+  p50: number
+  p99: number
+  max: number
+  non2xx: number
+  errors: number
+  timeouts: number
+  /** 2xx answers without the expected data (or with GraphQL errors). */
+  mismatches: number
+  /** Responses by HTTP status. */
+  statusCodes: Record<string, number>
+  firstMismatch: string | undefined
+}
+
+export type LoadMessage = { type: 'run', id: number, job: LoadJob } | { type: 'stop' }
+export type LoadReply = { type: 'ready' } | { type: 'result', id: number, result: LoadResult } | { type: 'error', id: number, message: string }
+
+export interface PipelineRun {
+  detail: string
+  runs: number
+  p50: number
+  p99: number
+  inputBytes: number
+  outputBytes: number
+  /** Upright (EXIF orientation applied) sizes. */
+  inputWidth: number
+  inputHeight: number
+  outputWidth: number
+  outputHeight: number
+}
+
+export type PipelineReply =
+  | { type: 'pending', reason: string }
+  | { type: 'result', runs: PipelineRun[] }
+  | { type: 'error', message: string }

@@ -1,0 +1,39 @@
+// Peer (c): our service, built by our app factory.
+//   BENCH_VISION=bench (default): `benchVision` (BENCH_LATENCY_MS holds each call that long).
+//   BENCH_VISION=azure: the real backend (createVision: DefaultAzureCredential + openai) against the
+//   fake Azure whose identity environment run.ts put in our env; warmed up after listen, as src/server.ts does.
+import { pino } from 'pino'
+import { buildApp } from '../../src/app.ts'
+import { loadConfig } from '../../src/config.ts'
+import { loggerOptions } from '../../src/logger.ts'
+import { createVision } from '../../src/vision/index.ts'
+import { announce, benchPort, createBenchVision } from './shared.ts'
+
+const port = benchPort()
+const mode = process.env.BENCH_VISION ?? 'bench'
+// Production settings (NODE_ENV=production from run.ts) with what the benchmark needs, overridable by run.ts:
+// no caller auth (the peers have none; production refuses AUTH_MODE=none unless ALLOW_ANONYMOUS=true), and the
+// per-caller rate limit at its maximum (every load request comes from one caller, 127.0.0.1).
+const config = loadConfig({
+  ALLOW_ANONYMOUS: 'true',
+  RATE_LIMIT_PER_MINUTE: '100000',
+  ...process.env,
+  LOG_LEVEL: 'warn',
+  PORT: String(port),
+  HOST: '127.0.0.1'
+})
+
+let app
+let vision
+if (mode === 'azure') {
+  const log = pino(loggerOptions(config))
+  vision = createVision(config, log)
+  app = await buildApp({ config, vision, logger: log })
+} else {
+  vision = createBenchVision({ latencyMs: Number(process.env.BENCH_LATENCY_MS ?? 0) })
+  app = await buildApp({ config, vision })
+}
+
+await app.listen({ host: config.host, port: config.port })
+await vision.warmUp?.()
+announce(`ours (${mode})`, port, async () => { await app.close() })
