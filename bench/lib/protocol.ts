@@ -58,6 +58,5 @@ export interface PipelineRun {
 }
 
 export type PipelineReply =
-  | { type: 'pending', reason: string }
   | { type: 'result', runs: PipelineRun[] }
   | { type: 'error', message: string }
