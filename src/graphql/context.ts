@@ -2,6 +2,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppServices } from '../app.ts'
 import type { Caller } from '../auth/plugin.ts'
+import { clientGone } from './client-gone.ts'
 
 export interface AppContext extends AppServices {
   log: FastifyBaseLogger
@@ -17,9 +18,6 @@ declare module 'mercurius' {
 
 export function buildContext (services: AppServices) {
   return (request: FastifyRequest, reply: FastifyReply): AppContext => {
-    const controller = new AbortController()
-    // 'close' before 'finish' on the response means the connection went away.
-    reply.raw.once('close', () => { if (!reply.raw.writableFinished) controller.abort() })
-    return { ...services, caller: request.caller, log: request.log, signal: controller.signal }
+    return { ...services, caller: request.caller, log: request.log, signal: clientGone(request, reply) }
   }
 }

@@ -9,6 +9,7 @@ import type { AppServices } from '../app.ts'
 import { AppError } from '../errors.ts'
 import { isUploadRequest } from '../limits/requests.ts'
 import { buildContext } from './context.ts'
+import { clientGone } from './client-gone.ts'
 import { formatErrors } from './errors.ts'
 import { resolvers } from './resolvers.ts'
 import { validationRules } from './rules.ts'
@@ -46,11 +47,7 @@ export default async function graphqlPlugin (app: FastifyInstance, services: App
   async function receiveUpload (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (!request.isMultipart()) return
     try {
-      const gone = new AbortController()
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) gone.abort(new AppError('CLIENT_CLOSED_REQUEST', 'The client went away while waiting for a slot.', { statusCode: 499 }))
-      })
-      const release = await admission.acquire(gone.signal)
+      const release = await admission.acquire(clientGone(request, reply))
       reply.raw.once('close', release)
       if (reply.raw.destroyed) release()
       request.body = await readMultipartOperations(request, limits)
