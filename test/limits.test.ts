@@ -71,6 +71,23 @@ t.test('GraphQL rules: depth, batching, one identification per operation, intros
   t.equal(two.json().errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED')
   t.match(two.json().errors[0].message, /At most 1 identifyVehicle/)
 
+  // Spread through fragments around another operation: still counted.
+  const viaFragments = await encodeParts([
+    ['operations', JSON.stringify({
+      query: 'fragment A on Mutation { a: identifyVehicle(image: $i) { id } } mutation M1 { __typename } ' +
+        'fragment B on Mutation { b: identifyVehicle(image: $i) { id } } mutation M2($i: Upload!) { ...A ...B ...C } ' +
+        'fragment C on Mutation { c: identifyVehicle(image: $i) { id } }',
+      operationName: 'M2',
+      variables: { i: null }
+    })],
+    ['map', JSON.stringify({ 0: ['variables.i'] })],
+    ['0', photo, 'a.jpg', 'image/jpeg']
+  ])
+  const three = await app.inject({ method: 'POST', url: '/graphql', ...viaFragments })
+  t.equal(three.statusCode, 400)
+  t.equal(three.json().errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED')
+  t.match(three.json().errors[0].message, /asks for 3/)
+
   const closed = await buildTestApp({ env: { GRAPHQL_INTROSPECTION: 'false' } })
   t.teardown(() => closed.close())
   const refused = await query(closed, { query: '{ __schema { types { name } } }' })

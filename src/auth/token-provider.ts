@@ -74,6 +74,15 @@ export class CachedTokenProvider {
     return this.#current !== undefined && this.#current.expiresOnMs - this.#opts.now() > this.#opts.minValidityMs
   }
 
+  /**
+   * Without a usable token (warm-up failed, or the instance sat idle past expiry), start a fetch in the
+   * background, at most once per retry delay. Readiness checks call this, so a not-ready instance that
+   * gets no traffic still recovers by itself.
+   */
+  refreshIfStale (): void {
+    if (!this.hasValidToken() && this.#inflight === undefined && this.#opts.now() >= this.#nextRetryAtMs) this.#refreshInBackground()
+  }
+
   /** Fetch the first token before the server says it is ready. Never throws: failures are logged and counted. */
   async warmUp (): Promise<boolean> {
     try {

@@ -93,11 +93,13 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
 
     status (): VisionStatus {
       const ready = tokens.hasValidToken()
+      if (!ready) tokens.refreshIfStale()
       return {
         backend: 'AZURE_OPENAI',
         deployment: azure.deployment,
         ready,
-        ...(ready ? {} : { reason: tokens.lastError ?? 'no access token acquired yet' })
+        // Open to anyone (/health/ready): say what, not the credential's own words (those go to the log).
+        ...(ready ? {} : { reason: tokens.lastError === undefined ? 'no access token acquired yet' : 'no access token: the last fetch failed (see the server log)' })
       }
     },
 
