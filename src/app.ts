@@ -44,6 +44,7 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config) }),
     genReqId: (req) => validRequestId(req.headers['x-request-id']) ?? randomUUID(),
     bodyLimit: 1024 * 1024, // JSON bodies; uploads have their own limit
+    trustProxy: config.trustProxy,
     // A whole request (slow uploads included) must arrive within REQUEST_TIMEOUT_MS; checked every second.
     serverFactory: (handler) => createServer({
       requestTimeout: config.requestTimeoutMs,
@@ -73,8 +74,9 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
     maxAge: 600
   })
   await app.register(multipart)
-  const redis = config.limits.redisUrl ? new Redis(config.limits.redisUrl, { connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: false }) : undefined
-  await app.register(rateLimit, { global: false, ...(redis ? { redis, nameSpace: 'agrivision-rl:' } : {}) })
+  const redis = config.limits.redisUrl ? connectRedis(config.limits.redisUrl, app.log) : undefined
+  // skipOnError: if Redis is down, identifications go on (unlimited) rather than all failing.
+  await app.register(rateLimit, { global: false, ...(redis ? { redis, nameSpace: 'agrivision-rl:', skipOnError: true } : {}) })
 
   // The app's own
   await app.register(metricsPlugin, { metrics, token: config.metricsToken })
@@ -86,9 +88,19 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
 
   app.addHook('onClose', async () => {
     await vision.close?.()
-    await redis?.quit().catch(() => {})
+    redis?.disconnect() // quit() would wait for a Redis that may be gone
   })
   return app
+}
+
+function connectRedis (url: string, log: FastifyBaseLogger): Redis {
+  const redis = new Redis(url, { connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: false })
+  let lastWarning = 0
+  redis.on('error', (err: Error) => {
+    // ioredis retries by itself; say so at most once a minute, without the URL (it may hold a password).
+    if (Date.now() - lastWarning > 60_000) { lastWarning = Date.now(); log.warn({ err: { name: err.name, message: err.message } }, 'rate-limit store (Redis) unavailable: limits are not enforced meanwhile') }
+  })
+  return redis
 }
 
 // Accept a caller's request id for correlation, but only a sane one (it goes into every log line).

@@ -46,6 +46,10 @@ export interface Config {
   maxUploadBytes: number
   /** Whole-request receive timeout (slow uploads are cut off after this). */
   requestTimeoutMs: number
+  /** How long SIGTERM waits for in-flight requests. */
+  shutdownGraceMs: number
+  /** Fastify's trustProxy: whether (and which) proxies' X-Forwarded-For give the client address. */
+  trustProxy: boolean | string
   auth: {
     /** Empty: anonymous. */
     modes: CallerAuthMode[]
@@ -118,6 +122,8 @@ const schema = {
     AZURE_OPENAI_SCOPE: { type: 'string', pattern: '^\\S+/\\.default$', default: 'https://cognitiveservices.azure.com/.default' },
     AZURE_TOKEN_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 300_000, default: 10_000 },
     REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 120_000 },
+    SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 25_000 },
+    TRUST_PROXY: { type: 'string', pattern: '^(true|false|[0-9a-fA-F.:/, ]+)$', default: 'false' },
     AUTH_MODE: { type: 'string', pattern: '^(none|entra|apikey|entra,apikey|apikey,entra)$', default: 'none' },
     ALLOW_ANONYMOUS: { type: 'boolean', default: false },
     ENTRA_TENANT_ID: { type: 'string', pattern: '^[0-9a-fA-F-]{36}$|^[A-Za-z0-9.-]+$' },
@@ -164,6 +170,8 @@ interface RawEnv {
   AZURE_OPENAI_SCOPE: string
   AZURE_TOKEN_TIMEOUT_MS: number
   REQUEST_TIMEOUT_MS: number
+  SHUTDOWN_GRACE_MS: number
+  TRUST_PROXY: string
   AUTH_MODE: string
   ALLOW_ANONYMOUS: boolean
   ENTRA_TENANT_ID?: string
@@ -216,6 +224,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const production = raw.NODE_ENV === 'production'
   const backend: VisionBackendName = raw.VISION_BACKEND ?? (raw.AZURE_OPENAI_ENDPOINT ? 'azure' : 'simulated')
 
+  requireHttps('AZURE_OPENAI_ENDPOINT', raw.AZURE_OPENAI_ENDPOINT) // it receives the managed identity's token
+  requireHttps('ENTRA_JWKS_URI', raw.ENTRA_JWKS_URI) // plain http would let anyone on the path swap the keys
+
   let azure: AzureConfig | null = null
   if (backend === 'azure') {
     if (!raw.AZURE_OPENAI_ENDPOINT) throw new ConfigError('invalid configuration: VISION_BACKEND=azure needs AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT)')
@@ -247,6 +258,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     graphiql: raw.GRAPHIQL ?? !production,
     maxUploadBytes: raw.MAX_UPLOAD_BYTES,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
+    shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
+    trustProxy: readTrustProxy(raw.TRUST_PROXY),
     auth: {
       modes,
       entra: modes.includes('entra') ? readEntra(raw) : null,
@@ -326,4 +339,18 @@ function readApiKeys (raw: RawEnv): ApiKeyEntry[] {
     entries.push({ id: match[1] ?? hash.slice(0, 12), sha256: Buffer.from(hash, 'hex') })
   }
   return entries
+}
+
+/** https, except on loopback (local fakes and sidecars). */
+function requireHttps (name: string, value: string | undefined): void {
+  if (value === undefined) return
+  const url = new URL(value)
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
+  if (url.protocol !== 'https:' && !loopback) throw new ConfigError(`invalid configuration: ${name} must be an https:// URL (plain http only on loopback)`)
+}
+
+function readTrustProxy (value: string): boolean | string {
+  if (value === 'true') return true
+  if (value === 'false') return false
+  return value // the proxies' addresses or CIDRs, comma-separated
 }

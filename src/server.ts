@@ -6,8 +6,6 @@ import { ConfigError, loadConfig } from './config.ts'
 import { loggerOptions } from './logger.ts'
 import { createVision } from './vision/index.ts'
 
-const GRACE_MS = Number(process.env.SHUTDOWN_GRACE_MS ?? 25_000)
-
 let config
 try {
   config = loadConfig()
@@ -21,7 +19,7 @@ const log = pino(loggerOptions(config))
 const vision = createVision(config, log)
 const app = await buildApp({ config, vision, logger: log })
 
-closeWithGrace({ delay: GRACE_MS, logger: log }, async ({ signal, err }) => {
+closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
   else log.info({ signal }, 'shutting down: finishing in-flight requests')
   // app.close() closes idle keep-alive connections once, at the start; a connection whose request

@@ -39,7 +39,7 @@ t.test('429 with a retry-after in seconds reports it, and holds back new calls u
 
   const held = await identifyWith(own, { kind: 'ok' })
   t.equal(held.body.errors[0].extensions.code, 'UPSTREAM_RATE_LIMITED', 'the next call is held back')
-  t.ok(held.body.errors[0].extensions.retryAfter > 100 && held.body.errors[0].extensions.retryAfter <= 120)
+  t.ok(held.body.errors[0].extensions.retryAfter > 50 && held.body.errors[0].extensions.retryAfter <= 60, 'for the cool-down, capped at a minute')
   t.equal(held.attempts, 0, 'without reaching Azure')
 })
 
@@ -62,6 +62,13 @@ t.test('500 → UPSTREAM_UNAVAILABLE', async t => {
   const { body } = await identifyWith(app, { kind: 'status', status: 503 })
   t.equal(body.errors[0].extensions.code, 'UPSTREAM_UNAVAILABLE')
   t.match(body.errors[0].message, /HTTP 503/)
+})
+
+t.test('400 (an image Azure cannot read) → BAD_USER_INPUT with Azure\'s reason, not retried', async t => {
+  const { body, attempts } = await identifyWith(app, { kind: 'status', status: 400 })
+  t.equal(body.errors[0].extensions.code, 'BAD_USER_INPUT')
+  t.match(body.errors[0].message, /HTTP 400\): fake status 400/)
+  t.equal(attempts, 1)
 })
 
 t.test('401 PermissionDenied → UPSTREAM_AUTH naming the role to grant', async t => {

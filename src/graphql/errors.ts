@@ -40,7 +40,10 @@ function formatOne (error: GraphQLError, log: FastifyBaseLogger): Formatted[] {
   }
   if (original instanceof AppError) {
     logAppError(original, log)
-    return [shape(error, original.message, original.extensions, original.statusCode)]
+    // Without a path it is not a field's error but the request's (invalid variables): 400, as for
+    // graphql-js's own variable errors, whether or not the query was compiled by graphql-jit.
+    const statusCode = original.statusCode === 200 && error.path === undefined ? 400 : original.statusCode
+    return [shape(error, original.message, original.extensions, statusCode)]
   }
   if (original === undefined || original instanceof GraphQLError) {
     return [shape(error, error.message, { code: classifyGraphQLError(error.message) }, 400)]

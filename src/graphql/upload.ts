@@ -112,10 +112,11 @@ async function readFile (part: FilePart, contentLength: number, maxBytes: number
   let length = 0
   for await (const chunk of file as AsyncIterable<Buffer>) {
     if (length + chunk.length > buffer.length) {
-      const grown = Buffer.allocUnsafe(Math.max(buffer.length * 2, length + chunk.length))
+      const grown = Buffer.allocUnsafe(Math.min(Math.max(buffer.length * 2, length + chunk.length), maxBytes + 1))
       buffer.copy(grown, 0, 0, length)
       buffer = grown
     }
+    if (length + chunk.length > buffer.length) throw tooLarge // past the limit: busboy's own check follows
     chunk.copy(buffer, length)
     length += chunk.length
   }

@@ -49,7 +49,8 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
     const response = await globalThis.fetch(input, init)
     if (response.status === 429) {
       const ms = retryAfterMs(response.headers)
-      if (ms !== undefined && ms > 0) coolDownUntil = Math.max(coolDownUntil, Date.now() + ms)
+      // Capped at a minute, like the SDK's own retry wait: a bogus retry-after must not stop the service for hours.
+      if (ms !== undefined && ms > 0) coolDownUntil = Math.max(coolDownUntil, Date.now() + Math.min(ms, 60_000))
     }
     return response
   }

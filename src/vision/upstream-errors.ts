@@ -1,6 +1,7 @@
 // Azure OpenAI failures, after the SDK's own retries, as stable GraphQL error codes.
 import { APIConnectionError, APIError, APIUserAbortError } from 'openai'
 import { AppError } from '../errors.ts'
+import { redactTokens } from '../auth/token-provider.ts'
 
 export const ROLE_HINT = 'Grant the service\'s managed identity the "Cognitive Services OpenAI User" role on the Azure OpenAI resource (Reader is not enough); role assignments take a few minutes to apply.'
 
@@ -37,6 +38,11 @@ export function mapUpstreamError (err: unknown, ctx: CallContext): AppError {
     }
     if (status === 401 || status === 403) {
       return new AppError('UPSTREAM_AUTH', `Azure OpenAI refused the service's credentials (HTTP ${status}). ${ROLE_HINT}`, { cause: err })
+    }
+    if (status === 400 || status === 413 || status === 415 || status === 422) {
+      // The request itself was refused: typically an image Azure cannot read. Its own words, cut short.
+      const detail = typeof err.error === 'object' && err.error !== null ? String((err.error as { message?: unknown }).message ?? '') : ''
+      return new AppError('BAD_USER_INPUT', `Azure OpenAI refused the request (HTTP ${status})${detail ? `: ${redactTokens(detail.slice(0, 200))}` : '.'}`, { cause: err })
     }
     if (status === 404) {
       return new AppError('UPSTREAM_UNAVAILABLE', `Azure OpenAI has no deployment named "${ctx.deployment}" (HTTP 404).`, { cause: err })
