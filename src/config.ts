@@ -4,6 +4,10 @@ import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import type { ImageDetail } from './image/tokens.ts'
+import { API_KEY_NAME } from './auth/api-keys.ts'
+
+/** `name:sha256hex` or `sha256hex`, the name as `npm run apikey:new` accepts it. */
+const API_KEY_ENTRY = new RegExp(`^(?:(${API_KEY_NAME.source.slice(1, -1)}):)?([0-9a-fA-F]{64})$`)
 
 export type VisionBackendName = 'azure' | 'simulated'
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -333,7 +337,7 @@ function readApiKeys (raw: RawEnv): ApiKeyEntry[] {
   for (const line of text.split(/[,\n]/)) {
     const item = line.replace(/#.*/, '').trim()
     if (item === '') continue
-    const match = /^(?:([\w.-]{1,64}):)?([0-9a-fA-F]{64})$/.exec(item)
+    const match = API_KEY_ENTRY.exec(item)
     if (!match) throw new ConfigError('invalid configuration: API_KEY_HASHES entries must be 64 hex digits (a SHA-256), optionally prefixed by "name:"')
     const hash = (match[2] as string).toLowerCase()
     entries.push({ id: match[1] ?? hash.slice(0, 12), sha256: Buffer.from(hash, 'hex') })
