@@ -10,7 +10,8 @@ const fake = await new FakeAzure().start()
 t.teardown(() => fake.close())
 
 t.test('50 concurrent identifications on a cold start cause exactly 1 token fetch', async t => {
-  const { app } = await buildAzureTestApp(fake)
+  // 50 at once from one address: no per-caller concurrency limit in the way.
+  const { app } = await buildAzureTestApp(fake, { VISION_MAX_CONCURRENCY_PER_CALLER: '1024' })
   t.teardown(() => app.close())
   fake.chatFault = () => ({ kind: 'ok', latencyMs: 20 })
   const photo = await images.jpeg(32, 32)

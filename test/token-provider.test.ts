@@ -10,19 +10,39 @@ const log = pino({ level: 'silent' })
 /** A credential whose answers the test scripts; counts calls and can hang or fail. */
 class ScriptedCredential implements TokenCredential {
   calls = 0
-  mode: 'ok' | 'fail' | 'hang' = 'ok'
+  /** hang: until aborted (as the real credential with our HTTP client); deaf: ignores the abort. */
+  mode: 'ok' | 'fail' | 'hang' | 'deaf' = 'ok'
+  /** Calls that have not ended yet, and the most at once. */
+  pending = 0
+  maxPending = 0
   lifetimeMs = 3_600_000
   latencyMs = 0
   hung: NodeJS.Timeout[] = []
   now: () => number
   constructor (now: () => number) { this.now = now }
 
-  async getToken (_scopes: string | string[], _options?: GetTokenOptions): Promise<AccessToken | null> {
+  async getToken (scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
+    this.pending++
+    this.maxPending = Math.max(this.maxPending, this.pending)
+    try {
+      return await this.#getToken(scopes, options)
+    } finally {
+      this.pending--
+    }
+  }
+
+  async #getToken (_scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
     const n = ++this.calls
     if (this.latencyMs) await new Promise(resolve => setTimeout(resolve, this.latencyMs))
-    if (this.mode === 'hang') {
-      // Like a hung socket: pending, and keeping the event loop alive, until released.
-      return await new Promise(resolve => { this.hung.push(setTimeout(resolve, 30_000, null)) })
+    if (this.mode === 'hang' || this.mode === 'deaf') {
+      // Like a hung socket: pending, and keeping the event loop alive, until released (or aborted, unless deaf).
+      return await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, 30_000, null)
+        this.hung.push(timer)
+        if (this.mode === 'hang') {
+          options?.abortSignal?.addEventListener('abort', () => { clearTimeout(timer); reject(Object.assign(new Error('aborted'), { name: 'AbortError' })) })
+        }
+      })
     }
     if (this.mode === 'fail') throw Object.assign(new Error('ManagedIdentityCredential: connection refused'), { name: 'CredentialUnavailableError' })
     return { token: `token-${n}`, expiresOnTimestamp: this.now() + this.lifetimeMs }
@@ -47,7 +67,7 @@ t.test('concurrent first callers share one fetch, later callers use the cache', 
   t.same(new Set(tokens), new Set(['token-1']))
   await provider.getToken()
   t.equal(credential.calls, 1)
-  t.same(provider.stats, { fetches: 1, failures: 0, timeouts: 0 })
+  t.same(provider.stats, { fetches: 1, failures: 0, timeouts: 0, abandoned: 0 })
 })
 
 t.test('refreshes ahead of expiry in the background; callers never wait and never get an expired token', async t => {
@@ -88,21 +108,58 @@ t.test('an expiring token is never handed out: callers wait for a fresh one', as
   t.equal(await provider.getToken(), 'token-2')
 })
 
-t.test('a hung fetch times out with AUTH_UNAVAILABLE, and the next caller starts a fresh fetch', async t => {
-  const { credential, provider } = setup({ timeoutMs: 100 })
+t.test('a hung fetch times out with AUTH_UNAVAILABLE and is aborted; callers fail fast until the retry delay, then one fresh fetch', async t => {
+  const { credential, provider, advance } = setup({ timeoutMs: 100, retryDelayMs: 3_000 })
   credential.mode = 'hang'
   const started = performance.now()
-  const err = await provider.getToken().catch((e: unknown) => e)
+  const first = provider.getToken().catch((e: unknown) => e)
+  const joined = await Promise.all(Array.from({ length: 20 }, () => provider.getToken().catch((e: unknown) => e)))
+  const err = await first
   t.ok(err instanceof AppError)
   t.equal((err as AppError).code, 'AUTH_UNAVAILABLE')
   t.match((err as AppError).message, /ScriptedCredential did not answer within 100 ms/)
   t.ok(performance.now() - started < 1000, 'bounded by the timeout')
+  t.ok(joined.every(e => e instanceof AppError && e.code === 'AUTH_UNAVAILABLE'), 'callers during the fetch waited for it and failed with it')
+  t.equal(credential.calls, 1, 'one fetch for 21 callers')
+  await new Promise(resolve => setImmediate(resolve))
+  t.equal(credential.pending, 0, 'the timeout aborted the credential\'s call')
   t.equal(provider.stats.timeouts, 1)
 
+  // During the retry delay: no new fetch, callers fail at once with the last reason.
+  const fast = performance.now()
+  const again = await provider.getToken().catch((e: unknown) => e) as AppError
+  t.equal(again.code, 'AUTH_UNAVAILABLE')
+  t.match(again.message, /did not answer within 100 ms/)
+  t.ok(performance.now() - fast < 50, 'failed at once')
+  t.equal(credential.calls, 1, 'no second fetch within the retry delay')
+
   credential.mode = 'ok'
-  t.equal(await provider.getToken(), 'token-2', 'recovered with a new fetch')
+  advance(3_000)
+  t.equal(await provider.getToken(), 'token-2', 'recovered with one new fetch after the retry delay')
+  t.equal(credential.maxPending, 1, 'never more than one call outstanding')
   credential.hung.forEach(clearTimeout)
   t.equal(provider.lastError, undefined)
+})
+
+t.test('a fetch that ignores the abort keeps the slot (no second fetch) until it is given up on', async t => {
+  const logged: Array<Record<string, unknown>> = []
+  const lines = pino({ level: 'warn' }, { write: (line: string) => { logged.push(JSON.parse(line)) } })
+  const { credential, provider, advance } = setup({ timeoutMs: 100, retryDelayMs: 50, abandonAfterMs: 300, log: lines })
+  credential.mode = 'deaf'
+  t.equal((await provider.getToken().catch((e: AppError) => e) as AppError).code, 'AUTH_UNAVAILABLE')
+  advance(1_000) // past the retry delay: only the outstanding call holds the slot now
+  const held = await provider.getToken().catch((e: AppError) => e) as AppError
+  t.equal(held.code, 'AUTH_UNAVAILABLE', 'failed at once')
+  t.equal(credential.calls, 1, 'no second fetch while the first has not ended')
+  provider.refreshIfStale()
+  t.equal(credential.calls, 1, 'nor from a readiness check')
+
+  await new Promise(resolve => setTimeout(resolve, 350))
+  t.equal(provider.stats.abandoned, 1, 'given up on after abandonAfterMs')
+  t.match(logged.find(l => l.level === 50), { msg: /did not end when aborted/ }, 'logged as an error')
+  credential.mode = 'ok'
+  t.equal(await provider.getToken(), 'token-2', 'a new fetch once the stuck one is given up on')
+  credential.hung.forEach(clearTimeout)
 })
 
 t.test('failures say which credential failed, without secrets', async t => {

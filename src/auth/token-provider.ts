@@ -4,25 +4,43 @@
 // (a refresh failing until expiry crashes the process with an unhandled rejection) and managed-identity
 // requests have no timeout and ignore abort signals (one hung fetch blocks every caller forever).
 // See ../shared/docs/azure-identity-openai.md. This provider keeps the same caching rules and adds:
-// its own timeout per fetch, a single-flight slot that is released on timeout, and a catch on everything.
+//
+// - At most ONE token fetch outstanding, ever. Callers without a usable token wait for the fetch in
+//   flight; after a failure they fail at once with its reason until the retry delay has passed (a hung
+//   identity endpoint used to get a new fetch, and a new connection, per request).
+// - A timeout per fetch that aborts the underlying request: the signal goes to `credential.getToken()`
+//   and, through an AsyncLocalStorage, to the credential's HTTP client (src/auth/identity-http.ts),
+//   because managed identity ignores `abortSignal`. The aborted request's socket is destroyed. The slot
+//   stays taken until the credential's call has really ended; one that ignores the abort is given up
+//   on (logged, counted) after `abandonAfterMs`, so a broken credential cannot block the service forever.
+// - Short-lived tokens are used: a token is handed out while it has more than the minimum validity left,
+//   or a quarter of its lifetime for tokens shorter than that, and refreshed ahead of that point. An
+//   identity endpoint issuing short tokens is logged once (not per request).
+// - A catch on everything: no background failure becomes an unhandled rejection.
 import type { AccessToken, TokenCredential } from '@azure/identity'
 import type { FastifyBaseLogger } from 'fastify'
 import { AppError } from '../errors.ts'
+import { tokenFetchSignal } from './identity-http.ts'
 
 export interface TokenProviderOptions {
   credential: TokenCredential
   /** Shown in logs and errors, e.g. "DefaultAzureCredential (AZURE_TOKEN_CREDENTIALS=prod)". */
   credentialName: string
   scope: string
-  /** Give up on one fetch after this long (AZURE_TOKEN_TIMEOUT_MS). */
+  /** Give up on one fetch after this long, and abort it (AZURE_TOKEN_TIMEOUT_MS). */
   timeoutMs: number
   log: FastifyBaseLogger
   /** Start a background refresh when less than this is left (default 4 min: inside MSAL's 5-min window, so it really refetches). */
   refreshAheadMs?: number
-  /** Never hand out a token with less than this left; callers wait for a fresh one instead (default 30 s). */
+  /**
+   * Hand out a token only while it has more than this left (default 30 s); with less, callers wait for a
+   * fresh one. For a token whose whole lifetime is short, a quarter of its lifetime instead.
+   */
   minValidityMs?: number
-  /** After a failed background refresh, wait this long before the next attempt (default 3 s). */
+  /** After a failed fetch, wait this long before the next one; callers without a token fail at once meanwhile (default 3 s). */
   retryDelayMs?: number
+  /** A timed-out fetch that has not ended this long after its abort is given up on, freeing the slot (default: timeoutMs). */
+  abandonAfterMs?: number
   now?: () => number
 }
 
@@ -30,29 +48,41 @@ export interface TokenStats {
   fetches: number
   failures: number
   timeouts: number
+  /** Timed-out fetches that did not end when aborted (the credential ignored the abort). */
+  abandoned: number
 }
 
 interface CachedToken {
   token: string
   expiresOnMs: number
   refreshAtMs: number
+  /** The least time left at which this token is still handed out. */
+  minValidityMs: number
 }
 
+/** When nothing fresher can be had, a token with more than this left is still better than none. */
+const LAST_RESORT_MS = 1_000
+
 export class CachedTokenProvider {
-  readonly stats: TokenStats = { fetches: 0, failures: 0, timeouts: 0 }
+  readonly stats: TokenStats = { fetches: 0, failures: 0, timeouts: 0, abandoned: 0 }
   /** Why the last fetch failed (no secrets), until one succeeds. */
   lastError: string | undefined
 
-  readonly #opts: Required<Omit<TokenProviderOptions, 'log'>> & { log: FastifyBaseLogger }
+  readonly #opts: Required<Omit<TokenProviderOptions, 'log' | 'abandonAfterMs'>> & { log: FastifyBaseLogger, abandonAfterMs: number }
   #current: CachedToken | undefined
+  /** What callers wait on: settles with the token, or with the failure or timeout. */
   #inflight: Promise<string> | undefined
+  /** The credential's own call, until it has really ended (it may outlive a timeout by a little). */
+  #outstanding: Promise<unknown> | undefined
   #nextRetryAtMs = 0
+  #shortLivedLogged = false
 
   constructor (options: TokenProviderOptions) {
     this.#opts = {
       refreshAheadMs: 4 * 60_000,
       minValidityMs: 30_000,
       retryDelayMs: 3_000,
+      abandonAfterMs: options.timeoutMs,
       now: Date.now,
       ...options
     }
@@ -62,16 +92,23 @@ export class CachedTokenProvider {
   readonly getToken = async (): Promise<string> => {
     const now = this.#opts.now()
     const current = this.#current
-    if (current !== undefined && current.expiresOnMs - now > this.#opts.minValidityMs) {
-      if (now >= current.refreshAtMs && now >= this.#nextRetryAtMs) this.#refreshInBackground()
+    if (current !== undefined && this.#fresh(current, now)) {
+      if (now >= current.refreshAtMs) this.#refreshInBackground()
       return current.token
     }
-    return await this.#fetchShared()
+    try {
+      return await this.#fetchShared()
+    } catch (err) {
+      // Nothing fresher to be had: a token that still has a little life left beats a certain failure.
+      const last = this.#current
+      if (last !== undefined && last.expiresOnMs - this.#opts.now() > LAST_RESORT_MS) return last.token
+      throw err
+    }
   }
 
   /** True while a token with enough life left is cached. */
   hasValidToken (): boolean {
-    return this.#current !== undefined && this.#current.expiresOnMs - this.#opts.now() > this.#opts.minValidityMs
+    return this.#current !== undefined && this.#fresh(this.#current, this.#opts.now())
   }
 
   /**
@@ -80,7 +117,7 @@ export class CachedTokenProvider {
    * gets no traffic still recovers by itself.
    */
   refreshIfStale (): void {
-    if (!this.hasValidToken() && this.#inflight === undefined && this.#opts.now() >= this.#nextRetryAtMs) this.#refreshInBackground()
+    if (!this.hasValidToken()) this.#refreshInBackground()
   }
 
   /** Fetch the first token before the server says it is ready. Never throws: failures are logged and counted. */
@@ -93,13 +130,24 @@ export class CachedTokenProvider {
     }
   }
 
+  #fresh (token: CachedToken, now: number): boolean {
+    return token.expiresOnMs - now > token.minValidityMs
+  }
+
   #refreshInBackground (): void {
+    if (this.#inflight !== undefined || this.#outstanding !== undefined || this.#opts.now() < this.#nextRetryAtMs) return
     // Errors are logged in #fetchOnce; callers keep the current token meanwhile.
     this.#fetchShared().catch(() => {})
   }
 
+  /** Joins the fetch in flight, or starts one; fails at once while the last failure's retry delay runs. */
   #fetchShared (): Promise<string> {
     if (this.#inflight !== undefined) return this.#inflight
+    if (this.#outstanding !== undefined || this.#opts.now() < this.#nextRetryAtMs) {
+      // The one fetch of this outage has failed (or timed out and is still ending): no second one yet.
+      return Promise.reject(new AppError('AUTH_UNAVAILABLE',
+        `No Microsoft Entra ID token could be obtained: ${this.lastError ?? 'the previous token request has not ended yet'}.`))
+    }
     const attempt = this.#fetchOnce()
     this.#inflight = attempt
     const release = (): void => { if (this.#inflight === attempt) this.#inflight = undefined }
@@ -112,14 +160,17 @@ export class CachedTokenProvider {
     this.stats.fetches++
     const started = now()
     const abort = new AbortController()
+    // The signal reaches the credential's HTTP client through the async context, since managed identity drops it.
+    const fetch = tokenFetchSignal.run(abort.signal, async () => await credential.getToken(scope, { abortSignal: abort.signal }))
+    const ended = fetch.then(() => {}, () => {}) // if we stop waiting for it, its late failure must not become unhandled
+    this.#outstanding = ended
+    void ended.then(() => { if (this.#outstanding === ended) this.#outstanding = undefined })
+
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>(resolve => {
       timer = setTimeout(resolve, timeoutMs, 'timeout')
       timer.unref()
     })
-    const fetch = credential.getToken(scope, { abortSignal: abort.signal })
-    fetch.catch(() => {}) // if we stop waiting for it, its late failure must not become unhandled
-
     let result: AccessToken | null | 'timeout'
     try {
       result = await Promise.race([fetch, timeout])
@@ -129,33 +180,58 @@ export class CachedTokenProvider {
       clearTimeout(timer)
     }
     if (result === 'timeout') {
-      abort.abort() // ignored by managed identity in 4.14, honoured elsewhere
+      abort.abort() // closes the request's socket (identity-http.ts); the credential's call then ends
       this.stats.timeouts++
+      this.#abandonIfStuck(ended)
       throw this.#failed(`${credentialName} did not answer within ${timeoutMs} ms`)
     }
-    if (result === null || result.expiresOnTimestamp <= now()) {
+    const at = now()
+    if (result === null || result.expiresOnTimestamp - at <= LAST_RESORT_MS) {
       throw this.#failed(`${credentialName} returned ${result === null ? 'no token' : 'an expired token'}`)
     }
 
+    const lifetimeMs = result.expiresOnTimestamp - at
+    const minValidityMs = Math.min(this.#opts.minValidityMs, lifetimeMs / 4)
     const previous = this.#current
     this.#current = {
       token: result.token,
       expiresOnMs: result.expiresOnTimestamp,
-      refreshAtMs: this.#refreshAt(result, previous)
+      refreshAtMs: this.#refreshAt(result, previous, lifetimeMs, minValidityMs),
+      minValidityMs
     }
     this.lastError = undefined
     this.#nextRetryAtMs = 0
-    log.info({ credential: credentialName, expiresOn: new Date(result.expiresOnTimestamp).toISOString(), fetchMs: now() - started, fetches: this.stats.fetches }, 'access token acquired')
+    log.info({ credential: credentialName, expiresOn: new Date(result.expiresOnTimestamp).toISOString(), fetchMs: at - started, fetches: this.stats.fetches }, 'access token acquired')
+    const shortLived = lifetimeMs < Math.max(this.#opts.refreshAheadMs, this.#opts.minValidityMs)
+    if (shortLived && !this.#shortLivedLogged) {
+      log.warn({ credential: credentialName, lifetimeMs: Math.round(lifetimeMs), minValidityMs: this.#opts.minValidityMs, refreshAheadMs: this.#opts.refreshAheadMs },
+        'the identity endpoint issues short-lived access tokens: each is used until shortly before it expires and refreshed early, so token requests are frequent (logged once)')
+    }
+    this.#shortLivedLogged = shortLived
     return result.token
   }
 
-  #refreshAt (token: AccessToken, previous: CachedToken | undefined): number {
+  #refreshAt (token: AccessToken, previous: CachedToken | undefined, lifetimeMs: number, minValidityMs: number): number {
     const now = this.#opts.now()
-    const lifetime = token.expiresOnTimestamp - now
-    let at = token.refreshAfterTimestamp ?? token.expiresOnTimestamp - Math.min(this.#opts.refreshAheadMs, lifetime / 2)
+    let at = token.refreshAfterTimestamp ?? token.expiresOnTimestamp - Math.min(this.#opts.refreshAheadMs, lifetimeMs / 2)
+    // Refresh while the token is still handed out, so callers need not wait for the next one.
+    at = Math.min(at, token.expiresOnTimestamp - 2 * minValidityMs)
     // The credential's own cache handed back the token we already had: do not ask again at once.
     if (previous !== undefined && previous.token === token.token) at = Math.max(at, now + this.#opts.retryDelayMs)
     return at
+  }
+
+  /** A timed-out fetch that does not end after its abort stops blocking new fetches after abandonAfterMs. */
+  #abandonIfStuck (ended: Promise<void>): void {
+    const timer = setTimeout(() => {
+      if (this.#outstanding !== ended) return
+      this.#outstanding = undefined
+      this.stats.abandoned++
+      this.#opts.log.error({ credential: this.#opts.credentialName, abandoned: this.stats.abandoned },
+        'a timed-out token request did not end when aborted; giving up on it (its connection may stay open)')
+    }, this.#opts.abandonAfterMs)
+    timer.unref()
+    void ended.then(() => { clearTimeout(timer) })
   }
 
   #failed (reason: string, cause?: unknown): AppError {

@@ -10,7 +10,8 @@ import type { AddressInfo, Socket } from 'node:net'
 import { once } from 'node:events'
 
 export type ChatFault =
-  | { kind: 'ok', latencyMs?: number, answer?: string }
+  /** `usage` replaces the usage object of the answer (`undefined` leaves it out, e.g. to send malformed shapes). */
+  | { kind: 'ok', latencyMs?: number, answer?: string, usage?: unknown }
   | { kind: 'status', status: number, retryAfter?: string, retryAfterMs?: string, latencyMs?: number }
   | { kind: 'permission-denied' }
   | { kind: 'content-filter-prompt' }
@@ -50,10 +51,16 @@ export class FakeAzure {
   readonly issued = new Map<string, number>()
   inFlightChats = 0
   maxInFlightChats = 0
+  /** Token requests not answered yet (hung ones included), and the most at once. */
+  outstandingTokenRequests = 0
+  maxOutstandingTokenRequests = 0
+  /** Most connections that carried a token request open at once (server side). */
+  maxOpenTokenSockets = 0
 
   #server: Server
   #sockets = new Set<Socket>()
   #hung = new Set<ServerResponse>()
+  #tokenSockets = new Set<Socket>()
   #tokenSerial = 0
 
   constructor (options: FakeAzureOptions = {}) {
@@ -107,6 +114,11 @@ export class FakeAzure {
     await once(this.#server, 'close')
   }
 
+  /** Connections that carried a token request and are still open, as this server sees them. */
+  get openTokenSockets (): number {
+    return this.#tokenSockets.size
+  }
+
   isValidToken (token: string): boolean {
     const expires = this.issued.get(token)
     return expires !== undefined && expires > Date.now()
@@ -126,6 +138,15 @@ export class FakeAzure {
     const headerOk = req.headers['x-identity-header'] === this.identityHeader
     const resource = url.searchParams.get('resource')
     this.tokenRequests.push({ url: url.pathname + url.search, resource, headerOk, at: Date.now() })
+    const socket = req.socket
+    if (!this.#tokenSockets.has(socket) && !socket.destroyed) {
+      this.#tokenSockets.add(socket)
+      socket.once('close', () => this.#tokenSockets.delete(socket))
+      this.maxOpenTokenSockets = Math.max(this.maxOpenTokenSockets, this.#tokenSockets.size)
+    }
+    this.outstandingTokenRequests++
+    this.maxOutstandingTokenRequests = Math.max(this.maxOutstandingTokenRequests, this.outstandingTokenRequests)
+    res.once('close', () => { this.outstandingTokenRequests-- })
     if (this.tokenLatencyMs > 0) await sleep(this.tokenLatencyMs)
     if (this.tokenFault === 'hang') { this.#hung.add(res); return }
     if (this.tokenFault === 'error') return json(res, 500, { error: 'unavailable', error_description: 'identity endpoint is down' })
@@ -191,7 +212,7 @@ export class FakeAzure {
         case 'content-filter-completion':
           return json(res, 200, completion(record, '', 'content_filter'))
         case 'ok':
-          return json(res, 200, completion(record, fault.answer ?? 'A green tractor: John Deere 6R series.', 'stop'))
+          return json(res, 200, completion(record, fault.answer ?? 'A green tractor: John Deere 6R series.', 'stop', 'usage' in fault ? { usage: fault.usage } : {}))
       }
     } finally {
       this.inFlightChats--
@@ -199,14 +220,15 @@ export class FakeAzure {
   }
 }
 
-function completion (record: ChatRequestRecord, content: string, finishReason: string) {
+function completion (record: ChatRequestRecord, content: string, finishReason: string, overrides: Record<string, unknown> = {}) {
   return {
     id: 'chatcmpl-fake',
     object: 'chat.completion',
     created: Math.floor(Date.now() / 1000),
     model: 'gpt-4o-2024-11-20',
     choices: [{ index: 0, finish_reason: finishReason, message: { role: 'assistant', content } }],
-    usage: { prompt_tokens: 1000 + (record.body?.messages?.length ?? 0), completion_tokens: 42, total_tokens: 1042 + (record.body?.messages?.length ?? 0) }
+    usage: { prompt_tokens: 1000 + (record.body?.messages?.length ?? 0), completion_tokens: 42, total_tokens: 1042 + (record.body?.messages?.length ?? 0) },
+    ...overrides
   }
 }
 
