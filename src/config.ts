@@ -81,6 +81,14 @@ export interface Config {
     /** Default detail level (VISION_IMAGE_DETAIL); a request's `detail` argument overrides it. */
     detail: ImageDetail
     maxInputPixels: number
+    /** Longest side accepted (IMAGE_MAX_SIDE). */
+    maxSide: number
+    /** Long side ÷ short side accepted (IMAGE_MAX_ASPECT_RATIO). */
+    maxAspectRatio: number
+    /** Bytes one image's decoding may produce or hold, estimated from its header (IMAGE_MAX_DECODE_BYTES). */
+    maxDecodeBytes: number
+    /** Decode memory for all images at once (IMAGE_MEMORY_BUDGET_BYTES): sizes the default concurrency. */
+    memoryBudgetBytes: number
     jpegQuality: number
     concurrency: number
   }
@@ -115,6 +123,10 @@ const schema = {
     VISION_BACKEND: { type: 'string', enum: ['azure', 'simulated'] },
     VISION_IMAGE_DETAIL: { type: 'string', enum: ['auto', 'high', 'low'], default: 'auto' },
     IMAGE_MAX_INPUT_PIXELS: { type: 'integer', minimum: 1_000_000, maximum: 500_000_000, default: 50_000_000 },
+    IMAGE_MAX_SIDE: { type: 'integer', minimum: 2048, maximum: 65_535, default: 12_000 },
+    IMAGE_MAX_ASPECT_RATIO: { type: 'number', minimum: 1, maximum: 1000, default: 20 },
+    IMAGE_MAX_DECODE_BYTES: { type: 'integer', minimum: 8 * MiB, maximum: 4096 * MiB, default: 64 * MiB },
+    IMAGE_MEMORY_BUDGET_BYTES: { type: 'integer', minimum: 8 * MiB, maximum: 65_536 * MiB, default: 128 * MiB },
     IMAGE_JPEG_QUALITY: { type: 'integer', minimum: 30, maximum: 100, default: 85 },
     IMAGE_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64 },
     VISION_LANGUAGE: { type: 'string', pattern: LANGUAGE_TAG.source, default: 'ru' },
@@ -163,6 +175,10 @@ interface RawEnv {
   VISION_BACKEND?: VisionBackendName
   VISION_IMAGE_DETAIL: ImageDetail
   IMAGE_MAX_INPUT_PIXELS: number
+  IMAGE_MAX_SIDE: number
+  IMAGE_MAX_ASPECT_RATIO: number
+  IMAGE_MAX_DECODE_BYTES: number
+  IMAGE_MEMORY_BUDGET_BYTES: number
   IMAGE_JPEG_QUALITY: number
   IMAGE_CONCURRENCY?: number
   VISION_LANGUAGE: string
@@ -288,8 +304,14 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     images: {
       detail: raw.VISION_IMAGE_DETAIL,
       maxInputPixels: raw.IMAGE_MAX_INPUT_PIXELS,
+      maxSide: raw.IMAGE_MAX_SIDE,
+      maxAspectRatio: raw.IMAGE_MAX_ASPECT_RATIO,
+      maxDecodeBytes: raw.IMAGE_MAX_DECODE_BYTES,
+      memoryBudgetBytes: raw.IMAGE_MEMORY_BUDGET_BYTES,
       jpegQuality: raw.IMAGE_JPEG_QUALITY,
-      concurrency: raw.IMAGE_CONCURRENCY ?? availableParallelism()
+      // As many worst-case decodes as the budget holds (more than the cores would only queue in libvips).
+      concurrency: raw.IMAGE_CONCURRENCY ??
+        Math.max(1, Math.min(availableParallelism(), Math.floor(raw.IMAGE_MEMORY_BUDGET_BYTES / raw.IMAGE_MAX_DECODE_BYTES)))
     },
     vision: {
       backend,

@@ -9,6 +9,7 @@ import { buildTestApp } from './helper.ts'
 import { encodeParts, identifyParts } from './support/multipart.ts'
 import { animatedGif, gif, heic, jpeg, jpegWithGps, pdf, png, svg, text, webp } from './support/images.ts'
 import { inspectImage, isComplete, type ImageMimeType } from '../src/image/inspect.ts'
+import { pngPixelChunksOnly } from '../src/image/structure.ts'
 import { createSimulatedVision } from '../src/vision/simulated.ts'
 import type { IdentifyRequest, VisionService } from '../src/vision/types.ts'
 
@@ -78,7 +79,13 @@ t.test('accepted images: the type and size come from the bytes', async (t) => {
       t.equal(calls, 1, 'the vision service was called once')
       const call = vision.calls.at(-1)
       t.same([call?.mimeType, call?.width, call?.height], [mimeType, width, height], 'it was told the sniffed type and size')
-      t.ok(call?.image.equals(file), 'it got the uploaded bytes (they already fit and carry no metadata)')
+      if (mimeType === 'image/png') {
+        // sharp writes a pHYs chunk: not pixel data, so the PNG is re-muxed to its pixel chunks.
+        t.ok(call?.image.equals(pngPixelChunksOnly(file) as Buffer), 'it got the PNG re-muxed to IHDR, IDAT, IEND')
+        t.notOk(call?.image.includes('pHYs'), 'without the pHYs chunk')
+      } else {
+        t.ok(call?.image.equals(file), 'it got the uploaded bytes (they already fit and hold pixel data only)')
+      }
     })
   }
 })
@@ -124,7 +131,15 @@ t.test('inspectImage', async (t) => {
   t.test('reports what the file is', async (t) => {
     const file = await png(30, 20)
     t.same(await inspectImage(file), {
-      sha256: sha256(file), mimeType: 'image/png', bytes: file.length, width: 30, height: 20, orientation: undefined, hasMetadata: false
+      sha256: sha256(file),
+      mimeType: 'image/png',
+      bytes: file.length,
+      width: 30,
+      height: 20,
+      orientation: undefined,
+      hasMetadata: false,
+      pixelDataOnly: false, // sharp writes a pHYs chunk
+      decode: { width: 30, height: 20, channels: 3, bytesPerSample: 1, interlaced: false }
     })
   })
 

@@ -1,11 +1,12 @@
 // What is this upload, really? The type is sniffed from the bytes (file-type), never taken from the
 // client's file name or content type; dimensions and orientation come from the header (image-size);
-// a walk of the container's segments refuses truncated and animated files and spots metadata.
+// a walk of every segment of the container refuses truncated, animated and frameless files, and says
+// whether the file holds pixel data only and what decoding it will cost (see structure.ts).
 // Nothing is decoded here: corrupt pixel data is caught when the pipeline has to decode.
 import { createHash } from 'node:crypto'
 import { fileTypeFromBuffer } from 'file-type'
 import { imageSize } from 'image-size'
-import { readStructure } from './structure.ts'
+import { readStructure, type DecodeHeader } from './structure.ts'
 import { badUserInput } from '../errors.ts'
 
 export const ACCEPTED_MIME_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif'] as const
@@ -23,6 +24,14 @@ export interface InspectedImage {
   orientation: number | undefined
   /** True when the file carries EXIF, XMP, IPTC or ICC data. */
   hasMetadata: boolean
+  /**
+   * Every segment/chunk is an allow-listed pixel-data kind, the encoding is a plain one (8-bit greyscale
+   * or YCbCr JPEG, one-frame GIF, simple WebP) and nothing follows the end marker: only then may the
+   * file be sent unchanged.
+   */
+  pixelDataOnly: boolean
+  /** What decoding will produce (bit depth, channels, interlacing, JPEG scans), from the header. */
+  decode: DecodeHeader
 }
 
 export async function inspectImage (buffer: Buffer): Promise<InspectedImage> {
@@ -44,6 +53,8 @@ export async function inspectImage (buffer: Buffer): Promise<InspectedImage> {
   const structure = readStructure(buffer, mimeType)
   if (!structure.complete) throw refuse('The image is truncated or corrupt.')
   if (structure.animated) throw refuse('Animated images are not supported.')
+  if (structure.frames === 0) throw refuse('The GIF holds no image.', 'GIF_NO_FRAMES')
+  if (structure.decode === undefined) throw refuse('The image is corrupt: its header cannot be read.')
 
   return {
     sha256: createHash('sha256').update(buffer).digest('hex'),
@@ -52,12 +63,14 @@ export async function inspectImage (buffer: Buffer): Promise<InspectedImage> {
     width: size.width,
     height: size.height,
     orientation: size.orientation,
-    hasMetadata: structure.hasMetadata
+    hasMetadata: structure.hasMetadata,
+    pixelDataOnly: structure.pixelDataOnly,
+    decode: structure.decode
   }
 }
 
-function refuse (reason: string) {
-  return badUserInput(`${reason} Send a ${ACCEPTED} image.`, { acceptedTypes: [...ACCEPTED_MIME_TYPES] })
+function refuse (message: string, reason?: string) {
+  return badUserInput(`${message} Send a ${ACCEPTED} image.`, { acceptedTypes: [...ACCEPTED_MIME_TYPES], ...(reason ? { reason } : {}) })
 }
 
 function isAccepted (mime: string | undefined): mime is ImageMimeType {
