@@ -1,5 +1,6 @@
 // The Azure OpenAI backend: the openai client with a Microsoft Entra ID bearer token, never a key.
 import OpenAI, { AzureOpenAI } from 'openai'
+import type { FastifyBaseLogger } from 'fastify'
 import type { AzureClientOptions } from 'openai/azure'
 import type { ChatCompletion } from 'openai/resources/chat/completions'
 import type { AzureConfig } from '../config.ts'
@@ -7,7 +8,7 @@ import { AppError } from '../errors.ts'
 import type { CachedTokenProvider } from '../auth/token-provider.ts'
 import { encodeChatRequest } from './chat-request.ts'
 import { mapUpstreamError, retryAfterMs } from './upstream-errors.ts'
-import type { IdentifyRequest, IdentifyResult, VisionService, VisionStatus } from './types.ts'
+import type { IdentifyRequest, IdentifyResult, TokenUsage, VisionService, VisionStatus } from './types.ts'
 
 export interface AzureVisionOptions {
   azure: AzureConfig
@@ -17,6 +18,8 @@ export interface AzureVisionOptions {
   maxTokens: number
   /** SDK retries on 408/409/429/5xx/connection errors (default 2). */
   maxRetries?: number
+  /** For oddities in Azure's answers (a malformed usage object). */
+  log?: FastifyBaseLogger
 }
 
 /** The client for the configured API version: the v1 API with the plain client, dated versions with AzureOpenAI. */
@@ -41,7 +44,7 @@ export function createAzureClient (azure: AzureConfig, tokens: CachedTokenProvid
 }
 
 export function createAzureVision (options: AzureVisionOptions): VisionService {
-  const { azure, tokens, timeoutMs, maxTokens } = options
+  const { azure, tokens, timeoutMs, maxTokens, log } = options
   // When Azure answers 429 with a retry-after, new calls to this deployment wait it out (fail fast
   // with UPSTREAM_RATE_LIMITED) instead of every request hammering it. Seen on every attempt, retries included.
   let coolDownUntil = 0
@@ -67,7 +70,7 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
       }
       const deadline = AbortSignal.timeout(timeoutMs)
       const signal = AbortSignal.any([request.signal, deadline])
-      let completion: ChatCompletion
+      let completion: unknown
       let status: number
       try {
         // POST /chat/completions through the SDK (token, retries, errors, deployment routing), with a pre-encoded body.
@@ -89,7 +92,7 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
           clientGone: request.signal.aborted
         })
       }
-      return readCompletion(completion, status, azure.deployment)
+      return readCompletion(completion, status, azure.deployment, log)
     },
 
     status (): VisionStatus {
@@ -112,22 +115,72 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
   }
 }
 
-function readCompletion (completion: ChatCompletion, status: number, deployment: string): IdentifyResult {
-  const choice = completion.choices[0]
+/**
+ * The answer out of Azure's JSON, which is not trusted to match the SDK's types: the answer is what the
+ * caller paid for, so malformed metadata (usage, model) never costs it. A malformed usage becomes null
+ * and is logged at warn, once per response, by its shape only (no values).
+ */
+function readCompletion (completion: unknown, status: number, deployment: string, log: FastifyBaseLogger | undefined): IdentifyResult {
+  const body = isRecord(completion) ? completion : {}
+  const choice = Array.isArray(body.choices) && isRecord(body.choices[0]) ? body.choices[0] : undefined
   if (choice?.finish_reason === 'content_filter') {
     throw new AppError('CONTENT_FILTERED', 'Azure OpenAI\'s content filter withheld the answer. Try another photo or other instructions.')
   }
-  const answer = choice?.message.content
+  const answer = isRecord(choice?.message) ? choice.message.content : undefined
   if (typeof answer !== 'string' || answer.length === 0) {
     throw new AppError('UPSTREAM_UNAVAILABLE', 'Azure OpenAI returned no answer.')
   }
-  const usage = completion.usage
+  const usage = readUsage(body.usage)
+  if (usage === null) {
+    log?.warn({ deployment, upstreamStatus: status, usage: shapeOf(body.usage) },
+      'Azure OpenAI returned a malformed usage object (or none): the answer is kept, its token usage is unknown')
+  }
   return {
     answer,
-    model: completion.model || deployment,
+    model: typeof body.model === 'string' && body.model !== '' ? body.model.slice(0, 200) : deployment,
     upstreamStatus: status,
-    usage: usage
-      ? { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens }
-      : null
+    usage
   }
+}
+
+/** GraphQL's Int is 32-bit signed. */
+const MAX_INT = 2 ** 31 - 1
+const isCount = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_INT
+
+function readUsage (usage: unknown): TokenUsage | null {
+  if (!isRecord(usage)) return null
+  const { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total } = usage
+  if (!isCount(prompt) || !isCount(completion) || !isCount(total)) return null
+  return { promptTokens: prompt, completionTokens: completion, totalTokens: total }
+}
+
+/** What a value looks like, for the log: types and the first few (sanitized) key names, never a value. */
+function shapeOf (value: unknown): Record<string, unknown> {
+  if (value === undefined) return { type: 'missing' }
+  if (value === null) return { type: 'null' }
+  if (Array.isArray(value)) return { type: 'array', length: value.length }
+  if (!isRecord(value)) return { type: typeof value }
+  const fields: Record<string, string> = {}
+  for (const name of ['prompt_tokens', 'completion_tokens', 'total_tokens']) fields[name] = kindOf(value[name])
+  const others = Object.keys(value).filter(key => !(key in fields))
+  return {
+    type: 'object',
+    fields,
+    ...(others.length > 0 ? { otherKeys: others.slice(0, 5).map(key => /^[\w.-]{1,40}$/.test(key) ? key : '(unprintable)'), otherKeyCount: others.length } : {})
+  }
+}
+
+function kindOf (value: unknown): string {
+  if (value === undefined) return 'missing'
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'array'
+  if (typeof value !== 'number') return typeof value
+  if (!Number.isFinite(value)) return 'non-finite number'
+  if (!Number.isInteger(value)) return 'fraction'
+  if (value < 0) return 'negative integer'
+  return value > MAX_INT ? 'integer too large' : 'integer'
+}
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -14,5 +14,5 @@ export function createVision (config: Config, log: FastifyBaseLogger, env: NodeJ
   }
   log.info({ endpoint: azure.endpoint, deployment: azure.deployment, apiVersion: azure.apiVersion, scope: azure.scope }, 'vision backend: AZURE_OPENAI')
   const tokens = createTokenProvider(azure, log.child({ component: 'token-provider' }), env)
-  return createAzureVision({ azure, tokens, timeoutMs: config.vision.timeoutMs, maxTokens: config.vision.maxTokens })
+  return createAzureVision({ azure, tokens, timeoutMs: config.vision.timeoutMs, maxTokens: config.vision.maxTokens, log: log.child({ component: 'azure-openai' }) })
 }
