@@ -43,8 +43,8 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config) }),
     genReqId: (req) => validRequestId(req.headers['x-request-id']) ?? randomUUID(),
-    bodyLimit: 1024 * 1024, // JSON bodies; uploads have their own limit
-    trustProxy: config.trustProxy,
+    bodyLimit: config.limits.maxBodyBytes, // JSON bodies (GRAPHQL_MAX_BODY_BYTES); uploads have their own limits
+    trustProxy: trustProxyOption(config.trustProxy),
     // A whole request (slow uploads included) must arrive within REQUEST_TIMEOUT_MS; checked every second.
     serverFactory: (handler) => createServer({
       requestTimeout: config.requestTimeoutMs,
@@ -52,6 +52,11 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
       connectionsCheckingInterval: 1000
     }, handler)
   })
+
+  if (config.trustProxy === true) {
+    app.log.warn('TRUST_PROXY=true believes any X-Forwarded-For: an anonymous caller can forge its address and reset ' +
+      'its per-address limits. Set the number of proxies in front (e.g. TRUST_PROXY=1) or their addresses/CIDRs.')
+  }
 
   const metrics = new Metrics()
   const admission = new AdmissionGate(config.overload, {
@@ -101,6 +106,14 @@ function connectRedis (url: string, log: FastifyBaseLogger): Redis {
     if (Date.now() - lastWarning > 60_000) { lastWarning = Date.now(); log.warn({ err: { name: err.name, message: err.message } }, 'rate-limit store (Redis) unavailable: limits are not enforced meanwhile') }
   })
   return redis
+}
+
+/**
+ * A hop count trusts that many proxies in front, whoever they are (Fastify itself refuses a bare
+ * number): right only when the service cannot be reached but through them, which the README says.
+ */
+function trustProxyOption (value: Config['trustProxy']): boolean | string | ((address: string, hop: number) => boolean) {
+  return typeof value === 'number' ? (_address, hop) => hop < value : value
 }
 
 // Accept a caller's request id for correlation, but only a sane one (it goes into every log line).

@@ -50,10 +50,12 @@ export interface Config {
   maxUploadBytes: number
   /** Whole-request receive timeout (slow uploads are cut off after this). */
   requestTimeoutMs: number
+  /** An upload whose body makes no progress for this long is refused and its slot freed. */
+  uploadIdleTimeoutMs: number
   /** How long SIGTERM waits for in-flight requests. */
   shutdownGraceMs: number
-  /** Fastify's trustProxy: whether (and which) proxies' X-Forwarded-For give the client address. */
-  trustProxy: boolean | string
+  /** Fastify's trustProxy: which proxies' X-Forwarded-For give the client address (a hop count, or their addresses/CIDRs). */
+  trustProxy: boolean | number | string
   auth: {
     /** Empty: anonymous. */
     modes: CallerAuthMode[]
@@ -61,15 +63,26 @@ export interface Config {
     apiKeys: ApiKeyEntry[]
   }
   limits: {
+    /** Identifications per caller per minute; 0: no limit. */
     ratePerMinute: number
+    /** Other GraphQL operations per caller per minute; 0: no limit. */
+    operationsPerMinute: number
     redisUrl: string | null
     introspection: boolean
     maxQueryDepth: number
+    /** Fields per operation, aliases and expanded fragments included. */
+    maxQueryFields: number
+    /** graphql-js parser's token limit: bounds the parse and the parsed document's memory. */
+    maxQueryTokens: number
+    /** Largest JSON body (a GraphQL operation without a file). */
+    maxBodyBytes: number
     /** `true`: any origin; else the list (empty: no cross-origin access). */
     corsOrigins: true | string[]
   }
   overload: {
     maxConcurrency: number
+    /** Slots (held or waited for) per caller, so one caller cannot take them all. */
+    maxConcurrencyPerCaller: number
     queueSize: number
     queueTimeoutMs: number
     maxEventLoopDelayMs: number
@@ -138,6 +151,7 @@ const schema = {
     AZURE_OPENAI_SCOPE: { type: 'string', pattern: '^\\S+/\\.default$', default: 'https://cognitiveservices.azure.com/.default' },
     AZURE_TOKEN_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 300_000, default: 10_000 },
     REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 120_000 },
+    UPLOAD_IDLE_TIMEOUT_MS: { type: 'integer', minimum: 500, maximum: 600_000, default: 10_000 },
     SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 25_000 },
     TRUST_PROXY: { type: 'string', pattern: '^(true|false|[0-9a-fA-F.:/, ]+)$', default: 'false' },
     AUTH_MODE: { type: 'string', pattern: '^(none|entra|apikey|entra,apikey|apikey,entra)$', default: 'none' },
@@ -150,12 +164,17 @@ const schema = {
     ENTRA_JWKS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60_000, default: 5_000 },
     API_KEY_HASHES: { type: 'string' },
     API_KEY_HASHES_FILE: { type: 'string', minLength: 1 },
-    RATE_LIMIT_PER_MINUTE: { type: 'integer', minimum: 1, maximum: 100_000, default: 30 },
+    RATE_LIMIT_PER_MINUTE: { type: 'integer', minimum: 0, maximum: 100_000, default: 30 },
+    GRAPHQL_RATE_LIMIT_PER_MINUTE: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 600 },
     REDIS_URL: { type: 'string', pattern: '^rediss?://' },
     GRAPHQL_INTROSPECTION: { type: 'boolean' },
     GRAPHQL_MAX_DEPTH: { type: 'integer', minimum: 8, maximum: 100, default: 15 },
+    GRAPHQL_MAX_FIELDS: { type: 'integer', minimum: 50, maximum: 100_000, default: 500 },
+    GRAPHQL_MAX_TOKENS: { type: 'integer', minimum: 500, maximum: 100_000, default: 2_000 },
+    GRAPHQL_MAX_BODY_BYTES: { type: 'integer', minimum: 1024, maximum: 10 * MiB, default: 100 * 1024 },
     CORS_ORIGINS: { type: 'string' },
     VISION_MAX_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+    VISION_MAX_CONCURRENCY_PER_CALLER: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     VISION_QUEUE_SIZE: { type: 'integer', minimum: 0, maximum: 10_000, default: 64 },
     VISION_QUEUE_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000 },
     PRESSURE_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, default: 1_000 },
@@ -190,6 +209,7 @@ interface RawEnv {
   AZURE_OPENAI_SCOPE: string
   AZURE_TOKEN_TIMEOUT_MS: number
   REQUEST_TIMEOUT_MS: number
+  UPLOAD_IDLE_TIMEOUT_MS: number
   SHUTDOWN_GRACE_MS: number
   TRUST_PROXY: string
   AUTH_MODE: string
@@ -203,11 +223,16 @@ interface RawEnv {
   API_KEY_HASHES?: string
   API_KEY_HASHES_FILE?: string
   RATE_LIMIT_PER_MINUTE: number
+  GRAPHQL_RATE_LIMIT_PER_MINUTE: number
   REDIS_URL?: string
   GRAPHQL_INTROSPECTION?: boolean
   GRAPHQL_MAX_DEPTH: number
+  GRAPHQL_MAX_FIELDS: number
+  GRAPHQL_MAX_TOKENS: number
+  GRAPHQL_MAX_BODY_BYTES: number
   CORS_ORIGINS?: string
   VISION_MAX_CONCURRENCY: number
+  VISION_MAX_CONCURRENCY_PER_CALLER: number
   VISION_QUEUE_SIZE: number
   VISION_QUEUE_TIMEOUT_MS: number
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: number
@@ -278,6 +303,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     graphiql: raw.GRAPHIQL ?? !production,
     maxUploadBytes: raw.MAX_UPLOAD_BYTES,
     requestTimeoutMs: raw.REQUEST_TIMEOUT_MS,
+    uploadIdleTimeoutMs: raw.UPLOAD_IDLE_TIMEOUT_MS,
     shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     trustProxy: readTrustProxy(raw.TRUST_PROXY),
     auth: {
@@ -287,13 +313,18 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     },
     limits: {
       ratePerMinute: raw.RATE_LIMIT_PER_MINUTE,
+      operationsPerMinute: raw.GRAPHQL_RATE_LIMIT_PER_MINUTE,
       redisUrl: raw.REDIS_URL ?? null,
       introspection: raw.GRAPHQL_INTROSPECTION ?? !production,
       maxQueryDepth: raw.GRAPHQL_MAX_DEPTH,
+      maxQueryFields: raw.GRAPHQL_MAX_FIELDS,
+      maxQueryTokens: raw.GRAPHQL_MAX_TOKENS,
+      maxBodyBytes: raw.GRAPHQL_MAX_BODY_BYTES,
       corsOrigins: raw.CORS_ORIGINS === undefined ? (production ? [] : true) : readList(raw.CORS_ORIGINS)
     },
     overload: {
       maxConcurrency: raw.VISION_MAX_CONCURRENCY,
+      maxConcurrencyPerCaller: raw.VISION_MAX_CONCURRENCY_PER_CALLER,
       queueSize: raw.VISION_QUEUE_SIZE,
       queueTimeoutMs: raw.VISION_QUEUE_TIMEOUT_MS,
       maxEventLoopDelayMs: raw.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
@@ -375,8 +406,9 @@ function requireHttps (name: string, value: string | undefined): void {
   if (url.protocol !== 'https:' && !loopback) throw new ConfigError(`invalid configuration: ${name} must be an https:// URL (plain http only on loopback)`)
 }
 
-function readTrustProxy (value: string): boolean | string {
-  if (value === 'true') return true
+function readTrustProxy (value: string): boolean | number | string {
+  if (value === 'true') return true // any X-Forwarded-For is believed: app.ts warns about it
   if (value === 'false') return false
+  if (/^\d+$/.test(value)) return Number(value) // hops: the address that many proxies before us
   return value // the proxies' addresses or CIDRs, comma-separated
 }

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'CONTENT_FILTERED'
   | 'AUTH_UNAVAILABLE'
   | 'CLIENT_CLOSED_REQUEST'
+  | 'UPLOAD_TIMEOUT'
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
@@ -43,6 +44,9 @@ export class AppError extends Error {
 }
 
 export const badRequest = (message: string): AppError => new AppError('BAD_REQUEST', message, { statusCode: 400 })
+/** The client went away before its answer: 499, nginx's status for it (rarely seen by anyone, but logged and counted). */
+export const clientClosedRequest = (message: string, cause?: unknown): AppError =>
+  new AppError('CLIENT_CLOSED_REQUEST', message, { statusCode: 499, cause })
 export const badUserInput = (message: string, extensions?: Record<string, unknown>): AppError =>
   new AppError('BAD_USER_INPUT', message, { extensions })
 

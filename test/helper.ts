@@ -9,8 +9,14 @@ import { createVision } from '../src/vision/index.ts'
 import type { VisionService } from '../src/vision/types.ts'
 import type { FakeAzure } from './support/fake-azure.ts'
 
-// A high rate limit: tests send many identifications from one address (the limit has its own tests).
-export const TEST_ENV = { LOG_LEVEL: 'silent', GRAPHIQL: 'true', RATE_LIMIT_PER_MINUTE: '100000' }
+// High rate limits and per-caller slots: tests send many requests from one address (the limits have their own tests).
+export const TEST_ENV = {
+  LOG_LEVEL: 'silent',
+  GRAPHIQL: 'true',
+  RATE_LIMIT_PER_MINUTE: '100000',
+  GRAPHQL_RATE_LIMIT_PER_MINUTE: '1000000',
+  VISION_MAX_CONCURRENCY_PER_CALLER: '1024'
+}
 
 export function testConfig (env: Record<string, string> = {}): Config {
   return loadConfig({ ...TEST_ENV, ...env })

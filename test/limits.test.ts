@@ -3,6 +3,7 @@ import t from 'tap'
 import { connect } from 'node:net'
 import { getIntrospectionQuery } from 'graphql'
 import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
 import { buildTestApp } from './helper.ts'
 import { encodeParts, identifyBody, identifyParts, IDENTIFY } from './support/multipart.ts'
 import * as images from './support/images.ts'
@@ -207,7 +208,44 @@ t.test('under pressure: /health/ready 503, identifications refused, everything e
   const refused = await identify(app)
   t.equal(refused.statusCode, 503)
   t.equal(refused.json().errors[0].extensions.code, 'OVERLOADED')
-  t.equal((await query(app, { query: '{ vision { ready } }' })).statusCode, 200)
+  const status = await query(app, { query: '{ vision { ready } }' })
+  t.equal(status.statusCode, 200)
+  t.equal(status.json().data.vision.ready, false, '`vision { ready }` agrees with /health/ready')
+})
+
+t.test('TRUST_PROXY: a hop count or the proxies\' addresses; a forged X-Forwarded-For does not reset a budget', async t => {
+  const shapes: Record<string, { env: string, from: string }> = {
+    'one hop': { env: '1', from: '10.0.0.1' },
+    'the proxy by address': { env: '10.0.0.1', from: '10.0.0.1' },
+    'the proxies by CIDR': { env: '10.0.0.0/8, 192.168.0.0/16', from: '10.0.0.1' }
+  }
+  for (const [shape, { env, from }] of Object.entries(shapes)) {
+    const app = await buildTestApp({ env: { TRUST_PROXY: env, GRAPHQL_RATE_LIMIT_PER_MINUTE: '2' } })
+    t.teardown(() => app.close())
+    const send = (forwarded: string) => app.inject({
+      method: 'POST', url: '/graphql', remoteAddress: from, payload: { query: '{ vision { ready } }' }, headers: { 'x-forwarded-for': forwarded }
+    })
+    // The client is the address the trusted proxy saw; whatever the client itself wrote before it is not believed.
+    const statuses = []
+    for (const forged of ['1.1.1.1', '2.2.2.2', '3.3.3.3']) statuses.push((await send(`${forged}, 203.0.113.7`)).statusCode)
+    t.same(statuses, [200, 200, 429], `${shape}: one budget for 203.0.113.7 whatever it forges`)
+    t.equal((await send('198.51.100.9')).statusCode, 200, `${shape}: another client behind the same proxy has its own`)
+  }
+
+  const direct = await buildTestApp({ env: { TRUST_PROXY: '10.0.0.1', GRAPHQL_RATE_LIMIT_PER_MINUTE: '1' } })
+  t.teardown(() => direct.close())
+  const fromElsewhere = (forwarded: string) => direct.inject({
+    method: 'POST', url: '/graphql', remoteAddress: '203.0.113.50', payload: { query: '{ vision { ready } }' }, headers: { 'x-forwarded-for': forwarded }
+  })
+  t.equal((await fromElsewhere('1.1.1.1')).statusCode, 200)
+  t.equal((await fromElsewhere('2.2.2.2')).statusCode, 429, 'an untrusted peer\'s X-Forwarded-For is ignored')
+})
+
+t.test('TRUST_PROXY=true is accepted with a warning at start-up', async t => {
+  const lines: string[] = []
+  const app = await buildTestApp({ env: { TRUST_PROXY: 'true' }, logger: pino({ level: 'warn' }, { write: (line: string) => { lines.push(line) } }) })
+  t.teardown(() => app.close())
+  t.ok(lines.some(line => /TRUST_PROXY=true believes any X-Forwarded-For/.test(line)))
 })
 
 t.test('metrics: Prometheus format, optionally behind METRICS_TOKEN', async t => {

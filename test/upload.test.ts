@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
 import { buildTestApp } from './helper.ts'
 import { encodeParts, identifyBody, identifyParts, IDENTIFY, type EncodedBody, type Part } from './support/multipart.ts'
 import { jpeg, png } from './support/images.ts'
@@ -364,4 +365,27 @@ t.test('on a real server, no request ever hangs', async (t) => {
       }, `upload ${i} got its own answer`)
     })
   })
+})
+
+t.test('client-chosen names are echoed bounded: field names, map keys and paths of any length', async (t) => {
+  const lines: string[] = []
+  const logger = pino({ level: 'debug' }, { write: (line: string) => { lines.push(line) } })
+  const app = await buildTestApp({ logger })
+  t.teardown(() => app.close())
+  const long = 'x'.repeat(80_000)
+  const cases: Array<[name: string, parts: Part[]]> = [
+    ['a long file field name', [['operations', operations()], ['map', MAP], [long, photo, 'a.jpg']]],
+    ['a long field name first', [[long, operations()]]],
+    ['a long map key', [['operations', operations()], ['map', JSON.stringify({ [long]: ['variables.image'] })], filePart()]],
+    ['a long map path', [['operations', operations()], ['map', JSON.stringify({ 0: [long] })], filePart()]],
+    ['control characters', [['operations', operations()], ['map', MAP], ['\u001b[31mred\r\nX-Injected: 1', photo, 'a.jpg']]]
+  ]
+  for (const [name, parts] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/graphql', ...(await encodeParts(parts)) })
+    t.equal(res.statusCode, 400, name)
+    const message: string = res.json().errors[0].message
+    t.ok(message.length < 300, `${name}: a ${message.length}-character message`)
+    t.notMatch(message, /[\u0000-\u001f]/, `${name}: no control characters`)
+  }
+  t.notOk(lines.some(line => line.length > 4000), 'no log line carries the long name')
 })

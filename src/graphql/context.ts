@@ -10,6 +10,8 @@ export interface AppContext extends AppServices {
   caller: Caller | null
   /** Aborted when the client disconnects before its answer is sent. */
   signal: AbortSignal
+  /** True while the process is under memory or event-loop pressure (new identifications are refused). */
+  underPressure: () => boolean
 }
 
 declare module 'mercurius' {
@@ -18,6 +20,12 @@ declare module 'mercurius' {
 
 export function buildContext (services: AppServices) {
   return (request: FastifyRequest, reply: FastifyReply): AppContext => {
-    return { ...services, caller: request.caller, log: request.log, signal: clientGone(request, reply) }
+    return {
+      ...services,
+      caller: request.caller,
+      log: request.log,
+      signal: clientGone(request, reply),
+      underPressure: () => request.server.isUnderPressure()
+    }
   }
 }

@@ -4,6 +4,7 @@
 import { GraphQLError, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql'
 import type { FastifyBaseLogger } from 'fastify'
 import { AppError, type ErrorCode } from '../errors.ts'
+import { tooDeep } from './rules.ts'
 
 interface FormatterResult {
   statusCode: number
@@ -45,6 +46,10 @@ function formatOne (error: GraphQLError, log: FastifyBaseLogger): Formatted[] {
     const statusCode = original.statusCode === 200 && error.path === undefined ? 400 : original.statusCode
     return [shape(error, original.message, original.extensions, statusCode)]
   }
+  if (isStackOverflow(original)) { // the parser's or a rule's stack, on a pathologically nested document
+    const tooDeepError = tooDeep()
+    return [shape(error, tooDeepError.message, tooDeepError.extensions, 400)]
+  }
   if (original === undefined || original instanceof GraphQLError) {
     return [shape(error, error.message, { code: classifyGraphQLError(error.message) }, 400)]
   }
@@ -53,11 +58,18 @@ function formatOne (error: GraphQLError, log: FastifyBaseLogger): Formatted[] {
   }
   const statusCode = original.statusCode
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+    if (statusCode === 413) { // a JSON body over GRAPHQL_MAX_BODY_BYTES
+      return [shape(error, original.message, { code: 'PAYLOAD_TOO_LARGE' satisfies ErrorCode }, 413)]
+    }
     // Fastify and mercurius errors for bad requests (invalid JSON body, CSRF, query depth, ...)
     return [shape(error, original.code === 'MER_ERR_GQL_CSRF_PREVENTION' ? CSRF_MESSAGE : original.message, { code: 'BAD_REQUEST' satisfies ErrorCode }, statusCode)]
   }
   log.error({ err: original }, 'unexpected error in GraphQL execution')
   return [shape(error, 'Internal server error.', { code: 'INTERNAL_SERVER_ERROR' satisfies ErrorCode }, 500)]
+}
+
+function isStackOverflow (err: unknown): boolean {
+  return err instanceof RangeError && err.message.startsWith('Maximum call stack size exceeded')
 }
 
 function shape (error: GraphQLError, message: string, extensions: Record<string, unknown>, statusCode: number): Formatted {

@@ -7,12 +7,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
 import type { AppServices } from '../app.ts'
 import { AppError } from '../errors.ts'
+import type { Release } from '../limits/admission.ts'
 import { isUploadRequest } from '../limits/requests.ts'
 import { buildContext } from './context.ts'
 import { clientGone } from './client-gone.ts'
 import { formatErrors } from './errors.ts'
 import { resolvers } from './resolvers.ts'
-import { validationRules } from './rules.ts'
+import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
 import { loadSchemaSDL } from './schema.ts'
 import { readMultipartOperations, type UploadLimits } from './upload.ts'
 
@@ -27,31 +28,42 @@ export const PREFLIGHT_HEADERS = [
 
 export default async function graphqlPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
   const { config, admission, metrics } = services
-  const limits: UploadLimits = { maxFileBytes: config.maxUploadBytes, maxFiles: 1, maxFieldBytes: 64 * 1024 }
+  const limits: UploadLimits = {
+    maxFileBytes: config.maxUploadBytes,
+    maxFiles: 1,
+    maxFieldBytes: 64 * 1024,
+    idleTimeoutMs: config.uploadIdleTimeoutMs
+  }
+  const operationLimits: OperationLimits = { maxFields: config.limits.maxQueryFields, maxDepth: config.limits.maxQueryDepth }
 
   // Who is calling, before anything of the request is read.
   app.addHook('onRequest', app.authenticate)
 
-  // Identifications per caller per minute (identity, else IP).
+  // Two budgets per caller (identity, else IP) per minute: identifications, and every other operation.
+  // One hook: @fastify/rate-limit runs at most one limiter per request. A budget of 0 is no limit.
+  const { ratePerMinute, operationsPerMinute } = config.limits
+  const budget = (request: FastifyRequest): number => isUploadRequest(request) ? ratePerMinute : operationsPerMinute
   app.addHook('onRequest', app.rateLimit({
-    max: config.limits.ratePerMinute,
+    max: (request) => budget(request),
     timeWindow: 60_000,
-    allowList: (request) => !isUploadRequest(request),
-    keyGenerator: (request) => request.caller && request.caller.kind !== 'anonymous' ? `caller:${request.caller.id}` : `ip:${request.ip}`,
+    allowList: (request) => budget(request) === 0,
+    keyGenerator: (request) => `${isUploadRequest(request) ? 'identify' : 'operation'}:${callerKey(request)}`,
     onExceeded: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
-    errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED',
-      `Too many identifications: at most ${context.max} per minute. Try again in ${context.after}.`,
+    errorResponseBuilder: (request, context) => new AppError('RATE_LIMITED',
+      `Too many ${isUploadRequest(request) ? 'identifications' : 'GraphQL requests'}: at most ${context.max} per minute. Try again in ${context.after}.`,
       { statusCode: 429, extensions: { retryAfter: Math.max(1, Math.ceil(context.ttl / 1000)) } })
   }))
 
   async function receiveUpload (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (!request.isMultipart()) return
+    let release: Release | undefined
     try {
-      const release = await admission.acquire(clientGone(request, reply))
+      release = await admission.acquire(callerKey(request), clientGone(request, reply))
       reply.raw.once('close', release)
       if (reply.raw.destroyed) release()
       request.body = await readMultipartOperations(request, limits)
     } catch (err) {
+      release?.() // a refused or stalled upload gives its slot back now, not when its connection closes
       if (err instanceof AppError && typeof err.extensions.retryAfter === 'number') reply.header('retry-after', String(err.extensions.retryAfter))
       discardRest(request, reply)
       throw err
@@ -66,13 +78,25 @@ export default async function graphqlPlugin (app: FastifyInstance, services: App
     context: buildContext(services),
     allowBatchedQueries: false,
     jit: 1, // compile a query to JS after its first use (graphql-jit): the dashboard sends the same few
-    queryDepth: config.limits.maxQueryDepth,
+    // Parsed documents (and failed ones, in a second cache) are kept by source text. Each holds at most
+    // GRAPHQL_MAX_TOKENS tokens (~320 bytes each parsed), so the caches hold at most 2 × 64 × that.
+    cache: PARSED_DOCUMENT_CACHE_ENTRIES,
+    graphql: { parseOptions: { maxTokens: config.limits.maxQueryTokens } },
     validationRules: validationRules(config.limits.introspection),
     // Multipart posts need a header a cross-site HTML form cannot send; JSON posts already force a preflight.
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },
     errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log),
     additionalRouteOptions: { preValidation: receiveUpload }
   })
+  // Runs on documents not in the cache, before graphql-js validates them.
+  app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
+}
+
+const PARSED_DOCUMENT_CACHE_ENTRIES = 64
+
+/** Whose budget and slots a request spends: the caller's identity, else the client address. */
+function callerKey (request: FastifyRequest): string {
+  return request.caller && request.caller.kind !== 'anonymous' ? `caller:${request.caller.id}` : `ip:${request.ip}`
 }
 
 // After a refused upload the rest of the body is still arriving: read and drop it, so the client

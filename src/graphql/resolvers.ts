@@ -23,7 +23,8 @@ export const resolvers: IResolvers = {
   Query: {
     vision: (_root, _args, ctx: MercuriusContext) => {
       const { backend, deployment, ready } = ctx.vision.status()
-      return { backend, deployment, ready }
+      // As /health/ready: under pressure, new identifications are refused, so it cannot take one.
+      return { backend, deployment, ready: ready && !ctx.underPressure() }
     }
   },
   Mutation: {

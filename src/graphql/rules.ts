@@ -1,45 +1,60 @@
-// Validation rules beyond the spec's: introspection can be turned off, and an operation may ask
-// for at most one identification (each spends Azure quota), counted through its fragments.
-import {
-  GraphQLError, Kind, NoSchemaIntrospectionCustomRule,
-  type ASTVisitor, type OperationDefinitionNode, type SelectionSetNode, type ValidationContext, type ValidationRule
-} from 'graphql'
+// Bounds on what one GraphQL operation may cost, checked on the parsed document before graphql-js
+// validates it (mercurius' preValidation hook), so that no rule, ours or the spec's, ever walks a
+// document that expands to thousands of fields. Plus the introspection switch, a validation rule.
+import { Location, NoSchemaIntrospectionCustomRule, type DocumentNode, type ValidationRule } from 'graphql'
+import { AppError } from '../errors.ts'
+import { measureOperations } from './cost.ts'
 
+/** Each identifyVehicle spends Azure quota and holds an upload: one per operation. */
 export const MAX_IDENTIFICATIONS_PER_OPERATION = 1
 
-export function singleIdentificationRule (context: ValidationContext): ASTVisitor {
-  return {
-    OperationDefinition (operation: OperationDefinitionNode) {
-      const count = countIdentifications(context, operation.selectionSet, new Set())
-      if (count > MAX_IDENTIFICATIONS_PER_OPERATION) {
-        context.reportError(new GraphQLError(
-          `At most ${MAX_IDENTIFICATIONS_PER_OPERATION} identifyVehicle per operation (this one asks for ${count}).`, { nodes: operation }))
-      }
-    }
-  }
+export interface OperationLimits {
+  /** Fields per operation, aliases and expanded fragments included (GRAPHQL_MAX_FIELDS). */
+  maxFields: number
+  /** Nesting below the root fields (GRAPHQL_MAX_DEPTH). */
+  maxDepth: number
 }
 
-/** identifyVehicle fields the selection would execute, fragments expanded (each spread counts). */
-function countIdentifications (context: ValidationContext, selectionSet: SelectionSetNode, expanding: Set<string>): number {
-  let count = 0
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) {
-      if (selection.name.value === 'identifyVehicle') count++
-      if (selection.selectionSet) count += countIdentifications(context, selection.selectionSet, expanding)
-    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      count += countIdentifications(context, selection.selectionSet, expanding)
-    } else {
-      const name = selection.name.value
-      const fragment = context.getFragment(name)
-      if (fragment == null || expanding.has(name)) continue // unknown or cyclic: other rules report it
-      expanding.add(name)
-      count += countIdentifications(context, fragment.selectionSet, expanding)
-      expanding.delete(name)
+/** Throws GRAPHQL_VALIDATION_FAILED (400) for the first operation over a limit. */
+export function checkOperationCost (document: DocumentNode, limits: OperationLimits): void {
+  // mercurius falls back to JSON.parse when a query is not GraphQL: a JSON "AST" never reaches validation.
+  if (!(document.loc instanceof Location)) throw invalid('The query must be GraphQL source text.')
+  let operations
+  try {
+    operations = measureOperations(document)
+  } catch (err) {
+    if (err instanceof RangeError) throw tooDeep() // the call stack // only with GRAPHQL_MAX_TOKENS raised far past its default
+    throw err
+  }
+  for (const operation of operations) {
+    const name = operation.name === null ? 'The operation' : `Operation "${operation.name.slice(0, 64)}"`
+    if (operation.identifications > MAX_IDENTIFICATIONS_PER_OPERATION) {
+      throw invalid(`At most ${MAX_IDENTIFICATIONS_PER_OPERATION} identifyVehicle per operation ` +
+        `(this one asks for ${format(operation.identifications)}).`)
+    }
+    if (operation.fields > limits.maxFields) {
+      throw invalid(`${name} selects ${format(operation.fields)} fields (aliases and fragments expanded); at most ${limits.maxFields} are allowed.`)
+    }
+    if (operation.depth > limits.maxDepth) {
+      throw invalid(`${name} is nested ${format(operation.depth)} levels deep; at most ${limits.maxDepth} are allowed.`)
     }
   }
-  return count
 }
 
 export function validationRules (introspection: boolean): ValidationRule[] {
-  return introspection ? [singleIdentificationRule] : [singleIdentificationRule, NoSchemaIntrospectionCustomRule]
+  return introspection ? [] : [NoSchemaIntrospectionCustomRule]
+}
+
+/** A document nested past what the parser or a walk's stack can take (RangeError: call stack). */
+export function tooDeep (): AppError {
+  return invalid('The document is nested too deeply.')
+}
+
+function invalid (message: string): AppError {
+  return new AppError('GRAPHQL_VALIDATION_FAILED', message, { statusCode: 400 })
+}
+
+/** Expanded counts can be astronomically large (2^n): say so without printing 1e+300. */
+function format (count: number): string {
+  return count > 1e9 ? 'more than 10^9' : String(count)
 }

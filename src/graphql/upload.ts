@@ -4,7 +4,7 @@
 // request can be malformed is answered 400 BAD_REQUEST (413 PAYLOAD_TOO_LARGE for an oversize file).
 import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
-import { AppError, badRequest } from '../errors.ts'
+import { AppError, badRequest, clientClosedRequest } from '../errors.ts'
 
 /** An uploaded file, fully received. The client's name and type are kept for logs only: never trusted. */
 export class Upload {
@@ -26,6 +26,8 @@ export interface UploadLimits {
   maxFiles: number
   /** Largest `operations` or `map` field, in bytes. */
   maxFieldBytes: number
+  /** Refuse the upload when its body makes no progress for this long (UPLOAD_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs: number
 }
 
 type Operations = Record<string, unknown>
@@ -54,6 +56,7 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
   let operations: Operations | undefined
   let fileToPaths: Map<string, string[]> | undefined
   const received = new Set<string>()
+  const stopWatching = watchProgress(request, limits.idleTimeoutMs)
 
   try {
     for await (const part of parts) {
@@ -69,11 +72,11 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
         fileToPaths = parseMap(fieldJson(part, limits), operations, limits.maxFiles)
       } else {
         if (part.type !== 'file') {
-          throw badRequest(`Unexpected field \`${part.fieldname}\` after \`map\`: only files may follow it.`)
+          throw badRequest(`Unexpected field ${quote(part.fieldname)} after \`map\`: only files may follow it.`)
         }
         const paths = fileToPaths.get(part.fieldname)
         if (paths === undefined || received.has(part.fieldname)) {
-          throw badRequest(`File field \`${part.fieldname}\` is not in \`map\` (or was sent twice).`)
+          throw badRequest(`File field ${quote(part.fieldname)} is not in \`map\` (or was sent twice).`)
         }
         received.add(part.fieldname)
         const buffer = await readFile(part, Number(request.headers['content-length']) || 0, limits.maxFileBytes)
@@ -83,12 +86,14 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
     }
   } catch (err) {
     throw translateMultipartError(err, limits)
+  } finally {
+    stopWatching()
   }
 
   if (operations === undefined) throw badRequest('Missing multipart field `operations` (the GraphQL multipart request spec).')
   if (fileToPaths === undefined) throw badRequest('Missing multipart field `map` (the GraphQL multipart request spec).')
   for (const name of fileToPaths.keys()) {
-    if (!received.has(name)) throw badRequest(`File \`${name}\` named in \`map\` was never sent.`)
+    if (!received.has(name)) throw badRequest(`File ${quote(name)} named in \`map\` was never sent.`)
   }
   return operations
 }
@@ -125,19 +130,44 @@ async function readFile (part: FilePart, contentLength: number, maxBytes: number
 }
 
 function describe (part: Multipart): string {
-  return `${part.type} \`${part.fieldname}\``
+  return `${part.type} ${quote(part.fieldname)}`
+}
+
+/** A client-chosen name, echoed in an error: at most 64 characters, control characters escaped. */
+function quote (name: string): string {
+  const shown = JSON.stringify(name.length > 64 ? name.slice(0, 64) : name).slice(1, -1)
+  return `\`${shown}\`${name.length > 64 ? ` (${name.length} characters, cut)` : ''}`
+}
+
+/**
+ * Fails the multipart parse (through the request's 'error', which @fastify/multipart turns into a
+ * rejected part) when no body bytes arrive for `idleMs`: a stalled client must not hold a slot for
+ * the whole request timeout. Returns the function that stops watching.
+ */
+function watchProgress (request: FastifyRequest, idleMs: number): () => void {
+  const raw = request.raw
+  if (raw.readableEnded) return () => {}
+  const timer = setTimeout(() => {
+    raw.emit('error', Object.assign(new Error('upload stalled'), { code: 'UPLOAD_STALLED' }))
+  }, idleMs)
+  const progress = (): void => { timer.refresh() }
+  raw.on('data', progress)
+  return () => {
+    clearTimeout(timer)
+    raw.off('data', progress)
+  }
 }
 
 function fieldJson (part: FieldPart, limits: UploadLimits): unknown {
   // An oversize field is not an error in @fastify/multipart: it is cut short and flagged.
   if (part.valueTruncated) {
-    throw badRequest(`Multipart field \`${part.fieldname}\` is larger than ${limits.maxFieldBytes} bytes.`)
+    throw badRequest(`Multipart field ${quote(part.fieldname)} is larger than ${limits.maxFieldBytes} bytes.`)
   }
   if (typeof part.value !== 'string') return part.value // already parsed (sent as application/json)
   try {
     return JSON.parse(part.value)
   } catch {
-    throw badRequest(`Multipart field \`${part.fieldname}\` is not valid JSON.`)
+    throw badRequest(`Multipart field ${quote(part.fieldname)} is not valid JSON.`)
   }
 }
 
@@ -156,7 +186,7 @@ function parseMap (value: unknown, operations: Operations, maxFiles: number): Ma
   const map = new Map<string, string[]>()
   for (const [name, paths] of entries) {
     if (!Array.isArray(paths) || paths.length === 0 || !paths.every((p): p is string => typeof p === 'string')) {
-      throw badRequest(`\`map\` entry \`${name}\` must be a non-empty array of strings.`)
+      throw badRequest(`\`map\` entry ${quote(name)} must be a non-empty array of strings.`)
     }
     for (const path of paths) checkPath(operations, path)
     map.set(name, paths)
@@ -170,11 +200,11 @@ function checkPath (operations: Operations, path: string): void {
   let node: unknown = operations
   for (const segment of segments) {
     if (FORBIDDEN_SEGMENTS.has(segment) || node === null || typeof node !== 'object' || !Object.hasOwn(node, segment)) {
-      throw badRequest(`\`map\` path \`${path}\` does not lead to a value in \`operations\`.`)
+      throw badRequest(`\`map\` path ${quote(path)} does not lead to a value in \`operations\`.`)
     }
     node = (node as Record<string, unknown>)[segment]
   }
-  if (node !== null) throw badRequest(`\`map\` path \`${path}\` must point at a \`null\` placeholder in \`operations\`.`)
+  if (node !== null) throw badRequest(`\`map\` path ${quote(path)} must point at a \`null\` placeholder in \`operations\`.`)
 }
 
 function setPath (operations: Operations, path: string, upload: Upload): void {
@@ -201,13 +231,16 @@ function translateMultipartError (err: unknown, limits: UploadLimits): AppError 
       return badRequest('Forbidden multipart field name.')
     case 'FST_INVALID_JSON_FIELD_ERROR':
       return badRequest('A multipart field declared as application/json is not valid JSON.')
+    case 'UPLOAD_STALLED':
+      return new AppError('UPLOAD_TIMEOUT', `The upload made no progress for ${limits.idleTimeoutMs} ms and was refused. Send it again.`,
+        { statusCode: 408, extensions: { idleTimeoutMs: limits.idleTimeoutMs } })
     case 'FST_MP_PREMATURE_CLOSE':
     case 'ECONNRESET':
     case 'ECONNABORTED':
-      return new AppError('CLIENT_CLOSED_REQUEST', 'The client closed the request before the upload was complete.', { statusCode: 400 })
+      return clientClosedRequest('The client closed the request before the upload was complete.')
     default:
       // busboy's own parse errors ("Malformed part header", "Unexpected end of form", ...)
-      return badRequest(`Malformed multipart request: ${(err as Error).message}.`)
+      return badRequest(`Malformed multipart request: ${String((err as Error).message).slice(0, 200)}.`)
   }
 }
 

@@ -2,10 +2,12 @@
 // prepared, upstream call), at most `queueSize` wait for a slot, each for at most `queueTimeoutMs`.
 // A request gets its slot BEFORE its upload is read, so memory stays bounded by
 // maxConcurrency × MAX_UPLOAD_BYTES, and upstream concurrency never exceeds maxConcurrency.
+// One caller holds (or waits for) at most `maxConcurrencyPerCaller` slots: the rest stay for others.
 import { AppError } from '../errors.ts'
 
 export interface AdmissionOptions {
   maxConcurrency: number
+  maxConcurrencyPerCaller: number
   queueSize: number
   queueTimeoutMs: number
 }
@@ -13,7 +15,7 @@ export interface AdmissionOptions {
 export interface AdmissionObserver {
   /** Called with the time a request waited, when it gets a slot. */
   waited? (ms: number): void
-  refused? (reason: 'queue_full' | 'queue_timeout'): void
+  refused? (reason: 'queue_full' | 'queue_timeout' | 'caller_concurrency'): void
 }
 
 interface Waiter {
@@ -27,6 +29,8 @@ export class AdmissionGate {
   readonly options: AdmissionOptions
   #active = 0
   #queue: Waiter[] = []
+  /** Slots held or waited for, per caller key. */
+  #perCaller = new Map<string, number>()
   #observer: AdmissionObserver
 
   constructor (options: AdmissionOptions, observer: AdmissionObserver = {}) {
@@ -37,16 +41,44 @@ export class AdmissionGate {
   get active (): number { return this.#active }
   get queued (): number { return this.#queue.length }
 
-  /** True when a new request would be refused at once: tell it before reading anything. */
-  get full (): boolean {
-    return this.#active >= this.options.maxConcurrency && this.#queue.length >= this.options.queueSize
+  /**
+   * Wait for a slot on behalf of `caller`. Rejects with RATE_LIMITED (429) when that caller already
+   * holds or waits for its share, with OVERLOADED (503) when the queue is full or the wait times out,
+   * and with the signal's reason when the client goes away. The returned release is idempotent.
+   */
+  async acquire (caller: string, signal?: AbortSignal): Promise<Release> {
+    const mine = this.#perCaller.get(caller) ?? 0
+    if (mine >= this.options.maxConcurrencyPerCaller) {
+      this.#observer.refused?.('caller_concurrency')
+      throw new AppError('RATE_LIMITED', `At most ${this.options.maxConcurrencyPerCaller} identifications at once per caller: ` +
+        'wait for one to finish. Try again in 1 s.', { statusCode: 429, extensions: { retryAfter: 1 } })
+    }
+    this.#perCaller.set(caller, mine + 1)
+    try {
+      return this.#forCaller(caller, await this.#acquireSlot(signal))
+    } catch (err) {
+      this.#leave(caller)
+      throw err
+    }
   }
 
-  /**
-   * Wait for a slot. Rejects with OVERLOADED (503) when the queue is full or the wait times out,
-   * and with the signal's reason when the caller goes away. The returned release is idempotent.
-   */
-  async acquire (signal?: AbortSignal): Promise<Release> {
+  #forCaller (caller: string, release: Release): Release {
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#leave(caller)
+      release()
+    }
+  }
+
+  #leave (caller: string): void {
+    const left = (this.#perCaller.get(caller) ?? 1) - 1
+    if (left > 0) this.#perCaller.set(caller, left)
+    else this.#perCaller.delete(caller)
+  }
+
+  async #acquireSlot (signal?: AbortSignal): Promise<Release> {
     if (this.#active < this.options.maxConcurrency) return this.#grant()
     if (this.#queue.length >= this.options.queueSize) {
       this.#observer.refused?.('queue_full')
