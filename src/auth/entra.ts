@@ -1,6 +1,7 @@
 // Microsoft Entra ID access tokens (AUTH_MODE=entra): `Authorization: Bearer <token>`, verified with
-// jose against the tenant's published signing keys (JWKS), then checked for a required delegated
-// permission (user tokens: `scp`) or app role (app tokens: `roles`).
+// jose against the tenant's published signing keys (JWKS), then told apart (delegated user token,
+// app-only token, or an ID token, which is refused: see tokenKind) and checked for a required
+// delegated permission (user tokens: `scp`) or app role (app tokens: `roles`).
 //
 // The JWKS is fetched on first use, cached for 10 minutes and refetched when a token names an
 // unknown `kid` (at most once per 30 s: jose's cooldown). If a refresh fails while keys fetched
@@ -104,15 +105,24 @@ export function createEntraVerifier (config: EntraConfig, options: EntraVerifier
     const tenantId = typeof tid === 'string' ? tid : undefined
     const roles = stringArray(payload.roles)
     const name = text(payload.name) ?? text(payload.preferred_username) ?? text(payload.app_displayname)
-    // Delegated (user) tokens carry `scp`; app-only tokens carry `roles` and no `scp` (and `idtyp: app` if the app asked for it).
-    if (typeof payload.scp === 'string' && payload.idtyp !== 'app') {
-      const id = text(payload.oid) ?? text(payload.sub)
-      if (id === undefined) throw unauthenticated('The access token names no user (no oid or sub claim).')
-      return { kind: 'entra-user', id, tenantId, scopes: payload.scp.split(' ').filter(Boolean), roles, name }
+    switch (tokenKind(payload)) {
+      case 'id':
+        throw unauthenticated('The token is an ID token (it carries a nonce, at_hash or c_hash claim), not an access token. ' +
+          'Ask Microsoft Entra ID for an access token for this API.')
+      case 'user': {
+        const id = text(payload.oid) ?? text(payload.sub)
+        if (id === undefined) throw unauthenticated('The access token names no user (no oid or sub claim).')
+        return { kind: 'entra-user', id, tenantId, scopes: (payload.scp as string).split(' ').filter(Boolean), roles, name }
+      }
+      case 'app': {
+        const id = text(payload.azp) ?? text(payload.appid) ?? text(payload.oid) ?? text(payload.sub)
+        if (id === undefined) throw unauthenticated('The access token names no application (no azp, appid, oid or sub claim).')
+        return { kind: 'entra-app', id, tenantId, scopes: [], roles, name }
+      }
+      case 'unknown':
+        throw unauthenticated('The token is neither a delegated access token (no scp claim) nor an app-only one (no idtyp "app", and oid differs from sub); ' +
+          'ID tokens are not accepted. Ask Microsoft Entra ID for an access token for this API.')
     }
-    const id = text(payload.azp) ?? text(payload.appid) ?? text(payload.oid) ?? text(payload.sub)
-    if (id === undefined) throw unauthenticated('The access token names no application (no azp, appid, oid or sub claim).')
-    return { kind: 'entra-app', id, tenantId, scopes: [], roles, name }
   }
 
   function authorize (caller: Caller): void {
@@ -158,6 +168,33 @@ function tokenError (err: unknown): AppError {
   if (err instanceof errors.JWKSNoMatchingKey) return fail('The access token is signed with a key the tenant does not publish (unknown kid).')
   if (err instanceof errors.JWKSMultipleMatchingKeys) return fail('The access token does not say which of the tenant\'s keys signed it (no kid).')
   return fail('The access token is malformed (not a signed JWT).')
+}
+
+/** Claims only ID tokens carry: they are meant for the client that signed the user in, never for an API. */
+const ID_TOKEN_CLAIMS = ['nonce', 'at_hash', 'c_hash']
+
+/**
+ * What a verified token is, by the claims Entra defines:
+ * - an ID token if it carries `nonce`, `at_hash` or `c_hash` (an ID token's audience can be this API's
+ *   client id, and it can carry `roles`: it must not pass for an app token);
+ * - app-only if `idtyp` is "app" (the optional claim, when the API asks for it);
+ * - delegated (a user's) if it carries `scp`, and `idtyp`, if present, is "user";
+ * - app-only without `idtyp` if it has no `scp` and `oid` equals `sub` (for an app both are its service
+ *   principal's object id; a user's `sub` is pairwise, never the oid);
+ * - anything else is refused: a token with neither `scp` nor the marks of an app is not an access token
+ *   this API can judge (typically an ID token without a nonce).
+ */
+export function tokenKind (payload: JWTPayload): 'user' | 'app' | 'id' | 'unknown' {
+  if (ID_TOKEN_CLAIMS.some(claim => payload[claim] !== undefined)) return 'id'
+  const idtyp = payload.idtyp
+  if (idtyp === 'app') return 'app'
+  if (idtyp !== undefined && idtyp !== 'user') return 'unknown'
+  if (typeof payload.scp === 'string') return 'user'
+  if (idtyp === 'user') return 'unknown' // a user's token without delegated permissions
+  const oid = text(payload.oid)
+  const sub = text(payload.sub)
+  if (payload.scp === undefined && oid !== undefined && sub !== undefined && oid.toLowerCase() === sub.toLowerCase()) return 'app'
+  return 'unknown'
 }
 
 function claimName (claim: string): string {
