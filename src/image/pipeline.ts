@@ -100,7 +100,7 @@ export function createImagePipeline (options: PipelineOptions): ImagePipeline {
       if (estimate.bytes > options.maxDecodeBytes) {
         // Known from the header: refused before a single pixel is allocated.
         throw refuse('IMAGE_DECODE_TOO_LARGE', `The image would take ${mib(estimate.bytes)} MiB to decode ` +
-          `(${describe(inspected)}); at most ${mib(options.maxDecodeBytes)} MiB are accepted. Send a smaller, 8-bit, non-interlaced or baseline image.`,
+          `(${describe(inspected, extentW, extentH)}); at most ${mib(options.maxDecodeBytes)} MiB are accepted. Send a smaller, 8-bit, non-interlaced or baseline image.`,
         { estimatedDecodeBytes: estimate.bytes, maxDecodeBytes: options.maxDecodeBytes })
       }
 
@@ -146,7 +146,7 @@ function refuse (reason: ImageRefusal, message: string, extensions: Record<strin
 
 const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)
 
-function describe ({ mimeType, width, height, decode }: InspectedImage): string {
+function describe ({ mimeType, decode }: InspectedImage, width: number, height: number): string {
   const bits = decode.jpeg?.precision ?? decode.bytesPerSample * 8
   const parts = [`${width}×${height}`, `${decode.channels} channel${decode.channels === 1 ? '' : 's'}`, `${bits}-bit`]
   if (decode.interlaced) parts.push('interlaced')
