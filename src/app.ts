@@ -13,6 +13,9 @@ import type { VisionService } from './vision/types.ts'
 import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
 import { AdmissionGate } from './limits/admission.ts'
 import { Metrics } from './metrics/registry.ts'
+import { countIdentifications } from './metrics/identifications.ts'
+import { IdentificationEvents } from './identification/events.ts'
+import { logIdentifications } from './identification/log.ts'
 import metricsPlugin from './metrics/plugin.ts'
 import securityHeaders from './security-headers.ts'
 import pressurePlugin from './limits/pressure.ts'
@@ -37,6 +40,8 @@ export interface AppServices {
   images: ImagePipeline
   metrics: Metrics
   admission: AdmissionGate
+  /** Where identifications are announced: capabilities subscribe here. */
+  events: IdentificationEvents
 }
 
 export async function buildApp ({ config, vision, images = createImagePipeline(config.images), logger }: AppOptions): Promise<FastifyInstance> {
@@ -67,7 +72,10 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
   metrics.gauge('agrivision_admission_queued', 'Identifications waiting for a slot.', () => admission.queued)
   metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
   metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
-  const services: AppServices = { config, vision, images, metrics, admission }
+  const events = new IdentificationEvents(app.log)
+  countIdentifications(events, metrics)
+  logIdentifications(events, app.log)
+  const services: AppServices = { config, vision, images, metrics, admission, events }
 
   // External plugins
   await app.register(securityHeaders)

@@ -8,6 +8,8 @@ export interface AppContext extends AppServices {
   log: FastifyBaseLogger
   /** Who is calling (anonymous when AUTH_MODE=none). */
   caller: Caller | null
+  /** The request's id, as in its log lines. */
+  requestId: string
   /** Aborted when the client disconnects before its answer is sent. */
   signal: AbortSignal
   /** True while the process is under memory or event-loop pressure (new identifications are refused). */
@@ -23,6 +25,7 @@ export function buildContext (services: AppServices) {
     return {
       ...services,
       caller: request.caller,
+      requestId: String(request.id),
       log: request.log,
       signal: clientGone(request, reply),
       underPressure: () => request.server.isUnderPressure()

@@ -2,9 +2,10 @@
 import type { IResolvers, MercuriusContext } from 'mercurius'
 import { badUserInput } from '../errors.ts'
 import { LANGUAGE_TAG } from '../config.ts'
-import { identifyVehicle } from '../identification.ts'
+import { identifyVehicle } from '../identification/flow.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
+import { ANONYMOUS } from '../auth/plugin.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import type { Upload } from './upload.ts'
 
@@ -29,7 +30,7 @@ export const resolvers: IResolvers = {
   },
   Mutation: {
     identifyVehicle: async (_root, args: IdentifyArgs, ctx: MercuriusContext) => {
-      return await identifyVehicle(ctx, {
+      return await identifyVehicle(ctx, { caller: ctx.caller ?? ANONYMOUS, requestId: ctx.requestId }, {
         image: args.image.buffer,
         instructions: readInstructions(args.instructions),
         language: readLanguage(args.language, ctx.config.vision.language),

@@ -1,0 +1,88 @@
+// The identification seam: the flow announces what happens; metrics, the log line (and later history,
+// subscriptions and webhooks) subscribe. A subscriber never changes or breaks the flow: its errors,
+// thrown or rejected, are logged and dropped.
+import type { FastifyBaseLogger } from 'fastify'
+import type { Caller } from '../auth/plugin.ts'
+import type { AppError } from '../errors.ts'
+import type { ImageDetail } from '../image/tokens.ts'
+import type { VisionBackend } from '../vision/types.ts'
+import type { Identification, SentImageInfo } from './types.ts'
+
+interface EventBase {
+  /** The identification's id (also `Identification.id`). */
+  id: string
+  /** Who asked. */
+  caller: Caller
+  /** The HTTP request it came in, for log correlation. */
+  requestId: string
+  backend: VisionBackend
+}
+
+export interface IdentificationStarted extends EventBase {
+  bytes: number
+  detail: ImageDetail
+  language: string
+}
+
+export interface IdentificationCompleted extends EventBase {
+  identification: Identification
+  detail: ImageDetail
+  /** Time in the vision backend (retries included). */
+  upstreamMs: number
+  /** HTTP status of the upstream answer; null for the simulated backend. */
+  upstreamStatus: number | null
+}
+
+export interface IdentificationFailed extends EventBase {
+  code: AppError['code'] | 'INTERNAL_SERVER_ERROR'
+  error: unknown
+  bytes: number
+  detail: ImageDetail
+  durationMs: number
+  /** Set when the failure came from (or after) the vision backend call. */
+  upstreamMs?: number
+  /** What was known of the image before it failed, if anything. */
+  image?: Partial<SentImageInfo>
+}
+
+export interface IdentificationEventMap {
+  started: IdentificationStarted
+  completed: IdentificationCompleted
+  failed: IdentificationFailed
+}
+
+export type IdentificationListener<K extends keyof IdentificationEventMap> = (event: IdentificationEventMap[K]) => void | Promise<void>
+
+export class IdentificationEvents {
+  readonly #listeners: { [K in keyof IdentificationEventMap]: Array<IdentificationListener<K>> } = { started: [], completed: [], failed: [] }
+  readonly #log: FastifyBaseLogger
+
+  constructor (log: FastifyBaseLogger) {
+    this.#log = log
+  }
+
+  /** Subscribes; returns the function that unsubscribes. */
+  on<K extends keyof IdentificationEventMap> (name: K, listener: IdentificationListener<K>): () => void {
+    const listeners = this.#listeners[name] as Array<IdentificationListener<K>>
+    listeners.push(listener)
+    return () => {
+      const index = listeners.indexOf(listener)
+      if (index !== -1) listeners.splice(index, 1)
+    }
+  }
+
+  emit<K extends keyof IdentificationEventMap> (name: K, event: IdentificationEventMap[K]): void {
+    for (const listener of this.#listeners[name] as Array<IdentificationListener<K>>) {
+      try {
+        const result = listener(event)
+        if (result instanceof Promise) result.catch(err => { this.#failed(name, err) })
+      } catch (err) {
+        this.#failed(name, err)
+      }
+    }
+  }
+
+  #failed (name: string, err: unknown): void {
+    this.#log.error({ err, event: name }, 'an identification subscriber failed')
+  }
+}

@@ -1,0 +1,92 @@
+// One identification, start to finish: inspect the upload, prepare what the model sees, ask the
+// vision service. What happens is announced on IdentificationEvents (started, completed, failed);
+// metrics, the log line and any later capability subscribe there instead of being called from here.
+import { randomUUID } from 'node:crypto'
+import type { Caller } from '../auth/plugin.ts'
+import { AppError } from '../errors.ts'
+import { inspectImage } from '../image/inspect.ts'
+import type { ImagePipeline } from '../image/pipeline.ts'
+import type { VisionService } from '../vision/types.ts'
+import type { IdentificationEvents } from './events.ts'
+import type { Identification, IdentificationInput, SentImageInfo } from './types.ts'
+
+export interface IdentificationDeps {
+  vision: VisionService
+  images: ImagePipeline
+  events: IdentificationEvents
+}
+
+/** Who asked, and through which request (for log correlation). */
+export interface IdentificationOrigin {
+  caller: Caller
+  requestId: string
+}
+
+export async function identifyVehicle (
+  { vision, images, events }: IdentificationDeps,
+  { caller, requestId }: IdentificationOrigin,
+  input: IdentificationInput
+): Promise<Identification> {
+  const started = performance.now()
+  const base = { id: randomUUID(), caller, requestId, backend: vision.backend }
+  const elapsed = (): number => Math.round(performance.now() - started)
+  events.emit('started', { ...base, bytes: input.image.length, detail: input.detail, language: input.language })
+  const known: Partial<SentImageInfo> = {}
+  let upstreamStarted: number | undefined
+
+  try {
+    const image = await inspectImage(input.image)
+    Object.assign(known, { sha256: image.sha256, mimeType: image.mimeType, bytes: image.bytes, width: image.width, height: image.height })
+    const sent = await images.prepare(input.image, image, input.detail)
+    Object.assign(known, { sentMimeType: sent.mimeType, sentBytes: sent.bytes.length, sentWidth: sent.width, sentHeight: sent.height })
+    upstreamStarted = performance.now()
+
+    const result = await vision.identify({
+      image: sent.bytes,
+      mimeType: sent.mimeType,
+      width: sent.width,
+      height: sent.height,
+      detail: input.detail,
+      instructions: input.instructions,
+      language: input.language,
+      signal: input.signal
+    })
+    const upstreamMs = performance.now() - upstreamStarted
+    const identification: Identification = {
+      id: base.id,
+      answer: result.answer,
+      language: input.language,
+      backend: vision.backend,
+      model: result.model,
+      image: {
+        sha256: image.sha256,
+        mimeType: image.mimeType,
+        bytes: image.bytes,
+        width: image.width,
+        height: image.height,
+        sentMimeType: sent.mimeType,
+        sentBytes: sent.bytes.length,
+        sentWidth: sent.width,
+        sentHeight: sent.height,
+        estimatedImageTokens: sent.estimatedImageTokens
+      },
+      usage: result.usage,
+      durationMs: elapsed(),
+      createdAt: new Date()
+    }
+    events.emit('completed', { ...base, identification, detail: input.detail, upstreamMs, upstreamStatus: result.upstreamStatus })
+    return identification
+  } catch (err) {
+    events.emit('failed', {
+      ...base,
+      code: err instanceof AppError ? err.code : 'INTERNAL_SERVER_ERROR',
+      error: err,
+      bytes: input.image.length,
+      detail: input.detail,
+      durationMs: elapsed(),
+      ...(upstreamStarted === undefined ? {} : { upstreamMs: performance.now() - upstreamStarted }),
+      ...(Object.keys(known).length > 0 ? { image: known } : {})
+    })
+    throw err
+  }
+}

@@ -1,0 +1,36 @@
+// What one identification produced: the shape `Identification` has in the GraphQL schema.
+import type { ImageDetail } from '../image/tokens.ts'
+import type { TokenUsage, VisionBackend } from '../vision/types.ts'
+
+export interface IdentificationInput {
+  image: Buffer
+  instructions: string
+  language: string
+  detail: ImageDetail
+  signal: AbortSignal
+}
+
+export interface SentImageInfo {
+  sha256: string
+  mimeType: string
+  bytes: number
+  width: number
+  height: number
+  sentMimeType: string
+  sentBytes: number
+  sentWidth: number
+  sentHeight: number
+  estimatedImageTokens: number
+}
+
+export interface Identification {
+  id: string
+  answer: string
+  language: string
+  backend: VisionBackend
+  model: string
+  image: SentImageInfo
+  usage: TokenUsage | null
+  durationMs: number
+  createdAt: Date
+}
