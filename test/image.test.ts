@@ -7,9 +7,9 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helper.ts'
 import { encodeParts, identifyParts } from './support/multipart.ts'
-import { animatedGif, gif, heic, jpeg, jpegWithGps, pdf, png, svg, text, webp } from './support/images.ts'
+import { animatedGif, gif, heic, jpeg, jpegWithGps, pdf, png, svg, text, webp, withoutPngChunks } from './support/images.ts'
+import sharp from 'sharp'
 import { inspectImage, isComplete, type ImageMimeType } from '../src/image/inspect.ts'
-import { pngPixelChunksOnly } from '../src/image/structure.ts'
 import { createSimulatedVision } from '../src/vision/simulated.ts'
 import type { IdentifyRequest, VisionService } from '../src/vision/types.ts'
 
@@ -79,13 +79,7 @@ t.test('accepted images: the type and size come from the bytes', async (t) => {
       t.equal(calls, 1, 'the vision service was called once')
       const call = vision.calls.at(-1)
       t.same([call?.mimeType, call?.width, call?.height], [mimeType, width, height], 'it was told the sniffed type and size')
-      if (mimeType === 'image/png') {
-        // sharp writes a pHYs chunk: not pixel data, so the PNG is re-muxed to its pixel chunks.
-        t.ok(call?.image.equals(pngPixelChunksOnly(file) as Buffer), 'it got the PNG re-muxed to IHDR, IDAT, IEND')
-        t.notOk(call?.image.includes('pHYs'), 'without the pHYs chunk')
-      } else {
-        t.ok(call?.image.equals(file), 'it got the uploaded bytes (they already fit and hold pixel data only)')
-      }
+      t.ok(call?.image.equals(file), 'it got the uploaded bytes (they already fit and hold pixel data only)')
     })
   }
 })
@@ -127,6 +121,17 @@ t.test('refused files: BAD_USER_INPUT naming the accepted types, and no call to 
   }
 })
 
+t.test('a PNG as sharp writes it (with pHYs) is re-muxed to its pixel chunks, losslessly', async (t) => {
+  const file = await sharp({ create: { width: 40, height: 30, channels: 3, background: '#284' } }).png().toBuffer()
+  t.ok(file.includes('pHYs'), 'sharp writes pHYs')
+  let answer: Awaited<ReturnType<typeof upload>> | undefined
+  await visionCallsDuring(async () => { answer = await upload(app, file) })
+  t.equal(answer?.body.errors, undefined, 'no errors')
+  const call = vision.calls.at(-1)
+  t.equal(call?.mimeType, 'image/png')
+  t.ok(call?.image.equals(withoutPngChunks(file, ['pHYs'])), 'IHDR, IDAT and IEND, unchanged')
+})
+
 t.test('inspectImage', async (t) => {
   t.test('reports what the file is', async (t) => {
     const file = await png(30, 20)
@@ -138,7 +143,7 @@ t.test('inspectImage', async (t) => {
       height: 20,
       orientation: undefined,
       hasMetadata: false,
-      pixelDataOnly: false, // sharp writes a pHYs chunk
+      pixelDataOnly: true,
       decode: { width: 30, height: 20, channels: 3, bytesPerSample: 1, interlaced: false }
     })
   })

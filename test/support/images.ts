@@ -12,8 +12,20 @@ export async function jpeg (width = 64, height = 48, options: { exif?: Record<st
   return await image.toBuffer()
 }
 
+/** A clean PNG: sharp's, without the pHYs chunk it writes (not pixel data, so the server would re-mux it). */
 export async function png (width = 64, height = 48, alpha = false): Promise<Buffer> {
-  return await sharp({ create: { width, height, channels: alpha ? 4 : 3, background: alpha ? { ...colour, alpha: 0.5 } : colour } }).png().toBuffer()
+  return withoutPngChunks(await sharp({ create: { width, height, channels: alpha ? 4 : 3, background: alpha ? { ...colour, alpha: 0.5 } : colour } }).png().toBuffer(), ['pHYs'])
+}
+
+/** `file` (a PNG) without the chunks of these types. */
+export function withoutPngChunks (file: Buffer, types: string[]): Buffer {
+  const kept: Buffer[] = [file.subarray(0, 8)]
+  for (let at = 8; at + 12 <= file.length;) {
+    const end = at + 12 + file.readUInt32BE(at)
+    if (!types.includes(file.toString('latin1', at + 4, at + 8))) kept.push(file.subarray(at, end))
+    at = end
+  }
+  return Buffer.concat(kept)
 }
 
 export async function webp (width = 64, height = 48): Promise<Buffer> {
