@@ -6,7 +6,6 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
-import { Redis } from 'ioredis'
 import type { Config } from './config.ts'
 import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
@@ -20,6 +19,8 @@ import metricsPlugin from './metrics/plugin.ts'
 import securityHeaders from './security-headers.ts'
 import pressurePlugin from './limits/pressure.ts'
 import healthPlugin from './health.ts'
+import redisPlugin from './redis/plugin.ts'
+import workersPlugin from './workers/plugin.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
 import callerAuthPlugin from './auth/plugin.ts'
@@ -87,11 +88,12 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
     maxAge: 600
   })
   await app.register(multipart)
-  const redis = config.limits.redisUrl ? connectRedis(config.limits.redisUrl, app.log) : undefined
+  await app.register(redisPlugin, { url: config.limits.redisUrl })
   // skipOnError: if Redis is down, identifications go on (unlimited) rather than all failing.
-  await app.register(rateLimit, { global: false, ...(redis ? { redis, nameSpace: 'agrivision-rl:', skipOnError: true } : {}) })
+  await app.register(rateLimit, { global: false, ...(app.redis ? { redis: app.redis, nameSpace: 'agrivision-rl:', skipOnError: true } : {}) })
 
   // The app's own
+  await app.register(workersPlugin)
   await app.register(metricsPlugin, { metrics, token: config.metricsToken })
   await app.register(callerAuthPlugin, { auth: config.auth })
   await app.register(pressurePlugin, { config, metrics })
@@ -99,21 +101,7 @@ export async function buildApp ({ config, vision, images = createImagePipeline(c
   await app.register(graphqlPlugin, services)
   if (config.graphiql) await app.register(graphiqlPlugin)
 
-  app.addHook('onClose', async () => {
-    await vision.close?.()
-    redis?.disconnect() // quit() would wait for a Redis that may be gone
-  })
   return app
-}
-
-function connectRedis (url: string, log: FastifyBaseLogger): Redis {
-  const redis = new Redis(url, { connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: false })
-  let lastWarning = 0
-  redis.on('error', (err: Error) => {
-    // ioredis retries by itself; say so at most once a minute, without the URL (it may hold a password).
-    if (Date.now() - lastWarning > 60_000) { lastWarning = Date.now(); log.warn({ err: { name: err.name, message: err.message } }, 'rate-limit store (Redis) unavailable: limits are not enforced meanwhile') }
-  })
-  return redis
 }
 
 /**

@@ -1,14 +1,20 @@
 // Liveness and readiness for orchestrators. Open to all: no secrets, no details beyond a reason.
+import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { VisionService } from './vision/types.ts'
 
-export default async function healthPlugin (app: FastifyInstance, { vision }: { vision: VisionService }): Promise<void> {
+async function healthPlugin (app: FastifyInstance, { vision }: { vision: VisionService }): Promise<void> {
   app.get('/health/live', async () => ({ status: 'ok' }))
 
   app.get('/health/ready', async (_request, reply) => {
     const status = vision.status()
-    if (!status.ready) return await reply.code(503).send({ status: 'unavailable', backend: status.backend, reason: status.reason })
-    if (app.isUnderPressure()) return await reply.code(503).send({ status: 'unavailable', backend: status.backend, reason: 'under pressure' })
+    const unavailable = (reason: string | undefined) => reply.code(503).send({ status: 'unavailable', backend: status.backend, reason })
+    if (!status.ready) return await unavailable(status.reason)
+    if (app.isUnderPressure()) return await unavailable('under pressure')
+    const stalled = app.workers.notReady()
+    if (stalled.length > 0) return await unavailable(`worker not ready: ${stalled.join(', ')}`)
     return { status: 'ok', backend: status.backend }
   })
 }
+
+export default fp(healthPlugin, { name: 'health', fastify: '5.x', encapsulate: true, dependencies: ['pressure', 'workers'] })

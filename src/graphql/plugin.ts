@@ -1,8 +1,10 @@
 // POST/GET /graphql: mercurius with our schema, resolvers, error codes, CSRF prevention and uploads.
-// Encapsulated (no fastify-plugin): mercurius's error handler and these hooks apply to these routes only.
+// Encapsulated: mercurius's error handler and these hooks apply to these routes only. It needs
+// `app.authenticate` (caller-auth) and `app.rateLimit` (@fastify/rate-limit), and says so.
 //
 // An identification passes, in order: caller authentication → rate limit (per caller) → admission
 // (a slot, or 503 at once when full) → the upload is read → GraphQL. Nothing is read before a slot is held.
+import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
 import type { AppServices } from '../app.ts'
@@ -26,7 +28,7 @@ export const PREFLIGHT_HEADERS = [
   'x-mercurius-operation-name'
 ]
 
-export default async function graphqlPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
+async function graphqlPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
   const { config, admission, metrics } = services
   const limits: UploadLimits = {
     maxFileBytes: config.maxUploadBytes,
@@ -91,6 +93,13 @@ export default async function graphqlPlugin (app: FastifyInstance, services: App
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
 }
+
+export default fp(graphqlPlugin, {
+  name: 'graphql',
+  fastify: '5.x',
+  encapsulate: true,
+  dependencies: ['caller-auth', '@fastify/rate-limit', '@fastify/multipart']
+})
 
 const PARSED_DOCUMENT_CACHE_ENTRIES = 64
 
