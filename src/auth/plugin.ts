@@ -7,6 +7,12 @@
 // - both: an Authorization header is verified as an Entra token (and must pass); without one, x-api-key.
 // - none: everyone is { kind: 'anonymous' }.
 //
+// Credentials are never taken from the URL: a request whose query string carries a credential-looking
+// parameter (`api_key`, `x-api-key`, `access_token`, `token`, `code`, `client_secret`, ..., or any value
+// shaped like one of our API keys or a JWT) is refused with 400 BAD_REQUEST, in every mode, whatever
+// its headers say: a URL ends up in proxy, browser and server logs (ours log query values redacted,
+// src/logger.ts), so the credential must be treated as leaked, and the client should hear so at once.
+//
 // Refusals: 401 UNAUTHENTICATED (no or bad credentials), 403 FORBIDDEN (valid token without the
 // required scope/role), both with a WWW-Authenticate challenge; 503 AUTH_UNAVAILABLE when Entra's
 // signing keys cannot be fetched. Messages say what is wrong, never what was sent. The caller's id
@@ -14,7 +20,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
-import { AppError } from '../errors.ts'
+import { AppError, badRequest } from '../errors.ts'
+import { looksLikeCredential } from '../logger.ts'
 import { createApiKeyMatcher } from './api-keys.ts'
 import { createEntraVerifier, unauthenticated, type EntraVerifier } from './entra.ts'
 
@@ -47,7 +54,7 @@ export interface CallerAuthOptions {
 }
 
 export const REALM = 'agrivision'
-const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous', id: 'anonymous' })
+export const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous', id: 'anonymous' })
 
 async function callerAuth (app: FastifyInstance, { auth }: CallerAuthOptions): Promise<void> {
   app.decorateRequest('caller', null)
@@ -111,6 +118,11 @@ async function callerAuth (app: FastifyInstance, { auth }: CallerAuthOptions): P
   }
 
   app.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const inUrl = credentialInQuery(request.url)
+    if (inUrl !== null) {
+      throw refuse(request, reply, badRequest(`Credentials are not accepted in the URL (${inUrl}). ` +
+        'Send them in a header instead: "Authorization: Bearer <token>" or "x-api-key: <key>"; and treat this one as leaked (URLs are logged by proxies and browsers): revoke or rotate it.'), null)
+    }
     if (auth.modes.length === 0) {
       request.caller = ANONYMOUS // no child logger: nothing to add, and it costs on every request
       return
@@ -124,6 +136,30 @@ async function callerAuth (app: FastifyInstance, { auth }: CallerAuthOptions): P
     if (entra === null) throw missing(request, reply, 'Credentials are required: send an API key in the x-api-key header.')
     throw missing(request, reply, 'Credentials are required: send "Authorization: Bearer <Microsoft Entra ID access token>" or an API key in the x-api-key header.')
   })
+}
+
+/** Query parameter names that carry credentials, compared lower-case without "-" and "_". */
+const CREDENTIAL_PARAM_NAMES = new Set(['key', 'code', 'auth', 'authorization', 'bearer', 'jwt', 'sig', 'pwd', 'session', 'sessionid', 'assertion'])
+const CREDENTIAL_PARAM_SUFFIX = /(apikey|token|secret|passw(?:or)?d|credentials?|signature|subscriptionkey)$/
+
+/** What in the URL's query string looks like a credential (a description without the value), or null. */
+export function credentialInQuery (url: string): string | null {
+  const q = url.indexOf('?')
+  if (q === -1) return null
+  let params: URLSearchParams
+  try {
+    params = new URLSearchParams(url.slice(q + 1))
+  } catch {
+    return null
+  }
+  for (const [name, value] of params) {
+    const plain = name.toLowerCase().replace(/[-_\s]/g, '')
+    if (CREDENTIAL_PARAM_NAMES.has(plain) || CREDENTIAL_PARAM_SUFFIX.test(plain)) {
+      return /^[\w.-]{1,40}$/.test(name) ? `the query parameter "${name}"` : 'a credential query parameter'
+    }
+    if (looksLikeCredential(name) || looksLikeCredential(value)) return 'a query value that looks like an API key or access token'
+  }
+  return null
 }
 
 /** An RFC 6750 challenge. The description is ours (never token text), reduced to the characters the RFC allows. */
