@@ -5,7 +5,7 @@ import { getIntrospectionQuery } from 'graphql'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { buildTestApp } from './helper.ts'
-import { encodeParts, identifyBody, identifyParts, IDENTIFY } from './support/multipart.ts'
+import { encodeParts, identifyBody, identifyParts } from './support/multipart.ts'
 import * as images from './support/images.ts'
 import { createSimulatedVision } from '../src/vision/simulated.ts'
 
@@ -267,7 +267,6 @@ t.test('metrics: Prometheus format, optionally behind METRICS_TOKEN', async t =>
   t.match(text, /agrivision_admission_queued 0/)
   t.match(text, /agrivision_token_fetches_total 0/)
   t.match(text, /process_resident_memory_bytes/)
-  void IDENTIFY
 })
 
 async function asFetch (body: { payload: Buffer, headers: Record<string, string> }) {

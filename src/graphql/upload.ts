@@ -6,15 +6,14 @@ import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import { AppError, badRequest, clientClosedRequest } from '../errors.ts'
 
-/** An uploaded file, fully received. The client's name and type are kept for logs only: never trusted. */
+/**
+ * An uploaded file, fully received. Only its bytes: the client's file name and content type are
+ * not kept (the type is sniffed from the bytes, and a name is not needed).
+ */
 export class Upload {
-  readonly filename: string
-  readonly clientMimeType: string
   readonly buffer: Buffer
 
-  constructor (filename: string, clientMimeType: string, buffer: Buffer) {
-    this.filename = filename
-    this.clientMimeType = clientMimeType
+  constructor (buffer: Buffer) {
     this.buffer = buffer
   }
 }
@@ -80,7 +79,7 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
         }
         received.add(part.fieldname)
         const buffer = await readFile(part, Number(request.headers['content-length']) || 0, limits.maxFileBytes)
-        const upload = new Upload(part.filename, part.mimetype, buffer)
+        const upload = new Upload(buffer)
         for (const path of paths) setPath(operations, path, upload)
       }
     }
