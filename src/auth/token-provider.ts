@@ -60,8 +60,8 @@ interface CachedToken {
   minValidityMs: number
 }
 
-/** When nothing fresher can be had, a token with more than this left is still better than none. */
-const LAST_RESORT_MS = 1_000
+/** A fetched token with no more than this left counts as expired. */
+const EXPIRED_WITHIN_MS = 1_000
 
 export class CachedTokenProvider {
   readonly stats: TokenStats = { fetches: 0, failures: 0, timeouts: 0, abandoned: 0 }
@@ -96,14 +96,7 @@ export class CachedTokenProvider {
       if (now >= current.refreshAtMs) this.#refreshInBackground()
       return current.token
     }
-    try {
-      return await this.#fetchShared()
-    } catch (err) {
-      // Nothing fresher to be had: a token that still has a little life left beats a certain failure.
-      const last = this.#current
-      if (last !== undefined && last.expiresOnMs - this.#opts.now() > LAST_RESORT_MS) return last.token
-      throw err
-    }
+    return await this.#fetchShared()
   }
 
   /** True while a token with enough life left is cached. */
@@ -186,7 +179,7 @@ export class CachedTokenProvider {
       throw this.#failed(`${credentialName} did not answer within ${timeoutMs} ms`)
     }
     const at = now()
-    if (result === null || result.expiresOnTimestamp - at <= LAST_RESORT_MS) {
+    if (result === null || result.expiresOnTimestamp - at <= EXPIRED_WITHIN_MS) {
       throw this.#failed(`${credentialName} returned ${result === null ? 'no token' : 'an expired token'}`)
     }
 
