@@ -24,10 +24,10 @@ t.test('token endpoint down under steady load: AUTH_UNAVAILABLE fast, no crash, 
   const TOKEN_TIMEOUT_MS = 1000
   const BEFORE_MS = 5000
   const AFTER_MS = 8000
-  // 40 s tokens: the provider hands a token out only while more than 30 s are left, so each is
-  // usable for ~10 s and a new one is needed early in the outage. (MSAL does not cache tokens that
-  // expire within 5 minutes, so every fetch reaches the endpoint.)
-  const fake = await new FakeAzure({ tokenLifetimeSec: 40 }).start()
+  // 12 s tokens: shorter than the provider's 30 s minimum validity, so it uses each until a quarter
+  // of its life is left (3 s) and refreshes at half-life: a new one is needed early in the outage.
+  // (MSAL does not cache tokens that expire within 5 minutes, so every fetch reaches the endpoint.)
+  const fake = await new FakeAzure({ tokenLifetimeSec: 12 }).start()
   t.teardown(() => fake.close())
   fake.chatFault = () => ({ kind: 'ok', latencyMs: 20 })
   const server = await startServer(fake, { AZURE_TOKEN_TIMEOUT_MS: String(TOKEN_TIMEOUT_MS), VISION_MAX_CONCURRENCY: '8' })
