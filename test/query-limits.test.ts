@@ -166,3 +166,26 @@ t.test('a budget of 0 is no limit', async t => {
   }
   t.pass('50 requests, none limited')
 })
+
+t.test('GET requests: unknown or ambiguous operations and mutations are coded 4xx, never 500', async t => {
+  const app = await buildTestApp()
+  t.teardown(() => app.close())
+  const get = (params: Record<string, string>) => app.inject({
+    method: 'GET', url: `/graphql?${new URLSearchParams(params)}`, headers: { 'graphql-require-preflight': '1' }
+  })
+  const cases: Array<[params: Record<string, string>, status: number, code: string]> = [
+    [{ query: '{ vision { ready } }', operationName: '' }, 200, 'OK'],
+    [{ query: '{ vision { ready } }', operationName: 'Missing' }, 400, 'GRAPHQL_VALIDATION_FAILED'],
+    [{ query: 'query A { __typename } query B { __typename }' }, 400, 'GRAPHQL_VALIDATION_FAILED'],
+    [{ query: 'query A { __typename } query B { __typename }', operationName: 'B' }, 200, 'OK'],
+    [{ query: 'mutation { __typename }' }, 405, 'BAD_REQUEST'],
+    [{ query: 'query A { __typename } mutation M { __typename }', operationName: 'M' }, 405, 'BAD_REQUEST'],
+    [{ query: '{ vision { ' }, 400, 'GRAPHQL_PARSE_FAILED']
+  ]
+  for (const [params, status, code] of cases) {
+    const res = await get(params)
+    t.equal(res.statusCode, status, JSON.stringify(params))
+    t.equal(res.json().errors?.[0]?.extensions?.code ?? 'OK', code, JSON.stringify(params))
+    if (status === 405) t.equal(res.headers.allow, 'POST')
+  }
+})

@@ -13,6 +13,7 @@ import type { Release } from '../limits/admission.ts'
 import { isUploadRequest } from '../limits/requests.ts'
 import { buildContext } from './context.ts'
 import { clientGone } from './client-gone.ts'
+import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
 import { resolvers } from './resolvers.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
@@ -57,6 +58,7 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
   }))
 
   async function receiveUpload (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    checkGetOperation(request, reply, config.limits.maxQueryTokens)
     if (!request.isMultipart()) return
     let release: Release | undefined
     try {

@@ -1,0 +1,30 @@
+// GET /graphql carries a query in the URL. mercurius looks its operation up without checking that it
+// exists (a 500 for an unknown operationName) and refuses mutations with an uncoded error: check both
+// here first, on a parse bounded like every other (GET queries are rare: GraphiQL and clients POST).
+import { getOperationAST, parse, type DocumentNode } from 'graphql'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { AppError } from '../errors.ts'
+
+export function checkGetOperation (request: FastifyRequest, reply: FastifyReply, maxTokens: number): void {
+  if (request.method !== 'GET') return
+  const params = request.query as Record<string, unknown>
+  if (params.operationName === '') delete params.operationName // empty means none, as in a POST body
+  const { query, operationName } = params
+  if (typeof query !== 'string' || query === '') return // mercurius answers these
+  let document: DocumentNode
+  try {
+    document = parse(query, { maxTokens })
+  } catch {
+    return // mercurius reports the syntax error, coded
+  }
+  const operation = getOperationAST(document, typeof operationName === 'string' ? operationName : undefined)
+  if (operation === null) {
+    throw new AppError('GRAPHQL_VALIDATION_FAILED', typeof operationName === 'string'
+      ? `Unknown operation named "${operationName.slice(0, 64)}".`
+      : 'The document has several operations: say which one with operationName.', { statusCode: 400 })
+  }
+  if (operation.operation !== 'query') {
+    reply.header('allow', 'POST')
+    throw new AppError('BAD_REQUEST', `A ${operation.operation} cannot be sent with GET: send it with POST.`, { statusCode: 405 })
+  }
+}
