@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import type { ImageDetail } from './image/tokens.ts'
-import { API_KEY_NAME } from './auth/api-keys.ts'
+import { API_KEY_NAME } from './callers/api-keys.ts'
 
 /** `name:sha256hex` or `sha256hex`, the name as `npm run apikey:new` accepts it. */
 const API_KEY_ENTRY = new RegExp(`^(?:(${API_KEY_NAME.source.slice(1, -1)}):)?([0-9a-fA-F]{64})$`)
@@ -138,8 +138,8 @@ const schema = {
     IMAGE_MAX_INPUT_PIXELS: { type: 'integer', minimum: 1_000_000, maximum: 500_000_000, default: 50_000_000 },
     IMAGE_MAX_SIDE: { type: 'integer', minimum: 2048, maximum: 65_535, default: 12_000 },
     IMAGE_MAX_ASPECT_RATIO: { type: 'number', minimum: 1, maximum: 1000, default: 20 },
-    IMAGE_MAX_DECODE_BYTES: { type: 'integer', minimum: 8 * MiB, maximum: 4096 * MiB, default: 64 * MiB },
-    IMAGE_MEMORY_BUDGET_BYTES: { type: 'integer', minimum: 8 * MiB, maximum: 65_536 * MiB, default: 128 * MiB },
+    IMAGE_MAX_DECODE_BYTES: { type: 'integer', minimum: 8 * MiB, maximum: 4096 * MiB, default: 48 * MiB },
+    IMAGE_MEMORY_BUDGET_BYTES: { type: 'integer', minimum: 8 * MiB, maximum: 65_536 * MiB, default: 96 * MiB },
     IMAGE_JPEG_QUALITY: { type: 'integer', minimum: 30, maximum: 100, default: 85 },
     IMAGE_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64 },
     VISION_LANGUAGE: { type: 'string', pattern: LANGUAGE_TAG.source, default: 'ru' },

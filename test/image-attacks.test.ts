@@ -19,6 +19,8 @@ const MiB = 1024 * 1024
 const config = testConfig()
 const pipeline = createImagePipeline(config.images)
 const GPS = 'GPS:52.5200N,13.4050E'
+/** The review's file: 7000×7000 16-bit RGBA Adam7, 381 KB (made once, used by several tests). */
+const REVIEW_PNG = await images.rawPng({ width: 7000, height: 7000, bitDepth: 16, colourType: 6, interlaced: true })
 
 async function prepare (file: Buffer, detail: 'auto' | 'high' | 'low' = 'auto') {
   return await pipeline.prepare(file, await inspectImage(file), detail)
@@ -37,7 +39,7 @@ async function refusal (file: Buffer) {
 
 t.test('configuration: defaults, and IMAGE_CONCURRENCY sized from the memory budget', async t => {
   const c = loadConfig({ LOG_LEVEL: 'silent' }).images
-  t.match(c, { maxSide: 12_000, maxAspectRatio: 20, maxDecodeBytes: 64 * MiB, memoryBudgetBytes: 128 * MiB })
+  t.match(c, { maxSide: 12_000, maxAspectRatio: 20, maxDecodeBytes: 48 * MiB, memoryBudgetBytes: 96 * MiB })
   t.ok(c.concurrency >= 1 && c.concurrency <= 2, `budget ÷ worst case = 2 at most (${c.concurrency})`)
   t.equal(loadConfig({ IMAGE_MEMORY_BUDGET_BYTES: String(8 * MiB) }).images.concurrency, 1, 'at least 1')
   t.equal(loadConfig({ IMAGE_MEMORY_BUDGET_BYTES: String(64 * MiB), IMAGE_MAX_DECODE_BYTES: String(16 * MiB), IMAGE_CONCURRENCY: '3' }).images.concurrency, 3, 'IMAGE_CONCURRENCY wins')
@@ -52,7 +54,7 @@ t.test('4. decode bytes are estimated from the header', async t => {
   t.test('PNG: pixels × channels × bytes per sample, whatever the interlacing', async t => {
     const cases: Array<[string, images.RawPngOptions, number]> = [
       ['7000² 16-bit RGBA Adam7 (the review\'s 592 KB file)', { width: 7000, height: 7000, bitDepth: 16, colourType: 6, interlaced: true }, 7000 * 7000 * 4 * 2],
-      ['7000² 16-bit RGBA, not interlaced', { width: 7000, height: 7000, bitDepth: 16, colourType: 6 }, 7000 * 7000 * 4 * 2],
+      ['3000² 16-bit RGBA, not interlaced', { width: 3000, height: 3000, bitDepth: 16, colourType: 6 }, 3000 * 3000 * 4 * 2],
       ['300×200 16-bit grey', { width: 300, height: 200, bitDepth: 16, colourType: 0 }, 300 * 200 * 2],
       ['300×200 1-bit grey → 8-bit', { width: 300, height: 200, bitDepth: 1, colourType: 0 }, 300 * 200],
       ['300×200 palette → RGB', { width: 300, height: 200, bitDepth: 4, colourType: 3 }, 300 * 200 * 3],
@@ -95,24 +97,24 @@ t.test('4. decode bytes are estimated from the header', async t => {
   })
 })
 
-t.test('4. bombs over IMAGE_MAX_DECODE_BYTES are refused before decoding, in every format', async t => {
+t.test('4. bombs over IMAGE_MAX_DECODE_BYTES (48 MiB) are refused before decoding, in every format', async t => {
   const flat = (w: number, h: number) => sharp({ create: { width: w, height: h, channels: 3, background: '#284' } })
   const bombs: Array<[string, Buffer]> = [
-    ['PNG 7000×7000 16-bit RGBA Adam7 (381 KB)', await images.rawPng({ width: 7000, height: 7000, bitDepth: 16, colourType: 6, interlaced: true })],
-    ['PNG 3000×3000 16-bit RGBA, not interlaced', await images.rawPng({ width: 3000, height: 3000, bitDepth: 16, colourType: 6 })],
-    ['PNG 5000×5000 8-bit RGB Adam7', await images.rawPng({ width: 5000, height: 5000, interlaced: true })],
+    ['PNG 7000×7000 16-bit RGBA Adam7 (381 KB)', REVIEW_PNG],
+    ['PNG 2600×2600 16-bit RGBA, not interlaced', await images.rawPng({ width: 2600, height: 2600, bitDepth: 16, colourType: 6 })],
+    ['PNG 4200×4200 8-bit RGB Adam7', await images.rawPng({ width: 4200, height: 4200, interlaced: true })],
     ['JPEG 5000×5000 progressive 4:4:4', await flat(5000, 5000).jpeg({ progressive: true, chromaSubsampling: '4:4:4' }).toBuffer()],
-    ['JPEG 3000×3000 progressive CMYK', await flat(3000, 3000).toColourspace('cmyk').jpeg({ progressive: true }).toBuffer()],
+    ['JPEG 2600×2600 progressive CMYK', await flat(2600, 2600).toColourspace('cmyk').jpeg({ progressive: true }).toBuffer()],
     ['GIF with a 10×10 screen and a 6000×5000 frame', images.gifRaw(10, 10, [images.gifFrame(4000, 3000, 2000, 2000)])],
-    ['GIF 5000×5000', await flat(5000, 5000).gif().toBuffer()],
-    ['WebP 5000×5000 lossless', await flat(5000, 5000).webp({ lossless: true }).toBuffer()]
+    ['GIF 3700×3700', await flat(3700, 3700).gif().toBuffer()],
+    ['WebP 3700×3700 lossless', await flat(3700, 3700).webp({ lossless: true }).toBuffer()]
   ]
   for (const [name, file] of bombs) {
     const r = await refusal(file)
     t.equal(r.code, 'BAD_USER_INPUT', `${name}: BAD_USER_INPUT`)
     t.equal(r.reason, 'IMAGE_DECODE_TOO_LARGE', `${name}: reason IMAGE_DECODE_TOO_LARGE`)
-    t.match(r.message, /would take \d+ MiB to decode .*at most 64 MiB are accepted/, `${name}: says why (${r.message})`)
-    t.ok((r.extensions.estimatedDecodeBytes as number) > 64 * MiB, `${name}: the estimate is in extensions`)
+    t.match(r.message, /would take \d+ MiB to decode .*at most 48 MiB are accepted/, `${name}: says why (${r.message})`)
+    t.ok((r.extensions.estimatedDecodeBytes as number) > 48 * MiB, `${name}: the estimate is in extensions`)
     t.notMatch(r.message, /[\u0000-\u0008]/, `${name}: no binary in the message`)
   }
 
@@ -256,7 +258,7 @@ t.test('end to end: what Azure receives', async t => {
     t.notOk(sent.bytes.includes('GPS'), `${name}: no GPS bytes reach Azure`)
     t.notOk(sent.bytes.includes('TestPhone'), `${name}: no camera make`)
   }
-  const bomb = await images.rawPng({ width: 7000, height: 7000, bitDepth: 16, colourType: 6, interlaced: true })
+  const bomb = REVIEW_PNG
   const before = fake.chatRequests.length
   const res = await app.inject({ method: 'POST', url: '/graphql', ...await identifyBody(bomb) })
   const error = res.json().errors?.[0]
