@@ -23,7 +23,7 @@ import redisPlugin from './redis/plugin.ts'
 import workersPlugin from './workers/plugin.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
-import callerAuthPlugin from './auth/plugin.ts'
+import callerAuthPlugin from './callers/plugin.ts'
 
 export interface AppOptions {
   config: Config

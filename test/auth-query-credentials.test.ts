@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { buildTestApp, testConfig } from './helper.ts'
 import { JwksServer, AUDIENCE, TENANT_ID, sign, userClaims } from './support/jwks.ts'
-import { newApiKey } from '../src/auth/api-keys.ts'
+import { newApiKey } from '../src/callers/api-keys.ts'
 import { loggerOptions, redactUrl } from '../src/logger.ts'
 
 const dashboard = newApiKey('dashboard')

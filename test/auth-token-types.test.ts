@@ -10,7 +10,7 @@ import {
   AUDIENCE, CLIENT_APP_ID, DAEMON_APP_ID, REQUIRED_ROLE, TENANT_ID, USER_OID,
   JwksServer, appClaims, nowSeconds, sign, userClaims, v1Issuer, v2Issuer
 } from './support/jwks.ts'
-import { tokenKind } from '../src/auth/entra.ts'
+import { tokenKind } from '../src/callers/entra.ts'
 
 const jwks = await new JwksServer().start()
 t.teardown(() => jwks.close())

@@ -20,7 +20,7 @@ import {
   JwksServer, appClaims, b64url, newSigningKey, nowSeconds, publicPem, sign, userClaims, v1Issuer, v2Issuer
 } from './support/jwks.ts'
 import { loadConfig, ConfigError } from '../src/config.ts'
-import { newApiKey } from '../src/auth/api-keys.ts'
+import { newApiKey } from '../src/callers/api-keys.ts'
 
 const run = promisify(execFile)
 

@@ -7,7 +7,7 @@ import { buildTestApp } from './helper.ts'
 import { identifyBody, type EncodedBody } from './support/multipart.ts'
 import { connect, postHead, readResponse, write, type RawResponse } from './support/raw-http.ts'
 import * as images from './support/images.ts'
-import { newApiKey } from '../src/auth/api-keys.ts'
+import { newApiKey } from '../src/callers/api-keys.ts'
 import { AdmissionGate } from '../src/limits/admission.ts'
 
 const photo = await images.jpeg(64, 48)

@@ -2,7 +2,7 @@
 import t from 'tap'
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity'
 import { pino } from 'pino'
-import { CachedTokenProvider } from '../src/auth/token-provider.ts'
+import { CachedTokenProvider } from '../src/azure/token-provider.ts'
 import { AppError } from '../src/errors.ts'
 
 const log = pino({ level: 'silent' })

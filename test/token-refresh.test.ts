@@ -4,7 +4,7 @@ import t from 'tap'
 import { DefaultAzureCredential } from '@azure/identity'
 import { pino } from 'pino'
 import { FakeAzure } from './support/fake-azure.ts'
-import { CachedTokenProvider } from '../src/auth/token-provider.ts'
+import { CachedTokenProvider } from '../src/azure/token-provider.ts'
 
 const fake = await new FakeAzure().start()
 t.teardown(() => fake.close())

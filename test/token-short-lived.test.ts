@@ -10,7 +10,7 @@ import { FakeAzure } from './support/fake-azure.ts'
 import { buildAzureTestApp } from './helper.ts'
 import { identifyBody } from './support/multipart.ts'
 import * as images from './support/images.ts'
-import { CachedTokenProvider } from '../src/auth/token-provider.ts'
+import { CachedTokenProvider } from '../src/azure/token-provider.ts'
 
 const fake = await new FakeAzure().start()
 t.teardown(() => fake.close())

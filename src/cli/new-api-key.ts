@@ -1,6 +1,6 @@
 // `npm run apikey:new [name]`: makes a new API key and prints it with its SHA-256 and the
 // API_KEY_HASHES entry to configure. Nothing is stored: the key is shown this once.
-import { newApiKey, API_KEY_NAME } from '../auth/api-keys.ts'
+import { newApiKey, API_KEY_NAME } from '../callers/api-keys.ts'
 
 const name = process.argv[2] ?? 'key'
 

@@ -18,7 +18,7 @@ export function checkGetOperation (request: FastifyRequest, reply: FastifyReply,
     return // mercurius reports the syntax error, coded
   }
   const operation = getOperationAST(document, typeof operationName === 'string' ? operationName : undefined)
-  if (operation === null) {
+  if (operation == null) {
     throw new AppError('GRAPHQL_VALIDATION_FAILED', typeof operationName === 'string'
       ? `Unknown operation named "${operationName.slice(0, 64)}".`
       : 'The document has several operations: say which one with operationName.', { statusCode: 400 })

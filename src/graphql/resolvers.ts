@@ -5,7 +5,7 @@ import { LANGUAGE_TAG } from '../config.ts'
 import { identifyVehicle } from '../identification/flow.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
-import { ANONYMOUS } from '../auth/plugin.ts'
+import { ANONYMOUS } from '../callers/plugin.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import type { Upload } from './upload.ts'
 

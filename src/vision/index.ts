@@ -1,7 +1,7 @@
 // Picks the vision backend from the configuration: Azure OpenAI when an endpoint is set, else simulated.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.ts'
-import { createTokenProvider } from '../auth/credential.ts'
+import { createTokenProvider } from '../azure/credential.ts'
 import { createAzureVision } from './azure.ts'
 import { createSimulatedVision } from './simulated.ts'
 import type { VisionService } from './types.ts'

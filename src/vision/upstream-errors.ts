@@ -1,7 +1,7 @@
 // Azure OpenAI failures, after the SDK's own retries, as stable GraphQL error codes.
 import { APIConnectionError, APIError, APIUserAbortError } from 'openai'
 import { AppError } from '../errors.ts'
-import { redactTokens } from '../auth/token-provider.ts'
+import { redactTokens } from '../azure/token-provider.ts'
 
 export const ROLE_HINT = 'Grant the service\'s managed identity the "Cognitive Services OpenAI User" role on the Azure OpenAI resource (Reader is not enough); role assignments take a few minutes to apply.'
 

@@ -8,7 +8,7 @@ import { FakeAzure } from '../support/fake-azure.ts'
 import { identifyBody } from '../support/multipart.ts'
 import { connect, postHead, write } from '../support/raw-http.ts'
 import * as images from '../support/images.ts'
-import { newApiKey } from '../../src/auth/api-keys.ts'
+import { newApiKey } from '../../src/callers/api-keys.ts'
 import { byLabels, get, identify, mb, rssBytes, scrape, sleep, startServer, stopServer, type ServerProcess } from './support.ts'
 
 const BODY_LIMIT = 100 * 1024

@@ -2,8 +2,8 @@
 // `app.authenticate`, an onRequest hook the GraphQL routes use (so nothing is read from an
 // unauthenticated upload). /health/* does not use it.
 //
-// - entra: `Authorization: Bearer <Entra ID access token>` (src/auth/entra.ts).
-// - apikey: `x-api-key: <key>`, matched by SHA-256 against API_KEY_HASHES (src/auth/api-keys.ts).
+// - entra: `Authorization: Bearer <Entra ID access token>` (src/callers/entra.ts).
+// - apikey: `x-api-key: <key>`, matched by SHA-256 against API_KEY_HASHES (src/callers/api-keys.ts).
 // - both: an Authorization header is verified as an Entra token (and must pass); without one, x-api-key.
 // - none: everyone is { kind: 'anonymous' }.
 //

@@ -9,7 +9,7 @@
 //   flight; after a failure they fail at once with its reason until the retry delay has passed (a hung
 //   identity endpoint used to get a new fetch, and a new connection, per request).
 // - A timeout per fetch that aborts the underlying request: the signal goes to `credential.getToken()`
-//   and, through an AsyncLocalStorage, to the credential's HTTP client (src/auth/identity-http.ts),
+//   and, through an AsyncLocalStorage, to the credential's HTTP client (src/azure/identity-http.ts),
 //   because managed identity ignores `abortSignal`. The aborted request's socket is destroyed. The slot
 //   stays taken until the credential's call has really ended; one that ignores the abort is given up
 //   on (logged, counted) after `abandonAfterMs`, so a broken credential cannot block the service forever.
