@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import type { ImageDetail } from './image/tokens.ts'
-import { API_KEY_NAME } from './callers/api-keys.ts'
+import { API_KEY_NAME, type ApiKeyEntry } from './callers/api-keys.ts'
 
 /** `name:sha256hex` or `sha256hex`, the name as `npm run apikey:new` accepts it. */
 const API_KEY_ENTRY = new RegExp(`^(?:(${API_KEY_NAME.source.slice(1, -1)}):)?([0-9a-fA-F]{64})$`)
@@ -35,11 +35,6 @@ export interface EntraConfig {
   jwksTimeoutMs: number
 }
 
-export interface ApiKeyEntry {
-  /** Shown in logs instead of the key: the name given in API_KEY_HASHES, else the hash's first 12 hex digits. */
-  id: string
-  sha256: Buffer
-}
 
 export interface Config {
   port: number

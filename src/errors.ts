@@ -1,10 +1,13 @@
-// One error type for everything the service refuses or fails at on purpose.
-// `code` becomes `extensions.code` in GraphQL responses; `statusCode` is used when the error
-// ends the HTTP request before GraphQL execution (multipart parsing, auth, overload).
+// Every error the service refuses or fails with on purpose, one small class per kind (as undici's
+// lib/core/errors.js): a fixed `code` (it becomes `extensions.code`), a fixed HTTP status, and typed
+// fields. Families by inheritance: `UpstreamError` is whatever failed because Azure (or the identity
+// endpoint in front of it) did. src/graphql/errors.ts turns any of them into status, headers and
+// `extensions`, in one place. Messages never carry secrets, tokens or image bytes.
 
 export type ErrorCode =
   | 'BAD_REQUEST'
   | 'PAYLOAD_TOO_LARGE'
+  | 'UPLOAD_TIMEOUT'
   | 'BAD_USER_INPUT'
   | 'GRAPHQL_PARSE_FAILED'
   | 'GRAPHQL_VALIDATION_FAILED'
@@ -15,42 +18,222 @@ export type ErrorCode =
   | 'CONTENT_FILTERED'
   | 'AUTH_UNAVAILABLE'
   | 'CLIENT_CLOSED_REQUEST'
-  | 'UPLOAD_TIMEOUT'
   | 'UNAUTHENTICATED'
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
   | 'OVERLOADED'
   | 'INTERNAL_SERVER_ERROR'
 
-export interface AppErrorOptions {
-  statusCode?: number
-  /** Extra `extensions` fields, e.g. `retryAfter`. Never secrets. */
-  extensions?: Record<string, unknown>
+export interface ErrorOptions {
   cause?: unknown
 }
 
-export class AppError extends Error {
-  override name = 'AppError'
-  readonly code: ErrorCode
-  readonly statusCode: number
-  readonly extensions: Record<string, unknown>
+/** `extensions` of a GraphQL error: the code, then the kind's own fields. */
+export type Extensions = { code: ErrorCode } & Record<string, unknown>
 
-  constructor (code: ErrorCode, message: string, options: AppErrorOptions = {}) {
+export abstract class AppError extends Error {
+  abstract readonly code: ErrorCode
+  /**
+   * The HTTP status when the error ends the request (before GraphQL runs, or as the request's only
+   * error); 200 for a field's error in an otherwise well-formed GraphQL response.
+   */
+  readonly statusCode: number = 200
+
+  constructor (message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.code = code
-    this.statusCode = options.statusCode ?? 200
-    this.extensions = { code, ...options.extensions }
+    this.name = new.target.name
+  }
+
+  /** What the client reads besides `code`: typed fields of the kind, never secrets. */
+  details (): Record<string, unknown> {
+    return {}
+  }
+
+  get extensions (): Extensions {
+    return { code: this.code, ...this.details() }
   }
 }
 
-export const badRequest = (message: string): AppError => new AppError('BAD_REQUEST', message, { statusCode: 400 })
-/** The client went away before its answer: 499, nginx's status for it (rarely seen by anyone, but logged and counted). */
-export const clientClosedRequest = (message: string, cause?: unknown): AppError =>
-  new AppError('CLIENT_CLOSED_REQUEST', message, { statusCode: 499, cause })
-export const badUserInput = (message: string, extensions?: Record<string, unknown>): AppError =>
-  new AppError('BAD_USER_INPUT', message, { extensions })
+/** A kind that tells the client when to try again: `extensions.retryAfter` and, on 429/503, `Retry-After`. */
+export abstract class RetryableError extends AppError {
+  readonly retryAfterSeconds: number | undefined
 
-/** The body of an HTTP error answered before GraphQL runs, shaped like a GraphQL response. */
-export function graphqlErrorBody (err: AppError): { data: null, errors: Array<{ message: string, extensions: Record<string, unknown> }> } {
-  return { data: null, errors: [{ message: err.message, extensions: err.extensions }] }
+  constructor (message: string, retryAfterSeconds: number | undefined, options: ErrorOptions = {}) {
+    super(message, options)
+    this.retryAfterSeconds = retryAfterSeconds
+  }
+
+  override details (): Record<string, unknown> {
+    return this.retryAfterSeconds === undefined ? {} : { retryAfter: this.retryAfterSeconds }
+  }
+}
+
+// The request itself
+
+export class BadRequestError extends AppError {
+  readonly code = 'BAD_REQUEST'
+  override readonly statusCode = 400
+}
+
+export class MethodNotAllowedError extends AppError {
+  readonly code = 'BAD_REQUEST'
+  override readonly statusCode = 405
+  /** The methods that would be accepted: the `Allow` header. */
+  readonly allow: readonly string[]
+
+  constructor (message: string, allow: readonly string[]) {
+    super(message)
+    this.allow = allow
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  readonly code = 'PAYLOAD_TOO_LARGE'
+  override readonly statusCode = 413
+  readonly maxBytes: number
+
+  constructor (message: string, maxBytes: number) {
+    super(message)
+    this.maxBytes = maxBytes
+  }
+
+  override details (): Record<string, unknown> { return { maxBytes: this.maxBytes } }
+}
+
+export class UploadTimeoutError extends AppError {
+  readonly code = 'UPLOAD_TIMEOUT'
+  override readonly statusCode = 408
+  readonly idleTimeoutMs: number
+
+  constructor (idleTimeoutMs: number) {
+    super(`The upload made no progress for ${idleTimeoutMs} ms and was refused. Send it again.`)
+    this.idleTimeoutMs = idleTimeoutMs
+  }
+
+  override details (): Record<string, unknown> { return { idleTimeoutMs: this.idleTimeoutMs } }
+}
+
+export class QueryRejectedError extends AppError {
+  readonly code = 'GRAPHQL_VALIDATION_FAILED'
+  override readonly statusCode = 400
+}
+
+export class ClientClosedRequestError extends AppError {
+  readonly code = 'CLIENT_CLOSED_REQUEST'
+  /** nginx's status for it: nobody reads it, logs and metrics do. */
+  override readonly statusCode = 499
+}
+
+/** What the caller sent cannot be used: an argument, the image. */
+export interface BadUserInputDetails {
+  /** The argument at fault (`instructions`, `language`, ...). */
+  argument?: string
+  /** Why an image was refused, as a stable word (`too_many_pixels`, `animated`, ...). */
+  reason?: string
+  /** The image types the service accepts. */
+  acceptedTypes?: readonly string[]
+  /** An image's estimated decode size, and the most accepted (IMAGE_MAX_DECODE_BYTES). */
+  estimatedDecodeBytes?: number
+  maxDecodeBytes?: number
+}
+
+export class BadUserInputError extends AppError {
+  readonly code = 'BAD_USER_INPUT'
+  readonly fields: BadUserInputDetails
+
+  constructor (message: string, fields: BadUserInputDetails = {}, options: ErrorOptions = {}) {
+    super(message, options)
+    this.fields = fields
+  }
+
+  override details (): Record<string, unknown> { return { ...this.fields } }
+}
+
+export class ContentFilteredError extends AppError {
+  readonly code = 'CONTENT_FILTERED'
+}
+
+export class InternalServerError extends AppError {
+  readonly code = 'INTERNAL_SERVER_ERROR'
+}
+
+// Who is calling
+
+/** A refusal of the caller's credentials, with the `WWW-Authenticate` challenge to send back. */
+abstract class CredentialsRefusedError extends AppError {
+  challenge: string | undefined
+
+  constructor (message: string, options: ErrorOptions & { challenge?: string } = {}) {
+    super(message, options)
+    this.challenge = options.challenge
+  }
+
+  withChallenge (challenge: string): this {
+    this.challenge = challenge
+    return this
+  }
+}
+
+export class UnauthenticatedError extends CredentialsRefusedError {
+  readonly code = 'UNAUTHENTICATED'
+  override readonly statusCode = 401
+}
+
+export class ForbiddenError extends CredentialsRefusedError {
+  readonly code = 'FORBIDDEN'
+  override readonly statusCode = 403
+  /** Who was refused (their credentials were valid), for the log. */
+  caller: { id: string, kind: string } | undefined
+
+  refusing (caller: { id: string, kind: string }): this {
+    this.caller = { id: caller.id, kind: caller.kind }
+    return this
+  }
+}
+
+/** A caller's token cannot be checked now (Entra's signing keys unreachable): not the caller's fault. */
+export class CallerVerificationUnavailableError extends RetryableError {
+  readonly code = 'AUTH_UNAVAILABLE'
+  override readonly statusCode = 503
+}
+
+// Our own limits
+
+export class RateLimitedError extends RetryableError {
+  readonly code = 'RATE_LIMITED'
+  override readonly statusCode = 429
+}
+
+export class OverloadedError extends RetryableError {
+  readonly code = 'OVERLOADED'
+  override readonly statusCode = 503
+}
+
+// Azure, and the identity endpoint in front of it
+
+export abstract class UpstreamError extends RetryableError {
+  constructor (message: string, options: ErrorOptions & { retryAfterSeconds?: number } = {}) {
+    super(message, options.retryAfterSeconds, options)
+  }
+}
+
+export class UpstreamRateLimitedError extends UpstreamError {
+  readonly code = 'UPSTREAM_RATE_LIMITED'
+}
+
+export class UpstreamUnavailableError extends UpstreamError {
+  readonly code = 'UPSTREAM_UNAVAILABLE'
+}
+
+export class UpstreamTimeoutError extends UpstreamError {
+  readonly code = 'UPSTREAM_TIMEOUT'
+}
+
+export class UpstreamAuthError extends UpstreamError {
+  readonly code = 'UPSTREAM_AUTH'
+}
+
+/** No Entra ID token for Azure could be had (the managed identity endpoint failed or timed out). */
+export class TokenUnavailableError extends UpstreamError {
+  readonly code = 'AUTH_UNAVAILABLE'
 }

@@ -19,7 +19,7 @@
 // - A catch on everything: no background failure becomes an unhandled rejection.
 import type { AccessToken, TokenCredential } from '@azure/identity'
 import type { FastifyBaseLogger } from 'fastify'
-import { AppError } from '../errors.ts'
+import { TokenUnavailableError } from '../errors.ts'
 import { tokenFetchSignal } from './identity-http.ts'
 
 export interface TokenProviderOptions {
@@ -138,7 +138,7 @@ export class CachedTokenProvider {
     if (this.#inflight !== undefined) return this.#inflight
     if (this.#outstanding !== undefined || this.#opts.now() < this.#nextRetryAtMs) {
       // The one fetch of this outage has failed (or timed out and is still ending): no second one yet.
-      return Promise.reject(new AppError('AUTH_UNAVAILABLE',
+      return Promise.reject(new TokenUnavailableError(
         `No Microsoft Entra ID token could be obtained: ${this.lastError ?? 'the previous token request has not ended yet'}.`))
     }
     const attempt = this.#fetchOnce()
@@ -227,12 +227,12 @@ export class CachedTokenProvider {
     void ended.then(() => { clearTimeout(timer) })
   }
 
-  #failed (reason: string, cause?: unknown): AppError {
+  #failed (reason: string, cause?: unknown): TokenUnavailableError {
     this.stats.failures++
     this.lastError = reason
     this.#nextRetryAtMs = this.#opts.now() + this.#opts.retryDelayMs
     this.#opts.log.warn({ failures: this.stats.failures, reason }, 'access token fetch failed')
-    return new AppError('AUTH_UNAVAILABLE', `No Microsoft Entra ID token could be obtained: ${reason}.`, { cause })
+    return new TokenUnavailableError(`No Microsoft Entra ID token could be obtained: ${reason}.`, { cause })
   }
 }
 

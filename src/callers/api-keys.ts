@@ -1,7 +1,12 @@
 // API keys (AUTH_MODE=apikey): the service stores only their SHA-256 (API_KEY_HASHES); a caller sends
 // the key in `x-api-key`. Every configured hash is compared, in constant time, whatever matches.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { ApiKeyEntry } from '../config.ts'
+
+export interface ApiKeyEntry {
+  /** Shown in logs instead of the key: the name given in API_KEY_HASHES, else the hash's first 12 hex digits. */
+  id: string
+  sha256: Buffer
+}
 
 /** Makes a leaked key recognisable (secret scanners, logs, chat pastes). */
 export const API_KEY_PREFIX = 'agv_'

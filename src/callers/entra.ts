@@ -10,8 +10,8 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import type { FastifyBaseLogger } from 'fastify'
 import type { EntraConfig } from '../config.ts'
-import { AppError } from '../errors.ts'
-import type { Caller } from './plugin.ts'
+import { AppError, CallerVerificationUnavailableError, ForbiddenError, UnauthenticatedError } from '../errors.ts'
+import type { Caller, Role } from './caller.ts'
 
 /** The only signature algorithm Entra ID uses for access tokens. Nothing else is accepted: no `none`, no HMAC. */
 export const ENTRA_ALGORITHMS = ['RS256']
@@ -35,6 +35,12 @@ export interface EntraVerifier {
   authorize: (caller: Caller) => void
 }
 
+/** Entra app roles / delegated permissions beyond ENTRA_REQUIRED_ROLES (which grants Identify). */
+const ENTRA_ROLES: ReadonlyArray<[entraName: string, role: Role]> = [
+  ['VehicleIdentification.ReadAll', 'ReadAll'],
+  ['VehicleIdentification.Admin', 'Admin']
+]
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export function createEntraVerifier (config: EntraConfig, options: EntraVerifierOptions = {}): EntraVerifier {
@@ -51,9 +57,9 @@ export function createEntraVerifier (config: EntraConfig, options: EntraVerifier
   let backoffUntil = 0
   let stale: ReturnType<typeof createLocalJWKSet> | null = null
 
-  const unavailable = (cause: unknown): AppError => new AppError('AUTH_UNAVAILABLE',
+  const unavailable = (cause: unknown): CallerVerificationUnavailableError => new CallerVerificationUnavailableError(
     'The signing keys of Microsoft Entra ID could not be fetched, so the access token cannot be checked now. Try again shortly.',
-    { statusCode: 503, extensions: { retryAfter: Math.max(1, Math.ceil(failureBackoffMs / 1000)) }, cause })
+    Math.max(1, Math.ceil(failureBackoffMs / 1000)), { cause })
 
   async function fromStale (header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1], cause: unknown): Promise<CryptoKey> {
     if (stale === null) throw unavailable(cause)
@@ -112,12 +118,13 @@ export function createEntraVerifier (config: EntraConfig, options: EntraVerifier
       case 'user': {
         const id = text(payload.oid) ?? text(payload.sub)
         if (id === undefined) throw unauthenticated('The access token names no user (no oid or sub claim).')
-        return { kind: 'entra-user', id, tenantId, scopes: (payload.scp as string).split(' ').filter(Boolean), roles, name }
+        const scopes = (payload.scp as string).split(' ').filter(Boolean)
+        return { kind: 'entra-user', id, tenantId, scopes, appRoles: roles, roles: grantedRoles(scopes), name }
       }
       case 'app': {
         const id = text(payload.azp) ?? text(payload.appid) ?? text(payload.oid) ?? text(payload.sub)
         if (id === undefined) throw unauthenticated('The access token names no application (no azp, appid, oid or sub claim).')
-        return { kind: 'entra-app', id, tenantId, scopes: [], roles, name }
+        return { kind: 'entra-app', id, tenantId, scopes: [], appRoles: roles, roles: grantedRoles(roles), name }
       }
       case 'unknown':
         throw unauthenticated('The token is neither a delegated access token (no scp claim) nor an app-only one (no idtyp "app", and oid differs from sub); ' +
@@ -125,25 +132,31 @@ export function createEntraVerifier (config: EntraConfig, options: EntraVerifier
     }
   }
 
+  /** Our roles from what Entra granted: delegated permissions for a user, app roles for an app. */
+  function grantedRoles (granted: readonly string[]): Set<Role> {
+    const roles = new Set<Role>()
+    if (granted.some(value => required.includes(value))) roles.add('Identify')
+    for (const [entraName, role] of ENTRA_ROLES) if (granted.includes(entraName)) roles.add(role)
+    return roles
+  }
+
   function authorize (caller: Caller): void {
+    if (caller.roles.has('Identify')) return
     if (caller.kind === 'entra-user') {
-      if (!(caller.scopes ?? []).some(scope => required.includes(scope))) {
-        throw forbidden(`The access token lacks the delegated permission (scp) ${required.join(' or ')}.`)
-      }
-    } else if (!(caller.roles ?? []).some(role => required.includes(role))) {
-      throw forbidden(`The application has not been granted the app role (roles) ${required.join(' or ')}.`)
+      throw forbidden(`The access token lacks the delegated permission (scp) ${required.join(' or ')}.`)
     }
+    throw forbidden(`The application has not been granted the app role (roles) ${required.join(' or ')}.`)
   }
 
   return { authenticate, authorize }
 }
 
-export function unauthenticated (message: string, cause?: unknown): AppError {
-  return new AppError('UNAUTHENTICATED', message, { statusCode: 401, cause })
+export function unauthenticated (message: string, cause?: unknown): UnauthenticatedError {
+  return new UnauthenticatedError(message, { cause })
 }
 
-function forbidden (message: string): AppError {
-  return new AppError('FORBIDDEN', message, { statusCode: 403 })
+function forbidden (message: string): ForbiddenError {
+  return new ForbiddenError(message)
 }
 
 /** What is wrong with the token, in words that never include it. */

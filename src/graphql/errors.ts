@@ -1,9 +1,14 @@
-// Every error leaves with `extensions.code` (Apollo's codes plus ours), whatever raised it:
-// graphql-js (parse, validation, variables), mercurius (CSRF, depth), our hooks and resolvers.
-// Unexpected errors get a generic message; their detail goes to the log only.
+// The one place errors become HTTP: every error leaves with `extensions.code` (Apollo's codes plus
+// ours), its status, and the headers its kind calls for (Retry-After, WWW-Authenticate, Allow),
+// whatever raised it: graphql-js (parse, validation, variables), mercurius (CSRF), our hooks and
+// resolvers, or a hook outside GraphQL (sendError). Unexpected errors get a generic message; their
+// detail goes to the log only.
 import { GraphQLError, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql'
-import type { FastifyBaseLogger } from 'fastify'
-import { AppError, type ErrorCode } from '../errors.ts'
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import {
+  AppError, CallerVerificationUnavailableError, ForbiddenError, MethodNotAllowedError, RetryableError, UnauthenticatedError, UpstreamError,
+  type ErrorCode
+} from '../errors.ts'
 import { tooDeep } from './rules.ts'
 
 interface FormatterResult {
@@ -14,6 +19,8 @@ interface FormatterResult {
 interface Formatted {
   error: GraphQLFormattedError
   statusCode: number
+  /** Ours, when it is one: its kind decides the headers. */
+  appError?: AppError
 }
 
 export const CSRF_MESSAGE = 'This request has been blocked as a potential cross-site request forgery: ' +
@@ -22,14 +29,34 @@ export const CSRF_MESSAGE = 'This request has been blocked as a potential cross-
 
 export function formatErrors (
   execution: ExecutionResult & { statusCode?: number },
-  log: FastifyBaseLogger
+  log: FastifyBaseLogger,
+  reply?: FastifyReply
 ): FormatterResult {
   const formatted = (execution.errors ?? []).flatMap(error => formatOne(error, log))
   let statusCode = 200
   if (!execution.data) {
     statusCode = execution.statusCode ?? Math.max(200, ...formatted.map(f => f.statusCode))
+    // A request-level refusal: the headers of the error that set the status.
+    const deciding = formatted.find(f => f.statusCode === statusCode)?.appError
+    if (reply !== undefined && deciding !== undefined) setErrorHeaders(reply, deciding, statusCode)
   }
   return { statusCode, response: { data: execution.data ?? null, errors: formatted.map(f => f.error) } }
+}
+
+/** Answers a request with one of our errors outside GraphQL execution (e.g. the pressure hook), GraphQL-shaped. */
+export function sendError (reply: FastifyReply, err: AppError): FastifyReply {
+  setErrorHeaders(reply, err, err.statusCode)
+  return reply.code(err.statusCode).send({ data: null, errors: [{ message: err.message, extensions: err.extensions }] })
+}
+
+function setErrorHeaders (reply: FastifyReply, err: AppError, statusCode: number): void {
+  if (err instanceof RetryableError && err.retryAfterSeconds !== undefined && (statusCode === 429 || statusCode === 503)) {
+    reply.header('retry-after', String(err.retryAfterSeconds))
+  }
+  if ((err instanceof UnauthenticatedError || err instanceof ForbiddenError) && err.challenge !== undefined) {
+    reply.header('www-authenticate', err.challenge)
+  }
+  if (err instanceof MethodNotAllowedError) reply.header('allow', err.allow.join(', '))
 }
 
 function formatOne (error: GraphQLError, log: FastifyBaseLogger): Formatted[] {
@@ -44,7 +71,7 @@ function formatOne (error: GraphQLError, log: FastifyBaseLogger): Formatted[] {
     // Without a path it is not a field's error but the request's (invalid variables): 400, as for
     // graphql-js's own variable errors, whether or not the query was compiled by graphql-jit.
     const statusCode = original.statusCode === 200 && error.path === undefined ? 400 : original.statusCode
-    return [shape(error, original.message, original.extensions, statusCode)]
+    return [{ ...shape(error, original.message, original.extensions, statusCode), appError: original }]
   }
   if (isStackOverflow(original)) { // the parser's or a rule's stack, on a pathologically nested document
     const tooDeepError = tooDeep()
@@ -94,9 +121,10 @@ function toGraphQLError (err: GraphQLError | Error): GraphQLError {
 }
 
 function logAppError (err: AppError, log: FastifyBaseLogger): void {
+  const upstream = err instanceof UpstreamError || err instanceof CallerVerificationUnavailableError
   if (err.code === 'INTERNAL_SERVER_ERROR') log.error({ err }, err.message)
   // An upstream answer (it has a cause) is worth a warning; a refusal during a 429 cool-down is not, once per request.
-  else if ((err.code.startsWith('UPSTREAM_') || err.code === 'AUTH_UNAVAILABLE') && err.cause !== undefined) log.warn({ code: err.code, err: err.cause }, err.message)
-  else if (err.code.startsWith('UPSTREAM_') || err.code === 'AUTH_UNAVAILABLE') log.info({ code: err.code }, err.message)
+  else if (upstream && err.cause !== undefined) log.warn({ code: err.code, err: err.cause }, err.message)
+  else if (upstream) log.info({ code: err.code }, err.message)
   else log.debug({ code: err.code }, err.message)
 }

@@ -3,7 +3,7 @@
 // here first, on a parse bounded like every other (GET queries are rare: GraphiQL and clients POST).
 import { getOperationAST, parse, type DocumentNode } from 'graphql'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { AppError } from '../errors.ts'
+import { MethodNotAllowedError, QueryRejectedError } from '../errors.ts'
 
 export function checkGetOperation (request: FastifyRequest, reply: FastifyReply, maxTokens: number): void {
   if (request.method !== 'GET') return
@@ -19,12 +19,11 @@ export function checkGetOperation (request: FastifyRequest, reply: FastifyReply,
   }
   const operation = getOperationAST(document, typeof operationName === 'string' ? operationName : undefined)
   if (operation == null) {
-    throw new AppError('GRAPHQL_VALIDATION_FAILED', typeof operationName === 'string'
+    throw new QueryRejectedError(typeof operationName === 'string'
       ? `Unknown operation named "${operationName.slice(0, 64)}".`
-      : 'The document has several operations: say which one with operationName.', { statusCode: 400 })
+      : 'The document has several operations: say which one with operationName.')
   }
   if (operation.operation !== 'query') {
-    reply.header('allow', 'POST')
-    throw new AppError('BAD_REQUEST', `A ${operation.operation} cannot be sent with GET: send it with POST.`, { statusCode: 405 })
+    throw new MethodNotAllowedError(`A ${operation.operation} cannot be sent with GET: send it with POST.`, ['POST'])
   }
 }

@@ -8,7 +8,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
 import type { AppServices } from '../app.ts'
-import { AppError } from '../errors.ts'
+import { RateLimitedError } from '../errors.ts'
 import type { Release } from '../limits/admission.ts'
 import { isUploadRequest } from '../limits/requests.ts'
 import { buildContext } from './context.ts'
@@ -52,9 +52,9 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     allowList: (request) => budget(request) === 0,
     keyGenerator: (request) => `${isUploadRequest(request) ? 'identify' : 'operation'}:${callerKey(request)}`,
     onExceeded: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
-    errorResponseBuilder: (request, context) => new AppError('RATE_LIMITED',
+    errorResponseBuilder: (request, context) => new RateLimitedError(
       `Too many ${isUploadRequest(request) ? 'identifications' : 'GraphQL requests'}: at most ${context.max} per minute. Try again in ${context.after}.`,
-      { statusCode: 429, extensions: { retryAfter: Math.max(1, Math.ceil(context.ttl / 1000)) } })
+      Math.max(1, Math.ceil(context.ttl / 1000)))
   }))
 
   async function receiveUpload (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -68,7 +68,6 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
       request.body = await readMultipartOperations(request, limits)
     } catch (err) {
       release?.() // a refused or stalled upload gives its slot back now, not when its connection closes
-      if (err instanceof AppError && typeof err.extensions.retryAfter === 'number') reply.header('retry-after', String(err.extensions.retryAfter))
       discardRest(request, reply)
       throw err
     }
@@ -89,7 +88,7 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     validationRules: validationRules(config.limits.introspection),
     // Multipart posts need a header a cross-site HTML form cannot send; JSON posts already force a preflight.
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },
-    errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log),
+    errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log, ctx.reply),
     additionalRouteOptions: { preValidation: receiveUpload }
   })
   // Runs on documents not in the cache, before graphql-js validates them.

@@ -1,11 +1,11 @@
 // Thin resolvers: validate the arguments and delegate.
 import type { IResolvers, MercuriusContext } from 'mercurius'
-import { badUserInput } from '../errors.ts'
+import { BadUserInputError } from '../errors.ts'
 import { LANGUAGE_TAG } from '../config.ts'
 import { identifyVehicle } from '../identification/flow.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
-import { ANONYMOUS } from '../callers/plugin.ts'
+import { ANONYMOUS } from '../callers/caller.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import type { Upload } from './upload.ts'
 
@@ -44,7 +44,7 @@ export const resolvers: IResolvers = {
 function readInstructions (value: string | null | undefined): string {
   const text = value?.trim() ?? ''
   if (text.length > MAX_INSTRUCTIONS_LENGTH) {
-    throw badUserInput(`\`instructions\` is ${text.length} characters long; at most ${MAX_INSTRUCTIONS_LENGTH} are allowed.`, { argument: 'instructions' })
+    throw new BadUserInputError(`\`instructions\` is ${text.length} characters long; at most ${MAX_INSTRUCTIONS_LENGTH} are allowed.`, { argument: 'instructions' })
   }
   return text === '' ? DEFAULT_INSTRUCTIONS : text
 }
@@ -52,7 +52,7 @@ function readInstructions (value: string | null | undefined): string {
 function readLanguage (value: string | null | undefined, fallback: string): string {
   if (value === null || value === undefined || value === '') return fallback
   if (!LANGUAGE_TAG.test(value)) { // also bounds the length: at most 3 + 3 × 9 characters
-    throw badUserInput('`language` must be a BCP-47 language tag such as "ru", "en", "de" or "pt-BR".', { argument: 'language' })
+    throw new BadUserInputError('`language` must be a BCP-47 language tag such as "ru", "en", "de" or "pt-BR".', { argument: 'language' })
   }
   return value
 }

@@ -2,7 +2,7 @@
 // validates it (mercurius' preValidation hook), so that no rule, ours or the spec's, ever walks a
 // document that expands to thousands of fields. Plus the introspection switch, a validation rule.
 import { Location, NoSchemaIntrospectionCustomRule, type DocumentNode, type ValidationRule } from 'graphql'
-import { AppError } from '../errors.ts'
+import { QueryRejectedError } from '../errors.ts'
 import { measureOperations } from './cost.ts'
 
 /** Each identifyVehicle spends Azure quota and holds an upload: one per operation. */
@@ -46,12 +46,12 @@ export function validationRules (introspection: boolean): ValidationRule[] {
 }
 
 /** A document nested past what the parser or a walk's stack can take (RangeError: call stack). */
-export function tooDeep (): AppError {
+export function tooDeep (): QueryRejectedError {
   return invalid('The document is nested too deeply.')
 }
 
-function invalid (message: string): AppError {
-  return new AppError('GRAPHQL_VALIDATION_FAILED', message, { statusCode: 400 })
+function invalid (message: string): QueryRejectedError {
+  return new QueryRejectedError(message)
 }
 
 /** Expanded counts can be astronomically large (2^n): say so without printing 1e+300. */

@@ -1,7 +1,7 @@
 // Custom scalars. `Upload` values only come from a multipart request (see upload.ts): a client
 // cannot forge one with JSON, since only our hook creates `Upload` instances.
 import { GraphQLScalarType, Kind } from 'graphql'
-import { badUserInput } from '../errors.ts'
+import { BadUserInputError } from '../errors.ts'
 import { Upload } from './upload.ts'
 
 const notAFile = 'The `Upload` value must be a file sent in a GraphQL multipart request (map the file part to this variable).'
@@ -10,10 +10,10 @@ export const UploadScalar = new GraphQLScalarType<Upload, never>({
   name: 'Upload',
   parseValue (value) {
     if (value instanceof Upload) return value
-    throw badUserInput(notAFile)
+    throw new BadUserInputError(notAFile)
   },
   parseLiteral () {
-    throw badUserInput(notAFile)
+    throw new BadUserInputError(notAFile)
   },
   serialize () {
     throw new Error('Upload is an input-only scalar')
@@ -28,12 +28,12 @@ export const DateTimeScalar = new GraphQLScalarType<Date, string>({
   },
   parseValue (value) {
     const date = typeof value === 'string' ? new Date(value) : undefined
-    if (date === undefined || Number.isNaN(date.getTime())) throw badUserInput('DateTime must be an ISO-8601 string.')
+    if (date === undefined || Number.isNaN(date.getTime())) throw new BadUserInputError('DateTime must be an ISO-8601 string.')
     return date
   },
   parseLiteral (ast) {
     const date = ast.kind === Kind.STRING ? new Date(ast.value) : undefined
-    if (date === undefined || Number.isNaN(date.getTime())) throw badUserInput('DateTime must be an ISO-8601 string.')
+    if (date === undefined || Number.isNaN(date.getTime())) throw new BadUserInputError('DateTime must be an ISO-8601 string.')
     return date
   }
 })

@@ -4,7 +4,7 @@
 // request can be malformed is answered 400 BAD_REQUEST (413 PAYLOAD_TOO_LARGE for an oversize file).
 import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
-import { AppError, badRequest, clientClosedRequest } from '../errors.ts'
+import { AppError, BadRequestError, ClientClosedRequestError, PayloadTooLargeError, UploadTimeoutError } from '../errors.ts'
 
 /**
  * An uploaded file, fully received. Only its bytes: the client's file name and content type are
@@ -61,21 +61,21 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
     for await (const part of parts) {
       if (operations === undefined) {
         if (part.type !== 'field' || part.fieldname !== 'operations') {
-          throw badRequest(`Misordered multipart fields: expected \`operations\` first, got ${describe(part)}.`)
+          throw new BadRequestError(`Misordered multipart fields: expected \`operations\` first, got ${describe(part)}.`)
         }
         operations = parseOperations(fieldJson(part, limits))
       } else if (fileToPaths === undefined) {
         if (part.type !== 'field' || part.fieldname !== 'map') {
-          throw badRequest(`Misordered multipart fields: expected \`map\` after \`operations\`, got ${describe(part)}.`)
+          throw new BadRequestError(`Misordered multipart fields: expected \`map\` after \`operations\`, got ${describe(part)}.`)
         }
         fileToPaths = parseMap(fieldJson(part, limits), operations, limits.maxFiles)
       } else {
         if (part.type !== 'file') {
-          throw badRequest(`Unexpected field ${quote(part.fieldname)} after \`map\`: only files may follow it.`)
+          throw new BadRequestError(`Unexpected field ${quote(part.fieldname)} after \`map\`: only files may follow it.`)
         }
         const paths = fileToPaths.get(part.fieldname)
         if (paths === undefined || received.has(part.fieldname)) {
-          throw badRequest(`File field ${quote(part.fieldname)} is not in \`map\` (or was sent twice).`)
+          throw new BadRequestError(`File field ${quote(part.fieldname)} is not in \`map\` (or was sent twice).`)
         }
         received.add(part.fieldname)
         const buffer = await readFile(part, Number(request.headers['content-length']) || 0, limits.maxFileBytes)
@@ -89,10 +89,10 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
     stopWatching()
   }
 
-  if (operations === undefined) throw badRequest('Missing multipart field `operations` (the GraphQL multipart request spec).')
-  if (fileToPaths === undefined) throw badRequest('Missing multipart field `map` (the GraphQL multipart request spec).')
+  if (operations === undefined) throw new BadRequestError('Missing multipart field `operations` (the GraphQL multipart request spec).')
+  if (fileToPaths === undefined) throw new BadRequestError('Missing multipart field `map` (the GraphQL multipart request spec).')
   for (const name of fileToPaths.keys()) {
-    if (!received.has(name)) throw badRequest(`File ${quote(name)} named in \`map\` was never sent.`)
+    if (!received.has(name)) throw new BadRequestError(`File ${quote(name)} named in \`map\` was never sent.`)
   }
   return operations
 }
@@ -160,32 +160,32 @@ function watchProgress (request: FastifyRequest, idleMs: number): () => void {
 function fieldJson (part: FieldPart, limits: UploadLimits): unknown {
   // An oversize field is not an error in @fastify/multipart: it is cut short and flagged.
   if (part.valueTruncated) {
-    throw badRequest(`Multipart field ${quote(part.fieldname)} is larger than ${limits.maxFieldBytes} bytes.`)
+    throw new BadRequestError(`Multipart field ${quote(part.fieldname)} is larger than ${limits.maxFieldBytes} bytes.`)
   }
   if (typeof part.value !== 'string') return part.value // already parsed (sent as application/json)
   try {
     return JSON.parse(part.value)
   } catch {
-    throw badRequest(`Multipart field ${quote(part.fieldname)} is not valid JSON.`)
+    throw new BadRequestError(`Multipart field ${quote(part.fieldname)} is not valid JSON.`)
   }
 }
 
 function parseOperations (value: unknown): Operations {
-  if (Array.isArray(value)) throw badRequest('Batched operations are not supported: send one operation per request.')
-  if (value === null || typeof value !== 'object') throw badRequest('Multipart field `operations` must be a JSON object.')
+  if (Array.isArray(value)) throw new BadRequestError('Batched operations are not supported: send one operation per request.')
+  if (value === null || typeof value !== 'object') throw new BadRequestError('Multipart field `operations` must be a JSON object.')
   return value as Operations
 }
 
 function parseMap (value: unknown, operations: Operations, maxFiles: number): Map<string, string[]> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw badRequest('Multipart field `map` must be a JSON object of file field names to arrays of paths.')
+    throw new BadRequestError('Multipart field `map` must be a JSON object of file field names to arrays of paths.')
   }
   const entries = Object.entries(value)
-  if (entries.length > maxFiles) throw badRequest(`Too many files in \`map\`: at most ${maxFiles} allowed.`)
+  if (entries.length > maxFiles) throw new BadRequestError(`Too many files in \`map\`: at most ${maxFiles} allowed.`)
   const map = new Map<string, string[]>()
   for (const [name, paths] of entries) {
     if (!Array.isArray(paths) || paths.length === 0 || !paths.every((p): p is string => typeof p === 'string')) {
-      throw badRequest(`\`map\` entry ${quote(name)} must be a non-empty array of strings.`)
+      throw new BadRequestError(`\`map\` entry ${quote(name)} must be a non-empty array of strings.`)
     }
     for (const path of paths) checkPath(operations, path)
     map.set(name, paths)
@@ -199,11 +199,11 @@ function checkPath (operations: Operations, path: string): void {
   let node: unknown = operations
   for (const segment of segments) {
     if (FORBIDDEN_SEGMENTS.has(segment) || node === null || typeof node !== 'object' || !Object.hasOwn(node, segment)) {
-      throw badRequest(`\`map\` path ${quote(path)} does not lead to a value in \`operations\`.`)
+      throw new BadRequestError(`\`map\` path ${quote(path)} does not lead to a value in \`operations\`.`)
     }
     node = (node as Record<string, unknown>)[segment]
   }
-  if (node !== null) throw badRequest(`\`map\` path ${quote(path)} must point at a \`null\` placeholder in \`operations\`.`)
+  if (node !== null) throw new BadRequestError(`\`map\` path ${quote(path)} must point at a \`null\` placeholder in \`operations\`.`)
 }
 
 function setPath (operations: Operations, path: string, upload: Upload): void {
@@ -220,26 +220,25 @@ function translateMultipartError (err: unknown, limits: UploadLimits): AppError 
   const code = (err as { code?: string }).code ?? ((err as Error).message === 'aborted' ? 'ECONNRESET' : undefined)
   switch (code) {
     case 'FST_REQ_FILE_TOO_LARGE':
-      return new AppError('PAYLOAD_TOO_LARGE', `File is larger than the limit of ${limits.maxFileBytes} bytes.`, { statusCode: 413, extensions: { maxBytes: limits.maxFileBytes } })
+      return new PayloadTooLargeError(`File is larger than the limit of ${limits.maxFileBytes} bytes.`, limits.maxFileBytes)
     case 'FST_FILES_LIMIT':
     case 'FST_PARTS_LIMIT':
-      return badRequest(`Too many files: at most ${limits.maxFiles} per request.`)
+      return new BadRequestError(`Too many files: at most ${limits.maxFiles} per request.`)
     case 'FST_FIELDS_LIMIT':
-      return badRequest('Too many fields: a GraphQL multipart request has only `operations` and `map`.')
+      return new BadRequestError('Too many fields: a GraphQL multipart request has only `operations` and `map`.')
     case 'FST_PROTO_VIOLATION':
-      return badRequest('Forbidden multipart field name.')
+      return new BadRequestError('Forbidden multipart field name.')
     case 'FST_INVALID_JSON_FIELD_ERROR':
-      return badRequest('A multipart field declared as application/json is not valid JSON.')
+      return new BadRequestError('A multipart field declared as application/json is not valid JSON.')
     case 'UPLOAD_STALLED':
-      return new AppError('UPLOAD_TIMEOUT', `The upload made no progress for ${limits.idleTimeoutMs} ms and was refused. Send it again.`,
-        { statusCode: 408, extensions: { idleTimeoutMs: limits.idleTimeoutMs } })
+      return new UploadTimeoutError(limits.idleTimeoutMs)
     case 'FST_MP_PREMATURE_CLOSE':
     case 'ECONNRESET':
     case 'ECONNABORTED':
-      return clientClosedRequest('The client closed the request before the upload was complete.')
+      return new ClientClosedRequestError('The client closed the request before the upload was complete.')
     default:
       // busboy's own parse errors ("Malformed part header", "Unexpected end of form", ...)
-      return badRequest(`Malformed multipart request: ${String((err as Error).message).slice(0, 200)}.`)
+      return new BadRequestError(`Malformed multipart request: ${String((err as Error).message).slice(0, 200)}.`)
   }
 }
 

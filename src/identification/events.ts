@@ -2,7 +2,7 @@
 // subscriptions and webhooks) subscribe. A subscriber never changes or breaks the flow: its errors,
 // thrown or rejected, are logged and dropped.
 import type { FastifyBaseLogger } from 'fastify'
-import type { Caller } from '../callers/plugin.ts'
+import type { Caller } from '../callers/caller.ts'
 import type { AppError } from '../errors.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import type { VisionBackend } from '../vision/types.ts'

@@ -2,7 +2,7 @@
 // vision service. What happens is announced on IdentificationEvents (started, completed, failed);
 // metrics, the log line and any later capability subscribe there instead of being called from here.
 import { randomUUID } from 'node:crypto'
-import type { Caller } from '../callers/plugin.ts'
+import type { Caller } from '../callers/caller.ts'
 import { AppError } from '../errors.ts'
 import { inspectImage } from '../image/inspect.ts'
 import type { ImagePipeline } from '../image/pipeline.ts'

@@ -23,6 +23,8 @@ export interface SentImageInfo {
   estimatedImageTokens: number
 }
 
+// Checked against the SDL's `Identification` (src/graphql/generated/schema-types.ts): the resolver map is typed
+// with the generated `Resolvers`, so `identifyVehicle` must return a value that fits it field by field.
 export interface Identification {
   id: string
   answer: string

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { fileTypeFromBuffer } from 'file-type'
 import { imageSize } from 'image-size'
 import { readStructure, type DecodeHeader } from './structure.ts'
-import { badUserInput } from '../errors.ts'
+import { BadUserInputError } from '../errors.ts'
 
 export const ACCEPTED_MIME_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif'] as const
 export type ImageMimeType = typeof ACCEPTED_MIME_TYPES[number]
@@ -70,7 +70,7 @@ export async function inspectImage (buffer: Buffer): Promise<InspectedImage> {
 }
 
 function refuse (message: string, reason?: string) {
-  return badUserInput(`${message} Send a ${ACCEPTED} image.`, { acceptedTypes: [...ACCEPTED_MIME_TYPES], ...(reason ? { reason } : {}) })
+  return new BadUserInputError(`${message} Send a ${ACCEPTED} image.`, { acceptedTypes: [...ACCEPTED_MIME_TYPES], ...(reason ? { reason } : {}) })
 }
 
 function isAccepted (mime: string | undefined): mime is ImageMimeType {

@@ -7,7 +7,7 @@
 // that fits is re-muxed to its pixel chunks instead, losslessly).
 import sharp from 'sharp'
 import pLimit, { type LimitFunction } from 'p-limit'
-import { badUserInput } from '../errors.ts'
+import { BadUserInputError, type BadUserInputDetails } from '../errors.ts'
 import type { ImageMimeType, InspectedImage } from './inspect.ts'
 import { estimateDecode } from './decode-cost.ts'
 import { pngPixelChunksOnly } from './structure.ts'
@@ -140,8 +140,8 @@ async function reencode (image: Buffer, target: { width: number, height: number 
   }
 }
 
-function refuse (reason: ImageRefusal, message: string, extensions: Record<string, unknown> = {}) {
-  return badUserInput(message, { reason, ...extensions })
+function refuse (reason: ImageRefusal, message: string, extensions: Omit<BadUserInputDetails, 'reason'> = {}): BadUserInputError {
+  return new BadUserInputError(message, { reason, ...extensions })
 }
 
 const mib = (bytes: number): string => (bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)

@@ -3,7 +3,7 @@
 // A request gets its slot BEFORE its upload is read, so memory stays bounded by
 // maxConcurrency × MAX_UPLOAD_BYTES, and upstream concurrency never exceeds maxConcurrency.
 // One caller holds (or waits for) at most `maxConcurrencyPerCaller` slots: the rest stay for others.
-import { AppError } from '../errors.ts'
+import { OverloadedError, RateLimitedError } from '../errors.ts'
 
 export interface AdmissionOptions {
   maxConcurrency: number
@@ -50,8 +50,8 @@ export class AdmissionGate {
     const mine = this.#perCaller.get(caller) ?? 0
     if (mine >= this.options.maxConcurrencyPerCaller) {
       this.#observer.refused?.('caller_concurrency')
-      throw new AppError('RATE_LIMITED', `At most ${this.options.maxConcurrencyPerCaller} identifications at once per caller: ` +
-        'wait for one to finish. Try again in 1 s.', { statusCode: 429, extensions: { retryAfter: 1 } })
+      throw new RateLimitedError(`At most ${this.options.maxConcurrencyPerCaller} identifications at once per caller: ` +
+        'wait for one to finish. Try again in 1 s.', 1)
     }
     this.#perCaller.set(caller, mine + 1)
     try {
@@ -131,6 +131,6 @@ export class AdmissionGate {
   }
 }
 
-function overloaded (message: string, retryAfter: number): AppError {
-  return new AppError('OVERLOADED', `${message} Try again in ${retryAfter} s.`, { statusCode: 503, extensions: { retryAfter } })
+function overloaded (message: string, retryAfter: number): OverloadedError {
+  return new OverloadedError(`${message} Try again in ${retryAfter} s.`, retryAfter)
 }

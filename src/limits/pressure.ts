@@ -4,7 +4,8 @@ import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
-import { AppError, graphqlErrorBody } from '../errors.ts'
+import { OverloadedError } from '../errors.ts'
+import { sendError } from '../graphql/errors.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { isUploadRequest } from './requests.ts'
 
@@ -18,10 +19,8 @@ async function pressure (app: FastifyInstance, { config, metrics }: { config: Co
     pressureHandler: (request, reply, type) => {
       if (!isUploadRequest(request)) return // handled as usual
       metrics.refusals.inc({ reason: 'pressure' })
-      const err = new AppError('OVERLOADED', `The service is under pressure (${type}). Try again in ${RETRY_AFTER_SECONDS} s.`, {
-        statusCode: 503, extensions: { retryAfter: RETRY_AFTER_SECONDS }
-      })
-      reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).header('connection', 'close').send(graphqlErrorBody(err))
+      const err = new OverloadedError(`The service is under pressure (${type}). Try again in ${RETRY_AFTER_SECONDS} s.`, RETRY_AFTER_SECONDS)
+      sendError(reply.header('connection', 'close'), err)
     }
   })
 }

@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AzureClientOptions } from 'openai/azure'
 import type { ChatCompletion } from 'openai/resources/chat/completions'
 import type { AzureConfig } from '../config.ts'
-import { AppError } from '../errors.ts'
+import { ContentFilteredError, UpstreamRateLimitedError, UpstreamUnavailableError } from '../errors.ts'
 import type { CachedTokenProvider } from '../azure/token-provider.ts'
 import { encodeChatRequest } from './chat-request.ts'
 import { mapUpstreamError, retryAfterMs } from './upstream-errors.ts'
@@ -66,7 +66,7 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
       const coolingMs = coolDownUntil - Date.now()
       if (coolingMs > 0) {
         const retryAfter = Math.ceil(coolingMs / 1000)
-        throw new AppError('UPSTREAM_RATE_LIMITED', `The Azure OpenAI deployment asked to wait: try again in ${retryAfter} s.`, { extensions: { retryAfter } })
+        throw new UpstreamRateLimitedError(`The Azure OpenAI deployment asked to wait: try again in ${retryAfter} s.`, { retryAfterSeconds: retryAfter })
       }
       const deadline = AbortSignal.timeout(timeoutMs)
       const signal = AbortSignal.any([request.signal, deadline])
@@ -124,11 +124,11 @@ function readCompletion (completion: unknown, status: number, deployment: string
   const body = isRecord(completion) ? completion : {}
   const choice = Array.isArray(body.choices) && isRecord(body.choices[0]) ? body.choices[0] : undefined
   if (choice?.finish_reason === 'content_filter') {
-    throw new AppError('CONTENT_FILTERED', 'Azure OpenAI\'s content filter withheld the answer. Try another photo or other instructions.')
+    throw new ContentFilteredError('Azure OpenAI\'s content filter withheld the answer. Try another photo or other instructions.')
   }
   const answer = isRecord(choice?.message) ? choice.message.content : undefined
   if (typeof answer !== 'string' || answer.length === 0) {
-    throw new AppError('UPSTREAM_UNAVAILABLE', 'Azure OpenAI returned no answer.')
+    throw new UpstreamUnavailableError('Azure OpenAI returned no answer.')
   }
   const usage = readUsage(body.usage)
   if (usage === null) {

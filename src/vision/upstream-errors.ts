@@ -1,6 +1,9 @@
 // Azure OpenAI failures, after the SDK's own retries, as stable GraphQL error codes.
 import { APIConnectionError, APIError, APIUserAbortError } from 'openai'
-import { AppError } from '../errors.ts'
+import {
+  AppError, BadUserInputError, ClientClosedRequestError, ContentFilteredError, InternalServerError,
+  UpstreamAuthError, UpstreamRateLimitedError, UpstreamTimeoutError, UpstreamUnavailableError
+} from '../errors.ts'
 import { redactTokens } from '../azure/token-provider.ts'
 
 export const ROLE_HINT = 'Grant the service\'s managed identity the "Cognitive Services OpenAI User" role on the Azure OpenAI resource (Reader is not enough); role assignments take a few minutes to apply.'
@@ -16,10 +19,10 @@ export interface CallContext {
 export function mapUpstreamError (err: unknown, ctx: CallContext): AppError {
   if (err instanceof AppError) return err // e.g. AUTH_UNAVAILABLE from the token provider
   if (ctx.timedOut) {
-    return new AppError('UPSTREAM_TIMEOUT', `Azure OpenAI did not answer within ${ctx.timeoutMs} ms (retries included).`, { cause: err })
+    return new UpstreamTimeoutError(`Azure OpenAI did not answer within ${ctx.timeoutMs} ms (retries included).`, { cause: err })
   }
   if (ctx.clientGone || err instanceof APIUserAbortError) {
-    return new AppError('CLIENT_CLOSED_REQUEST', 'The client went away; the upstream call was aborted.', { statusCode: 499, cause: err })
+    return new ClientClosedRequestError('The client went away; the upstream call was aborted.', { cause: err })
   }
   // The token provider's own failure reaches us wrapped by the SDK: unwrap it.
   const cause = (err as { cause?: unknown }).cause
@@ -28,33 +31,31 @@ export function mapUpstreamError (err: unknown, ctx: CallContext): AppError {
   if (err instanceof APIError && typeof err.status === 'number') {
     const status = err.status
     if (isContentFilter(err)) {
-      return new AppError('CONTENT_FILTERED', 'Azure OpenAI\'s content filter blocked this request. Try another photo or other instructions.', { cause: err })
+      return new ContentFilteredError('Azure OpenAI\'s content filter blocked this request. Try another photo or other instructions.', { cause: err })
     }
     if (status === 429) {
       const retryAfter = retryAfterSeconds(err.headers)
-      return new AppError('UPSTREAM_RATE_LIMITED', 'The Azure OpenAI deployment is rate limited; try again later.', {
-        cause: err, extensions: retryAfter === undefined ? {} : { retryAfter }
-      })
+      return new UpstreamRateLimitedError('The Azure OpenAI deployment is rate limited; try again later.', { cause: err, retryAfterSeconds: retryAfter })
     }
     if (status === 401 || status === 403) {
-      return new AppError('UPSTREAM_AUTH', `Azure OpenAI refused the service's credentials (HTTP ${status}). ${ROLE_HINT}`, { cause: err })
+      return new UpstreamAuthError(`Azure OpenAI refused the service's credentials (HTTP ${status}). ${ROLE_HINT}`, { cause: err })
     }
     if (status === 400 || status === 413 || status === 415 || status === 422) {
       // The request itself was refused: typically an image Azure cannot read. Its own words, cut short.
       const detail = typeof err.error === 'object' && err.error !== null ? String((err.error as { message?: unknown }).message ?? '') : ''
-      return new AppError('BAD_USER_INPUT', `Azure OpenAI refused the request (HTTP ${status})${detail ? `: ${redactTokens(detail.slice(0, 200))}` : '.'}`, { cause: err })
+      return new BadUserInputError(`Azure OpenAI refused the request (HTTP ${status})${detail ? `: ${redactTokens(detail.slice(0, 200))}` : '.'}`, {}, { cause: err })
     }
     if (status === 404) {
-      return new AppError('UPSTREAM_UNAVAILABLE', `Azure OpenAI has no deployment named "${ctx.deployment}" (HTTP 404).`, { cause: err })
+      return new UpstreamUnavailableError(`Azure OpenAI has no deployment named "${ctx.deployment}" (HTTP 404).`, { cause: err })
     }
     if (status >= 500 || status === 408 || status === 409) {
-      return new AppError('UPSTREAM_UNAVAILABLE', `Azure OpenAI is unavailable (HTTP ${status}); try again later.`, { cause: err })
+      return new UpstreamUnavailableError(`Azure OpenAI is unavailable (HTTP ${status}); try again later.`, { cause: err })
     }
   }
   if (err instanceof APIConnectionError) {
-    return new AppError('UPSTREAM_UNAVAILABLE', 'Azure OpenAI could not be reached; try again later.', { cause: err })
+    return new UpstreamUnavailableError('Azure OpenAI could not be reached; try again later.', { cause: err })
   }
-  return new AppError('INTERNAL_SERVER_ERROR', 'Unexpected error while calling the vision model.', { cause: err })
+  return new InternalServerError('Unexpected error while calling the vision model.', { cause: err })
 }
 
 function isContentFilter (err: APIError): boolean {
