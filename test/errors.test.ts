@@ -1,0 +1,71 @@
+// The error catalogue: each kind's fixed code and status, its typed fields in `extensions`, its family,
+// and the one place that turns it into an HTTP answer.
+import t from 'tap'
+import Fastify from 'fastify'
+import {
+  AppError, BadRequestError, BadUserInputError, CallerVerificationUnavailableError, ClientClosedRequestError, ForbiddenError,
+  MethodNotAllowedError, OverloadedError, PayloadTooLargeError, QueryRejectedError, RateLimitedError, TokenUnavailableError,
+  UnauthenticatedError, UploadTimeoutError, UpstreamAuthError, UpstreamError, UpstreamRateLimitedError, UpstreamTimeoutError,
+  UpstreamUnavailableError
+} from '../src/errors.ts'
+import { sendError } from '../src/graphql/errors.ts'
+
+t.test('each kind has its fixed code, status and fields', async t => {
+  const cases: Array<[AppError, string, number, Record<string, unknown>]> = [
+    [new BadRequestError('x'), 'BAD_REQUEST', 400, {}],
+    [new MethodNotAllowedError('x', ['POST']), 'BAD_REQUEST', 405, {}],
+    [new PayloadTooLargeError('x', 1024), 'PAYLOAD_TOO_LARGE', 413, { maxBytes: 1024 }],
+    [new UploadTimeoutError(5000), 'UPLOAD_TIMEOUT', 408, { idleTimeoutMs: 5000 }],
+    [new QueryRejectedError('x'), 'GRAPHQL_VALIDATION_FAILED', 400, {}],
+    [new BadUserInputError('x', { argument: 'language' }), 'BAD_USER_INPUT', 200, { argument: 'language' }],
+    [new ClientClosedRequestError('x'), 'CLIENT_CLOSED_REQUEST', 499, {}],
+    [new UnauthenticatedError('x'), 'UNAUTHENTICATED', 401, {}],
+    [new ForbiddenError('x'), 'FORBIDDEN', 403, {}],
+    [new CallerVerificationUnavailableError('x', 5), 'AUTH_UNAVAILABLE', 503, { retryAfter: 5 }],
+    [new RateLimitedError('x', 30), 'RATE_LIMITED', 429, { retryAfter: 30 }],
+    [new OverloadedError('x', 8), 'OVERLOADED', 503, { retryAfter: 8 }],
+    [new UpstreamRateLimitedError('x', { retryAfterSeconds: 0 }), 'UPSTREAM_RATE_LIMITED', 200, { retryAfter: 0 }],
+    [new UpstreamRateLimitedError('x'), 'UPSTREAM_RATE_LIMITED', 200, {}],
+    [new TokenUnavailableError('x'), 'AUTH_UNAVAILABLE', 200, {}]
+  ]
+  for (const [err, code, status, fields] of cases) {
+    t.equal(err.code, code, err.name)
+    t.equal(err.statusCode, status, err.name)
+    t.same(err.extensions, { code, ...fields }, err.name)
+    t.equal(err.name, err.constructor.name)
+  }
+})
+
+t.test('families by inheritance', async t => {
+  for (const err of [new UpstreamRateLimitedError('x'), new UpstreamUnavailableError('x'), new UpstreamTimeoutError('x'), new UpstreamAuthError('x'), new TokenUnavailableError('x')]) {
+    t.ok(err instanceof UpstreamError, err.name)
+  }
+  for (const err of [new CallerVerificationUnavailableError('x', 1), new BadUserInputError('x'), new RateLimitedError('x', 1)]) {
+    t.notOk(err instanceof UpstreamError, err.name)
+  }
+  const cause = new Error('socket hang up')
+  t.equal(new UpstreamUnavailableError('x', { cause }).cause, cause)
+})
+
+t.test('sendError: status, headers and a GraphQL-shaped body from the kind', async t => {
+  const app = Fastify()
+  const errors: Record<string, AppError> = {
+    overloaded: new OverloadedError('busy', 5),
+    unauthenticated: new UnauthenticatedError('no', { challenge: 'Bearer realm="agrivision"' }),
+    method: new MethodNotAllowedError('GET not', ['POST']),
+    limited: new RateLimitedError('slow down', 12)
+  }
+  app.get('/:kind', async (request, reply) => sendError(reply, errors[(request.params as { kind: string }).kind] as AppError))
+  t.teardown(() => app.close())
+  const overloaded = await app.inject('/overloaded')
+  t.equal(overloaded.statusCode, 503)
+  t.equal(overloaded.headers['retry-after'], '5')
+  t.same(overloaded.json(), { data: null, errors: [{ message: 'busy', extensions: { code: 'OVERLOADED', retryAfter: 5 } }] })
+  const unauthenticated = await app.inject('/unauthenticated')
+  t.equal(unauthenticated.statusCode, 401)
+  t.equal(unauthenticated.headers['www-authenticate'], 'Bearer realm="agrivision"')
+  const method = await app.inject('/method')
+  t.equal(method.statusCode, 405)
+  t.equal(method.headers.allow, 'POST')
+  t.equal((await app.inject('/limited')).headers['retry-after'], '12')
+})
