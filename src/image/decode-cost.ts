@@ -5,7 +5,9 @@
 //   PNG   width × height × channels × bytes per sample. An Adam7-interlaced PNG is decoded whole into
 //         memory (libspng) before the first row comes out; a non-interlaced one is streamed row by row
 //         but every byte is still inflated, unfiltered and shrunk: the same figure bounds its CPU.
-//         Palette → 3 channels (4 with tRNS); bit depths below 8 decode to 8 bits, 16 to 16.
+//         Palette → 3 channels (4 with tRNS); bit depths below 8 decode to 8 bits, 16 to 16. Plus
+//         up to PNG_RESAMPLER_ROWS rows of the input width: measured against the server process, a wide
+//         PNG (12000×600) held about twice its raster while libvips shrank it, a square one ~1.4×.
 //   JPEG  sequential, all components in one scan: the raster at the shrink-on-load scale sharp picks
 //         (libjpeg decodes 1/2, 1/4, 1/8 directly from the DCT). Progressive, or a first scan without
 //         every component: plus libjpeg's whole-image coefficient buffer, 2 bytes per coefficient at
@@ -14,6 +16,9 @@
 //   WebP  width × height × 4: lossless (VP8L) and alpha planes are decoded whole as ARGB.
 import type { DecodeHeader } from './structure.ts'
 import type { ImageMimeType } from './inspect.ts'
+
+/** Input rows libvips holds while shrinking a PNG, on top of the decoded raster (see above). */
+export const PNG_RESAMPLER_ROWS = 1024
 
 export interface DecodeEstimate {
   /** Bytes the decoder produces/holds; compared with IMAGE_MAX_DECODE_BYTES. */
@@ -29,8 +34,10 @@ export interface DecodeEstimate {
 export function estimateDecode (mime: ImageMimeType, header: DecodeHeader, shrink: number): DecodeEstimate {
   const { width, height, channels, bytesPerSample } = header
   switch (mime) {
-    case 'image/png':
-      return { bytes: width * height * channels * bytesPerSample, shrinkOnLoad: 1 }
+    case 'image/png': {
+      const row = width * channels * bytesPerSample
+      return { bytes: row * height + row * Math.min(height, PNG_RESAMPLER_ROWS), shrinkOnLoad: 1 }
+    }
     case 'image/gif':
     case 'image/webp':
       return { bytes: width * height * 4, shrinkOnLoad: 1 }

@@ -4,6 +4,8 @@
 // (VmHWM from /proc) and CPU time (utime + stime from /proc/<pid>/stat) are read around the burst.
 // Targets (security review, issue 7): no upload raises peak RSS by more than 250 MB, and every accepted
 // upload costs under 1 s of CPU; refused ones cost next to nothing.
+// Before the fix (same cases, IMAGE_CONCURRENCY = cores = 2): the review's PNG +880 MB and 3.0 s of CPU,
+// the 1×50,000,000 PNG 13.2 s of CPU, the 50,000,000×1 PNG +2.5 GB, a 7000² progressive JPEG +1.1 GB.
 import t from 'tap'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -46,18 +48,19 @@ const CASES: Case[] = [
   { name: 'GIF 7000×7000', accepted: false, make: () => flat(7000, 7000).gif().toBuffer() },
   { name: 'WebP 7000×7000 lossless RGBA', accepted: false, make: () => flat(7000, 7000, 4).webp({ lossless: true }).toBuffer() },
   { name: 'JPEG 1×65000', accepted: false, make: () => flat(1, 65000).jpeg().toBuffer() },
-  // The worst the default limits accept (IMAGE_MAX_DECODE_BYTES 64 MiB, side 12000, aspect 20).
-  { name: 'PNG 2880×2880 16-bit RGBA interlaced', accepted: true, make: () => images.rawPng({ width: 2880, height: 2880, bitDepth: 16, colourType: 6, interlaced: true }) },
-  { name: 'PNG 12000×600 16-bit RGBA interlaced', accepted: true, make: () => images.rawPng({ width: 12000, height: 600, bitDepth: 16, colourType: 6, interlaced: true }) },
-  { name: 'PNG 600×12000 16-bit RGBA', accepted: true, make: () => images.rawPng({ width: 600, height: 12000, bitDepth: 16, colourType: 6 }) },
-  { name: 'PNG 4600×4600 8-bit RGB interlaced', accepted: true, make: () => images.rawPng({ width: 4600, height: 4600, interlaced: true }) },
-  { name: 'PNG 4000×4000 palette interlaced', accepted: true, make: () => images.rawPng({ width: 4000, height: 4000, colourType: 3, interlaced: true }) },
-  { name: 'JPEG 3100×3100 progressive 4:4:4', accepted: true, make: () => flat(3100, 3100).jpeg({ progressive: true, chromaSubsampling: '4:4:4', quality: 90 }).toBuffer() },
-  { name: 'JPEG 2700×2700 progressive CMYK', accepted: true, make: () => flat(2700, 2700).toColourspace('cmyk').jpeg({ progressive: true, quality: 90 }).toBuffer() },
+  // The worst the default limits accept (IMAGE_MAX_DECODE_BYTES 48 MiB, side 12000, aspect 20).
+  { name: 'PNG 2000×2000 16-bit RGBA interlaced', accepted: true, make: () => images.rawPng({ width: 2000, height: 2000, bitDepth: 16, colourType: 6, interlaced: true }) },
+  { name: 'PNG 12000×600 8-bit RGB interlaced', accepted: true, make: () => images.rawPng({ width: 12000, height: 600, colourType: 2, interlaced: true }) },
+  { name: 'PNG 12000×600 16-bit RGB interlaced', accepted: false, make: () => images.rawPng({ width: 12000, height: 600, bitDepth: 16, colourType: 2, interlaced: true }) },
+  { name: 'PNG 600×12000 16-bit RGB', accepted: true, make: () => images.rawPng({ width: 600, height: 12000, bitDepth: 16, colourType: 2 }) },
+  { name: 'PNG 3600×3600 8-bit RGB interlaced', accepted: true, make: () => images.rawPng({ width: 3600, height: 3600, interlaced: true }) },
+  { name: 'PNG 3500×3500 palette interlaced', accepted: true, make: () => images.rawPng({ width: 3500, height: 3500, colourType: 3, interlaced: true }) },
+  { name: 'JPEG 2700×2700 progressive 4:4:4', accepted: true, make: () => flat(2700, 2700).jpeg({ progressive: true, chromaSubsampling: '4:4:4', quality: 90 }).toBuffer() },
+  { name: 'JPEG 2000×2000 progressive CMYK', accepted: true, make: () => flat(2000, 2000).toColourspace('cmyk').jpeg({ progressive: true, quality: 90 }).toBuffer() },
   { name: 'JPEG 7000×7000 baseline (shrink-on-load)', accepted: true, make: () => flat(7000, 7000).jpeg({ quality: 90 }).toBuffer() },
   { name: 'JPEG 12000×600 baseline', accepted: true, make: () => flat(12000, 600).jpeg({ quality: 90 }).toBuffer() },
-  { name: 'GIF 4000×4000', accepted: true, make: () => flat(4000, 4000).gif().toBuffer() },
-  { name: 'WebP 4000×4000 lossless RGBA', accepted: true, make: () => flat(4000, 4000, 4).webp({ lossless: true }).toBuffer() },
+  { name: 'GIF 3500×3500', accepted: true, make: () => flat(3500, 3500).gif().toBuffer() },
+  { name: 'WebP 3500×3500 lossless RGBA', accepted: true, make: () => flat(3500, 3500, 4).webp({ lossless: true }).toBuffer() },
   { name: 'WebP 12000×600 lossy', accepted: true, make: () => flat(12000, 600).webp().toBuffer() },
   // Real content, not flat colour: a noisy 12 MP photo at quality 100.
   { name: 'JPEG 4000×3000 noise q100', accepted: true, make: async () => await noise(4000, 3000).jpeg({ quality: 100 }).toBuffer() }
