@@ -22,7 +22,8 @@ const CPU_LIMIT_S = 1
 const CACHE = join(tmpdir(), 'agrivision-load-images')
 const ONLY = process.env.LOAD_IMAGES_ONLY // a substring of a case name, to run one
 // One test client sends everything: the per-caller slot limit must not queue it. IMAGE_CONCURRENCY stays at its default.
-const SERVER_ENV = { VISION_MAX_CONCURRENCY_PER_CALLER: '64' }
+// LOAD_IMAGES_SERVER_ENV (JSON) adds to the server's environment, e.g. '{"MALLOC_ARENA_MAX":"2"}' to compare allocators.
+const SERVER_ENV: Record<string, string> = { VISION_MAX_CONCURRENCY_PER_CALLER: '64', ...JSON.parse(process.env.LOAD_IMAGES_SERVER_ENV ?? '{}') }
 
 const green = { r: 40, g: 120, b: 60 }
 const greenA = { ...green, alpha: 0.5 }
