@@ -1,5 +1,4 @@
 // Thin resolvers: validate the arguments and delegate.
-import type { IResolvers, MercuriusContext } from 'mercurius'
 import { BadUserInputError } from '../errors.ts'
 import { LANGUAGE_TAG } from '../config.ts'
 import { identifyVehicle } from '../identification/flow.ts'
@@ -7,34 +6,32 @@ import type { ImageDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { ANONYMOUS } from '../callers/caller.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
-import type { Upload } from './upload.ts'
+import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
 export const MAX_INSTRUCTIONS_LENGTH = 2000
 
-interface IdentifyArgs {
-  image: Upload
-  instructions?: string | null
-  language?: string | null
-  detail?: 'AUTO' | 'HIGH' | 'LOW' | null
-}
+const IMAGE_DETAIL: Record<SchemaImageDetail, ImageDetail> = { AUTO: 'auto', HIGH: 'high', LOW: 'low' }
 
-export const resolvers: IResolvers = {
+// Typed from the SDL (src/graphql/generated/schema-types.ts, `npm run codegen`): the arguments, the
+// context, and each return value against its GraphQL type (so the domain `Identification` must fit
+// the schema's `Identification`, field by field).
+export const resolvers: Resolvers = {
   Upload: UploadScalar,
   DateTime: DateTimeScalar,
   Query: {
-    vision: (_root, _args, ctx: MercuriusContext) => {
+    vision: (_root, _args, ctx) => {
       const { backend, deployment, ready } = ctx.vision.status()
       // As /health/ready: under pressure, new identifications are refused, so it cannot take one.
       return { backend, deployment, ready: ready && !ctx.underPressure() }
     }
   },
   Mutation: {
-    identifyVehicle: async (_root, args: IdentifyArgs, ctx: MercuriusContext) => {
+    identifyVehicle: async (_root, args, ctx) => {
       return await identifyVehicle(ctx, { caller: ctx.caller ?? ANONYMOUS, requestId: ctx.requestId }, {
         image: args.image.buffer,
         instructions: readInstructions(args.instructions),
         language: readLanguage(args.language, ctx.config.vision.language),
-        detail: args.detail ? (args.detail.toLowerCase() as ImageDetail) : ctx.config.images.detail,
+        detail: args.detail ? IMAGE_DETAIL[args.detail] : ctx.config.images.detail,
         signal: ctx.signal
       })
     }

@@ -1,0 +1,304 @@
+// GENERATED FILE, DO NOT EDIT: made from schema/*.graphql by `npm run codegen` (codegen.ts).
+// `npm test` fails when it is stale (`npm run codegen:check`).
+/* eslint-disable */
+import type { Upload } from '../upload.ts';
+import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
+import type { AppContext } from '../context.ts';
+export type Maybe<T> = T | null;
+export type InputMaybe<T> = Maybe<T>;
+export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
+/** All built-in and custom scalars, mapped to their actual values */
+export type Scalars = {
+  ID: { input: string; output: string; }
+  String: { input: string; output: string; }
+  Boolean: { input: boolean; output: boolean; }
+  Int: { input: number; output: number; }
+  Float: { input: number; output: number; }
+  /** An instant in time, serialized as an ISO-8601 string in UTC, e.g. `2026-11-27T13:05:00.000Z`. */
+  DateTime: { input: Date; output: Date; }
+  /**
+   * A file sent as a part of a GraphQL multipart request
+   * (https://github.com/jaydenseric/graphql-multipart-request-spec).
+   * Only usable as a variable: put `null` in `operations` and map the file part to it.
+   */
+  Upload: { input: Upload; output: never; }
+};
+
+/** What the vision model said about one photo. */
+export type Identification = {
+  __typename?: 'Identification';
+  /** The model's answer, in the requested language. */
+  answer: Scalars['String']['output'];
+  /** The backend that produced the answer. */
+  backend: VisionBackend;
+  /** When the identification finished. */
+  createdAt: Scalars['DateTime']['output'];
+  /** Time spent on the identification, in milliseconds, upload excluded. */
+  durationMs: Scalars['Int']['output'];
+  /** A fresh unique id for this identification, also written to the server's log. */
+  id: Scalars['ID']['output'];
+  /** What the server saw in the uploaded image. */
+  image: ImageInfo;
+  /** The language the answer was asked for (BCP-47 tag). */
+  language: Scalars['String']['output'];
+  /** The deployment or model that answered. */
+  model: Scalars['String']['output'];
+  /** Tokens the model used; null when the backend reports none (simulated). */
+  usage?: Maybe<TokenUsage>;
+};
+
+/** How closely the model looks at the image, and what the server sends it. */
+export type ImageDetail =
+  /** Let the model choose; the image is prepared as for HIGH. */
+  | 'AUTO'
+  /** Fit within 2048×2048, then the short side at most 768 pixels. */
+  | 'HIGH'
+  /** Fit within 512×512; a fixed 85 tokens. */
+  | 'LOW';
+
+/** The uploaded image as the server sniffed it from its bytes (the client's file name and content type are ignored). */
+export type ImageInfo = {
+  __typename?: 'ImageInfo';
+  /** Size of the upload in bytes. */
+  bytes: Scalars['Int']['output'];
+  /** The image's token cost by GPT-4o's published tile rule (85 + 170 per 512-pixel tile for high detail and AUTO, 85 for low). */
+  estimatedImageTokens: Scalars['Int']['output'];
+  /** Height in pixels, as stored in the file (before any EXIF rotation). */
+  height?: Maybe<Scalars['Int']['output']>;
+  /** The image type sniffed from the bytes: image/jpeg, image/png, image/webp or image/gif. */
+  mimeType: Scalars['String']['output'];
+  /** Size in bytes of the image sent to the model, after orientation, metadata stripping and downscaling. */
+  sentBytes: Scalars['Int']['output'];
+  /** Height in pixels of the image sent to the model (upright). */
+  sentHeight: Scalars['Int']['output'];
+  /** The type of the image sent to the model: the upload's own when sent unchanged, else image/jpeg. */
+  sentMimeType: Scalars['String']['output'];
+  /** Width in pixels of the image sent to the model (upright). */
+  sentWidth: Scalars['Int']['output'];
+  /** SHA-256 of the uploaded bytes, hex-encoded. */
+  sha256: Scalars['String']['output'];
+  /** Width in pixels, as stored in the file (before any EXIF rotation). */
+  width?: Maybe<Scalars['Int']['output']>;
+};
+
+export type Mutation = {
+  __typename?: 'Mutation';
+  /**
+   * Identify the agricultural vehicle (tractor, combine harvester, sprayer, ...) in a photo.
+   * Send it as a multipart request with the header `graphql-require-preflight: 1`.
+   */
+  identifyVehicle: Identification;
+};
+
+
+export type MutationIdentifyVehicleArgs = {
+  detail?: InputMaybe<ImageDetail>;
+  image: Scalars['Upload']['input'];
+  instructions?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
+};
+
+export type Query = {
+  __typename?: 'Query';
+  /** Which vision backend answers identifications, and whether it is ready to. */
+  vision: VisionStatus;
+};
+
+/** Token counts reported by the model for one identification. */
+export type TokenUsage = {
+  __typename?: 'TokenUsage';
+  /** Tokens in the answer. */
+  completionTokens: Scalars['Int']['output'];
+  /** Tokens in the prompt, image included. */
+  promptTokens: Scalars['Int']['output'];
+  /** promptTokens + completionTokens. */
+  totalTokens: Scalars['Int']['output'];
+};
+
+/** Where answers come from. */
+export type VisionBackend =
+  /** An Azure OpenAI vision deployment, reached with a Microsoft Entra ID token. */
+  | 'AZURE_OPENAI'
+  /** No model: a built-in stand-in for development that says it is simulated and reports only what it can measure. */
+  | 'SIMULATED';
+
+/** The state of the vision backend. */
+export type VisionStatus = {
+  __typename?: 'VisionStatus';
+  /** The backend in use. */
+  backend: VisionBackend;
+  /** The Azure OpenAI deployment name; null for the simulated backend. */
+  deployment?: Maybe<Scalars['String']['output']>;
+  /** True when an identification sent now can be answered: the backend is ready (for Azure: a token is held) and the service is not under memory or event-loop pressure. */
+  ready: Scalars['Boolean']['output'];
+};
+
+
+
+export type ResolverTypeWrapper<T> = Promise<T> | T;
+
+
+export type ResolverWithResolve<TResult, TParent, TContext, TArgs> = {
+  resolve: ResolverFn<TResult, TParent, TContext, TArgs>;
+};
+export type Resolver<TResult, TParent = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>, TArgs = Record<PropertyKey, never>> = ResolverFn<TResult, TParent, TContext, TArgs> | ResolverWithResolve<TResult, TParent, TContext, TArgs>;
+
+export type ResolverFn<TResult, TParent, TContext, TArgs> = (
+  parent: TParent,
+  args: TArgs,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => Promise<TResult> | TResult;
+
+export type SubscriptionSubscribeFn<TResult, TParent, TContext, TArgs> = (
+  parent: TParent,
+  args: TArgs,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => AsyncIterable<TResult> | Promise<AsyncIterable<TResult>>;
+
+export type SubscriptionResolveFn<TResult, TParent, TContext, TArgs> = (
+  parent: TParent,
+  args: TArgs,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => TResult | Promise<TResult>;
+
+export interface SubscriptionSubscriberObject<TResult, TKey extends string, TParent, TContext, TArgs> {
+  subscribe: SubscriptionSubscribeFn<{ [key in TKey]: TResult }, TParent, TContext, TArgs>;
+  resolve?: SubscriptionResolveFn<TResult, { [key in TKey]: TResult }, TContext, TArgs>;
+}
+
+export interface SubscriptionResolverObject<TResult, TParent, TContext, TArgs> {
+  subscribe: SubscriptionSubscribeFn<any, TParent, TContext, TArgs>;
+  resolve: SubscriptionResolveFn<TResult, any, TContext, TArgs>;
+}
+
+export type SubscriptionObject<TResult, TKey extends string, TParent, TContext, TArgs> =
+  | SubscriptionSubscriberObject<TResult, TKey, TParent, TContext, TArgs>
+  | SubscriptionResolverObject<TResult, TParent, TContext, TArgs>;
+
+export type SubscriptionResolver<TResult, TKey extends string, TParent = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>, TArgs = Record<PropertyKey, never>> =
+  | ((...args: any[]) => SubscriptionObject<TResult, TKey, TParent, TContext, TArgs>)
+  | SubscriptionObject<TResult, TKey, TParent, TContext, TArgs>;
+
+export type TypeResolveFn<TTypes, TParent = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>> = (
+  parent: TParent,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => Maybe<TTypes> | Promise<Maybe<TTypes>>;
+
+export type IsTypeOfResolverFn<T = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>> = (obj: T, context: TContext, info: GraphQLResolveInfo) => boolean | Promise<boolean>;
+
+export type NextResolverFn<T> = () => Promise<T>;
+
+export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = Record<PropertyKey, never>, TContext = Record<PropertyKey, never>, TArgs = Record<PropertyKey, never>> = (
+  next: NextResolverFn<TResult>,
+  parent: TParent,
+  args: TArgs,
+  context: TContext,
+  info: GraphQLResolveInfo
+) => TResult | Promise<TResult>;
+
+
+
+
+
+/** Mapping between all available schema types and the resolvers types */
+export type ResolversTypes = {
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  Identification: ResolverTypeWrapper<Identification>;
+  ImageDetail: ImageDetail;
+  ImageInfo: ResolverTypeWrapper<ImageInfo>;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  String: ResolverTypeWrapper<Scalars['String']['output']>;
+  TokenUsage: ResolverTypeWrapper<TokenUsage>;
+  Upload: ResolverTypeWrapper<Scalars['Upload']['output']>;
+  VisionBackend: VisionBackend;
+  VisionStatus: ResolverTypeWrapper<VisionStatus>;
+};
+
+/** Mapping between all available schema types and the resolvers parents */
+export type ResolversParentTypes = {
+  Boolean: Scalars['Boolean']['output'];
+  DateTime: Scalars['DateTime']['output'];
+  ID: Scalars['ID']['output'];
+  Identification: Identification;
+  ImageInfo: ImageInfo;
+  Int: Scalars['Int']['output'];
+  Mutation: Record<PropertyKey, never>;
+  Query: Record<PropertyKey, never>;
+  String: Scalars['String']['output'];
+  TokenUsage: TokenUsage;
+  Upload: Scalars['Upload']['output'];
+  VisionStatus: VisionStatus;
+};
+
+export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
+  name: 'DateTime';
+}
+
+export type IdentificationResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Identification'] = ResolversParentTypes['Identification']> = {
+  answer?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  backend?: Resolver<ResolversTypes['VisionBackend'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  durationMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  image?: Resolver<ResolversTypes['ImageInfo'], ParentType, ContextType>;
+  language?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  usage?: Resolver<Maybe<ResolversTypes['TokenUsage']>, ParentType, ContextType>;
+};
+
+export type ImageInfoResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['ImageInfo'] = ResolversParentTypes['ImageInfo']> = {
+  bytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  estimatedImageTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  height?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  mimeType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  sentBytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  sentHeight?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  sentMimeType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  sentWidth?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  sha256?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  width?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+};
+
+export type MutationResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  identifyVehicle?: Resolver<ResolversTypes['Identification'], ParentType, ContextType, RequireFields<MutationIdentifyVehicleArgs, 'image'>>;
+};
+
+export type QueryResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  vision?: Resolver<ResolversTypes['VisionStatus'], ParentType, ContextType>;
+};
+
+export type TokenUsageResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['TokenUsage'] = ResolversParentTypes['TokenUsage']> = {
+  completionTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  promptTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  totalTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export interface UploadScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['Upload'], any> {
+  name: 'Upload';
+}
+
+export type VisionStatusResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['VisionStatus'] = ResolversParentTypes['VisionStatus']> = {
+  backend?: Resolver<ResolversTypes['VisionBackend'], ParentType, ContextType>;
+  deployment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  ready?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+};
+
+export type Resolvers<ContextType = AppContext> = {
+  DateTime?: GraphQLScalarType;
+  Identification?: IdentificationResolvers<ContextType>;
+  ImageInfo?: ImageInfoResolvers<ContextType>;
+  Mutation?: MutationResolvers<ContextType>;
+  Query?: QueryResolvers<ContextType>;
+  TokenUsage?: TokenUsageResolvers<ContextType>;
+  Upload?: GraphQLScalarType;
+  VisionStatus?: VisionStatusResolvers<ContextType>;
+};
+
