@@ -21,11 +21,10 @@ const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String
 const logger = pino({ ...loggerOptions(testConfig({ LOG_LEVEL: 'info' })), level: 'info' }, stream)
 
 async function appFor (mode: string): Promise<FastifyInstance> {
-  const app = await buildTestApp({
+  const app = await buildTestApp(t, {
     env: { AUTH_MODE: mode, API_KEY_HASHES: dashboard.entry, ENTRA_TENANT_ID: TENANT_ID, ENTRA_AUDIENCE: AUDIENCE, ENTRA_JWKS_URI: jwks.uri },
     logger
   })
-  t.teardown(() => app.close())
   return app
 }
 

@@ -15,10 +15,9 @@ import { tokenKind } from '../src/callers/entra.ts'
 const jwks = await new JwksServer().start()
 t.teardown(() => jwks.close())
 const key = await jwks.addKey()
-const app: FastifyInstance = await buildTestApp({
+const app: FastifyInstance = await buildTestApp(t, {
   env: { AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT_ID, ENTRA_AUDIENCE: `${AUDIENCE},${CLIENT_APP_ID}`, ENTRA_JWKS_URI: jwks.uri }
 })
-t.teardown(() => app.close())
 
 async function ask (token: string) {
   const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ vision { backend } }' }, headers: { authorization: `Bearer ${token}` } })

@@ -97,8 +97,7 @@ t.test('entra: tokens are verified and authorized', async t => {
   const jwks = await new JwksServer().start()
   t.teardown(() => jwks.close())
   const key = await jwks.addKey()
-  const app = await buildTestApp({ env: entraEnv(jwks.uri) })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: entraEnv(jwks.uri) })
 
   t.equal(jwks.fetches, 0, 'the JWKS is fetched on first use, not at start')
 
@@ -209,8 +208,7 @@ t.test('entra: ENTRA_REQUIRED_ROLES and several audiences', async t => {
   const jwks = await new JwksServer().start()
   t.teardown(() => jwks.close())
   const key = await jwks.addKey()
-  const app = await buildTestApp({ env: entraEnv(jwks.uri, { ENTRA_REQUIRED_ROLES: 'Vehicles.Read, Vehicles.All', ENTRA_AUDIENCE: `${AUDIENCE},${CLIENT_APP_ID}` }) })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: entraEnv(jwks.uri, { ENTRA_REQUIRED_ROLES: 'Vehicles.Read, Vehicles.All', ENTRA_AUDIENCE: `${AUDIENCE},${CLIENT_APP_ID}` }) })
   ok(t, await ask(app, bearer(await sign(key, userClaims({ scp: 'Vehicles.All', aud: CLIENT_APP_ID })))), 'either scope, either audience')
   ok(t, await ask(app, bearer(await sign(key, appClaims({ roles: ['Vehicles.Read'] })))), 'either role')
   refused(t, await ask(app, bearer(await sign(key, userClaims()))), { status: 403, code: 'FORBIDDEN', challenge: /scope="Vehicles\.Read Vehicles\.All"$/ }, 'the default scope no longer suffices')
@@ -220,8 +218,7 @@ t.test('entra: the JWKS is refetched for an unknown kid, at most once per cooldo
   const jwks = await new JwksServer().start()
   t.teardown(() => jwks.close())
   const key = await jwks.addKey()
-  const app = await buildTestApp({ env: entraEnv(jwks.uri) })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: entraEnv(jwks.uri) })
 
   ok(t, await ask(app, bearer(await sign(key, userClaims()))), 'a valid token')
   t.equal(jwks.fetches, 1)
@@ -256,8 +253,7 @@ t.test('entra: JWKS outage → 503 AUTH_UNAVAILABLE without keys, the known keys
   const jwks = await new JwksServer().start()
   t.teardown(() => jwks.close())
   const key = await jwks.addKey()
-  const app = await buildTestApp({ env: entraEnv(jwks.uri, { ENTRA_JWKS_TIMEOUT_MS: '200' }) })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: entraEnv(jwks.uri, { ENTRA_JWKS_TIMEOUT_MS: '200' }) })
   const token = await sign(key, userClaims())
   const unavailable = { status: 503, code: 'AUTH_UNAVAILABLE', message: /signing keys of Microsoft Entra ID could not be fetched/, challenge: null, secret: token }
 
@@ -298,8 +294,7 @@ t.test('apikey: SHA-256 hashes, the key id as caller', async t => {
   const ci = newApiKey('ci')
   const unnamed = newApiKey()
   const revoked = newApiKey('old-dashboard')
-  const app = await buildTestApp({ env: { AUTH_MODE: 'apikey', API_KEY_HASHES: `${dashboard.entry}, ${ci.entry}\n${unnamed.sha256.toUpperCase()}` } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { AUTH_MODE: 'apikey', API_KEY_HASHES: `${dashboard.entry}, ${ci.entry}\n${unnamed.sha256.toUpperCase()}` } })
 
   ok(t, await ask(app, { 'x-api-key': dashboard.key }), 'the right key')
   ok(t, await ask(app, { 'x-api-key': ci.key }), 'another configured key')
@@ -324,8 +319,7 @@ t.test('entra,apikey: either credential; Authorization first', async t => {
   t.teardown(() => jwks.close())
   const key = await jwks.addKey()
   const dashboard = newApiKey('dashboard')
-  const app = await buildTestApp({ env: entraEnv(jwks.uri, { AUTH_MODE: 'entra,apikey', API_KEY_HASHES: dashboard.entry }) })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: entraEnv(jwks.uri, { AUTH_MODE: 'entra,apikey', API_KEY_HASHES: dashboard.entry }) })
 
   ok(t, await ask(app, bearer(await sign(key, userClaims()))), 'an Entra token')
   ok(t, await ask(app, { 'x-api-key': dashboard.key }), 'an API key')
@@ -338,8 +332,7 @@ t.test('entra,apikey: either credential; Authorization first', async t => {
 })
 
 t.test('none: anonymous', async t => {
-  const app = await buildTestApp({ env: { AUTH_MODE: 'none' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { AUTH_MODE: 'none' } })
   ok(t, await ask(app), 'no credentials needed')
   ok(t, await ask(app, { authorization: 'Bearer garbage', 'x-api-key': 'whatever' }), 'credentials are ignored')
 })
@@ -349,12 +342,11 @@ t.test('/health/* is open in every mode', async t => {
   t.teardown(() => jwks.close())
   const hashes = newApiKey('probe').entry
   for (const mode of ['none', 'entra', 'apikey', 'entra,apikey']) {
-    const app = await buildTestApp({ env: entraEnv(jwks.uri, { AUTH_MODE: mode, API_KEY_HASHES: hashes }) })
+    const app = await buildTestApp(t, { env: entraEnv(jwks.uri, { AUTH_MODE: mode, API_KEY_HASHES: hashes }) })
     for (const url of ['/health/live', '/health/ready']) {
       const res = await app.inject(url)
       t.equal(res.statusCode, 200, `${url} with AUTH_MODE=${mode}`)
     }
-    await app.close()
   }
   t.equal(jwks.fetches, 0, 'health checks never touch the JWKS')
 })
@@ -373,11 +365,10 @@ t.test('logs name the caller, never the token or key', async t => {
   const dashboard = newApiKey('dashboard')
   const lines: string[] = []
   const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
-  const app = await buildTestApp({
+  const app = await buildTestApp(t, {
     env: entraEnv(jwks.uri, { AUTH_MODE: 'entra,apikey', API_KEY_HASHES: dashboard.entry }),
     logger: pino({ level: 'info' }, stream)
   })
-  t.teardown(() => app.close())
 
   const userToken = await sign(key, userClaims())
   const appToken = await sign(key, appClaims())
@@ -423,8 +414,7 @@ t.test('npm run apikey:new', async t => {
   t.equal(hash, createHash('sha256').update(key ?? '').digest('hex'), 'its SHA-256')
   t.equal(entry, `dashboard:${hash}`, 'a ready-to-paste API_KEY_HASHES entry')
 
-  const app = await buildTestApp({ env: { AUTH_MODE: 'apikey', API_KEY_HASHES: entry ?? '' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { AUTH_MODE: 'apikey', API_KEY_HASHES: entry ?? '' } })
   ok(t, await ask(app, { 'x-api-key': key ?? '' }), 'the printed key works with the printed entry')
 
   const other = await run(process.execPath, ['src/cli/new-api-key.ts'])

@@ -17,8 +17,7 @@ const SECRET = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2FnZS1zZWNyZXQifQ.c2lnbmF0dXJl
 
 const lines: string[] = []
 const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
-const { app } = await buildAzureTestApp(fake, {}, pino({ level: 'info' }, stream))
-t.teardown(() => app.close())
+const { app } = await buildAzureTestApp(t, fake, {}, pino({ level: 'info' }, stream))
 
 const malformed: Array<[string, unknown]> = [
   ['a string', '1042 tokens'],

@@ -17,8 +17,7 @@ async function identify (app: Awaited<ReturnType<typeof buildAzureTestApp>>['app
 }
 
 t.test('v1 API: the plain client, Bearer token, deployment as model, the uploaded bytes in the data URL', async t => {
-  const { app, vision } = await buildAzureTestApp(fake)
-  t.teardown(() => app.close())
+  const { app, vision } = await buildAzureTestApp(t, fake)
   await vision.warmUp?.()
   t.equal(vision.status().ready, true, 'ready after warm-up')
 
@@ -58,8 +57,7 @@ t.test('v1 API: the plain client, Bearer token, deployment as model, the uploade
 })
 
 t.test('dated API version: AzureOpenAI with the deployment in the URL and api-version', async t => {
-  const { app } = await buildAzureTestApp(fake, { AZURE_OPENAI_API_VERSION: '2024-10-21' })
-  t.teardown(() => app.close())
+  const { app } = await buildAzureTestApp(t, fake, { AZURE_OPENAI_API_VERSION: '2024-10-21' })
   const photo = await images.jpeg(64, 64)
   const { body } = await identify(app, photo)
   t.notOk(body.errors, JSON.stringify(body.errors))
@@ -75,8 +73,7 @@ t.test('dated API version: AzureOpenAI with the deployment in the URL and api-ve
 })
 
 t.test('the tutorial variable names still work', async t => {
-  const { app, vision } = await buildAzureTestApp(fake, { GPT4V_ENDPOINT: fake.origin, GPT4V_DEPLOYMENT: 'legacy-deployment', AZURE_OPENAI_DEPLOYMENT: '' })
-  t.teardown(() => app.close())
+  const { app, vision } = await buildAzureTestApp(t, fake, { GPT4V_ENDPOINT: fake.origin, GPT4V_DEPLOYMENT: 'legacy-deployment', AZURE_OPENAI_DEPLOYMENT: '' })
   t.equal(vision.status().deployment, 'legacy-deployment')
   const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ vision { backend deployment } }' } })
   t.same(res.json().data.vision, { backend: 'AZURE_OPENAI', deployment: 'legacy-deployment' })

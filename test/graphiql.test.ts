@@ -13,8 +13,7 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
 const WAIT_MS = 20_000
 
 t.test('GraphiQL page: offline, strict CSP, multipart upload', { timeout: 90_000 }, async (t) => {
-  const app = await buildTestApp()
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t)
 
   // The app is already booted (no more Fastify hooks), so watch the HTTP server itself, ahead
   // of Fastify's own listener: record what reached POST /graphql, and give the GraphiQL page the

@@ -1,6 +1,7 @@
 // One way to build the app in tests: the real factory, a config from a test environment, and
 // the simulated backend unless a test hands in another.
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
 import { pino } from 'pino'
 import { buildApp, type AppOptions } from '../src/app.ts'
 import { loadConfig, type Config } from '../src/config.ts'
@@ -22,13 +23,15 @@ export function testConfig (env: Record<string, string> = {}): Config {
   return loadConfig({ ...TEST_ENV, ...env })
 }
 
-export async function buildTestApp (overrides: Partial<AppOptions> & { env?: Record<string, string> } = {}): Promise<FastifyInstance> {
+/** The app with the test environment, ready; closed when the test `t` ends. */
+export async function buildTestApp (t: Test, overrides: Partial<AppOptions> & { env?: Record<string, string> } = {}): Promise<FastifyInstance> {
   const { env, ...options } = overrides
   const app = await buildApp({
     config: testConfig(env),
     vision: createSimulatedVision(),
     ...options
   })
+  t.teardown(() => app.close())
   await app.ready()
   return app
 }
@@ -37,12 +40,13 @@ export async function buildTestApp (overrides: Partial<AppOptions> & { env?: Rec
  * The real Azure backend (DefaultAzureCredential + openai) pointed at a loopback FakeAzure.
  * MSAL's managed-identity cache is process-wide: keep one FakeAzure per test file (tap runs each file in its own process).
  */
-export async function buildAzureTestApp (fake: FakeAzure, env: Record<string, string> = {}, logger?: FastifyBaseLogger): Promise<{ app: FastifyInstance, vision: VisionService }> {
+export async function buildAzureTestApp (t: Test, fake: FakeAzure, env: Record<string, string> = {}, logger?: FastifyBaseLogger): Promise<{ app: FastifyInstance, vision: VisionService }> {
   fake.applyIdentityEnv()
   const config = testConfig({ AZURE_OPENAI_ENDPOINT: fake.origin, AZURE_OPENAI_DEPLOYMENT: AZURE_DEPLOYMENT, ...env })
   const log = logger ?? pino({ level: 'silent' })
   const vision = createVision(config, log)
   const app = await buildApp({ config, vision, logger: log })
+  t.teardown(() => app.close())
   await app.ready()
   return { app, vision }
 }

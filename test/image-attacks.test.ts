@@ -247,8 +247,7 @@ t.test('7. CMYK and odd JPEGs are re-encoded to sRGB; frameless GIFs are refused
 t.test('end to end: what Azure receives', async t => {
   const fake = await new FakeAzure().start()
   t.teardown(() => fake.close())
-  const { app } = await buildAzureTestApp(fake)
-  t.teardown(() => app.close())
+  const { app } = await buildAzureTestApp(t, fake)
   const clean = await images.jpeg(300, 200)
   const exif = images.exifSegment(await images.jpegWithGps(300, 200))
   for (const [name, file] of [['EXIF after the scan', images.beforeJpegEnd(clean, exif)], ['EXIF after the end', Buffer.concat([clean, exif])]] as const) {

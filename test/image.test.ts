@@ -39,8 +39,7 @@ function recordingVision (): VisionService & { calls: IdentifyRequest[] } {
 }
 
 const vision = recordingVision()
-const app = await buildTestApp({ vision })
-t.teardown(() => app.close())
+const app = await buildTestApp(t, { vision })
 
 /** Uploads `file` claiming it is a PDF named x.txt: the server must not care. */
 async function upload (server: FastifyInstance, file: Buffer): Promise<{ statusCode: number, body: GraphQLResponse }> {

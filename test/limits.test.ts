@@ -21,8 +21,7 @@ async function query (app: FastifyInstance, payload: unknown) {
 }
 
 t.test('rate limit per caller on identifications: 429 RATE_LIMITED with retryAfter and the standard headers', async t => {
-  const app = await buildTestApp({ env: { RATE_LIMIT_PER_MINUTE: '3' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { RATE_LIMIT_PER_MINUTE: '3' } })
   for (let i = 0; i < 3; i++) {
     const ok = await identify(app)
     t.equal(ok.statusCode, 200)
@@ -45,8 +44,7 @@ t.test('rate limit per caller on identifications: 429 RATE_LIMITED with retryAft
 })
 
 t.test('GraphQL rules: depth, batching, one identification per operation, introspection switch', async t => {
-  const app = await buildTestApp()
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t)
 
   const introspection = await query(app, { query: getIntrospectionQuery() })
   t.equal(introspection.statusCode, 200, 'GraphiQL\'s introspection query passes the depth limit')
@@ -89,16 +87,14 @@ t.test('GraphQL rules: depth, batching, one identification per operation, intros
   t.equal(three.json().errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED')
   t.match(three.json().errors[0].message, /asks for 3/)
 
-  const closed = await buildTestApp({ env: { GRAPHQL_INTROSPECTION: 'false' } })
-  t.teardown(() => closed.close())
+  const closed = await buildTestApp(t, { env: { GRAPHQL_INTROSPECTION: 'false' } })
   const refused = await query(closed, { query: '{ __schema { types { name } } }' })
   t.equal(refused.json().errors[0].extensions.code, 'GRAPHQL_VALIDATION_FAILED')
   t.equal((await query(closed, { query: '{ vision { ready } }' })).json().data.vision.ready, true)
 })
 
 t.test('security headers and a CSP under which the self-hosted GraphiQL works', async t => {
-  const app = await buildTestApp()
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t)
   const page = await app.inject('/graphiql')
   t.match(page.headers['content-security-policy'], /script-src 'self'/)
   t.notMatch(page.headers['content-security-policy'], /unsafe-eval/)
@@ -112,8 +108,7 @@ t.test('security headers and a CSP under which the self-hosted GraphiQL works', 
 })
 
 t.test('CORS: the configured origins, with the headers upload clients send', async t => {
-  const app = await buildTestApp({ env: { CORS_ORIGINS: 'https://dashboard.example.com' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { CORS_ORIGINS: 'https://dashboard.example.com' } })
   const preflight = await app.inject({
     method: 'OPTIONS',
     url: '/graphql',
@@ -127,18 +122,16 @@ t.test('CORS: the configured origins, with the headers upload clients send', asy
   const stranger = await app.inject({ method: 'OPTIONS', url: '/graphql', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } })
   t.notOk(stranger.headers['access-control-allow-origin'], 'other origins get no CORS grant')
 
-  const production = await buildTestApp({ env: { NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' } })
-  t.teardown(() => production.close())
+  const production = await buildTestApp(t, { env: { NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' } })
   const none = await production.inject({ method: 'OPTIONS', url: '/graphql', headers: { origin: 'https://dashboard.example.com', 'access-control-request-method': 'POST' } })
   t.notOk(none.headers['access-control-allow-origin'], 'production default: no cross-origin access')
 })
 
 t.test('overload: a bounded queue, then 503 OVERLOADED at once with retryAfter', async t => {
-  const app = await buildTestApp({
+  const app = await buildTestApp(t, {
     vision: createSimulatedVision({ latencyMs: 400 }),
     env: { VISION_MAX_CONCURRENCY: '2', VISION_QUEUE_SIZE: '1', VISION_QUEUE_TIMEOUT_MS: '5000' }
   })
-  t.teardown(() => app.close())
   const started = performance.now()
   const responses = await Promise.all([identify(app), identify(app), identify(app), identify(app), identify(app)])
   const codes = responses.map(res => res.statusCode).sort()
@@ -152,11 +145,10 @@ t.test('overload: a bounded queue, then 503 OVERLOADED at once with retryAfter',
 })
 
 t.test('overload: the queue wait is bounded by VISION_QUEUE_TIMEOUT_MS', async t => {
-  const app = await buildTestApp({
+  const app = await buildTestApp(t, {
     vision: createSimulatedVision({ latencyMs: 1500 }),
     env: { VISION_MAX_CONCURRENCY: '1', VISION_QUEUE_SIZE: '5', VISION_QUEUE_TIMEOUT_MS: '200' }
   })
-  t.teardown(() => app.close())
   const first = identify(app)
   await new Promise(resolve => setTimeout(resolve, 50))
   const started = performance.now()
@@ -168,11 +160,10 @@ t.test('overload: the queue wait is bounded by VISION_QUEUE_TIMEOUT_MS', async t
 })
 
 t.test('overload: refused before the upload is read', async t => {
-  const app = await buildTestApp({
+  const app = await buildTestApp(t, {
     vision: createSimulatedVision({ latencyMs: 1000 }),
     env: { VISION_MAX_CONCURRENCY: '1', VISION_QUEUE_SIZE: '0' }
   })
-  t.teardown(() => app.close())
   const address = await app.listen({ host: '127.0.0.1', port: 0 })
   const busy = fetch(`${address}/graphql`, { method: 'POST', ...(await asFetch(await identifyBody(photo))) })
   await new Promise(resolve => setTimeout(resolve, 100))
@@ -196,8 +187,7 @@ t.test('overload: refused before the upload is read', async t => {
 })
 
 t.test('under pressure: /health/ready 503, identifications refused, everything else served', async t => {
-  const app = await buildTestApp({ env: { PRESSURE_MAX_HEAP_USED_BYTES: '1' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { PRESSURE_MAX_HEAP_USED_BYTES: '1' } })
   const deadline = Date.now() + 5000
   while (!app.isUnderPressure() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
   t.ok(app.isUnderPressure())
@@ -220,8 +210,7 @@ t.test('TRUST_PROXY: a hop count or the proxies\' addresses; a forged X-Forwarde
     'the proxies by CIDR': { env: '10.0.0.0/8, 192.168.0.0/16', from: '10.0.0.1' }
   }
   for (const [shape, { env, from }] of Object.entries(shapes)) {
-    const app = await buildTestApp({ env: { TRUST_PROXY: env, GRAPHQL_RATE_LIMIT_PER_MINUTE: '2' } })
-    t.teardown(() => app.close())
+    const app = await buildTestApp(t, { env: { TRUST_PROXY: env, GRAPHQL_RATE_LIMIT_PER_MINUTE: '2' } })
     const send = (forwarded: string) => app.inject({
       method: 'POST', url: '/graphql', remoteAddress: from, payload: { query: '{ vision { ready } }' }, headers: { 'x-forwarded-for': forwarded }
     })
@@ -232,8 +221,7 @@ t.test('TRUST_PROXY: a hop count or the proxies\' addresses; a forged X-Forwarde
     t.equal((await send('198.51.100.9')).statusCode, 200, `${shape}: another client behind the same proxy has its own`)
   }
 
-  const direct = await buildTestApp({ env: { TRUST_PROXY: '10.0.0.1', GRAPHQL_RATE_LIMIT_PER_MINUTE: '1' } })
-  t.teardown(() => direct.close())
+  const direct = await buildTestApp(t, { env: { TRUST_PROXY: '10.0.0.1', GRAPHQL_RATE_LIMIT_PER_MINUTE: '1' } })
   const fromElsewhere = (forwarded: string) => direct.inject({
     method: 'POST', url: '/graphql', remoteAddress: '203.0.113.50', payload: { query: '{ vision { ready } }' }, headers: { 'x-forwarded-for': forwarded }
   })
@@ -243,14 +231,12 @@ t.test('TRUST_PROXY: a hop count or the proxies\' addresses; a forged X-Forwarde
 
 t.test('TRUST_PROXY=true is accepted with a warning at start-up', async t => {
   const lines: string[] = []
-  const app = await buildTestApp({ env: { TRUST_PROXY: 'true' }, logger: pino({ level: 'warn' }, { write: (line: string) => { lines.push(line) } }) })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { TRUST_PROXY: 'true' }, logger: pino({ level: 'warn' }, { write: (line: string) => { lines.push(line) } }) })
   t.ok(lines.some(line => /TRUST_PROXY=true believes any X-Forwarded-For/.test(line)))
 })
 
 t.test('metrics: Prometheus format, optionally behind METRICS_TOKEN', async t => {
-  const app = await buildTestApp({ env: { METRICS_TOKEN: 'a-metrics-token-of-length' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { METRICS_TOKEN: 'a-metrics-token-of-length' } })
   await identify(app)
   await app.inject({ method: 'POST', url: '/graphql', ...(await identifyBody(images.text)) })
   t.equal((await app.inject('/metrics')).statusCode, 401)

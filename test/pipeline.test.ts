@@ -12,8 +12,7 @@ import { estimateImageTokens } from '../src/image/tokens.ts'
 
 const fake = await new FakeAzure().start()
 t.teardown(() => fake.close())
-const { app } = await buildAzureTestApp(fake)
-t.teardown(() => app.close())
+const { app } = await buildAzureTestApp(t, fake)
 const pipeline = createImagePipeline(testConfig().images)
 
 const IDENTIFY_SENT = IDENTIFY.replace('image { sha256 mimeType bytes width height }',

@@ -37,8 +37,7 @@ t.test('cost is measured in one pass: figures for fragment chains, aliases and d
 })
 
 t.test('fragment amplification is refused before validation, whatever its shape', async t => {
-  const app = await buildTestApp()
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t)
   const shapes = {
     'spreads twice': `{ vision { ...F0 } } ${doublingChain(30, next => `...${next} ...${next}`, 'ready')}`,
     'aliased nested fields': `{ __schema { queryType { ...F0 } } } ${doublingChain(30, next => `a: ofType { ...${next} } b: ofType { ...${next} }`, 'name', '__Type')}`,
@@ -55,8 +54,7 @@ t.test('fragment amplification is refused before validation, whatever its shape'
 })
 
 t.test('identifications are counted through amplifying fragments, linearly', async t => {
-  const app = await buildTestApp()
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t)
   const text = `mutation($i: Upload!) { ...M0 } ${doublingChain(28, next => `...${next} ...${next}`, 'identifyVehicle(image: $i) { id }', 'Mutation', 'M')}`
   const res = await query(app, { query: text, variables: { i: null } })
   t.equal(res.status, 400)
@@ -64,8 +62,7 @@ t.test('identifications are counted through amplifying fragments, linearly', asy
 })
 
 t.test('aliases and fields per operation: GRAPHQL_MAX_FIELDS', async t => {
-  const app = await buildTestApp({ env: { GRAPHQL_MAX_FIELDS: '50' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { GRAPHQL_MAX_FIELDS: '50' } })
   const flat = `{ ${Array.from({ length: 60 }, (_, i) => `a${i}: __typename`).join(' ')} }`
   const nested = `{ ${Array.from({ length: 20 }, (_, i) => `v${i}: vision { ready backend }`).join(' ')} }`
   const viaFragment = `{ ${Array.from({ length: 20 }, (_, i) => `v${i}: vision { ...S }`).join(' ')} } fragment S on VisionStatus { ready deployment }`
@@ -79,8 +76,7 @@ t.test('aliases and fields per operation: GRAPHQL_MAX_FIELDS', async t => {
 })
 
 t.test('GraphiQL\'s introspection query fits every default limit', async t => {
-  const app = await buildTestApp()
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t)
   const fields = measureOperations(parse(getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true, specifiedByUrl: true })))[0]?.fields
   t.ok(fields !== undefined && fields < 500, `${fields} fields`)
   const res = await query(app, { query: getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true, specifiedByUrl: true }) })
@@ -88,8 +84,7 @@ t.test('GraphiQL\'s introspection query fits every default limit', async t => {
 })
 
 t.test('the parser is bounded: token limit, and nesting never overflows the stack into a 500', async t => {
-  const app = await buildTestApp()
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t)
   const manyTokens = `{ ${'__typename '.repeat(3000)}}`
   const manyArgs = `{ vision { ready } } query Q($a: [Int] = [${'1,'.repeat(3000)}]) { __typename }`
   for (const [shape, text] of Object.entries({ manyTokens, manyArgs })) {
@@ -100,8 +95,7 @@ t.test('the parser is bounded: token limit, and nesting never overflows the stac
   }
 
   // With the token limit raised far past its default, deep nesting reaches the stack: still a 400.
-  const raised = await buildTestApp({ env: { GRAPHQL_MAX_TOKENS: '100000', GRAPHQL_MAX_BODY_BYTES: '2000000' } })
-  t.teardown(() => raised.close())
+  const raised = await buildTestApp(t, { env: { GRAPHQL_MAX_TOKENS: '100000', GRAPHQL_MAX_BODY_BYTES: '2000000' } })
   const deep = {
     inlineFragments: `{ ${'... on Query { '.repeat(6000)}__typename${' }'.repeat(6000)} }`,
     fields: `{ vision ${'{ ready '.repeat(8000)}${'}'.repeat(8000)} }`,
@@ -115,8 +109,7 @@ t.test('the parser is bounded: token limit, and nesting never overflows the stac
 })
 
 t.test('JSON bodies: size limit, and malformed fields are 400s with a code, never 500s', async t => {
-  const app = await buildTestApp({ env: { GRAPHQL_MAX_BODY_BYTES: '4096' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { GRAPHQL_MAX_BODY_BYTES: '4096' } })
   const big = await app.inject({
     method: 'POST', url: '/graphql', headers: { 'content-type': 'application/json' },
     payload: JSON.stringify({ query: '{ vision { ready } }', variables: { pad: 'x'.repeat(5000) } })
@@ -140,8 +133,7 @@ t.test('JSON bodies: size limit, and malformed fields are 400s with a code, neve
 })
 
 t.test('every operation spends a per-caller budget: GRAPHQL_RATE_LIMIT_PER_MINUTE, apart from identifications', async t => {
-  const app = await buildTestApp({ env: { GRAPHQL_RATE_LIMIT_PER_MINUTE: '3', RATE_LIMIT_PER_MINUTE: '5' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { GRAPHQL_RATE_LIMIT_PER_MINUTE: '3', RATE_LIMIT_PER_MINUTE: '5' } })
   for (let i = 0; i < 3; i++) t.equal((await query(app, { query: '{ vision { ready } }' })).status, 200)
   const limited = await query(app, { query: '{ vision { ready } }' })
   t.equal(limited.status, 429)
@@ -157,8 +149,7 @@ t.test('every operation spends a per-caller budget: GRAPHQL_RATE_LIMIT_PER_MINUT
 })
 
 t.test('a budget of 0 is no limit', async t => {
-  const app = await buildTestApp({ env: { GRAPHQL_RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_PER_MINUTE: '0' } })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { env: { GRAPHQL_RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_PER_MINUTE: '0' } })
   for (let i = 0; i < 50; i++) {
     const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ vision { ready } }' } })
     if (res.statusCode !== 200) { t.fail(`request ${i}: ${res.statusCode}`); return }
@@ -168,8 +159,7 @@ t.test('a budget of 0 is no limit', async t => {
 })
 
 t.test('GET requests: unknown or ambiguous operations and mutations are coded 4xx, never 500', async t => {
-  const app = await buildTestApp()
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t)
   const get = (params: Record<string, string>) => app.inject({
     method: 'GET', url: `/graphql?${new URLSearchParams(params)}`, headers: { 'graphql-require-preflight': '1' }
   })

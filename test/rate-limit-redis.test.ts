@@ -28,9 +28,8 @@ await new Promise<void>((resolve, reject) => {
 
 t.test('two instances, one budget', async t => {
   const env = { RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: `redis://127.0.0.1:${port}` }
-  const a = await buildTestApp({ env })
-  const b = await buildTestApp({ env })
-  t.teardown(async () => { await a.close(); await b.close() })
+  const a = await buildTestApp(t, { env })
+  const b = await buildTestApp(t, { env })
   const photo = await images.jpeg(16, 16)
   const statuses: number[] = []
   for (const app of [a, b, a, b, a, b]) {

@@ -1,49 +1,33 @@
 // The real process (src/server.ts) against the fake Azure: start-up, readiness, the log, and a
 // graceful shutdown with requests in flight.
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { FakeAzure } from './support/fake-azure.ts'
 import { identifyBody } from './support/multipart.ts'
 import * as images from './support/images.ts'
+import { spawnServer, type ServerProcess } from './support/server-process.ts'
 
-const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
-
-interface RunningServer {
-  child: ChildProcess
-  origin: Promise<string>
-  output: () => string
-  exited: Promise<number | null>
+/** The process, logging at info, and a promise of its origin once it says it listens. */
+async function startServer (env: Record<string, string>): Promise<ServerProcess & { listening: Promise<string> }> {
+  const server = await spawnServer({ LOG_LEVEL: 'info', ...env }, { maxLifetimeMs: 60_000 })
+  const listening = (async () => {
+    while (!/Server listening at http:\/\/127\.0\.0\.1:\d+/.test(server.output())) {
+      if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.output().slice(-2000)}`)
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    return server.origin
+  })()
+  listening.catch(() => {})
+  return { ...server, listening }
 }
 
-function startServer (env: Record<string, string>): RunningServer {
-  const child = spawn(process.execPath, [SERVER], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  let resolveOrigin: (origin: string) => void
-  const origin = new Promise<string>(resolve => { resolveOrigin = resolve })
-  const onData = (chunk: Buffer) => {
-    output += chunk.toString()
-    const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-    if (match) resolveOrigin(match[1] as string)
-  }
-  child.stdout!.on('data', onData)
-  child.stderr!.on('data', onData)
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000) // never outlive the test
-  exited.finally(() => clearTimeout(timer))
-  return { child, origin, output: () => output, exited }
-}
+const exitCode = async (server: ServerProcess): Promise<number | null> => (await server.exited).code
 
 t.test('an invalid configuration exits non-zero naming the variable', async t => {
-  const server = startServer({ PORT: 'not-a-port' })
-  t.equal(await server.exited, 1)
+  const server = await startServer({ PORT: 'not-a-port' })
+  t.equal(await exitCode(server), 1)
   t.match(server.output(), /PORT/)
-  const missing = startServer({ VISION_BACKEND: 'azure' })
-  t.equal(await missing.exited, 1)
+  const missing = await startServer({ VISION_BACKEND: 'azure' })
+  t.equal(await exitCode(missing), 1)
   t.match(missing.output(), /AZURE_OPENAI_ENDPOINT/)
 })
 
@@ -51,7 +35,7 @@ t.test('against Azure: ready after the first token, one log line per identificat
   const fake = await new FakeAzure().start()
   t.teardown(() => fake.close())
   const started = performance.now()
-  const server = startServer({
+  const server = await startServer({
     ...fake.identityEnv(),
     AZURE_OPENAI_ENDPOINT: fake.origin,
     AZURE_OPENAI_DEPLOYMENT: 'gpt-4o-vision',
@@ -59,7 +43,7 @@ t.test('against Azure: ready after the first token, one log line per identificat
     SHUTDOWN_GRACE_MS: '10000'
   })
   t.teardown(() => { server.child.kill('SIGKILL') })
-  const origin = await server.origin
+  const origin = await server.listening
 
   let ready = await fetch(`${origin}/health/ready`)
   while (ready.status !== 200 && performance.now() - started < 10_000) {
@@ -92,7 +76,7 @@ t.test('against Azure: ready after the first token, one log line per identificat
   }
   const refused = await fetch(`${origin}/health/live`).then(res => res.status, () => 'connection refused')
   t.not(refused, 200, `new requests are refused while closing (${refused})`)
-  t.equal(await server.exited, 0, 'exit 0')
+  t.equal(await exitCode(server), 0, 'exit 0')
 
   const log = server.output()
   const lines = log.split('\n').filter(line => line.startsWith('{')).map(line => JSON.parse(line))
@@ -108,12 +92,12 @@ t.test('against Azure: ready after the first token, one log line per identificat
 })
 
 t.test('the embedded default: simulated backend, no Azure needed', async t => {
-  const server = startServer({})
+  const server = await startServer({})
   t.teardown(() => { server.child.kill('SIGKILL') })
-  const origin = await server.origin
+  const origin = await server.listening
   t.equal((await fetch(`${origin}/health/ready`)).status, 200)
   t.equal((await fetch(`${origin}/graphiql`)).status, 200, 'GraphiQL on by default in development')
   t.match(server.output(), /SIMULATED.*AZURE_OPENAI_ENDPOINT/, 'start-up warns and names the variables')
   server.child.kill('SIGINT')
-  t.equal(await server.exited, 0)
+  t.equal(await exitCode(server), 0)
 })

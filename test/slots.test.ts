@@ -1,6 +1,6 @@
 // Identification slots are shared: one caller may hold only its share, and an upload that stops
 // making progress gives its slot back after UPLOAD_IDLE_TIMEOUT_MS, with a coded error.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type net from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helper.ts'
@@ -15,8 +15,8 @@ const alice = newApiKey('alice')
 const bob = newApiKey('bob')
 const IDLE_MS = 600
 
-async function listening (env: Record<string, string>): Promise<{ app: FastifyInstance, port: number }> {
-  const app = await buildTestApp({
+async function listening (t: Test, env: Record<string, string>): Promise<{ app: FastifyInstance, port: number }> {
+  const app = await buildTestApp(t, {
     env: { AUTH_MODE: 'apikey', API_KEY_HASHES: `${alice.entry},${bob.entry}`, UPLOAD_IDLE_TIMEOUT_MS: String(IDLE_MS), ...env }
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -63,8 +63,7 @@ t.test('the gate: a caller holds at most its share, held and queued together', a
 })
 
 t.test('a caller that stalls uploads keeps at most its share; others go on at once', async t => {
-  const { app, port } = await listening({ VISION_MAX_CONCURRENCY: '3', VISION_MAX_CONCURRENCY_PER_CALLER: '2', VISION_QUEUE_SIZE: '0' })
-  t.teardown(() => app.close())
+  const { app, port } = await listening(t, { VISION_MAX_CONCURRENCY: '3', VISION_MAX_CONCURRENCY_PER_CALLER: '2', VISION_QUEUE_SIZE: '0' })
   const body = await identifyBody(photo)
   // Three shapes of a stall: after the headers, inside `operations`, inside the file.
   const stalls = await Promise.all([0, 0.2, 0.9].map(fraction => stalledUpload(port, alice.key, body, fraction)))
@@ -82,8 +81,7 @@ t.test('a caller that stalls uploads keeps at most its share; others go on at on
 })
 
 t.test('a stalled upload is refused with UPLOAD_TIMEOUT after the idle timeout, and frees its slot', async t => {
-  const { app, port } = await listening({ VISION_MAX_CONCURRENCY: '1', VISION_MAX_CONCURRENCY_PER_CALLER: '1', VISION_QUEUE_SIZE: '4' })
-  t.teardown(() => app.close())
+  const { app, port } = await listening(t, { VISION_MAX_CONCURRENCY: '1', VISION_MAX_CONCURRENCY_PER_CALLER: '1', VISION_QUEUE_SIZE: '4' })
   const body = await identifyBody(await images.jpeg(400, 300))
   for (const fraction of [0, 0.5, 0.95]) {
     const started = performance.now()
@@ -105,8 +103,7 @@ t.test('a stalled upload is refused with UPLOAD_TIMEOUT after the idle timeout, 
 })
 
 t.test('an upload that trickles keeps going: the timeout is for no progress, not for slowness', async t => {
-  const { app, port } = await listening({})
-  t.teardown(() => app.close())
+  const { app, port } = await listening(t, {})
   const body = await identifyBody(photo)
   const socket = await connect(port)
   t.teardown(() => socket.destroy())

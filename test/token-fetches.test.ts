@@ -11,8 +11,7 @@ t.teardown(() => fake.close())
 
 t.test('50 concurrent identifications on a cold start cause exactly 1 token fetch', async t => {
   // 50 at once from one address: no per-caller concurrency limit in the way.
-  const { app } = await buildAzureTestApp(fake, { VISION_MAX_CONCURRENCY_PER_CALLER: '1024' })
-  t.teardown(() => app.close())
+  const { app } = await buildAzureTestApp(t, fake, { VISION_MAX_CONCURRENCY_PER_CALLER: '1024' })
   fake.chatFault = () => ({ kind: 'ok', latencyMs: 20 })
   const photo = await images.jpeg(32, 32)
   const body = await identifyBody(photo)

@@ -23,8 +23,7 @@ async function until (what: () => boolean, ms: number): Promise<boolean> {
 t.test('hung identity endpoint: one outstanding fetch, its socket closed on timeout, none left after recovery', async t => {
   fake.tokenFault = 'hang'
   // Many identifications at once from one address: no per-caller concurrency limit in the way.
-  const { app, vision } = await buildAzureTestApp(fake, { AZURE_TOKEN_TIMEOUT_MS: String(TIMEOUT_MS), VISION_MAX_CONCURRENCY_PER_CALLER: '1024' })
-  t.teardown(() => app.close())
+  const { app, vision } = await buildAzureTestApp(t, fake, { AZURE_TOKEN_TIMEOUT_MS: String(TIMEOUT_MS), VISION_MAX_CONCURRENCY_PER_CALLER: '1024' })
 
   const started = performance.now()
   await vision.warmUp?.()

@@ -13,8 +13,7 @@ const photo = await images.jpeg(40, 30)
 
 t.test('a hung token endpoint: AUTH_UNAVAILABLE within AZURE_TOKEN_TIMEOUT_MS, then recovery', async t => {
   fake.tokenFault = 'hang'
-  const { app, vision } = await buildAzureTestApp(fake, { AZURE_TOKEN_TIMEOUT_MS: '300' })
-  t.teardown(() => app.close())
+  const { app, vision } = await buildAzureTestApp(t, fake, { AZURE_TOKEN_TIMEOUT_MS: '300' })
 
   t.equal(await vision.warmUp?.(), undefined, 'warm-up does not throw')
   const notReady = await app.inject('/health/ready')

@@ -28,8 +28,7 @@ const shortLivedWarnings = (entries: Array<Record<string, unknown>>): number =>
 t.test('20 s tokens with a 30 s minimum validity: used, ready, few fetches, logged once', async t => {
   fake.tokenLifetimeSec = 20
   const logs = capture()
-  const { app, vision } = await buildAzureTestApp(fake, { VISION_MAX_CONCURRENCY_PER_CALLER: '1024' }, logs.log)
-  t.teardown(() => app.close())
+  const { app, vision } = await buildAzureTestApp(t, fake, { VISION_MAX_CONCURRENCY_PER_CALLER: '1024' }, logs.log)
   await vision.warmUp?.()
   t.equal(fake.tokenRequests.length, 1, 'one fetch at start-up')
 

@@ -76,8 +76,7 @@ function assertIdentified (t: Test, answer: Answer, image: Buffer, expected: { m
   return identification
 }
 
-const app = await buildTestApp()
-t.teardown(() => app.close())
+const app = await buildTestApp(t)
 
 t.test('malformed multipart requests: HTTP 400 BAD_REQUEST, GraphQL-shaped', async (t) => {
   const cases: Array<[name: string, parts: Part[], message: RegExp]> = [
@@ -159,8 +158,7 @@ t.test('bodies that are not valid multipart at all: HTTP 400 BAD_REQUEST', async
 })
 
 t.test('a file over MAX_UPLOAD_BYTES: HTTP 413 PAYLOAD_TOO_LARGE', async (t) => {
-  const limited = await buildTestApp({ env: { MAX_UPLOAD_BYTES: '4096' } })
-  t.teardown(() => limited.close())
+  const limited = await buildTestApp(t, { env: { MAX_UPLOAD_BYTES: '4096' } })
 
   t.test('a 10 KB file is refused', async (t) => {
     const answer = await send(limited, await identifyBody(Buffer.concat([photo, randomBytes(10_000)])))
@@ -261,8 +259,7 @@ t.test('concurrent distinct uploads never cross', async (t) => {
 })
 
 t.test('on a real server, no request ever hangs', async (t) => {
-  const server = await buildTestApp({ env: { MAX_UPLOAD_BYTES: '4096' } })
-  t.teardown(() => server.close())
+  const server = await buildTestApp(t, { env: { MAX_UPLOAD_BYTES: '4096' } })
   const base = await server.listen({ host: '127.0.0.1', port: 0 })
   const { port } = server.server.address() as AddressInfo
   const oversize = await identifyBody(randomBytes(64 * 1024))
@@ -370,8 +367,7 @@ t.test('on a real server, no request ever hangs', async (t) => {
 t.test('client-chosen names are echoed bounded: field names, map keys and paths of any length', async (t) => {
   const lines: string[] = []
   const logger = pino({ level: 'debug' }, { write: (line: string) => { lines.push(line) } })
-  const app = await buildTestApp({ logger })
-  t.teardown(() => app.close())
+  const app = await buildTestApp(t, { logger })
   const long = 'x'.repeat(80_000)
   const cases: Array<[name: string, parts: Part[]]> = [
     ['a long file field name', [['operations', operations()], ['map', MAP], [long, photo, 'a.jpg']]],

@@ -17,8 +17,7 @@ async function identifyWith (app: FastifyInstance, fault: ChatFault) {
   return { status: res.statusCode, body: res.json(), attempts: fake.chatRequests.length - before }
 }
 
-const { app } = await buildAzureTestApp(fake, { VISION_TIMEOUT_MS: '15000' })
-t.teardown(() => app.close())
+const { app } = await buildAzureTestApp(t, fake, { VISION_TIMEOUT_MS: '15000' })
 
 t.test('429 with retry-after → UPSTREAM_RATE_LIMITED with retryAfter, after the SDK retries', async t => {
   const { body, attempts } = await identifyWith(app, { kind: 'status', status: 429, retryAfter: '0' })
@@ -29,8 +28,7 @@ t.test('429 with retry-after → UPSTREAM_RATE_LIMITED with retryAfter, after th
 })
 
 t.test('429 with a retry-after in seconds reports it, and holds back new calls until then', async t => {
-  const { app: own } = await buildAzureTestApp(fake)
-  t.teardown(() => own.close())
+  const { app: own } = await buildAzureTestApp(t, fake)
   // retry-after over 60 s is ignored by the SDK's backoff, so this stays quick enough
   const { body, attempts } = await identifyWith(own, { kind: 'status', status: 429, retryAfter: '120' })
   t.equal(body.errors[0].extensions.code, 'UPSTREAM_RATE_LIMITED')
@@ -44,8 +42,7 @@ t.test('429 with a retry-after in seconds reports it, and holds back new calls u
 })
 
 t.test('the cool-down ends when Azure said it would', async t => {
-  const { app: own } = await buildAzureTestApp(fake)
-  t.teardown(() => own.close())
+  const { app: own } = await buildAzureTestApp(t, fake)
   let first = true
   fake.chatFault = () => {
     if (first) { first = false; return { kind: 'status', status: 429, retryAfter: '1' } }
@@ -86,8 +83,7 @@ t.test('content filter on the prompt (HTTP 400) and on the completion (finish_re
 })
 
 t.test('a hung deployment → UPSTREAM_TIMEOUT within VISION_TIMEOUT_MS, retries included', async t => {
-  const { app: impatient } = await buildAzureTestApp(fake, { VISION_TIMEOUT_MS: '700' })
-  t.teardown(() => impatient.close())
+  const { app: impatient } = await buildAzureTestApp(t, fake, { VISION_TIMEOUT_MS: '700' })
   const started = performance.now()
   const { body } = await identifyWith(impatient, { kind: 'hang' })
   const elapsed = performance.now() - started
@@ -97,16 +93,14 @@ t.test('a hung deployment → UPSTREAM_TIMEOUT within VISION_TIMEOUT_MS, retries
 })
 
 t.test('an unreachable endpoint → UPSTREAM_UNAVAILABLE', async t => {
-  const { app: offline } = await buildAzureTestApp(fake, { AZURE_OPENAI_ENDPOINT: 'http://127.0.0.1:9', VISION_TIMEOUT_MS: '10000' })
-  t.teardown(() => offline.close())
+  const { app: offline } = await buildAzureTestApp(t, fake, { AZURE_OPENAI_ENDPOINT: 'http://127.0.0.1:9', VISION_TIMEOUT_MS: '10000' })
   const res = await offline.inject({ method: 'POST', url: '/graphql', ...(await identifyBody(photo)) })
   t.equal(res.json().errors[0].extensions.code, 'UPSTREAM_UNAVAILABLE')
 })
 
 t.test('a client that disconnects aborts its upstream call', async t => {
   fake.chatFault = () => ({ kind: 'hang' })
-  const { app: live } = await buildAzureTestApp(fake, { VISION_TIMEOUT_MS: '30000' })
-  t.teardown(() => live.close())
+  const { app: live } = await buildAzureTestApp(t, fake, { VISION_TIMEOUT_MS: '30000' })
   const address = await live.listen({ host: '127.0.0.1', port: 0 })
   const controller = new AbortController()
   const before = fake.chatRequests.length

@@ -1,17 +1,14 @@
 // Shared by the load and fault suites (test/load/*.load.ts): the real server process against the
 // loopback FakeAzure, a bounded HTTP client, and readings of the child from /proc and /metrics.
 // Every wait here has a deadline: a server that hangs fails the test instead of stalling it.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import type { FakeAzure } from '../support/fake-azure.ts'
 import type { EncodedBody } from '../support/multipart.ts'
+import { spawnServer, type ServerProcess } from '../support/server-process.ts'
 
-export const SERVER = fileURLToPath(new URL('../../src/server.ts', import.meta.url))
-const WATCHDOG = fileURLToPath(new URL('./watchdog.ts', import.meta.url))
+export { freePort, stopServer, type ServerProcess } from '../support/server-process.ts'
+
 export const DEPLOYMENT = 'gpt-4o-vision'
 
 export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -26,77 +23,25 @@ export async function waitFor (check: () => boolean | Promise<boolean>, timeoutM
   }
 }
 
-/** A port free right now on 127.0.0.1 (with LOG_LEVEL=warn the server does not log the one it got). */
-export async function freePort (): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-export interface ServerProcess {
-  child: ChildProcess
-  pid: number
-  port: number
-  origin: string
-  /** The child's stdout and stderr (the last 2 MB). */
-  output: () => string
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
-}
-
 /**
- * Spawns `node src/server.ts` (with a test-only watchdog preloaded, so the child dies with this
- * process) against the fake Azure, and waits until it is ready (first token in).
+ * Spawns `node src/server.ts` (test/support/server-process.ts) against the fake Azure, and waits
+ * until it is ready (first token in).
  */
 export async function startServer (fake: FakeAzure, env: Record<string, string> = {}, { maxLifetimeMs = 200_000, readyTimeoutMs = 15_000 } = {}): Promise<ServerProcess> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', WATCHDOG, SERVER], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '100000', // the schema's maximum: the rate limit must not interfere
-      ...fake.identityEnv(),
-      AZURE_OPENAI_ENDPOINT: fake.origin,
-      AZURE_OPENAI_DEPLOYMENT: DEPLOYMENT,
-      LOAD_TEST_MAX_LIFETIME_MS: String(maxLifetimeMs),
-      ...env
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  const onData = (chunk: Buffer): void => {
-    output += chunk.toString()
-    if (output.length > 4_000_000) output = output.slice(-2_000_000)
-  }
-  child.stdout!.on('data', onData)
-  child.stderr!.on('data', onData)
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
-  // Belt and braces besides the watchdog: this process kills it when it exits normally.
-  const killOnExit = (): void => { child.kill('SIGKILL') }
-  process.once('exit', killOnExit)
-  exited.finally(() => process.off('exit', killOnExit))
-
-  const origin = `http://127.0.0.1:${port}`
-  const server: ServerProcess = { child, pid: child.pid as number, port, origin, output: () => output, exited }
+  const server = await spawnServer({
+    ...fake.identityEnv(),
+    AZURE_OPENAI_ENDPOINT: fake.origin,
+    AZURE_OPENAI_DEPLOYMENT: DEPLOYMENT,
+    ...env
+  }, { maxLifetimeMs })
   let exitedEarly = false
-  exited.then(() => { exitedEarly = true })
-  const ready = await waitFor(async () => exitedEarly || (await get(origin, '/health/ready', 1000)).status === 200, readyTimeoutMs, 50)
+  server.exited.then(() => { exitedEarly = true })
+  const ready = await waitFor(async () => exitedEarly || (await get(server.origin, '/health/ready', 1000)).status === 200, readyTimeoutMs, 50)
   if (!ready || exitedEarly) {
-    child.kill('SIGKILL')
-    throw new Error(`server not ready within ${readyTimeoutMs} ms (exited: ${exitedEarly}); output:\n${output.slice(-3000)}`)
+    server.child.kill('SIGKILL')
+    throw new Error(`server not ready within ${readyTimeoutMs} ms (exited: ${exitedEarly}); output:\n${server.output().slice(-3000)}`)
   }
   return server
-}
-
-/** SIGKILL unless already gone; resolves once it has exited (bounded). */
-export async function stopServer (server: ServerProcess): Promise<void> {
-  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL')
-  await Promise.race([server.exited, sleep(5000)])
 }
 
 export interface Outcome {
