@@ -7,6 +7,7 @@ import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config.ts'
+import type { AppServices } from './services.ts'
 import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
 import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
@@ -32,17 +33,6 @@ export interface AppOptions {
   images?: ImagePipeline
   /** A pino logger to share with the services; otherwise one is made from the config. */
   logger?: FastifyBaseLogger
-}
-
-/** What the routes share, built once per app. */
-export interface AppServices {
-  config: Config
-  vision: VisionService
-  images: ImagePipeline
-  metrics: Metrics
-  admission: AdmissionGate
-  /** Where identifications are announced: capabilities subscribe here. */
-  events: IdentificationEvents
 }
 
 export async function buildApp ({ config, vision, images = createImagePipeline(config.images), logger }: AppOptions): Promise<FastifyInstance> {

@@ -1,6 +1,6 @@
 // The typed GraphQL context: what every resolver may use, built once per request.
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import type { AppServices } from '../app.ts'
+import type { AppServices } from '../services.ts'
 import type { Caller } from '../callers/caller.ts'
 import { clientGone } from './client-gone.ts'
 

@@ -7,7 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
-import type { AppServices } from '../app.ts'
+import type { AppServices } from '../services.ts'
 import { RateLimitedError } from '../errors.ts'
 import type { Release } from '../limits/admission.ts'
 import { isUploadRequest } from '../limits/requests.ts'

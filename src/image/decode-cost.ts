@@ -15,7 +15,7 @@
 //   GIF   the canvas (logical screen grown to every frame) as RGBA: libnsgif's frame buffer.
 //   WebP  width × height × 4: lossless (VP8L) and alpha planes are decoded whole as ARGB.
 import type { DecodeHeader } from './structure.ts'
-import type { ImageMimeType } from './inspect.ts'
+import type { ImageMimeType } from './mime-types.ts'
 
 /** Input rows libvips holds while shrinking a PNG, on top of the decoded raster (see above). */
 export const PNG_RESAMPLER_ROWS = 1024

@@ -6,11 +6,10 @@
 import { createHash } from 'node:crypto'
 import { fileTypeFromBuffer } from 'file-type'
 import { imageSize } from 'image-size'
+import { ACCEPTED_MIME_TYPES, type ImageMimeType } from './mime-types.ts'
 import { readStructure, type DecodeHeader } from './structure.ts'
 import { BadUserInputError } from '../errors.ts'
 
-export const ACCEPTED_MIME_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif'] as const
-export type ImageMimeType = typeof ACCEPTED_MIME_TYPES[number]
 
 const ACCEPTED = 'JPEG, PNG, WebP or non-animated GIF'
 

@@ -9,7 +9,7 @@
 // decides whether a file may be sent to the model byte for byte; metadata in a place or a form we do not
 // know of (EXIF after the JPEG scan or after its end, a WebP EXIF chunk without its header flag, a PNG
 // private chunk, a GIF application extension, a polyglot's payload) makes it false.
-import type { ImageMimeType } from './inspect.ts'
+import type { ImageMimeType } from './mime-types.ts'
 
 export interface DecodeHeader {
   /** The largest raster the decoder allocates (for a GIF: its logical screen and every frame). */

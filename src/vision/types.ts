@@ -1,5 +1,5 @@
 // The one interface every vision backend implements. The resolver validates and delegates here.
-import type { ImageMimeType } from '../image/inspect.ts'
+import type { ImageMimeType } from '../image/mime-types.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 
 export type VisionBackend = 'AZURE_OPENAI' | 'SIMULATED'

@@ -1,0 +1,17 @@
+// What the routes share, built once per app by src/app.ts and handed to the plugins that need it.
+import type { Config } from './config.ts'
+import type { IdentificationEvents } from './identification/events.ts'
+import type { ImagePipeline } from './image/pipeline.ts'
+import type { AdmissionGate } from './limits/admission.ts'
+import type { Metrics } from './metrics/registry.ts'
+import type { VisionService } from './vision/types.ts'
+
+export interface AppServices {
+  config: Config
+  vision: VisionService
+  images: ImagePipeline
+  metrics: Metrics
+  admission: AdmissionGate
+  /** Where identifications are announced: capabilities subscribe here. */
+  events: IdentificationEvents
+}
