@@ -1,10 +1,10 @@
 // Thin resolvers: validate the arguments and delegate.
 import { BadUserInputError } from '../errors.ts'
-import { LANGUAGE_TAG } from '../config.ts'
+import { LANGUAGE_TAG } from '../vision/language.ts'
 import { identifyVehicle } from '../identification/flow.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
-import { ANONYMOUS } from '../callers/caller.ts'
+import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
@@ -27,7 +27,9 @@ export const resolvers: Resolvers = {
   },
   Mutation: {
     identifyVehicle: async (_root, args, ctx) => {
-      return await identifyVehicle(ctx, { caller: ctx.caller ?? ANONYMOUS, requestId: ctx.requestId }, {
+      const caller = ctx.caller ?? ANONYMOUS
+      requireRole(caller, 'Identify')
+      return await identifyVehicle(ctx, { caller, requestId: ctx.requestId }, {
         image: args.image.buffer,
         instructions: readInstructions(args.instructions),
         language: readLanguage(args.language, ctx.config.vision.language),
