@@ -3,18 +3,21 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { IdentificationEvents } from './events.ts'
 
+/** Who asked and through which request: the same fields as the request's own log lines. */
+const origin = (event: { requestId: string, caller: { id: string, kind: string } }) =>
+  ({ reqId: event.requestId, caller: event.caller.id, callerKind: event.caller.kind })
+
 export function logIdentifications (events: IdentificationEvents, log: FastifyBaseLogger): void {
-  events.on('completed', ({ id, caller, requestId, backend, detail, identification: result, upstreamStatus }) => {
+  events.on('completed', (event) => {
+    const { identification: result, upstreamStatus } = event
     const { image } = result
     log.info({
-      reqId: requestId,
-      caller: caller.id,
-      callerKind: caller.kind,
+      ...origin(event),
       identification: {
-        id,
+        id: event.id,
         bytes: image.bytes,
-        backend,
-        detail,
+        backend: event.backend,
+        detail: event.detail,
         sha256: image.sha256,
         mime: image.mimeType,
         width: image.width,
@@ -30,24 +33,23 @@ export function logIdentifications (events: IdentificationEvents, log: FastifyBa
       }
     }, 'identification done')
   })
-  events.on('failed', ({ id, caller, requestId, backend, code, bytes, detail, durationMs, image }) => {
+  events.on('failed', (event) => {
+    const { image } = event
     log.info({
-      reqId: requestId,
-      caller: caller.id,
-      callerKind: caller.kind,
+      ...origin(event),
       identification: {
-        id,
-        bytes,
-        backend,
-        detail,
+        id: event.id,
+        bytes: event.bytes,
+        backend: event.backend,
+        detail: event.detail,
         sha256: image?.sha256,
         mime: image?.mimeType,
         width: image?.width,
         height: image?.height,
         sentBytes: image?.sentBytes,
         sentMime: image?.sentMimeType,
-        code,
-        durationMs
+        code: event.code,
+        durationMs: event.durationMs
       }
     }, 'identification failed')
   })
