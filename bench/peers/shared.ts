@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GraphQLScalarType } from 'graphql'
-import { LANGUAGE_TAG } from '../../src/config.ts'
+import { LANGUAGE_TAG } from '../../src/vision/language.ts'
 import { loadSchemaSDL } from '../../src/graphql/schema.ts'
 import { inspectImage } from '../../src/image/inspect.ts'
 import { simulatedAnswer } from '../../src/vision/simulated.ts'

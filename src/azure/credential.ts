@@ -1,7 +1,7 @@
 // The process's one Azure credential and its one cached token provider, built at start-up.
 import { DefaultAzureCredential } from '@azure/identity'
 import type { FastifyBaseLogger } from 'fastify'
-import type { AzureConfig } from '../config.ts'
+import type { AzureConfig } from './config.ts'
 import { createIdentityHttpClient } from './identity-http.ts'
 import { CachedTokenProvider } from './token-provider.ts'
 

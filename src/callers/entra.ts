@@ -9,7 +9,7 @@
 // only with no keys at all is the caller told 503 AUTH_UNAVAILABLE: their token may well be fine.
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import type { FastifyBaseLogger } from 'fastify'
-import type { EntraConfig } from '../config.ts'
+import type { EntraConfig } from './config.ts'
 import { AppError, CallerVerificationUnavailableError, ForbiddenError, UnauthenticatedError } from '../errors.ts'
 import type { Caller, Role } from './caller.ts'
 

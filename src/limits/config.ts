@@ -1,0 +1,60 @@
+// Limits per caller and for the whole process: request rates, vision slots and their queue, load shedding.
+import { Type, type Static } from '@sinclair/typebox'
+
+export const LimitsEnv = Type.Object({
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100_000, default: 30 }),
+  GRAPHQL_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600 }),
+  /** Shares the rate limits' counters between instances; unset: counted in memory. */
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  VISION_MAX_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1024, default: 16 }),
+  VISION_MAX_CONCURRENCY_PER_CALLER: Type.Integer({ minimum: 1, maximum: 1024, default: 4 }),
+  VISION_QUEUE_SIZE: Type.Integer({ minimum: 0, maximum: 10_000, default: 64 }),
+  VISION_QUEUE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1_000 }),
+  PRESSURE_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+  PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 })
+})
+export type LimitsEnv = Static<typeof LimitsEnv>
+
+export interface RateLimitConfig {
+  /** Identifications per caller per minute; 0: no limit. */
+  ratePerMinute: number
+  /** Other GraphQL operations per caller per minute; 0: no limit. */
+  operationsPerMinute: number
+  redisUrl: string | null
+}
+
+export interface OverloadConfig {
+  maxConcurrency: number
+  /** Slots (held or waited for) per caller, so one caller cannot take them all. */
+  maxConcurrencyPerCaller: number
+  queueSize: number
+  queueTimeoutMs: number
+  maxEventLoopDelayMs: number
+  maxHeapUsedBytes: number
+  maxRssBytes: number
+}
+
+export interface LimitsConfig {
+  rates: RateLimitConfig
+  overload: OverloadConfig
+}
+
+export function readLimitsConfig (raw: LimitsEnv): LimitsConfig {
+  return {
+    rates: {
+      ratePerMinute: raw.RATE_LIMIT_PER_MINUTE,
+      operationsPerMinute: raw.GRAPHQL_RATE_LIMIT_PER_MINUTE,
+      redisUrl: raw.REDIS_URL ?? null
+    },
+    overload: {
+      maxConcurrency: raw.VISION_MAX_CONCURRENCY,
+      maxConcurrencyPerCaller: raw.VISION_MAX_CONCURRENCY_PER_CALLER,
+      queueSize: raw.VISION_QUEUE_SIZE,
+      queueTimeoutMs: raw.VISION_QUEUE_TIMEOUT_MS,
+      maxEventLoopDelayMs: raw.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
+      maxHeapUsedBytes: raw.PRESSURE_MAX_HEAP_USED_BYTES,
+      maxRssBytes: raw.PRESSURE_MAX_RSS_BYTES
+    }
+  }
+}

@@ -1,0 +1,38 @@
+// The vision backend and what it is asked: which backend, the answer's language, the call's time and token budget.
+import { Type, type Static } from '@sinclair/typebox'
+import { StringEnum } from '../config-support.ts'
+import { readAzureConfig, type AzureConfig, type AzureEnv } from '../azure/config.ts'
+import { LANGUAGE_TAG } from './language.ts'
+
+export const VISION_BACKENDS = ['azure', 'simulated'] as const
+export type VisionBackendName = typeof VISION_BACKENDS[number]
+
+export const VisionEnv = Type.Object({
+  /** Unset: azure when AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT) is set, else simulated. */
+  VISION_BACKEND: Type.Optional(StringEnum(VISION_BACKENDS)),
+  VISION_LANGUAGE: Type.String({ pattern: LANGUAGE_TAG.source, default: 'ru' }),
+  VISION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 60_000 }),
+  VISION_MAX_TOKENS: Type.Integer({ minimum: 16, maximum: 16_384, default: 800 })
+})
+export type VisionEnv = Static<typeof VisionEnv>
+
+export interface VisionConfig {
+  backend: VisionBackendName
+  language: string
+  timeoutMs: number
+  maxTokens: number
+  /** Present when backend is 'azure'. */
+  azure: AzureConfig | null
+}
+
+export function readVisionConfig (raw: VisionEnv & AzureEnv): VisionConfig {
+  const backend = raw.VISION_BACKEND ?? (raw.AZURE_OPENAI_ENDPOINT ? 'azure' : 'simulated')
+  const azure = readAzureConfig(raw, backend === 'azure')
+  return {
+    backend,
+    language: raw.VISION_LANGUAGE,
+    timeoutMs: raw.VISION_TIMEOUT_MS,
+    maxTokens: raw.VISION_MAX_TOKENS,
+    azure
+  }
+}

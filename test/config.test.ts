@@ -1,0 +1,335 @@
+// Configuration from the environment (src/config.ts and the areas' config modules): the whole
+// default Config, what NODE_ENV=production changes, every refusal (with the variable it names),
+// TRUST_PROXY's forms, API_KEY_HASHES(_FILE), the GPT4V_* aliases and IMAGE_CONCURRENCY's default.
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { Test } from 'tap'
+import { loadConfig, ConfigError, type Config } from '../src/config.ts'
+import { sha256Hex } from '../src/callers/api-keys.ts'
+
+const MiB = 1024 * 1024
+const HASH = sha256Hex('agv_test-key')
+const OTHER_HASH = sha256Hex('agv_other-key')
+const TENANT = '11111111-2222-3333-4444-555555555555'
+
+function refused (t: Test, env: NodeJS.ProcessEnv, message: RegExp | string, what = JSON.stringify(env)): void {
+  t.throws(() => loadConfig(env), { name: 'ConfigError', message }, what)
+}
+
+t.test('the defaults, in development', async t => {
+  const expected: Config = {
+    port: 3000,
+    host: '127.0.0.1',
+    logLevel: 'info',
+    production: false,
+    graphiql: true,
+    maxUploadBytes: 20 * MiB,
+    requestTimeoutMs: 120_000,
+    uploadIdleTimeoutMs: 10_000,
+    shutdownGraceMs: 25_000,
+    trustProxy: false,
+    auth: { modes: [], entra: null, apiKeys: [] },
+    limits: {
+      ratePerMinute: 30,
+      operationsPerMinute: 600,
+      redisUrl: null,
+      introspection: true,
+      maxQueryDepth: 15,
+      maxQueryFields: 500,
+      maxQueryTokens: 2_000,
+      maxBodyBytes: 100 * 1024,
+      corsOrigins: true
+    },
+    overload: {
+      maxConcurrency: 16,
+      maxConcurrencyPerCaller: 4,
+      queueSize: 64,
+      queueTimeoutMs: 30_000,
+      maxEventLoopDelayMs: 1_000,
+      maxHeapUsedBytes: 0,
+      maxRssBytes: 0
+    },
+    metricsToken: null,
+    images: {
+      detail: 'auto',
+      maxInputPixels: 50_000_000,
+      maxSide: 12_000,
+      maxAspectRatio: 20,
+      maxDecodeBytes: 48 * MiB,
+      memoryBudgetBytes: 96 * MiB,
+      jpegQuality: 85,
+      concurrency: Math.min(availableParallelism(), 2) // 96 MiB ÷ 48 MiB
+    },
+    vision: { backend: 'simulated', language: 'ru', timeoutMs: 60_000, maxTokens: 800, azure: null }
+  }
+  t.strictSame(loadConfig({}), expected)
+  t.strictSame(loadConfig({ NODE_ENV: 'development' }), expected, 'NODE_ENV=development is the default')
+  t.strictSame(loadConfig({ NODE_ENV: 'test' }), expected, 'anything but production is not production')
+  t.strictSame(loadConfig({ PORT: '', HOST: '', LOG_LEVEL: '', AUTH_MODE: '', CORS_ORIGINS: '', GRAPHIQL: '' }), expected, 'an empty value is unset')
+  t.strictSame(loadConfig({ SOMETHING_ELSE: 'x', PATH: '/usr/bin' }), expected, 'other variables are ignored')
+})
+
+t.test('NODE_ENV=production', async t => {
+  refused(t, { NODE_ENV: 'production' }, /AUTH_MODE=none with NODE_ENV=production .* ALLOW_ANONYMOUS=true/)
+  refused(t, { NODE_ENV: 'production', AUTH_MODE: 'none', ALLOW_ANONYMOUS: 'false' }, /ALLOW_ANONYMOUS/)
+
+  const development = loadConfig({})
+  const production = loadConfig({ NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' })
+  t.strictSame(production, {
+    ...development,
+    production: true,
+    graphiql: false,
+    limits: { ...development.limits, introspection: false, corsOrigins: [] }
+  }, 'production, GraphiQL, introspection and CORS change; nothing else')
+
+  const opened = loadConfig({ NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true', GRAPHIQL: 'true', GRAPHQL_INTROSPECTION: 'true', CORS_ORIGINS: 'https://a.example, https://b.example,' })
+  t.equal(opened.graphiql, true)
+  t.equal(opened.limits.introspection, true)
+  t.strictSame(opened.limits.corsOrigins, ['https://a.example', 'https://b.example'])
+  const closed = loadConfig({ GRAPHIQL: 'false', GRAPHQL_INTROSPECTION: 'false', CORS_ORIGINS: ' , ' })
+  t.equal(closed.graphiql, false, 'GRAPHIQL=false in development')
+  t.equal(closed.limits.introspection, false)
+  t.strictSame(closed.limits.corsOrigins, [], 'a blank list: no cross-origin access')
+})
+
+t.test('values are read and converted', async t => {
+  const c = loadConfig({
+    PORT: '0',
+    HOST: '::',
+    LOG_LEVEL: 'debug',
+    MAX_UPLOAD_BYTES: '1024',
+    IMAGE_MAX_ASPECT_RATIO: '2.5',
+    VISION_IMAGE_DETAIL: 'low',
+    VISION_LANGUAGE: 'pt-BR',
+    VISION_TIMEOUT_MS: '100',
+    VISION_MAX_TOKENS: '16384',
+    RATE_LIMIT_PER_MINUTE: '0',
+    REDIS_URL: 'rediss://cache.example:6380',
+    PRESSURE_MAX_HEAP_USED_BYTES: String(512 * MiB),
+    METRICS_TOKEN: '0123456789abcdef'
+  })
+  t.match(c, {
+    port: 0,
+    host: '::',
+    logLevel: 'debug',
+    maxUploadBytes: 1024,
+    images: { maxAspectRatio: 2.5, detail: 'low' },
+    vision: { language: 'pt-BR', timeoutMs: 100, maxTokens: 16_384 },
+    limits: { ratePerMinute: 0, redisUrl: 'rediss://cache.example:6380' },
+    overload: { maxHeapUsedBytes: 512 * MiB },
+    metricsToken: '0123456789abcdef'
+  })
+})
+
+t.test('out-of-range and malformed values are refused, naming the variable', async t => {
+  const cases: Array<[NodeJS.ProcessEnv, string]> = [
+    [{ PORT: '65536' }, 'env/PORT must be <= 65535'],
+    [{ PORT: '-1' }, 'env/PORT must be >= 0'],
+    [{ PORT: 'http' }, 'env/PORT must be integer'],
+    [{ PORT: '3.5' }, 'env/PORT must be integer'],
+    [{ LOG_LEVEL: 'loud' }, 'env/LOG_LEVEL must be equal to one of the allowed values'],
+    [{ GRAPHIQL: 'maybe' }, 'env/GRAPHIQL must be boolean'],
+    [{ MAX_UPLOAD_BYTES: '10' }, 'env/MAX_UPLOAD_BYTES must be >= 1024'],
+    [{ MAX_UPLOAD_BYTES: String(100 * MiB + 1) }, `env/MAX_UPLOAD_BYTES must be <= ${100 * MiB}`],
+    [{ REQUEST_TIMEOUT_MS: '999' }, 'env/REQUEST_TIMEOUT_MS must be >= 1000'],
+    [{ UPLOAD_IDLE_TIMEOUT_MS: '499' }, 'env/UPLOAD_IDLE_TIMEOUT_MS must be >= 500'],
+    [{ SHUTDOWN_GRACE_MS: '600001' }, 'env/SHUTDOWN_GRACE_MS must be <= 600000'],
+    [{ VISION_BACKEND: 'gcp' }, 'env/VISION_BACKEND must be equal to one of the allowed values'],
+    [{ VISION_IMAGE_DETAIL: 'huge' }, 'env/VISION_IMAGE_DETAIL must be equal to one of the allowed values'],
+    [{ VISION_LANGUAGE: 'english!' }, 'env/VISION_LANGUAGE must match pattern'],
+    [{ VISION_TIMEOUT_MS: '99' }, 'env/VISION_TIMEOUT_MS must be >= 100'],
+    [{ VISION_MAX_TOKENS: '16385' }, 'env/VISION_MAX_TOKENS must be <= 16384'],
+    [{ IMAGE_MAX_INPUT_PIXELS: '5' }, 'env/IMAGE_MAX_INPUT_PIXELS must be >= 1000000'],
+    [{ IMAGE_MAX_SIDE: '100' }, 'env/IMAGE_MAX_SIDE must be >= 2048'],
+    [{ IMAGE_MAX_ASPECT_RATIO: '0.5' }, 'env/IMAGE_MAX_ASPECT_RATIO must be >= 1'],
+    [{ IMAGE_MAX_DECODE_BYTES: '1000' }, `env/IMAGE_MAX_DECODE_BYTES must be >= ${8 * MiB}`],
+    [{ IMAGE_MEMORY_BUDGET_BYTES: '1000' }, `env/IMAGE_MEMORY_BUDGET_BYTES must be >= ${8 * MiB}`],
+    [{ IMAGE_JPEG_QUALITY: '101' }, 'env/IMAGE_JPEG_QUALITY must be <= 100'],
+    [{ IMAGE_CONCURRENCY: '0' }, 'env/IMAGE_CONCURRENCY must be >= 1'],
+    [{ AZURE_OPENAI_ENDPOINT: 'ftp://x.example' }, 'env/AZURE_OPENAI_ENDPOINT must match pattern'],
+    [{ AZURE_OPENAI_DEPLOYMENT: 'bad name!' }, 'env/AZURE_OPENAI_DEPLOYMENT must match pattern'],
+    [{ AZURE_OPENAI_API_VERSION: 'latest' }, 'env/AZURE_OPENAI_API_VERSION must match pattern'],
+    [{ AZURE_OPENAI_SCOPE: 'https://cognitiveservices.azure.com' }, 'env/AZURE_OPENAI_SCOPE must match pattern'],
+    [{ AZURE_TOKEN_TIMEOUT_MS: '99' }, 'env/AZURE_TOKEN_TIMEOUT_MS must be >= 100'],
+    [{ TRUST_PROXY: 'yes please' }, 'env/TRUST_PROXY must match pattern'],
+    [{ AUTH_MODE: 'password' }, 'env/AUTH_MODE must match pattern'],
+    [{ AUTH_MODE: 'none,apikey' }, 'env/AUTH_MODE must match pattern'],
+    [{ ALLOW_ANONYMOUS: 'sure' }, 'env/ALLOW_ANONYMOUS must be boolean'],
+    [{ ENTRA_TENANT_ID: 'not a tenant' }, 'env/ENTRA_TENANT_ID must match pattern'],
+    [{ ENTRA_JWKS_URI: 'ldap://keys.example' }, 'env/ENTRA_JWKS_URI must match pattern'],
+    [{ ENTRA_JWKS_TIMEOUT_MS: '60001' }, 'env/ENTRA_JWKS_TIMEOUT_MS must be <= 60000'],
+    [{ RATE_LIMIT_PER_MINUTE: '100001' }, 'env/RATE_LIMIT_PER_MINUTE must be <= 100000'],
+    [{ GRAPHQL_RATE_LIMIT_PER_MINUTE: '-1' }, 'env/GRAPHQL_RATE_LIMIT_PER_MINUTE must be >= 0'],
+    [{ REDIS_URL: 'http://cache.example' }, 'env/REDIS_URL must match pattern'],
+    [{ GRAPHQL_INTROSPECTION: 'perhaps' }, 'env/GRAPHQL_INTROSPECTION must be boolean'],
+    [{ GRAPHQL_MAX_DEPTH: '7' }, 'env/GRAPHQL_MAX_DEPTH must be >= 8'],
+    [{ GRAPHQL_MAX_FIELDS: '49' }, 'env/GRAPHQL_MAX_FIELDS must be >= 50'],
+    [{ GRAPHQL_MAX_TOKENS: '100001' }, 'env/GRAPHQL_MAX_TOKENS must be <= 100000'],
+    [{ GRAPHQL_MAX_BODY_BYTES: '1023' }, 'env/GRAPHQL_MAX_BODY_BYTES must be >= 1024'],
+    [{ VISION_MAX_CONCURRENCY: '0' }, 'env/VISION_MAX_CONCURRENCY must be >= 1'],
+    [{ VISION_MAX_CONCURRENCY_PER_CALLER: '1025' }, 'env/VISION_MAX_CONCURRENCY_PER_CALLER must be <= 1024'],
+    [{ VISION_QUEUE_SIZE: '10001' }, 'env/VISION_QUEUE_SIZE must be <= 10000'],
+    [{ VISION_QUEUE_TIMEOUT_MS: '99' }, 'env/VISION_QUEUE_TIMEOUT_MS must be >= 100'],
+    [{ PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '-1' }, 'env/PRESSURE_MAX_EVENT_LOOP_DELAY_MS must be >= 0'],
+    [{ PRESSURE_MAX_HEAP_USED_BYTES: 'lots' }, 'env/PRESSURE_MAX_HEAP_USED_BYTES must be integer'],
+    [{ PRESSURE_MAX_RSS_BYTES: '-1' }, 'env/PRESSURE_MAX_RSS_BYTES must be >= 0'],
+    [{ METRICS_TOKEN: 'short' }, 'env/METRICS_TOKEN must NOT have fewer than 16 characters']
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message: `invalid configuration: ${message}` }, JSON.stringify(env))
+  }
+  // Every variable at fault is named, in one message.
+  refused(t, { PORT: '70000', METRICS_TOKEN: 'short' }, /^invalid configuration: (?=.*env\/PORT must be <= 65535)(?=.*env\/METRICS_TOKEN must NOT have fewer than 16 characters)/)
+  t.ok(new ConfigError('x') instanceof Error)
+})
+
+t.test('the vision backend and its Azure deployment', async t => {
+  refused(t, { VISION_BACKEND: 'azure' }, 'invalid configuration: VISION_BACKEND=azure needs AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT)')
+  refused(t, { AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }, 'invalid configuration: AZURE_OPENAI_DEPLOYMENT (or GPT4V_DEPLOYMENT) is required with an Azure endpoint')
+
+  const azure = loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com//', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision
+  t.strictSame(azure, {
+    backend: 'azure',
+    language: 'ru',
+    timeoutMs: 60_000,
+    maxTokens: 800,
+    azure: {
+      endpoint: 'https://x.openai.azure.com',
+      deployment: 'gpt-4o',
+      apiVersion: 'v1',
+      scope: 'https://cognitiveservices.azure.com/.default',
+      tokenTimeoutMs: 10_000
+    }
+  }, 'an endpoint selects azure; trailing slashes dropped')
+  t.match(loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'd', AZURE_OPENAI_API_VERSION: '2024-10-21', AZURE_OPENAI_SCOPE: 'api://agrivision/.default', AZURE_TOKEN_TIMEOUT_MS: '500' }).vision.azure,
+    { apiVersion: '2024-10-21', scope: 'api://agrivision/.default', tokenTimeoutMs: 500 })
+  t.strictSame(loadConfig({ VISION_BACKEND: 'simulated', AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }).vision.azure, null,
+    'VISION_BACKEND=simulated wins over an endpoint (no deployment needed)')
+
+  const https = /^invalid configuration: AZURE_OPENAI_ENDPOINT must be an https:\/\/ URL \(plain http only on loopback\)$/
+  refused(t, { AZURE_OPENAI_ENDPOINT: 'http://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }, https)
+  refused(t, { VISION_BACKEND: 'simulated', AZURE_OPENAI_ENDPOINT: 'http://x.openai.azure.com' }, https, 'the https rule holds even when the endpoint is unused')
+  for (const origin of ['http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080']) {
+    t.equal(loadConfig({ AZURE_OPENAI_ENDPOINT: origin, AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision.azure?.endpoint, origin, `plain http on loopback: ${origin}`)
+  }
+})
+
+t.test('the GPT4V_* aliases', async t => {
+  const aliased = loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com/', GPT4V_DEPLOYMENT: 'old' }).vision
+  t.equal(aliased.backend, 'azure')
+  t.match(aliased.azure, { endpoint: 'https://old.openai.azure.com', deployment: 'old' })
+  t.match(loadConfig({
+    GPT4V_ENDPOINT: 'https://old.openai.azure.com',
+    GPT4V_DEPLOYMENT: 'old',
+    AZURE_OPENAI_ENDPOINT: 'https://new.openai.azure.com',
+    AZURE_OPENAI_DEPLOYMENT: 'new'
+  }).vision.azure, { endpoint: 'https://new.openai.azure.com', deployment: 'new' }, 'the current names win')
+  t.match(loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com', GPT4V_DEPLOYMENT: 'old', AZURE_OPENAI_ENDPOINT: '' }).vision.azure,
+    { endpoint: 'https://old.openai.azure.com' }, 'an empty current name is unset')
+  refused(t, { GPT4V_ENDPOINT: 'http://old.openai.azure.com', GPT4V_DEPLOYMENT: 'old' }, /AZURE_OPENAI_ENDPOINT must be an https:\/\/ URL/, 'an alias is checked as the variable it stands for')
+  refused(t, { GPT4V_DEPLOYMENT: 'bad name!', AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }, /env\/AZURE_OPENAI_DEPLOYMENT must match pattern/)
+})
+
+t.test('TRUST_PROXY', async t => {
+  const trust = (value: string): Config['trustProxy'] => loadConfig({ TRUST_PROXY: value }).trustProxy
+  t.equal(trust('false'), false)
+  t.equal(trust('true'), true)
+  t.equal(trust('0'), 0)
+  t.equal(trust('2'), 2, 'a hop count')
+  t.equal(trust('10.0.0.0/8, 192.168.1.1'), '10.0.0.0/8, 192.168.1.1', 'addresses and CIDRs, as given')
+  t.equal(trust('::1,fd00::/8'), '::1,fd00::/8')
+  refused(t, { TRUST_PROXY: 'garbage' }, /env\/TRUST_PROXY must match pattern/)
+  refused(t, { TRUST_PROXY: 'TRUE' }, /env\/TRUST_PROXY must match pattern/)
+})
+
+t.test('AUTH_MODE=apikey: API_KEY_HASHES and API_KEY_HASHES_FILE', async t => {
+  refused(t, { AUTH_MODE: 'apikey' }, 'invalid configuration: AUTH_MODE includes apikey but neither API_KEY_HASHES nor API_KEY_HASHES_FILE lists a key hash')
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: ' # a comment only ' }, /neither API_KEY_HASHES nor API_KEY_HASHES_FILE lists a key hash/)
+
+  const malformed = 'invalid configuration: API_KEY_HASHES entries must be 64 hex digits (a SHA-256), optionally prefixed by "name:"'
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: 'not-a-hash' }, malformed)
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: HASH.slice(1) }, malformed, '63 hex digits')
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `bad name:${HASH}` }, malformed, 'a name with a space')
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `${HASH},oops` }, malformed, 'one bad entry among good ones')
+  t.strictSame(loadConfig({ AUTH_MODE: 'none', API_KEY_HASHES: 'not-a-hash' }).auth.apiKeys, [], 'not read unless AUTH_MODE includes apikey')
+
+  const inline = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `alice:${HASH}, ${OTHER_HASH.toUpperCase()}` }).auth
+  t.strictSame(inline.modes, ['apikey'])
+  t.strictSame(inline.entra, null)
+  t.strictSame(inline.apiKeys, [
+    { id: 'alice', sha256: Buffer.from(HASH, 'hex') },
+    { id: OTHER_HASH.slice(0, 12), sha256: Buffer.from(OTHER_HASH, 'hex') }
+  ], 'named, and unnamed (the id is the hash\'s first 12 hex digits, lower case)')
+
+  const dir = t.testdir({
+    'keys.txt': [
+      '# API keys of agrivision',
+      `alice:${HASH}`,
+      '',
+      `  ${OTHER_HASH}   # bob's (unnamed)`,
+      `carol.service-1:${OTHER_HASH.toUpperCase()}, dave:${HASH}`,
+      ''
+    ].join('\n'),
+    'bad.txt': `alice:${HASH}\nnot a hash\n`
+  })
+  const fromFile = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES_FILE: join(dir, 'keys.txt') }).auth.apiKeys
+  t.strictSame(fromFile.map(key => key.id), ['alice', OTHER_HASH.slice(0, 12), 'carol.service-1', 'dave'], 'comments and blank lines skipped; lines and commas both separate')
+  t.strictSame(fromFile[2]?.sha256, Buffer.from(OTHER_HASH, 'hex'))
+  const both = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `zed:${HASH}`, API_KEY_HASHES_FILE: join(dir, 'keys.txt') }).auth.apiKeys
+  t.strictSame(both.map(key => key.id), ['zed', 'alice', OTHER_HASH.slice(0, 12), 'carol.service-1', 'dave'], 'the variable, then the file')
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES_FILE: join(dir, 'bad.txt') }, malformed, 'a malformed line in the file')
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES_FILE: join(dir, 'missing.txt') }, 'invalid configuration: API_KEY_HASHES_FILE cannot be read (ENOENT)')
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES_FILE: dir }, 'invalid configuration: API_KEY_HASHES_FILE cannot be read (EISDIR)')
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: HASH, API_KEY_HASHES_FILE: join(dir, 'missing.txt') }, /API_KEY_HASHES_FILE cannot be read/, 'even with API_KEY_HASHES set')
+})
+
+t.test('AUTH_MODE=entra', async t => {
+  refused(t, { AUTH_MODE: 'entra' }, 'invalid configuration: AUTH_MODE=entra needs ENTRA_TENANT_ID')
+  refused(t, { AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT }, 'invalid configuration: AUTH_MODE=entra needs ENTRA_AUDIENCE (the API\'s client id or App ID URI)')
+  refused(t, { AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'api://agrivision', ENTRA_REQUIRED_ROLES: ' , ' }, 'invalid configuration: ENTRA_REQUIRED_ROLES is empty')
+
+  t.strictSame(loadConfig({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'api://agrivision, 9a8b7c6d' }).auth, {
+    modes: ['entra'],
+    entra: {
+      tenantId: TENANT,
+      audiences: ['api://agrivision', '9a8b7c6d'],
+      requiredRoles: ['VehicleIdentification.Identify'],
+      jwksUri: `https://login.microsoftonline.com/${TENANT}/discovery/v2.0/keys`,
+      issuers: [`https://login.microsoftonline.com/${TENANT}/v2.0`, `https://sts.windows.net/${TENANT}/`],
+      jwksTimeoutMs: 5_000
+    },
+    apiKeys: []
+  }, 'the tenant\'s discovery keys and v1/v2 issuers by default')
+
+  const both = loadConfig({
+    NODE_ENV: 'production',
+    AUTH_MODE: 'apikey,entra',
+    ENTRA_TENANT_ID: 'contoso.onmicrosoft.com',
+    ENTRA_AUDIENCE: 'api://agrivision',
+    ENTRA_REQUIRED_ROLES: 'A, B',
+    ENTRA_JWKS_URI: 'https://keys.example/jwks',
+    ENTRA_ISSUER: 'https://issuer.example/1, https://issuer.example/2',
+    ENTRA_JWKS_TIMEOUT_MS: '200',
+    API_KEY_HASHES: HASH
+  }).auth
+  t.strictSame(both.modes, ['apikey', 'entra'])
+  t.match(both.entra, { requiredRoles: ['A', 'B'], jwksUri: 'https://keys.example/jwks', issuers: ['https://issuer.example/1', 'https://issuer.example/2'], jwksTimeoutMs: 200 })
+  t.equal(both.apiKeys.length, 1)
+
+  const https = 'invalid configuration: ENTRA_JWKS_URI must be an https:// URL (plain http only on loopback)'
+  refused(t, { AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'a', ENTRA_JWKS_URI: 'http://keys.example/jwks' }, https)
+  refused(t, { ENTRA_JWKS_URI: 'http://keys.example/jwks' }, https, 'the https rule holds even when AUTH_MODE does not use it')
+  t.equal(loadConfig({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'a', ENTRA_JWKS_URI: 'http://127.0.0.1:9999/jwks' }).auth.entra?.jwksUri,
+    'http://127.0.0.1:9999/jwks', 'plain http on loopback')
+})
+
+t.test('IMAGE_CONCURRENCY: from the memory budget unless set', async t => {
+  const cores = availableParallelism()
+  const concurrency = (env: NodeJS.ProcessEnv): number => loadConfig(env).images.concurrency
+  t.equal(concurrency({ IMAGE_MEMORY_BUDGET_BYTES: String(8 * MiB) }), 1, 'at least 1, even when one worst case does not fit')
+  t.equal(concurrency({ IMAGE_MEMORY_BUDGET_BYTES: String(64 * MiB), IMAGE_MAX_DECODE_BYTES: String(16 * MiB) }), Math.min(cores, 4), 'budget ÷ worst case')
+  t.equal(concurrency({ IMAGE_MEMORY_BUDGET_BYTES: String(4096 * MiB), IMAGE_MAX_DECODE_BYTES: String(8 * MiB) }), cores, 'never more than the cores')
+  t.equal(concurrency({ IMAGE_MEMORY_BUDGET_BYTES: String(64 * MiB), IMAGE_MAX_DECODE_BYTES: String(16 * MiB), IMAGE_CONCURRENCY: '3' }), 3, 'IMAGE_CONCURRENCY wins')
+  t.equal(concurrency({ IMAGE_CONCURRENCY: '64' }), 64)
+})
