@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { SignJWT } from 'jose'
 import { buildTestApp } from './helper.ts'
+import { sendJson, type Answer } from './support/http.ts'
 import { identifyBody } from './support/multipart.ts'
 import { jpeg } from './support/images.ts'
 import {
@@ -24,16 +25,6 @@ import { newApiKey } from '../src/callers/api-keys.ts'
 
 const run = promisify(execFile)
 
-interface GraphQLError {
-  message: string
-  extensions: { code: string, [key: string]: unknown }
-}
-interface Answer {
-  statusCode: number
-  headers: Record<string, unknown>
-  body: { data: Record<string, unknown> | null, errors?: GraphQLError[] }
-  raw: string
-}
 
 const VISION_QUERY = '{ vision { backend } }'
 const photo = await jpeg(64, 48)
@@ -47,8 +38,7 @@ t.teardown(() => { Date.now = realDateNow })
 const advanceClock = (ms: number): void => { clockOffset += ms }
 
 async function ask (app: FastifyInstance, headers: Record<string, string> = {}, query = VISION_QUERY): Promise<Answer> {
-  const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query }, headers })
-  return { statusCode: res.statusCode, headers: res.headers, body: res.json(), raw: res.payload }
+  return await sendJson(app, { query }, headers)
 }
 
 const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })

@@ -6,6 +6,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helper.ts'
+import { sendParts, type Answer } from './support/http.ts'
 import { encodeParts, identifyParts } from './support/multipart.ts'
 import { animatedGif, gif, heic, jpeg, jpegWithGps, pdf, png, svg, text, webp, withoutPngChunks } from './support/images.ts'
 import sharp from 'sharp'
@@ -16,10 +17,7 @@ import type { IdentifyRequest, VisionService } from '../src/vision/types.ts'
 
 const ACCEPTED_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif']
 
-interface GraphQLResponse {
-  data: { identifyVehicle: { image: { sha256: string, mimeType: string, bytes: number, width: number, height: number } } } | null
-  errors?: Array<{ message: string, extensions: { code: string, acceptedTypes?: string[] } }>
-}
+type Identified = { identifyVehicle: { image: { sha256: string, mimeType: string, bytes: number, width: number, height: number } } }
 
 const sha256 = (buffer: Buffer): string => createHash('sha256').update(buffer).digest('hex')
 const half = (buffer: Buffer): Buffer => buffer.subarray(0, buffer.length >> 1)
@@ -43,10 +41,8 @@ const vision = recordingVision()
 const app = await buildTestApp(t, { vision })
 
 /** Uploads `file` claiming it is a PDF named x.txt: the server must not care. */
-async function upload (server: FastifyInstance, file: Buffer): Promise<{ statusCode: number, body: GraphQLResponse }> {
-  const { payload, headers } = await encodeParts(identifyParts(file, {}, 'x.txt', 'application/pdf'))
-  const res = await server.inject({ method: 'POST', url: '/graphql', payload, headers })
-  return { statusCode: res.statusCode, body: res.json() }
+async function upload (server: FastifyInstance, file: Buffer): Promise<Answer<Identified>> {
+  return await sendParts<Identified>(server, identifyParts(file, {}, 'x.txt', 'application/pdf'))
 }
 
 /** Runs `fn` and returns how many times the vision service was called meanwhile. */

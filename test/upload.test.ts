@@ -8,27 +8,16 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { buildTestApp } from './helper.ts'
+import { send, sendJson, sendParts, type Answer as HttpAnswer } from './support/http.ts'
 import { encodeParts, identifyBody, identifyParts, IDENTIFY, type EncodedBody, type Part } from './support/multipart.ts'
 import { jpeg, png } from './support/images.ts'
 import { closed, connect, postHead, readResponse, write, WAIT_MS } from './support/raw-http.ts'
 
-interface GraphQLError {
-  message: string
-  extensions: { code: string, [key: string]: unknown }
-}
 interface Identification {
   language: string
   image: { sha256: string, mimeType: string, bytes: number, width: number, height: number }
 }
-interface GraphQLResponse {
-  data: { identifyVehicle?: Identification, vision?: { backend: string } } | null
-  errors?: GraphQLError[]
-}
-interface Answer {
-  statusCode: number
-  headers: Record<string, unknown>
-  body: GraphQLResponse
-}
+type Answer = HttpAnswer<{ identifyVehicle?: Identification, vision?: { backend: string } }>
 
 const PREFLIGHT = { 'graphql-require-preflight': '1' }
 const MAP = JSON.stringify({ 0: ['variables.image'] })
@@ -40,23 +29,13 @@ const operations = (variables: Record<string, unknown> = { image: null }): strin
 const photo = await jpeg(64, 48)
 const filePart = (name = '0', file: Buffer = photo): Part => [name, file, 'photo.jpg', 'image/jpeg']
 
-async function send (app: FastifyInstance, body: EncodedBody): Promise<Answer> {
-  const res = await app.inject({ method: 'POST', url: '/graphql', payload: body.payload, headers: body.headers })
-  return { statusCode: res.statusCode, headers: res.headers, body: res.json() }
-}
-
-async function sendParts (app: FastifyInstance, parts: Part[], headers?: Record<string, string>): Promise<Answer> {
-  return await send(app, await encodeParts(parts, headers))
-}
-
 async function sendRaw (app: FastifyInstance, contentType: string, payload: string): Promise<Answer> {
   const res = await app.inject({ method: 'POST', url: '/graphql', payload, headers: { ...PREFLIGHT, 'content-type': contentType } })
-  return { statusCode: res.statusCode, headers: res.headers, body: res.json() }
+  return { statusCode: res.statusCode, headers: res.headers, body: res.json(), raw: res.payload }
 }
 
-async function sendJson (app: FastifyInstance, query: string, variables?: Record<string, unknown>): Promise<Answer> {
-  const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query, variables } })
-  return { statusCode: res.statusCode, headers: res.headers, body: res.json() }
+async function sendQuery (app: FastifyInstance, query: string, variables?: Record<string, unknown>): Promise<Answer> {
+  return await sendJson(app, { query, variables })
 }
 
 /** `{ data: null, errors: [{ message, extensions: { code } }] }` with this status, code and message. */
@@ -187,7 +166,7 @@ t.test('CSRF prevention', async (t) => {
   }
 
   t.test('a JSON POST needs no extra header', async (t) => {
-    const answer = await sendJson(app, VISION_QUERY)
+    const answer = await sendQuery(app, VISION_QUERY)
     t.equal(answer.statusCode, 200)
     t.same(answer.body, { data: { vision: { backend: 'SIMULATED' } } })
   })
@@ -196,11 +175,11 @@ t.test('CSRF prevention', async (t) => {
 t.test('an `Upload` cannot be forged in a JSON request: BAD_USER_INPUT', async (t) => {
   const message = /must be a file sent in a GraphQL multipart request/
   t.test('as a string', async (t) => {
-    assertError(t, await sendJson(app, IDENTIFY, { image: 'photo.jpg' }), 400, 'BAD_USER_INPUT', message)
+    assertError(t, await sendQuery(app, IDENTIFY, { image: 'photo.jpg' }), 400, 'BAD_USER_INPUT', message)
   })
   t.test('as an object that looks like a file', async (t) => {
     const fake = { filename: 'photo.jpg', clientMimeType: 'image/jpeg', buffer: { type: 'Buffer', data: [...photo] } }
-    assertError(t, await sendJson(app, IDENTIFY, { image: fake }), 400, 'BAD_USER_INPUT', message)
+    assertError(t, await sendQuery(app, IDENTIFY, { image: fake }), 400, 'BAD_USER_INPUT', message)
   })
 })
 
@@ -266,7 +245,8 @@ t.test('on a real server, no request ever hangs', async (t) => {
 
   async function fetchJson (path: string, init: RequestInit = {}): Promise<Answer> {
     const res = await fetch(base + path, { ...init, signal: AbortSignal.timeout(WAIT_MS) })
-    return { statusCode: res.status, headers: Object.fromEntries(res.headers), body: await res.json() as GraphQLResponse }
+    const raw = await res.text()
+    return { statusCode: res.status, headers: Object.fromEntries(res.headers), body: JSON.parse(raw), raw }
   }
 
   /** The server's end of the next connection it accepts. */
