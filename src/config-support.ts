@@ -24,7 +24,8 @@ export function readList (value: string): string[] {
 /** https, except on loopback (local fakes and sidecars). */
 export function requireHttps (name: string, value: string | undefined): void {
   if (value === undefined) return
-  const url = new URL(value)
+  const url = URL.parse(value)
+  if (url === null || url.hostname === '') throw new ConfigError(`invalid configuration: ${name} is not a valid URL`)
   const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
   if (url.protocol !== 'https:' && !loopback) throw new ConfigError(`invalid configuration: ${name} must be an https:// URL (plain http only on loopback)`)
 }

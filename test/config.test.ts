@@ -333,3 +333,15 @@ t.test('IMAGE_CONCURRENCY: from the memory budget unless set', async t => {
   t.equal(concurrency({ IMAGE_MEMORY_BUDGET_BYTES: String(64 * MiB), IMAGE_MAX_DECODE_BYTES: String(16 * MiB), IMAGE_CONCURRENCY: '3' }), 3, 'IMAGE_CONCURRENCY wins')
   t.equal(concurrency({ IMAGE_CONCURRENCY: '64' }), 64)
 })
+
+t.test('URLs that match the pattern but do not parse are refused as configuration, not a crash', async t => {
+  for (const value of ['http://[', 'https://', 'https://exa mple.com']) {
+    refused(t, { AZURE_OPENAI_ENDPOINT: value, AZURE_OPENAI_DEPLOYMENT: 'd' }, /AZURE_OPENAI_ENDPOINT/, `AZURE_OPENAI_ENDPOINT=${value}`)
+    refused(t, { ENTRA_JWKS_URI: value }, /ENTRA_JWKS_URI/, `ENTRA_JWKS_URI=${value}`)
+  }
+})
+
+t.test('a comment in API_KEY_HASHES may hold a comma', async t => {
+  const config = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `bob:${HASH} # bob's, unnamed\n${OTHER_HASH}` })
+  t.same(config.auth.apiKeys.map(entry => entry.id), ['bob', OTHER_HASH.slice(0, 12)])
+})

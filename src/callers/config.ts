@@ -91,8 +91,8 @@ function readApiKeys (raw: CallersEnv): ApiKeyEntry[] {
     }
   }
   const entries: ApiKeyEntry[] = []
-  for (const line of text.split(/[,\n]/)) {
-    const item = line.replace(/#.*/, '').trim()
+  // Comments first (a comment may hold a comma), then the comma- or line-separated entries.
+  for (const item of text.split('\n').flatMap(line => line.replace(/#.*/, '').split(',')).map(entry => entry.trim())) {
     if (item === '') continue
     const match = API_KEY_ENTRY.exec(item)
     if (!match) throw new ConfigError('invalid configuration: API_KEY_HASHES entries must be 64 hex digits (a SHA-256), optionally prefixed by "name:"')
