@@ -60,7 +60,8 @@ async function run (job: LoadJob): Promise<LoadResult> {
     errors: result.errors,
     timeouts: result.timeouts,
     mismatches: result.mismatches,
-    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => [code, (v as { count: number }).count])),
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {})
+      .map(([code, v]) => [code, (v as { count: number }).count])),
     firstMismatch
   }
 }

@@ -17,7 +17,9 @@ function reply (message: PipelineReply): void {
   process.send?.(message)
 }
 
-async function time (detail: ImageDetail, prepare: () => Promise<PreparedImage>, input: Buffer, upright: { width: number, height: number }): Promise<PipelineRun> {
+async function time (
+  detail: ImageDetail, prepare: () => Promise<PreparedImage>, input: Buffer, upright: { width: number, height: number }
+): Promise<PipelineRun> {
   const output = await prepare() // warm-up, and what is sent
   const times: number[] = []
   const started = performance.now()

@@ -209,14 +209,15 @@ async function scenario1 (image: BenchImage): Promise<boolean> {
 
 // ---------------------------------------------------------------- profiles of ours
 
-async function profileOurs (title: string, image: BenchImage, answer: string, env: Record<string, string> = {}, fake?: FakeChild): Promise<void> {
+async function profileOurs (
+  title: string, image: BenchImage, answer: string, env: Record<string, string> = {}, fake?: FakeChild
+): Promise<void> {
   const dir = join(CACHE_DIR, 'profiles', new Date().toISOString().replace(/[:.]/g, '-'))
   mkdirSync(dir, { recursive: true })
   log(`profiling ours (--cpu-prof): ${title}`)
   const server = await startServer('ours-profiled', 'peers/ours.ts', { env, execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
   try {
     const url = `http://127.0.0.1:${server.port}/graphql`
-    const children = fake ? [server, fake] : [server]
     await measure(`Profile (${title})`, job(url, image, answer, { duration: 2 }))
     const r = await measure(`Profile (${title})`, job(url, image, answer, { duration: DURATION }))
     log(`  under the profiler: ${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms${failures(r) ? `; FAILURES: ${describeFailures(r)}` : ''}`)

@@ -35,7 +35,9 @@ export interface AppOptions {
   logger?: FastifyBaseLogger
 }
 
-export async function buildApp ({ config, vision, images = createImagePipeline(config.images), logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp (
+  { config, vision, images = createImagePipeline(config.images), logger }: AppOptions
+): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config) }),
     genReqId: (req) => validRequestId(req.headers['x-request-id']) ?? randomUUID(),

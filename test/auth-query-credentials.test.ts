@@ -22,7 +22,9 @@ const logger = pino({ ...loggerOptions(testConfig({ LOG_LEVEL: 'info' })), level
 
 async function appFor (mode: string): Promise<FastifyInstance> {
   const app = await buildTestApp(t, {
-    env: { AUTH_MODE: mode, API_KEY_HASHES: dashboard.entry, ENTRA_TENANT_ID: TENANT_ID, ENTRA_AUDIENCE: AUDIENCE, ENTRA_JWKS_URI: jwks.uri },
+    env: {
+      AUTH_MODE: mode, API_KEY_HASHES: dashboard.entry, ENTRA_TENANT_ID: TENANT_ID, ENTRA_AUDIENCE: AUDIENCE, ENTRA_JWKS_URI: jwks.uri
+    },
     logger
   })
   return app

@@ -24,7 +24,10 @@ async function ask (token: string) {
   return { status: res.statusCode, body: res.json(), raw: res.payload, challenge: res.headers['www-authenticate'] as string | undefined }
 }
 
-/** An ID token as Entra issues it to a client that signs a user in: for the client (here: this API's own client id), with nonce and roles. */
+/**
+ * An ID token as Entra issues it to a client that signs a user in: for the client (here: this API's own
+ * client id), with nonce and roles.
+ */
 function idTokenClaims (overrides: JWTPayload = {}): JWTPayload {
   const now = nowSeconds()
   return {

@@ -25,7 +25,6 @@ import { newApiKey } from '../src/callers/api-keys.ts'
 
 const run = promisify(execFile)
 
-
 const VISION_QUERY = '{ vision { backend } }'
 const photo = await jpeg(64, 48)
 
@@ -97,7 +96,9 @@ t.test('entra: tokens are verified and authorized', async t => {
 
     const upload = await identifyBody(photo)
     const res = await app.inject({
-      method: 'POST', url: '/graphql', payload: upload.payload,
+      method: 'POST',
+      url: '/graphql',
+      payload: upload.payload,
       headers: { ...upload.headers, ...bearer(await sign(key, userClaims())) }
     })
     t.equal(res.statusCode, 200, 'identifyVehicle with a user token')
@@ -176,7 +177,9 @@ t.test('entra: tokens are verified and authorized', async t => {
   await t.test('valid token without the scope or role: 403 FORBIDDEN, insufficient_scope', async t => {
     const scope = `scope="${REQUIRED_ROLE}"`
     refused(t, await ask(app, bearer(await sign(key, userClaims({ scp: 'User.Read' })))), {
-      status: 403, code: 'FORBIDDEN', message: /lacks the delegated permission \(scp\) VehicleIdentification\.Identify/,
+      status: 403,
+      code: 'FORBIDDEN',
+      message: /lacks the delegated permission \(scp\) VehicleIdentification\.Identify/,
       challenge: new RegExp(`^Bearer realm="agrivision", error="insufficient_scope", error_description=".*", ${scope}$`)
     }, 'user token without the scope')
     refused(t, await ask(app, bearer(await sign(key, userClaims({ scp: 'User.Read', roles: ['Something.Else'] })))), {
@@ -248,7 +251,7 @@ t.test('entra: JWKS outage → 503 AUTH_UNAVAILABLE without keys, the known keys
   const unavailable = { status: 503, code: 'AUTH_UNAVAILABLE', message: /signing keys of Microsoft Entra ID could not be fetched/, challenge: null, secret: token }
 
   jwks.fault = 'fail'
-  let answer = await ask(app, bearer(token))
+  const answer = await ask(app, bearer(token))
   refused(t, answer, unavailable, 'JWKS answers 500')
   t.equal(answer.headers['retry-after'], '5', 'Retry-After')
   t.equal(answer.body.errors?.[0]?.extensions.retryAfter, 5, 'extensions.retryAfter')

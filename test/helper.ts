@@ -24,7 +24,9 @@ export function testConfig (env: Record<string, string> = {}): Config {
 }
 
 /** The app with the test environment, ready; closed when the test `t` ends. */
-export async function buildTestApp (t: Test, overrides: Partial<AppOptions> & { env?: Record<string, string> } = {}): Promise<FastifyInstance> {
+export async function buildTestApp (
+  t: Test, overrides: Partial<AppOptions> & { env?: Record<string, string> } = {}
+): Promise<FastifyInstance> {
   const { env, ...options } = overrides
   const app = await buildApp({
     config: testConfig(env),
@@ -40,7 +42,9 @@ export async function buildTestApp (t: Test, overrides: Partial<AppOptions> & { 
  * The real Azure backend (DefaultAzureCredential + openai) pointed at a loopback FakeAzure.
  * MSAL's managed-identity cache is process-wide: keep one FakeAzure per test file (tap runs each file in its own process).
  */
-export async function buildAzureTestApp (t: Test, fake: FakeAzure, env: Record<string, string> = {}, logger?: FastifyBaseLogger): Promise<{ app: FastifyInstance, vision: VisionService }> {
+export async function buildAzureTestApp (
+  t: Test, fake: FakeAzure, env: Record<string, string> = {}, logger?: FastifyBaseLogger
+): Promise<{ app: FastifyInstance, vision: VisionService }> {
   fake.applyIdentityEnv()
   const config = testConfig({ AZURE_OPENAI_ENDPOINT: fake.origin, AZURE_OPENAI_DEPLOYMENT: AZURE_DEPLOYMENT, ...env })
   const log = logger ?? pino({ level: 'silent' })

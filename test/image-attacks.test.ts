@@ -75,7 +75,9 @@ t.test('4. decode bytes are estimated from the header', async t => {
     t.equal(coefficientBytes(17, 8, [{ h: 1, v: 1 }]), 3 * 64 * 2, 'padded to whole blocks')
 
     const baseline = await inspectImage(await sharp({ create: { width: 4000, height: 3000, channels: 3, background: '#284' } }).jpeg().toBuffer())
-    t.same(baseline.decode.jpeg, { sof: 0xc0, precision: 8, components: [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }], progressive: false, multiScan: false, scans: 1 })
+    t.same(baseline.decode.jpeg, {
+      sof: 0xc0, precision: 8, components: [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }], progressive: false, multiScan: false, scans: 1
+    })
     t.equal(estimateDecode('image/jpeg', baseline.decode, 3000 / 768).bytes, 2000 * 1500 * 3, 'baseline 12 MP for 768: decoded at 1/2, nothing else')
 
     const progressive = await inspectImage(await sharp({ create: { width: 4000, height: 3000, channels: 3, background: '#284' } }).jpeg({ progressive: true, chromaSubsampling: '4:4:4' }).toBuffer())
@@ -116,6 +118,7 @@ t.test('4. bombs over IMAGE_MAX_DECODE_BYTES (48 MiB) are refused before decodin
     t.equal(r.reason, 'IMAGE_DECODE_TOO_LARGE', `${name}: reason IMAGE_DECODE_TOO_LARGE`)
     t.match(r.message, /would take \d+ MiB to decode .*at most 48 MiB are accepted/, `${name}: says why (${r.message})`)
     t.ok((r.extensions.estimatedDecodeBytes as number) > 48 * MiB, `${name}: the estimate is in extensions`)
+    // eslint-disable-next-line no-control-regex -- looking for exactly those
     t.notMatch(r.message, /[\u0000-\u0008]/, `${name}: no binary in the message`)
   }
 

@@ -231,7 +231,7 @@ t.test('TRUST_PROXY: a hop count or the proxies\' addresses; a forged X-Forwarde
 
 t.test('TRUST_PROXY=true is accepted with a warning at start-up', async t => {
   const lines: string[] = []
-  const app = await buildTestApp(t, { env: { TRUST_PROXY: 'true' }, logger: pino({ level: 'warn' }, { write: (line: string) => { lines.push(line) } }) })
+  await buildTestApp(t, { env: { TRUST_PROXY: 'true' }, logger: pino({ level: 'warn' }, { write: (line: string) => { lines.push(line) } }) })
   t.ok(lines.some(line => /TRUST_PROXY=true believes any X-Forwarded-For/.test(line)))
 })
 

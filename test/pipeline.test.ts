@@ -110,7 +110,8 @@ t.test('never upscales; small clean images go out unchanged', async t => {
 })
 
 t.test('PNG with transparency is flattened on white', async t => {
-  const transparent = await sharp({ create: { width: 3000, height: 2000, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer()
+  const background = { r: 0, g: 0, b: 0, alpha: 0 }
+  const transparent = await sharp({ create: { width: 3000, height: 2000, channels: 4, background } }).png().toBuffer()
   const prepared = await prepare(transparent)
   t.equal(prepared.mimeType, 'image/jpeg')
   const { data } = await sharp(prepared.bytes).raw().toBuffer({ resolveWithObject: true })

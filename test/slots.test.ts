@@ -24,7 +24,9 @@ async function listening (t: Test, env: Record<string, string>): Promise<{ app: 
 }
 
 /** An upload that sends `fraction` of its body, then nothing: the response is what the server said, if anything. */
-async function stalledUpload (port: number, key: string, body: EncodedBody, fraction: number): Promise<{ socket: net.Socket, response: Promise<RawResponse> }> {
+async function stalledUpload (
+  port: number, key: string, body: EncodedBody, fraction: number
+): Promise<{ socket: net.Socket, response: Promise<RawResponse> }> {
   const socket = await connect(port)
   const response = readResponse(socket, 10_000)
   response.catch(() => {})
@@ -43,7 +45,8 @@ async function upload (app: FastifyInstance, key: string) {
 
 t.test('the gate: a caller holds at most its share, held and queued together', async t => {
   const refusals: string[] = []
-  const gate = new AdmissionGate({ maxConcurrency: 4, maxConcurrencyPerCaller: 2, queueSize: 4, queueTimeoutMs: 1000 }, { refused: reason => refusals.push(reason) })
+  const options = { maxConcurrency: 4, maxConcurrencyPerCaller: 2, queueSize: 4, queueTimeoutMs: 1000 }
+  const gate = new AdmissionGate(options, { refused: reason => refusals.push(reason) })
   const a1 = await gate.acquire('a')
   const a2 = await gate.acquire('a')
   await t.rejects(gate.acquire('a'), { code: 'RATE_LIMITED', statusCode: 429 }, 'a third slot for the same caller')
@@ -103,7 +106,7 @@ t.test('a stalled upload is refused with UPLOAD_TIMEOUT after the idle timeout, 
 })
 
 t.test('an upload that trickles keeps going: the timeout is for no progress, not for slowness', async t => {
-  const { app, port } = await listening(t, {})
+  const { port } = await listening(t, {})
   const body = await identifyBody(photo)
   const socket = await connect(port)
   t.teardown(() => socket.destroy())

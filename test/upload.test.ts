@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { buildTestApp } from './helper.ts'
 import { send, sendJson, sendParts, type Answer as HttpAnswer } from './support/http.ts'
-import { encodeParts, identifyBody, identifyParts, IDENTIFY, type EncodedBody, type Part } from './support/multipart.ts'
+import { encodeParts, identifyBody, identifyParts, IDENTIFY, type Part } from './support/multipart.ts'
 import { jpeg, png } from './support/images.ts'
 import { closed, connect, postHead, readResponse, write, WAIT_MS } from './support/raw-http.ts'
 
@@ -47,7 +47,9 @@ function assertError (t: Test, answer: Answer, statusCode: number, code: string,
   t.match(answer.body.errors?.[0]?.message, message, 'the message says what is wrong')
 }
 
-function assertIdentified (t: Test, answer: Answer, image: Buffer, expected: { mimeType: string, width: number, height: number }): Identification | undefined {
+function assertIdentified (
+  t: Test, answer: Answer, image: Buffer, expected: { mimeType: string, width: number, height: number }
+): Identification | undefined {
   t.equal(answer.statusCode, 200, 'HTTP 200')
   t.equal(answer.body.errors, undefined, 'no errors')
   const identification = answer.body.data?.identifyVehicle
@@ -274,6 +276,7 @@ t.test('on a real server, no request ever hangs', async (t) => {
     response.then(() => { answered = true }, () => {})
 
     await write(socket, postHead('/graphql', oversize.headers, oversize.payload.length))
+    // eslint-disable-next-line no-unmodified-loop-condition -- set by the response, meanwhile
     for (let at = 0; at < oversize.payload.length && !answered; at += 1024) {
       await write(socket, oversize.payload.subarray(at, at + 1024))
     }
@@ -361,6 +364,7 @@ t.test('client-chosen names are echoed bounded: field names, map keys and paths 
     t.equal(res.statusCode, 400, name)
     const message: string = res.json().errors[0].message
     t.ok(message.length < 300, `${name}: a ${message.length}-character message`)
+    // eslint-disable-next-line no-control-regex -- looking for exactly those
     t.notMatch(message, /[\u0000-\u001f]/, `${name}: no control characters`)
   }
   t.notOk(lines.some(line => line.length > 4000), 'no log line carries the long name')

@@ -26,7 +26,9 @@ interface StartOptions {
 }
 
 /** Fork bench/<script> with IPC, wait for its first message of `readyType`. */
-export async function start<T extends { type: string }> (name: string, script: string, readyType: string, options: StartOptions = {}): Promise<{ child: Child, ready: T }> {
+export async function start<T extends { type: string }> (
+  name: string, script: string, readyType: string, options: StartOptions = {}
+): Promise<{ child: Child, ready: T }> {
   const env = { ...process.env, NODE_ENV: 'production', ...options.env }
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', 'ipc']
   const proc = options.cpu === undefined

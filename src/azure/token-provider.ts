@@ -197,7 +197,8 @@ export class CachedTokenProvider {
     log.info({ credential: credentialName, expiresOn: new Date(result.expiresOnTimestamp).toISOString(), fetchMs: at - started, fetches: this.stats.fetches }, 'access token acquired')
     const shortLived = lifetimeMs < Math.max(this.#opts.refreshAheadMs, this.#opts.minValidityMs)
     if (shortLived && !this.#shortLivedLogged) {
-      log.warn({ credential: credentialName, lifetimeMs: Math.round(lifetimeMs), minValidityMs: this.#opts.minValidityMs, refreshAheadMs: this.#opts.refreshAheadMs },
+      const { minValidityMs, refreshAheadMs } = this.#opts
+      log.warn({ credential: credentialName, lifetimeMs: Math.round(lifetimeMs), minValidityMs, refreshAheadMs },
         'the identity endpoint issues short-lived access tokens: each is used until shortly before it expires and refreshed early, so token requests are frequent (logged once)')
     }
     this.#shortLivedLogged = shortLived

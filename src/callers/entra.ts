@@ -61,7 +61,9 @@ export function createEntraVerifier (config: EntraConfig, options: EntraVerifier
     'The signing keys of Microsoft Entra ID could not be fetched, so the access token cannot be checked now. Try again shortly.',
     Math.max(1, Math.ceil(failureBackoffMs / 1000)), { cause })
 
-  async function fromStale (header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1], cause: unknown): Promise<CryptoKey> {
+  async function fromStale (
+    header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1], cause: unknown
+  ): Promise<CryptoKey> {
     if (stale === null) throw unavailable(cause)
     try {
       return await stale(header, token)

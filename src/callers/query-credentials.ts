@@ -24,4 +24,3 @@ export function credentialInQuery (url: string): string | null {
   }
   return null
 }
-

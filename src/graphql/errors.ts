@@ -115,7 +115,6 @@ function classifyGraphQLError (message: string): ErrorCode {
   return 'GRAPHQL_VALIDATION_FAILED'
 }
 
-
 function toGraphQLError (err: GraphQLError | Error): GraphQLError {
   return err instanceof GraphQLError ? err : new GraphQLError(err.message, { originalError: err })
 }

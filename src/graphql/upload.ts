@@ -241,4 +241,3 @@ function translateMultipartError (err: unknown, limits: UploadLimits): AppError 
       return new BadRequestError(`Malformed multipart request: ${String((err as Error).message).slice(0, 200)}.`)
   }
 }
-

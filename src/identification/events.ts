@@ -54,7 +54,9 @@ export interface IdentificationEventMap {
 export type IdentificationListener<K extends keyof IdentificationEventMap> = (event: IdentificationEventMap[K]) => void | Promise<void>
 
 export class IdentificationEvents {
-  readonly #listeners: { [K in keyof IdentificationEventMap]: Array<IdentificationListener<K>> } = { started: [], completed: [], failed: [] }
+  readonly #listeners: { [K in keyof IdentificationEventMap]: Array<IdentificationListener<K>> } =
+    { started: [], completed: [], failed: [] }
+
   readonly #log: FastifyBaseLogger
 
   constructor (log: FastifyBaseLogger) {

@@ -45,7 +45,8 @@ export function estimateDecode (mime: ImageMimeType, header: DecodeHeader, shrin
       const s = jpegShrinkOnLoad(shrink)
       const raster = Math.ceil(width / s) * Math.ceil(height / s) * channels * bytesPerSample
       const frame = header.jpeg
-      const coefficients = frame !== undefined && (frame.progressive || frame.multiScan) ? coefficientBytes(width, height, frame.components) : 0
+      const buffered = frame !== undefined && (frame.progressive || frame.multiScan)
+      const coefficients = buffered ? coefficientBytes(width, height, frame.components) : 0
       return { bytes: raster + coefficients, shrinkOnLoad: s }
     }
   }

@@ -10,7 +10,6 @@ import { ACCEPTED_MIME_TYPES, type ImageMimeType } from './mime-types.ts'
 import { readStructure, type DecodeHeader } from './structure.ts'
 import { BadUserInputError } from '../errors.ts'
 
-
 const ACCEPTED = 'JPEG, PNG, WebP or non-animated GIF'
 
 export interface InspectedImage {

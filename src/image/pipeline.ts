@@ -106,7 +106,9 @@ export function createImagePipeline (options: PipelineOptions): ImagePipeline {
       }
 
       if (fits && inspected.pixelDataOnly && (inspected.orientation ?? 1) === 1) {
-        return { bytes: image, mimeType: inspected.mimeType, width, height, detail, original: true, estimatedImageTokens, estimatedDecodeBytes: 0 }
+        return {
+          bytes: image, mimeType: inspected.mimeType, width, height, detail, original: true, estimatedImageTokens, estimatedDecodeBytes: 0
+        }
       }
       if (fits && inspected.mimeType === 'image/png' && (inspected.orientation ?? 1) === 1) {
         // A PNG with other chunks (pHYs, text, private ones) or bytes after IEND: re-muxed, lossless.

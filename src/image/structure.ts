@@ -98,7 +98,11 @@ function jpeg (buf: Buffer): ImageStructure {
     const marker = buf[at + 1] as number
     if (marker === 0xff) { at++; continue } // fill byte
     if (marker === 0xd9) return result(true, at + 2 < buf.length)
-    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { allowed = false; at += 2; continue } // stray standalone marker
+    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { // a stray standalone marker
+      allowed = false
+      at += 2
+      continue
+    }
     if (at + 4 > buf.length) return result(false, false)
     const end = at + 2 + buf.readUInt16BE(at + 2)
     if (end > buf.length || end < at + 4) return result(false, false)
@@ -112,7 +116,9 @@ function jpeg (buf: Buffer): ImageStructure {
         const sampling = buf[at + 11 + 3 * i] as number
         components.push({ h: Math.max(1, sampling >> 4), v: Math.max(1, sampling & 0x0f) })
       }
-      frame = { sof: marker, precision: buf[at + 4] as number, components, progressive: PROGRESSIVE_SOF.has(marker), multiScan: false, scans: 0 }
+      frame = {
+        sof: marker, precision: buf[at + 4] as number, components, progressive: PROGRESSIVE_SOF.has(marker), multiScan: false, scans: 0
+      }
       height = buf.readUInt16BE(at + 5)
       width = buf.readUInt16BE(at + 7)
     } else if (marker === 0xda) {
@@ -165,7 +171,9 @@ function png (buf: Buffer): ImageStructure {
     if (buf.length < 33 || buf.toString('latin1', 12, 16) !== 'IHDR') return undefined
     const colourType = buf[25] as number
     const channels = (PNG_CHANNELS[colourType] ?? 4) + (transparency && (colourType === 0 || colourType === 2 || colourType === 3) ? 1 : 0)
-    return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20), channels, bytesPerSample: buf[24] === 16 ? 2 : 1, interlaced: buf[28] !== 0 }
+    return {
+      width: buf.readUInt32BE(16), height: buf.readUInt32BE(20), channels, bytesPerSample: buf[24] === 16 ? 2 : 1, interlaced: buf[28] !== 0
+    }
   }
   while (at + 12 <= buf.length) {
     const length = buf.readUInt32BE(at)
@@ -288,7 +296,9 @@ function webp (buf: Buffer): ImageStructure {
     animated,
     pixelDataOnly: complete && simple && riffEnd === buf.length,
     frames: 1,
-    decode: width > 0 && height > 0 ? { width, height, channels: 4, bytesPerSample: 1, interlaced: false, webpLossless: lossless } : undefined
+    decode: width > 0 && height > 0
+      ? { width, height, channels: 4, bytesPerSample: 1, interlaced: false, webpLossless: lossless }
+      : undefined
   }
 }
 

@@ -23,7 +23,9 @@ export interface AzureVisionOptions {
 }
 
 /** The client for the configured API version: the v1 API with the plain client, dated versions with AzureOpenAI. */
-export function createAzureClient (azure: AzureConfig, tokens: CachedTokenProvider, maxRetries: number, fetch: typeof globalThis.fetch = globalThis.fetch): OpenAI {
+export function createAzureClient (
+  azure: AzureConfig, tokens: CachedTokenProvider, maxRetries: number, fetch: typeof globalThis.fetch = globalThis.fetch
+): OpenAI {
   if (azure.apiVersion === 'v1') {
     // The provider function itself, not an awaited string: the SDK calls it on every attempt.
     return new OpenAI({ baseURL: `${azure.endpoint}/openai/v1/`, apiKey: tokens.getToken, maxRetries, fetch })

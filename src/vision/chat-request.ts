@@ -7,7 +7,9 @@ import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/ch
 import { systemPrompt } from './prompt.ts'
 import type { IdentifyRequest } from './types.ts'
 
-export function chatRequest (deployment: string, request: IdentifyRequest, maxTokens: number, imageUrl: string): ChatCompletionCreateParamsNonStreaming {
+export function chatRequest (
+  deployment: string, request: IdentifyRequest, maxTokens: number, imageUrl: string
+): ChatCompletionCreateParamsNonStreaming {
   return {
     model: deployment,
     max_tokens: maxTokens,

@@ -26,7 +26,7 @@ export function createSimulatedVision (options: SimulatedVisionOptions = {}): Vi
 
 export function simulatedAnswer (request: Pick<IdentifyRequest, 'mimeType' | 'image' | 'width' | 'height' | 'language'>): string {
   const kind = request.mimeType.slice('image/'.length).toUpperCase()
-  return `[SIMULATED] No vision model was called, so the vehicle was not identified. ` +
+  return '[SIMULATED] No vision model was called, so the vehicle was not identified. ' +
     `Received a ${request.width}×${request.height} ${kind} image of ${request.image.length} bytes; ` +
     `the answer would be in language "${request.language}". ` +
     'Set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT to use an Azure OpenAI deployment.'

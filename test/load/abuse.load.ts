@@ -79,6 +79,7 @@ t.test('query cost: each worst shape answered within 50 ms; /health/live never w
   let stop = false
   const attackers = Array.from({ length: 4 }, async (_, a) => {
     let sent = 0
+    // eslint-disable-next-line no-unmodified-loop-condition -- set by the probe loop below
     while (!stop) { await post(server, bodies[(a + sent++) % bodies.length] as string) }
     return sent
   })
@@ -149,6 +150,7 @@ t.test('a caller stalling uploads never delays another caller by more than the i
   let stop = false
   const refusals = new Map<number, number>()
   const stalls = Array.from({ length: 12 }, async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- set once the farmer is done
     while (!stop) {
       const socket = await connect(server.port)
       const closed = new Promise<void>(resolve => socket.once('close', () => resolve()))

@@ -194,7 +194,8 @@ t.test('clients that disconnect mid-upload and mid-call: upstream aborted, no le
     if (!aborted) problems.push(`round ${round}: ${fake.inFlightChats} upstream calls still open 3 s after the clients left`)
 
     // Mid-upload: half the file sent; SLOTS hold a slot, SLOTS more wait in the queue.
-    const uploading = await Promise.all(Array.from({ length: 2 * SLOTS }, () => open(big.payload, big.headers, Math.floor(big.payload.length / 2))))
+    const half = Math.floor(big.payload.length / 2)
+    const uploading = await Promise.all(Array.from({ length: 2 * SLOTS }, () => open(big.payload, big.headers, half)))
     if (!await waitFor(async () => await gauge(server, 'agrivision_admission_active') === SLOTS && await gauge(server, 'agrivision_admission_queued') === SLOTS, 5000, 50)) {
       problems.push(`round ${round}: the half-uploads did not fill the ${SLOTS} slots and ${SLOTS} queue places`)
     }

@@ -27,7 +27,9 @@ export async function waitFor (check: () => boolean | Promise<boolean>, timeoutM
  * Spawns `node src/server.ts` (test/support/server-process.ts) against the fake Azure, and waits
  * until it is ready (first token in).
  */
-export async function startServer (fake: FakeAzure, env: Record<string, string> = {}, { maxLifetimeMs = 200_000, readyTimeoutMs = 15_000 } = {}): Promise<ServerProcess> {
+export async function startServer (
+  fake: FakeAzure, env: Record<string, string> = {}, { maxLifetimeMs = 200_000, readyTimeoutMs = 15_000 } = {}
+): Promise<ServerProcess> {
   const server = await spawnServer({
     ...fake.identityEnv(),
     AZURE_OPENAI_ENDPOINT: fake.origin,
@@ -250,7 +252,7 @@ export function logLines (output: string, minLevel = 50): string[] {
     if (line.trim() === '') continue
     let level: unknown
     try { level = JSON.parse(line).level } catch { found.push(line); continue }
-    if (typeof level === "number" && level >= minLevel) found.push(line)
+    if (typeof level === 'number' && level >= minLevel) found.push(line)
   }
   return found
 }

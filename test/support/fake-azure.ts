@@ -227,7 +227,11 @@ function completion (record: ChatRequestRecord, content: string, finishReason: s
     created: Math.floor(Date.now() / 1000),
     model: 'gpt-4o-2024-11-20',
     choices: [{ index: 0, finish_reason: finishReason, message: { role: 'assistant', content } }],
-    usage: { prompt_tokens: 1000 + (record.body?.messages?.length ?? 0), completion_tokens: 42, total_tokens: 1042 + (record.body?.messages?.length ?? 0) },
+    usage: {
+      prompt_tokens: 1000 + (record.body?.messages?.length ?? 0),
+      completion_tokens: 42,
+      total_tokens: 1042 + (record.body?.messages?.length ?? 0)
+    },
     ...overrides
   }
 }

@@ -23,7 +23,9 @@ export interface Answer<Data = any> {
 }
 
 /** A multipart request as encoded (the preflight header included unless `headers` replace it). */
-export async function send<Data = any> (app: FastifyInstance, body: EncodedBody, headers: Record<string, string> = {}): Promise<Answer<Data>> {
+export async function send<Data = any> (
+  app: FastifyInstance, body: EncodedBody, headers: Record<string, string> = {}
+): Promise<Answer<Data>> {
   const res = await app.inject({ method: 'POST', url: '/graphql', payload: body.payload, headers: { ...body.headers, ...headers } })
   return { statusCode: res.statusCode, headers: res.headers, body: res.json(), raw: res.payload }
 }
@@ -33,12 +35,16 @@ export async function sendParts<Data = any> (app: FastifyInstance, parts: Part[]
 }
 
 /** A JSON POST: `{ query, variables }` or any other body, to try malformed ones. */
-export async function sendJson<Data = any> (app: FastifyInstance, payload: unknown, headers: Record<string, string> = {}): Promise<Answer<Data>> {
+export async function sendJson<Data = any> (
+  app: FastifyInstance, payload: unknown, headers: Record<string, string> = {}
+): Promise<Answer<Data>> {
   const res = await app.inject({ method: 'POST', url: '/graphql', payload: payload as object, headers })
   return { statusCode: res.statusCode, headers: res.headers, body: res.json(), raw: res.payload }
 }
 
 /** One identification of `file`, as a front end sends it. */
-export async function identify<Data = any> (app: FastifyInstance, file: Buffer, { variables, headers }: { variables?: IdentifyVariables, headers?: Record<string, string> } = {}): Promise<Answer<Data>> {
+export async function identify<Data = any> (
+  app: FastifyInstance, file: Buffer, { variables, headers }: { variables?: IdentifyVariables, headers?: Record<string, string> } = {}
+): Promise<Answer<Data>> {
   return await send(app, await identifyBody(file, variables), headers)
 }

@@ -5,7 +5,9 @@ import sharp from 'sharp'
 
 const colour = { r: 40, g: 120, b: 60 }
 
-export async function jpeg (width = 64, height = 48, options: { exif?: Record<string, Record<string, string>>, orientation?: number } = {}): Promise<Buffer> {
+export async function jpeg (
+  width = 64, height = 48, options: { exif?: Record<string, Record<string, string>>, orientation?: number } = {}
+): Promise<Buffer> {
   let image = sharp({ create: { width, height, channels: 3, background: colour } }).jpeg({ quality: 80 })
   if (options.exif) image = image.withExifMerge(options.exif)
   if (options.orientation) image = image.withMetadata({ orientation: options.orientation })
