@@ -3,7 +3,7 @@
 // Why not @azure/identity's getBearerTokenProvider? In 4.14 its background refresh is not awaited
 // (a refresh failing until expiry crashes the process with an unhandled rejection) and managed-identity
 // requests have no timeout and ignore abort signals (one hung fetch blocks every caller forever).
-// See ../shared/docs/azure-identity-openai.md. This provider keeps the same caching rules and adds:
+// This provider keeps the same caching rules and adds:
 //
 // - At most ONE token fetch outstanding, ever. Callers without a usable token wait for the fetch in
 //   flight; after a failure they fail at once with its reason until the retry delay has passed (a hung

@@ -1,4 +1,4 @@
-// What GPT-4o looks at, by the published tile rule (see ../shared/docs/azure-identity-openai.md):
+// What GPT-4o looks at, by OpenAI's published tile rule (https://platform.openai.com/docs/guides/images-vision):
 // low detail: a 512×512 view, 85 tokens. high detail: fit within 2048×2048, then the short side at
 // most 768, then 170 tokens per 512×512 tile plus 85. `auto` is estimated as high: the worst case.
 

@@ -50,7 +50,6 @@ export interface VisionService {
   tokenStats? (): { fetches: number, failures: number, timeouts: number }
   /** Called once before the server listens (e.g. to fetch the first token). Must not throw. */
   warmUp? (): Promise<void>
-  close? (): Promise<void>
 }
 
 export const DEFAULT_INSTRUCTIONS =
