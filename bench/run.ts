@@ -474,7 +474,7 @@ async function main (): Promise<void> {
       `- Load: autocannon, ${CONNECTIONS} connections (scenario 4: ${BIG_UPLOADS}, scenario 5: 64), headers \`apollo-require-preflight: 1\` and ` +
       '`graphql-require-preflight: 1`; every answer is checked (2xx, no GraphQL errors, the uploaded image\'s sha256, the expected answer).',
       '- Every server runs with NODE_ENV=production and its defaults; none logs per request (ours at LOG_LEVEL=warn). ' +
-      'Ours also gets ALLOW_ANONYMOUS=true (no caller auth, like the peers) and RATE_LIMIT_PER_MINUTE=100000 (all load comes from one caller); ' +
+      'Ours also gets ALLOW_ANONYMOUS=true (no caller auth, like the peers), and no per-caller rate limits or slot share (RATE_LIMIT_PER_MINUTE=0, GRAPHQL_RATE_LIMIT_PER_MINUTE=0, VISION_MAX_CONCURRENCY_PER_CALLER=1024: all load comes from one caller); ' +
       'in scenarios 2, 4 and 5 VISION_MAX_CONCURRENCY=64, so the vision calls are not queued below the load\'s concurrency.',
       '- MiB = 2^20 bytes.',
       '',

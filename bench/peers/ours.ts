@@ -12,11 +12,13 @@ import { announce, benchPort, createBenchVision } from './shared.ts'
 const port = benchPort()
 const mode = process.env.BENCH_VISION ?? 'bench'
 // Production settings (NODE_ENV=production from run.ts) with what the benchmark needs, overridable by run.ts:
-// no caller auth (the peers have none; production refuses AUTH_MODE=none unless ALLOW_ANONYMOUS=true), and the
-// per-caller rate limit at its maximum (every load request comes from one caller, 127.0.0.1).
+// no caller auth (the peers have none; production refuses AUTH_MODE=none unless ALLOW_ANONYMOUS=true), and no
+// per-caller rate limits or slot share (every load request comes from one caller, 127.0.0.1).
 const config = loadConfig({
   ALLOW_ANONYMOUS: 'true',
-  RATE_LIMIT_PER_MINUTE: '100000',
+  RATE_LIMIT_PER_MINUTE: '0',
+  GRAPHQL_RATE_LIMIT_PER_MINUTE: '0',
+  VISION_MAX_CONCURRENCY_PER_CALLER: '1024',
   ...process.env,
   LOG_LEVEL: 'warn',
   PORT: String(port),
