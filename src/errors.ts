@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'UPSTREAM_TIMEOUT'
   | 'UPSTREAM_AUTH'
   | 'CONTENT_FILTERED'
+  | 'MODEL_REFUSED'
+  | 'UPSTREAM_INVALID_RESPONSE'
   | 'AUTH_UNAVAILABLE'
   | 'CLIENT_CLOSED_REQUEST'
   | 'UNAUTHENTICATED'
@@ -153,6 +155,19 @@ export class ContentFilteredError extends AppError {
   readonly code = 'CONTENT_FILTERED'
 }
 
+/** The model declined to answer (structured outputs' `message.refusal`); its words, cut short, in `extensions.refusal`. */
+export class ModelRefusedError extends AppError {
+  readonly code = 'MODEL_REFUSED'
+  readonly refusal: string
+
+  constructor (message: string, refusal: string, options: ErrorOptions = {}) {
+    super(message, options)
+    this.refusal = refusal
+  }
+
+  override details (): Record<string, unknown> { return { refusal: this.refusal } }
+}
+
 export class InternalServerError extends AppError {
   readonly code = 'INTERNAL_SERVER_ERROR'
 }
@@ -231,6 +246,11 @@ export class UpstreamTimeoutError extends UpstreamError {
 
 export class UpstreamAuthError extends UpstreamError {
   readonly code = 'UPSTREAM_AUTH'
+}
+
+/** The model's answer was not JSON of the requested shape, twice (the first such answer is asked again). */
+export class UpstreamInvalidResponseError extends UpstreamError {
+  readonly code = 'UPSTREAM_INVALID_RESPONSE'
 }
 
 /** No Entra ID token for Azure could be had (the managed identity endpoint failed or timed out). */

@@ -204,6 +204,16 @@ t.test('the vision backend and its Azure deployment', async t => {
   }, 'an endpoint selects azure; trailing slashes dropped')
   t.match(loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'd', AZURE_OPENAI_API_VERSION: '2024-10-21', AZURE_OPENAI_SCOPE: 'api://agrivision/.default', AZURE_TOKEN_TIMEOUT_MS: '500' }).vision.azure,
     { apiVersion: '2024-10-21', scope: 'api://agrivision/.default', tokenTimeoutMs: 500 })
+  // Structured outputs (json_schema) need the v1 API or a dated version from 2024-10-21.
+  const deployment = { AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'd' }
+  for (const old of ['2023-12-01-preview', '2024-02-01', '2024-06-01', '2024-08-01-preview', '2024-10-01-preview']) {
+    refused(t, { ...deployment, AZURE_OPENAI_API_VERSION: old },
+      `invalid configuration: AZURE_OPENAI_API_VERSION=${old} has no structured outputs (json_schema); use v1 (the default) or a dated version from 2024-10-21`)
+  }
+  refused(t, { AZURE_OPENAI_API_VERSION: '2024-02-01' }, /AZURE_OPENAI_API_VERSION=2024-02-01/, 'also when the azure backend is unused')
+  for (const recent of ['v1', '2024-10-21', '2024-12-01-preview', '2025-04-01-preview']) {
+    t.equal(loadConfig({ ...deployment, AZURE_OPENAI_API_VERSION: recent }).vision.azure?.apiVersion, recent, `${recent} is accepted`)
+  }
   t.strictSame(loadConfig({ VISION_BACKEND: 'simulated', AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }).vision.azure, null,
     'VISION_BACKEND=simulated wins over an endpoint (no deployment needed)')
 

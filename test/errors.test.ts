@@ -4,9 +4,9 @@ import t from 'tap'
 import Fastify from 'fastify'
 import {
   AppError, BadRequestError, BadUserInputError, CallerVerificationUnavailableError, ClientClosedRequestError, ForbiddenError,
-  MethodNotAllowedError, OverloadedError, PayloadTooLargeError, QueryRejectedError, RateLimitedError, TokenUnavailableError,
-  UnauthenticatedError, UploadTimeoutError, UpstreamAuthError, UpstreamError, UpstreamRateLimitedError, UpstreamTimeoutError,
-  UpstreamUnavailableError
+  MethodNotAllowedError, ModelRefusedError, OverloadedError, PayloadTooLargeError, QueryRejectedError, RateLimitedError,
+  TokenUnavailableError, UnauthenticatedError, UploadTimeoutError, UpstreamAuthError, UpstreamError, UpstreamInvalidResponseError,
+  UpstreamRateLimitedError, UpstreamTimeoutError, UpstreamUnavailableError
 } from '../src/errors.ts'
 import { sendError } from '../src/graphql/errors.ts'
 
@@ -26,7 +26,9 @@ t.test('each kind has its fixed code, status and fields', async t => {
     [new OverloadedError('x', 8), 'OVERLOADED', 503, { retryAfter: 8 }],
     [new UpstreamRateLimitedError('x', { retryAfterSeconds: 0 }), 'UPSTREAM_RATE_LIMITED', 200, { retryAfter: 0 }],
     [new UpstreamRateLimitedError('x'), 'UPSTREAM_RATE_LIMITED', 200, {}],
-    [new TokenUnavailableError('x'), 'AUTH_UNAVAILABLE', 200, {}]
+    [new TokenUnavailableError('x'), 'AUTH_UNAVAILABLE', 200, {}],
+    [new ModelRefusedError('x', 'I cannot help with that.'), 'MODEL_REFUSED', 200, { refusal: 'I cannot help with that.' }],
+    [new UpstreamInvalidResponseError('x'), 'UPSTREAM_INVALID_RESPONSE', 200, {}]
   ]
   for (const [err, code, status, fields] of cases) {
     t.equal(err.code, code, err.name)
@@ -37,10 +39,11 @@ t.test('each kind has its fixed code, status and fields', async t => {
 })
 
 t.test('families by inheritance', async t => {
-  for (const err of [new UpstreamRateLimitedError('x'), new UpstreamUnavailableError('x'), new UpstreamTimeoutError('x'), new UpstreamAuthError('x'), new TokenUnavailableError('x')]) {
+  for (const err of [new UpstreamRateLimitedError('x'), new UpstreamUnavailableError('x'), new UpstreamTimeoutError('x'), new UpstreamAuthError('x'), new TokenUnavailableError('x'),
+    new UpstreamInvalidResponseError('x')]) {
     t.ok(err instanceof UpstreamError, err.name)
   }
-  for (const err of [new CallerVerificationUnavailableError('x', 1), new BadUserInputError('x'), new RateLimitedError('x', 1)]) {
+  for (const err of [new CallerVerificationUnavailableError('x', 1), new BadUserInputError('x'), new RateLimitedError('x', 1), new ModelRefusedError('x', 'no')]) {
     t.notOk(err instanceof UpstreamError, err.name)
   }
   const cause = new Error('socket hang up')

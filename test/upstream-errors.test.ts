@@ -82,6 +82,48 @@ t.test('content filter on the prompt (HTTP 400) and on the completion (finish_re
   t.equal(completion.body.errors[0].extensions.code, 'CONTENT_FILTERED')
 })
 
+t.test('a refusal (message.refusal) → MODEL_REFUSED with the model\'s words, not asked again', async t => {
+  const { body, attempts } = await identifyWith(app, { kind: 'refusal', refusal: 'I can\'t help with identifying this image.' })
+  t.equal(body.data, null)
+  t.equal(body.errors[0].extensions.code, 'MODEL_REFUSED')
+  t.equal(body.errors[0].extensions.refusal, 'I can\'t help with identifying this image.')
+  t.match(body.errors[0].message, /declined/)
+  t.equal(attempts, 1)
+})
+
+// The first answer is bad, the second good: success after exactly one more call, usage of both.
+for (const bad of [{ kind: 'invalid-json' }, { kind: 'schema-violation' }] as const) {
+  t.test(`${bad.kind} once → asked again, then the good answer`, async t => {
+    let calls = 0
+    fake.chatFault = () => (calls++ === 0 ? bad : { kind: 'ok' })
+    const before = fake.chatRequests.length
+    const res = await app.inject({ method: 'POST', url: '/graphql', ...(await identifyBody(photo)) })
+    const body = res.json()
+    t.notOk(body.errors, JSON.stringify(body.errors))
+    t.equal(body.data.identifyVehicle.vehicles[0].category, 'TRACTOR')
+    t.equal(fake.chatRequests.length - before, 2, 'two upstream calls')
+    t.same(fake.chatRequests.at(-1)?.body, fake.chatRequests.at(-2)?.body, 'the same request again')
+    t.equal(body.data.identifyVehicle.usage.completionTokens, 84, 'the tokens of both calls')
+  })
+
+  t.test(`${bad.kind} twice → UPSTREAM_INVALID_RESPONSE after exactly 2 upstream calls`, async t => {
+    const { status, body, attempts } = await identifyWith(app, bad)
+    t.equal(status, 200)
+    t.equal(body.data, null)
+    t.equal(body.errors[0].extensions.code, 'UPSTREAM_INVALID_RESPONSE')
+    t.match(body.errors[0].message, bad.kind === 'invalid-json' ? /is not JSON/ : /category is not one of/)
+    t.notMatch(body.errors[0].message, /SPACESHIP|TRAC"/, 'no model content in the message')
+    t.equal(attempts, 2)
+  })
+}
+
+t.test('an answer cut off at VISION_MAX_TOKENS says so', async t => {
+  const { body, attempts } = await identifyWith(app, { kind: 'invalid-json', finishReason: 'length' })
+  t.equal(body.errors[0].extensions.code, 'UPSTREAM_INVALID_RESPONSE')
+  t.match(body.errors[0].message, /cut off at VISION_MAX_TOKENS/)
+  t.equal(attempts, 2)
+})
+
 t.test('a hung deployment → UPSTREAM_TIMEOUT within VISION_TIMEOUT_MS, retries included', async t => {
   const { app: impatient } = await buildAzureTestApp(t, fake, { VISION_TIMEOUT_MS: '700' })
   const started = performance.now()

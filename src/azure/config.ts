@@ -17,6 +17,9 @@ export const AZURE_ENV_ALIASES = {
   GPT4V_DEPLOYMENT: 'AZURE_OPENAI_DEPLOYMENT'
 } as const satisfies Record<string, keyof AzureEnv>
 
+/** The first dated API version with structured outputs (`response_format` of type `json_schema`) that is GA; `v1` has them too. */
+export const MIN_DATED_API_VERSION = '2024-10-21'
+
 export interface AzureConfig {
   endpoint: string
   deployment: string
@@ -31,6 +34,12 @@ export interface AzureConfig {
  */
 export function readAzureConfig (raw: AzureEnv, used: boolean): AzureConfig | null {
   requireHttps('AZURE_OPENAI_ENDPOINT', raw.AZURE_OPENAI_ENDPOINT)
+  const apiVersion = raw.AZURE_OPENAI_API_VERSION
+  // Dated versions compare as strings: YYYY-MM-DD, a `-preview` suffix after the date.
+  if (apiVersion !== 'v1' && apiVersion.slice(0, 10) < MIN_DATED_API_VERSION) {
+    throw new ConfigError(`invalid configuration: AZURE_OPENAI_API_VERSION=${apiVersion} has no structured outputs (json_schema); ` +
+      `use v1 (the default) or a dated version from ${MIN_DATED_API_VERSION}`)
+  }
   if (!used) return null
   if (!raw.AZURE_OPENAI_ENDPOINT) throw new ConfigError('invalid configuration: VISION_BACKEND=azure needs AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT)')
   if (!raw.AZURE_OPENAI_DEPLOYMENT) throw new ConfigError('invalid configuration: AZURE_OPENAI_DEPLOYMENT (or GPT4V_DEPLOYMENT) is required with an Azure endpoint')

@@ -55,6 +55,7 @@ export async function identifyVehicle (
     const identification: Identification = {
       id: base.id,
       answer: result.answer,
+      vehicles: result.vehicles,
       language: input.language,
       backend: vision.backend,
       model: result.model,

@@ -27,6 +27,7 @@ export function logIdentifications (events: IdentificationEvents, log: FastifyBa
         sentWidth: image.sentWidth,
         sentHeight: image.sentHeight,
         model: result.model,
+        vehicles: result.vehicles.length,
         upstreamStatus,
         usage: result.usage,
         durationMs: result.durationMs

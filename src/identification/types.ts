@@ -1,6 +1,7 @@
 // What one identification produced: the shape `Identification` has in the GraphQL schema.
 import type { ImageDetail } from '../image/tokens.ts'
 import type { TokenUsage, VisionBackend } from '../vision/types.ts'
+import type { DetectedVehicle } from '../vision/answer-schema.ts'
 
 export interface IdentificationInput {
   image: Buffer
@@ -28,6 +29,7 @@ export interface SentImageInfo {
 export interface Identification {
   id: string
   answer: string
+  vehicles: DetectedVehicle[]
   language: string
   backend: VisionBackend
   model: string

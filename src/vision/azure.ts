@@ -4,10 +4,13 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { AzureClientOptions } from 'openai/azure'
 import type { ChatCompletion } from 'openai/resources/chat/completions'
 import type { AzureConfig } from '../azure/config.ts'
-import { ContentFilteredError, UpstreamRateLimitedError, UpstreamUnavailableError } from '../errors.ts'
+import {
+  ContentFilteredError, ModelRefusedError, UpstreamInvalidResponseError, UpstreamRateLimitedError, UpstreamUnavailableError
+} from '../errors.ts'
 import type { CachedTokenProvider } from '../azure/token-provider.ts'
 import { encodeChatRequest } from './chat-request.ts'
 import { mapUpstreamError, retryAfterMs } from './upstream-errors.ts'
+import { AnswerShapeError, parseAnswer } from './answer-schema.ts'
 import type { IdentifyRequest, IdentifyResult, TokenUsage, VisionService, VisionStatus } from './types.ts'
 
 export interface AzureVisionOptions {
@@ -72,29 +75,50 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
       }
       const deadline = AbortSignal.timeout(timeoutMs)
       const signal = AbortSignal.any([request.signal, deadline])
-      let completion: unknown
-      let status: number
-      try {
-        // POST /chat/completions through the SDK (token, retries, errors, deployment routing), with a pre-encoded body.
-        const { data, response } = await client
-          .post<ChatCompletion>('/chat/completions', {
-            body: encodeChatRequest(azure.deployment, request, maxTokens),
-            headers: { 'content-type': 'application/json' },
-            signal,
-            timeout: timeoutMs
+      // Encoded once: a second attempt sends the same bytes.
+      const body = encodeChatRequest(azure.deployment, request, maxTokens)
+      const usages: Array<TokenUsage | null> = []
+      let problem: AnswerShapeError | undefined
+      let lastFinishReason: string | undefined
+      // JSON that does not parse or match the schema is asked for once more, then UPSTREAM_INVALID_RESPONSE.
+      for (let attempt = 1; attempt <= MAX_ANSWER_ATTEMPTS; attempt++) {
+        let completion: unknown
+        let status: number
+        try {
+          // POST /chat/completions through the SDK (token, retries, errors, deployment routing), with a pre-encoded body.
+          const { data, response } = await client
+            .post<ChatCompletion>('/chat/completions', { body, headers: { 'content-type': 'application/json' }, signal, timeout: timeoutMs })
+            .withResponse()
+          completion = data
+          status = response.status
+        } catch (err) {
+          throw mapUpstreamError(err, {
+            deployment: azure.deployment,
+            timeoutMs,
+            timedOut: deadline.aborted,
+            clientGone: request.signal.aborted
           })
-          .withResponse()
-        completion = data
-        status = response.status
-      } catch (err) {
-        throw mapUpstreamError(err, {
-          deployment: azure.deployment,
-          timeoutMs,
-          timedOut: deadline.aborted,
-          clientGone: request.signal.aborted
-        })
+        }
+        const read = readCompletion(completion, status, azure.deployment, log)
+        usages.push(read.usage)
+        try {
+          const { answer, vehicles } = parseAnswer(read.content)
+          return { answer, vehicles, model: read.model, upstreamStatus: status, usage: totalUsage(usages) }
+        } catch (err) {
+          if (!(err instanceof AnswerShapeError)) throw err
+          problem = err
+          lastFinishReason = read.finishReason
+          // Where and what, never the content.
+          log?.warn({ deployment: azure.deployment, attempt, at: err.at, problem: err.message, finishReason: read.finishReason },
+            attempt < MAX_ANSWER_ATTEMPTS
+              ? 'Azure OpenAI\'s answer does not match the structured output schema: asking once more'
+              : 'Azure OpenAI\'s answer does not match the structured output schema again: giving up')
+        }
       }
-      return readCompletion(completion, status, azure.deployment, log)
+      const cutOff = lastFinishReason === 'length' ? ', cut off at VISION_MAX_TOKENS' : ''
+      throw new UpstreamInvalidResponseError(
+        `Azure OpenAI answered ${MAX_ANSWER_ATTEMPTS} times without JSON of the requested shape (last: ${problem?.message ?? 'unknown'}${cutOff}); try again.`,
+        { cause: problem })
     },
 
     status (): VisionStatus {
@@ -117,19 +141,35 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
   }
 }
 
+/** How many times one identification asks the model for an answer of the right shape. */
+const MAX_ANSWER_ATTEMPTS = 2
+
+interface ReadCompletion {
+  /** The message content: JSON, if the model kept to the schema. */
+  content: string
+  model: string
+  usage: TokenUsage | null
+  finishReason: string | undefined
+}
+
 /**
  * The answer out of Azure's JSON, which is not trusted to match the SDK's types: the answer is what the
  * caller paid for, so malformed metadata (usage, model) never costs it. A malformed usage becomes null
  * and is logged at warn, once per response, by its shape only (no values).
  */
-function readCompletion (completion: unknown, status: number, deployment: string, log: FastifyBaseLogger | undefined): IdentifyResult {
+function readCompletion (completion: unknown, status: number, deployment: string, log: FastifyBaseLogger | undefined): ReadCompletion {
   const body = isRecord(completion) ? completion : {}
   const choice = Array.isArray(body.choices) && isRecord(body.choices[0]) ? body.choices[0] : undefined
   if (choice?.finish_reason === 'content_filter') {
     throw new ContentFilteredError('Azure OpenAI\'s content filter withheld the answer. Try another photo or other instructions.')
   }
-  const answer = isRecord(choice?.message) ? choice.message.content : undefined
-  if (typeof answer !== 'string' || answer.length === 0) {
+  const message = isRecord(choice?.message) ? choice.message : {}
+  if (typeof message.refusal === 'string' && message.refusal !== '') {
+    throw new ModelRefusedError('The model declined to answer about this photo (see extensions.refusal). Try another photo or other instructions.',
+      message.refusal.slice(0, 1000))
+  }
+  const content = message.content
+  if (typeof content !== 'string' || content.length === 0) {
     throw new UpstreamUnavailableError('Azure OpenAI returned no answer.')
   }
   const usage = readUsage(body.usage)
@@ -138,11 +178,25 @@ function readCompletion (completion: unknown, status: number, deployment: string
       'Azure OpenAI returned a malformed usage object (or none): the answer is kept, its token usage is unknown')
   }
   return {
-    answer,
+    content,
     model: typeof body.model === 'string' && body.model !== '' ? body.model.slice(0, 200) : deployment,
-    upstreamStatus: status,
-    usage
+    usage,
+    finishReason: typeof choice?.finish_reason === 'string' ? choice.finish_reason.slice(0, 40) : undefined
   }
+}
+
+/** Every call's tokens (two when the first answer was asked again); unknown if any call's usage is. */
+function totalUsage (usages: Array<TokenUsage | null>): TokenUsage | null {
+  let total: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 }
+  for (const usage of usages) {
+    if (usage === null) return null
+    total = {
+      promptTokens: total.promptTokens + usage.promptTokens,
+      completionTokens: total.completionTokens + usage.completionTokens,
+      totalTokens: total.totalTokens + usage.totalTokens
+    }
+  }
+  return isCount(total.totalTokens) && isCount(total.promptTokens) && isCount(total.completionTokens) ? total : null
 }
 
 /** GraphQL's Int is 32-bit signed. */

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions'
 import { systemPrompt } from './prompt.ts'
+import { ANSWER_SCHEMA, ANSWER_SCHEMA_NAME } from './answer-schema.ts'
 import type { IdentifyRequest } from './types.ts'
 
 export function chatRequest (
@@ -13,6 +14,8 @@ export function chatRequest (
   return {
     model: deployment,
     max_tokens: maxTokens,
+    // Structured outputs: the answer is JSON of exactly this shape (API v1, or dated versions from 2024-10-21).
+    response_format: { type: 'json_schema', json_schema: { name: ANSWER_SCHEMA_NAME, strict: true, schema: ANSWER_SCHEMA } },
     messages: [
       { role: 'system', content: systemPrompt(request.language) },
       {

@@ -1,6 +1,7 @@
 // The one interface every vision backend implements. The resolver validates and delegates here.
 import type { ImageMimeType } from '../image/mime-types.ts'
 import type { ImageDetail } from '../image/tokens.ts'
+import type { DetectedVehicle } from './answer-schema.ts'
 
 export type VisionBackend = 'AZURE_OPENAI' | 'SIMULATED'
 
@@ -26,7 +27,10 @@ export interface TokenUsage {
 }
 
 export interface IdentifyResult {
+  /** The answer for a person, in the requested language. */
   answer: string
+  /** What was detected, field by field (empty when the photo shows none; `answer` says why). */
+  vehicles: DetectedVehicle[]
   /** The deployment or model that answered. */
   model: string
   usage: TokenUsage | null

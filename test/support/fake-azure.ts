@@ -4,14 +4,38 @@
 //    with the `x-identity-header` secret, answering { access_token, expires_on, token_type, resource };
 //  - Azure OpenAI chat completions on both URL shapes: POST /openai/v1/chat/completions (v1 API) and
 //    POST /openai/deployments/{deployment}/chat/completions?api-version=… (dated versions),
-//    checking the Bearer token, recording each request, and injecting faults.
+//    checking the Bearer token and the structured-output `response_format` (json_schema, strict, our
+//    schema's name), recording each request, answering with structured JSON content, and injecting faults.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { once } from 'node:events'
+import { ANSWER_SCHEMA_NAME, type VisionAnswer } from '../../src/vision/answer-schema.ts'
+
+/** What the fake answers by default: JSON of the requested shape. */
+export const DEFAULT_ANSWER: VisionAnswer = {
+  answer: 'A green tractor: John Deere 6R series.',
+  vehicles: [{
+    category: 'TRACTOR',
+    kind: 'MACHINE',
+    make: 'John Deere',
+    model: '6R series',
+    confidence: 'HIGH',
+    evidence: ['green and yellow livery', 'JOHN DEERE lettering on the bonnet', '6R badge on the side panel']
+  }]
+}
 
 export type ChatFault =
-  /** `usage` replaces the usage object of the answer (`undefined` leaves it out, e.g. to send malformed shapes). */
-  | { kind: 'ok', latencyMs?: number, answer?: string, usage?: unknown }
+  /**
+   * A structured answer: DEFAULT_ANSWER, with `answer` (its text) or `structured` (the whole object) replaced;
+   * `usage` replaces the usage object of the answer (`undefined` leaves it out, e.g. to send malformed shapes).
+   */
+  | { kind: 'ok', latencyMs?: number, answer?: string, structured?: VisionAnswer, usage?: unknown }
+  /** The model declines: `message.refusal` set, `content` null. */
+  | { kind: 'refusal', refusal?: string }
+  /** Content that is not JSON (e.g. cut off, or prose); `finishReason` defaults to `stop`. */
+  | { kind: 'invalid-json', content?: string, finishReason?: string }
+  /** JSON that does not match the schema (by default a category outside the enum); `content` replaces it. */
+  | { kind: 'schema-violation', content?: unknown }
   | { kind: 'status', status: number, retryAfter?: string, retryAfterMs?: string, latencyMs?: number }
   | { kind: 'permission-denied' }
   | { kind: 'content-filter-prompt' }
@@ -50,6 +74,8 @@ export class FakeAzure {
   /** Tokens issued, with their expiry (ms). */
   readonly issued = new Map<string, number>()
   inFlightChats = 0
+  /** Chat requests refused (400) because their response_format was not our structured output. */
+  badResponseFormats = 0
   maxInFlightChats = 0
   /** Token requests not answered yet (hung ones included), and the most at once. */
   outstandingTokenRequests = 0
@@ -180,6 +206,12 @@ export class FakeAzure {
       return json(res, 401, { error: { code: '401', message: 'Access token is missing, invalid, audience is incorrect, or have expired.' } })
     }
 
+    const formatProblem = responseFormatProblem(record.body?.response_format)
+    if (formatProblem !== undefined) {
+      this.badResponseFormats++
+      return json(res, 400, { error: { code: 'invalid_request_error', param: 'response_format', message: `fake Azure: ${formatProblem}` } })
+    }
+
     this.inFlightChats++
     this.maxInFlightChats = Math.max(this.maxInFlightChats, this.inFlightChats)
     try {
@@ -211,8 +243,18 @@ export class FakeAzure {
           })
         case 'content-filter-completion':
           return json(res, 200, completion(record, '', 'content_filter'))
-        case 'ok':
-          return json(res, 200, completion(record, fault.answer ?? 'A green tractor: John Deere 6R series.', 'stop', 'usage' in fault ? { usage: fault.usage } : {}))
+        case 'ok': {
+          const structured = fault.structured ?? { ...DEFAULT_ANSWER, answer: fault.answer ?? DEFAULT_ANSWER.answer }
+          return json(res, 200, completion(record, JSON.stringify(structured), 'stop', 'usage' in fault ? { usage: fault.usage } : {}))
+        }
+        case 'refusal':
+          return json(res, 200, completion(record, null, 'stop', {}, fault.refusal ?? 'I\'m sorry, but I can\'t help with that request.'))
+        case 'invalid-json':
+          return json(res, 200, completion(record, fault.content ?? '{"answer": "A green tractor", "vehicles": [{"category": "TRAC', fault.finishReason ?? 'stop'))
+        case 'schema-violation': {
+          const content = fault.content ?? { ...DEFAULT_ANSWER, vehicles: [{ ...DEFAULT_ANSWER.vehicles[0], category: 'SPACESHIP' }] }
+          return json(res, 200, completion(record, JSON.stringify(content), 'stop'))
+        }
       }
     } finally {
       this.inFlightChats--
@@ -220,13 +262,28 @@ export class FakeAzure {
   }
 }
 
-function completion (record: ChatRequestRecord, content: string, finishReason: string, overrides: Record<string, unknown> = {}) {
+/** Why a request's `response_format` is not the structured output we ask for, or undefined when it is. */
+function responseFormatProblem (format: any): string | undefined {
+  if (format?.type !== 'json_schema') return `response_format.type is ${JSON.stringify(format?.type)}, not "json_schema"`
+  const schema = format.json_schema
+  if (schema?.strict !== true) return 'response_format.json_schema.strict is not true'
+  if (schema.name !== ANSWER_SCHEMA_NAME) return `response_format.json_schema.name is ${JSON.stringify(schema.name)}, not "${ANSWER_SCHEMA_NAME}"`
+  if (schema.schema?.type !== 'object' || schema.schema.additionalProperties !== false) {
+    return 'response_format.json_schema.schema is not an object schema with additionalProperties: false'
+  }
+  return undefined
+}
+
+function completion (
+  record: ChatRequestRecord, content: string | null, finishReason: string,
+  overrides: Record<string, unknown> = {}, refusal: string | null = null
+) {
   return {
     id: 'chatcmpl-fake',
     object: 'chat.completion',
     created: Math.floor(Date.now() / 1000),
     model: 'gpt-4o-2024-11-20',
-    choices: [{ index: 0, finish_reason: finishReason, message: { role: 'assistant', content } }],
+    choices: [{ index: 0, finish_reason: finishReason, message: { role: 'assistant', content, refusal } }],
     usage: {
       prompt_tokens: 1000 + (record.body?.messages?.length ?? 0),
       completion_tokens: 42,

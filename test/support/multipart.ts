@@ -4,6 +4,7 @@
 export const IDENTIFY = `mutation Identify($image: Upload!, $instructions: String, $language: String) {
   identifyVehicle(image: $image, instructions: $instructions, language: $language) {
     id answer language backend model
+    vehicles { category kind make model confidence evidence }
     image { sha256 mimeType bytes width height }
     usage { promptTokens completionTokens totalTokens }
     durationMs createdAt

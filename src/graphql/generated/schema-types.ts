@@ -24,10 +24,49 @@ export type Scalars = {
   Upload: { input: Upload; output: never; }
 };
 
+/** How sure the model is. */
+export type Confidence =
+  /** Badges or model lettering are legible. */
+  | 'HIGH'
+  /** A guess; every simulated result is LOW. */
+  | 'LOW'
+  /** The livery and shape point to it. */
+  | 'MEDIUM';
+
+/**
+ * One machine or implement seen in the photo. The same shape is what the model is asked for (structured outputs),
+ * so every field is always filled as documented.
+ */
+export type DetectedVehicle = {
+  __typename?: 'DetectedVehicle';
+  /** What it is. */
+  category: VehicleCategory;
+  /** How sure the model is of this vehicle's category, make and model. */
+  confidence: Confidence;
+  /** The visible cues the identification rests on (badge or model text, livery colours, cab, bonnet or header shape), in the requested language. */
+  evidence: Array<Scalars['String']['output']>;
+  /** Whether it is a self-propelled machine or an implement pulled, mounted or driven by one. */
+  kind: EquipmentKind;
+  /** The manufacturer (e.g. `John Deere`, `CLAAS`, `Беларус`), as read from badges or recognised from the livery; null when it cannot be told from the photo. */
+  make?: Maybe<Scalars['String']['output']>;
+  /** The model or model series (e.g. `6R 250`, `Lexion 8900`); null when it cannot be told from the photo. */
+  model?: Maybe<Scalars['String']['output']>;
+};
+
+/** Machine or implement, as farm-management systems file equipment (e.g. John Deere's `Machine` and `Implement`). */
+export type EquipmentKind =
+  /** Pulled, mounted or driven by a machine: a plough, seed drill, trailed sprayer, baler, trailer. */
+  | 'IMPLEMENT'
+  /** Self-propelled: a tractor, combine, self-propelled sprayer, loader, utility vehicle, irrigation system. */
+  | 'MACHINE';
+
 /** What the vision model said about one photo. */
 export type Identification = {
   __typename?: 'Identification';
-  /** The model's answer, in the requested language. */
+  /**
+   * The model's answer for a person, in the requested language: what the photo shows and how sure the model is.
+   * When `vehicles` is empty, it says why (no agricultural vehicle in the photo, too blurred, ...).
+   */
   answer: Scalars['String']['output'];
   /** The backend that produced the answer. */
   backend: VisionBackend;
@@ -45,6 +84,11 @@ export type Identification = {
   model: Scalars['String']['output'];
   /** Tokens the model used; null when the backend reports none (simulated). */
   usage?: Maybe<TokenUsage>;
+  /**
+   * Each agricultural machine or implement the model saw, the most prominent first, field by field, ready to file
+   * (e.g. as an equipment asset). Empty when the photo shows none; `answer` then says why.
+   */
+  vehicles: Array<DetectedVehicle>;
 };
 
 /** How closely the model looks at the image, and what the server sends it. */
@@ -114,6 +158,52 @@ export type TokenUsage = {
   /** promptTokens + completionTokens. */
   totalTokens: Scalars['Int']['output'];
 };
+
+/**
+ * The kind of agricultural equipment, following ISO 11783's device classes and AgGateway ADAPT's machine and
+ * implement types (the README maps each value to them, to farmOS and to John Deere's equipment types).
+ */
+export type VehicleCategory =
+  /** A baler, mower, tedder, rake or bale wrapper. */
+  | 'BALER_HAY_TOOL'
+  /** A combine harvester (grain, maize, rice), with or without its header. */
+  | 'COMBINE_HARVESTER'
+  /** A cotton picker or cotton stripper. */
+  | 'COTTON_HARVESTER'
+  /** A feed mixer wagon or feeder. */
+  | 'FEEDER_MIXER'
+  /** A fertilizer spreader (dry or liquid) or an anhydrous ammonia applicator. */
+  | 'FERTILIZER_SPREADER'
+  /** A self-propelled forage harvester (chopper). */
+  | 'FORAGE_HARVESTER'
+  /** An irrigation system: centre pivot, linear move, hose reel. */
+  | 'IRRIGATION_SYSTEM'
+  /** A wheel loader, telehandler, skid steer or front loader working on a farm. */
+  | 'LOADER_TELEHANDLER'
+  /** Agricultural equipment that fits no other category. */
+  | 'OTHER'
+  /** A planter, seed drill or air seeder (with its air cart). */
+  | 'PLANTER_SEEDER'
+  /** A harvester of potatoes, sugar beet or other root crops, self-propelled or trailed. */
+  | 'ROOT_CROP_HARVESTER'
+  /** A self-propelled crop sprayer. */
+  | 'SELF_PROPELLED_SPRAYER'
+  /** A slurry tanker, slurry injector or manure spreader. */
+  | 'SLURRY_MANURE_APPLICATOR'
+  /** A sugarcane harvester. */
+  | 'SUGARCANE_HARVESTER'
+  /** A soil-tillage implement: plough, cultivator, disc harrow, power harrow, subsoiler, roller. */
+  | 'TILLAGE_IMPLEMENT'
+  /** A tractor of any size: row-crop, utility, compact, tracked, articulated. */
+  | 'TRACTOR'
+  /** A trailed or mounted (not self-propelled) sprayer. */
+  | 'TRAILED_SPRAYER'
+  /** A farm trailer, grain cart or chaser bin. */
+  | 'TRAILER_GRAIN_CART'
+  /** A utility vehicle, side-by-side, ATV or farm pickup. */
+  | 'UTILITY_VEHICLE'
+  /** A self-propelled windrower or swather. */
+  | 'WINDROWER';
 
 /** Where answers come from. */
 export type VisionBackend =
@@ -207,7 +297,10 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  Confidence: Confidence;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
+  DetectedVehicle: ResolverTypeWrapper<DetectedVehicle>;
+  EquipmentKind: EquipmentKind;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Identification: ResolverTypeWrapper<Identification>;
   ImageDetail: ImageDetail;
@@ -218,6 +311,7 @@ export type ResolversTypes = {
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   TokenUsage: ResolverTypeWrapper<TokenUsage>;
   Upload: ResolverTypeWrapper<Scalars['Upload']['output']>;
+  VehicleCategory: VehicleCategory;
   VisionBackend: VisionBackend;
   VisionStatus: ResolverTypeWrapper<VisionStatus>;
 };
@@ -226,6 +320,7 @@ export type ResolversTypes = {
 export type ResolversParentTypes = {
   Boolean: Scalars['Boolean']['output'];
   DateTime: Scalars['DateTime']['output'];
+  DetectedVehicle: DetectedVehicle;
   ID: Scalars['ID']['output'];
   Identification: Identification;
   ImageInfo: ImageInfo;
@@ -242,6 +337,15 @@ export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversT
   name: 'DateTime';
 }
 
+export type DetectedVehicleResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['DetectedVehicle'] = ResolversParentTypes['DetectedVehicle']> = {
+  category?: Resolver<ResolversTypes['VehicleCategory'], ParentType, ContextType>;
+  confidence?: Resolver<ResolversTypes['Confidence'], ParentType, ContextType>;
+  evidence?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['EquipmentKind'], ParentType, ContextType>;
+  make?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  model?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
 export type IdentificationResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Identification'] = ResolversParentTypes['Identification']> = {
   answer?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   backend?: Resolver<ResolversTypes['VisionBackend'], ParentType, ContextType>;
@@ -252,6 +356,7 @@ export type IdentificationResolvers<ContextType = AppContext, ParentType extends
   language?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   usage?: Resolver<Maybe<ResolversTypes['TokenUsage']>, ParentType, ContextType>;
+  vehicles?: Resolver<Array<ResolversTypes['DetectedVehicle']>, ParentType, ContextType>;
 };
 
 export type ImageInfoResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['ImageInfo'] = ResolversParentTypes['ImageInfo']> = {
@@ -293,6 +398,7 @@ export type VisionStatusResolvers<ContextType = AppContext, ParentType extends R
 
 export type Resolvers<ContextType = AppContext> = {
   DateTime?: GraphQLScalarType;
+  DetectedVehicle?: DetectedVehicleResolvers<ContextType>;
   Identification?: IdentificationResolvers<ContextType>;
   ImageInfo?: ImageInfoResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
