@@ -29,7 +29,8 @@ export const resolvers: Resolvers = {
     identifyVehicle: async (_root, args, ctx) => {
       const caller = ctx.caller ?? ANONYMOUS
       requireRole(caller, 'Identify')
-      return await identifyVehicle(ctx, { caller, requestId: ctx.requestId }, {
+      const { vision, images, events } = ctx // the flow's services, not the GraphQL context
+      return await identifyVehicle({ vision, images, events }, { caller, requestId: ctx.requestId }, {
         image: args.image.buffer,
         instructions: readInstructions(args.instructions),
         language: readLanguage(args.language, ctx.config.vision.language),
