@@ -68,6 +68,7 @@ export async function buildApp (
   const events = new IdentificationEvents(app.log)
   countIdentifications(events, metrics)
   logIdentifications(events, app.log)
+  app.decorate('identificationEvents', events) // capabilities' plugins subscribe here
   const services: AppServices = { config, vision, images, metrics, admission, events }
 
   // External plugins

@@ -53,6 +53,13 @@ export interface IdentificationEventMap {
 
 export type IdentificationListener<K extends keyof IdentificationEventMap> = (event: IdentificationEventMap[K]) => void | Promise<void>
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Where identifications are announced: a capability's plugin subscribes with `.on(...)`. */
+    identificationEvents: IdentificationEvents
+  }
+}
+
 export class IdentificationEvents {
   readonly #listeners: { [K in keyof IdentificationEventMap]: Array<IdentificationListener<K>> } =
     { started: [], completed: [], failed: [] }
