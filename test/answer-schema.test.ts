@@ -177,3 +177,12 @@ t.test('parseAnswer takes what the schema allows and refuses the rest, naming wh
     }
   }
 })
+
+t.test('parseAnswer: blank means unknown (empty make or model → null, blank evidence dropped, text trimmed)', async t => {
+  const vehicle = { category: 'TRACTOR', kind: 'MACHINE', make: '  ', model: ' 6R 250 ', confidence: 'MEDIUM', evidence: [' green livery ', '', '  '] }
+  const parsed = parseAnswer(JSON.stringify({ answer: ' A tractor. ', vehicles: [vehicle] }))
+  t.same(parsed, {
+    answer: 'A tractor.',
+    vehicles: [{ category: 'TRACTOR', kind: 'MACHINE', make: null, model: '6R 250', confidence: 'MEDIUM', evidence: ['green livery'] }]
+  })
+})

@@ -134,7 +134,21 @@ export function parseAnswer (content: string): VisionAnswer {
     throw new AnswerShapeError('', 'is not JSON')
   }
   check(ANSWER_SCHEMA, value, '')
-  return value as VisionAnswer
+  return tidy(value as VisionAnswer)
+}
+
+/** Blank means unknown: an empty make or model becomes null, blank evidence is dropped, text is trimmed. */
+function tidy (answer: VisionAnswer): VisionAnswer {
+  const text = (value: string | null): string | null => value === null || value.trim() === '' ? null : value.trim()
+  return {
+    answer: answer.answer.trim(),
+    vehicles: answer.vehicles.map(vehicle => ({
+      ...vehicle,
+      make: text(vehicle.make),
+      model: text(vehicle.model),
+      evidence: vehicle.evidence.map(cue => cue.trim()).filter(cue => cue !== '')
+    }))
+  }
 }
 
 interface SchemaNode {
