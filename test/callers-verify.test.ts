@@ -32,6 +32,12 @@ t.test('API keys: headers and connection_init payloads are read alike', async t 
     t.ok(err instanceof UnauthenticatedError, JSON.stringify(credentials))
     t.match((err as UnauthenticatedError).challenge, /^ApiKey realm="agrivision"$/)
   }
+  const reader = newApiKey('reader')
+  const withRoles = createCallerVerifier(testConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `${reader.entry}:VehicleIdentification.ReadAll` }).auth, log)
+  const readOnly = await withRoles({ apiKey: reader.key })
+  t.same([...readOnly.roles], ['ReadAll'], 'a key carries the roles its entry names')
+  t.throws(() => requireRole(readOnly, 'Identify'), ForbiddenError, 'and no others')
+
   const wrongScheme = await verify(credentialsFromPayload({ authorization: 'Bearer abc' })).catch((e: unknown) => e) as UnauthenticatedError
   t.match(wrongScheme.message, /takes an API key in the x-api-key header/)
 })

@@ -268,9 +268,9 @@ t.test('AUTH_MODE=apikey: API_KEY_HASHES and API_KEY_HASHES_FILE', async t => {
   t.strictSame(inline.modes, ['apikey'])
   t.strictSame(inline.entra, null)
   t.strictSame(inline.apiKeys, [
-    { id: 'alice', sha256: Buffer.from(HASH, 'hex') },
-    { id: OTHER_HASH.slice(0, 12), sha256: Buffer.from(OTHER_HASH, 'hex') }
-  ], 'named, and unnamed (the id is the hash\'s first 12 hex digits, lower case)')
+    { id: 'alice', sha256: Buffer.from(HASH, 'hex'), roles: ['Identify'] },
+    { id: OTHER_HASH.slice(0, 12), sha256: Buffer.from(OTHER_HASH, 'hex'), roles: ['Identify'] }
+  ], 'named, and unnamed (the id is the hash\'s first 12 hex digits, lower case); Identify when no roles are named')
 
   const dir = t.testdir({
     'keys.txt': [
@@ -354,4 +354,15 @@ t.test('URLs that match the pattern but do not parse are refused as configuratio
 t.test('a comment in API_KEY_HASHES may hold a comma', async t => {
   const config = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `bob:${HASH} # bob's, unnamed\n${OTHER_HASH}` })
   t.same(config.auth.apiKeys.map(entry => entry.id), ['bob', OTHER_HASH.slice(0, 12)])
+})
+
+t.test('API key entries may name their roles, as Entra names its app roles', async t => {
+  const keys = loadConfig({
+    AUTH_MODE: 'apikey',
+    API_KEY_HASHES: `dashboard:${HASH}:VehicleIdentification.ReadAll+VehicleIdentification.Identify\n${OTHER_HASH}:VehicleIdentification.Admin`
+  }).auth.apiKeys
+  t.same(keys.map(entry => [entry.id, entry.roles]), [['dashboard', ['ReadAll', 'Identify']], [OTHER_HASH.slice(0, 12), ['Admin']]])
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `ops:${HASH}:VehicleIdentification.Root` }, /entry "ops" names an unknown role "VehicleIdentification.Root"/)
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `ops:${HASH}:` }, /API_KEY_HASHES entries must be/)
+  refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `ops:${HASH}:ReadAll` }, /unknown role "ReadAll"/, 'our short names are not Entra\'s')
 })

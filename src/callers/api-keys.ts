@@ -1,11 +1,14 @@
 // API keys (AUTH_MODE=apikey): the service stores only their SHA-256 (API_KEY_HASHES); a caller sends
 // the key in `x-api-key`. Every configured hash is compared, in constant time, whatever matches.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { Role } from './caller.ts'
 
 export interface ApiKeyEntry {
   /** Shown in logs instead of the key: the name given in API_KEY_HASHES, else the hash's first 12 hex digits. */
   id: string
   sha256: Buffer
+  /** What the key may do (`:roles` in its entry); Identify when the entry names none. */
+  roles: readonly Role[]
 }
 
 /** Makes a leaked key recognisable (secret scanners, logs, chat pastes). */

@@ -20,6 +20,13 @@ export interface Caller {
   name?: string
 }
 
+/** Our roles by the Entra app role (or delegated permission) names that grant them; API key entries use the same names. */
+export const ROLE_BY_ENTRA_NAME: ReadonlyMap<string, Role> = new Map<string, Role>([
+  ['VehicleIdentification.Identify', 'Identify'],
+  ['VehicleIdentification.ReadAll', 'ReadAll'],
+  ['VehicleIdentification.Admin', 'Admin']
+])
+
 /** Everyone, when AUTH_MODE=none: may identify, nothing more. */
 export const ANONYMOUS: Caller = Object.freeze({ kind: 'anonymous', id: 'anonymous', roles: new Set<Role>(['Identify']) })
 

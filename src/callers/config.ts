@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { ConfigError, readList, requireHttps } from '../config-support.ts'
 import { API_KEY_NAME, type ApiKeyEntry } from './api-keys.ts'
+import { ROLE_BY_ENTRA_NAME, type Role } from './caller.ts'
 
 export const CallersEnv = Type.Object({
   AUTH_MODE: Type.String({ pattern: '^(none|entra|apikey|entra,apikey|apikey,entra)$', default: 'none' }),
@@ -42,7 +43,7 @@ export interface CallersConfig {
 }
 
 /** `name:sha256hex` or `sha256hex`, the name as `npm run apikey:new` accepts it. */
-const API_KEY_ENTRY = new RegExp(`^(?:(${API_KEY_NAME.source.slice(1, -1)}):)?([0-9a-fA-F]{64})$`)
+const API_KEY_ENTRY = new RegExp(`^(?:(${API_KEY_NAME.source.slice(1, -1)}):)?([0-9a-fA-F]{64})(?::([\\w.+]+))?$`)
 
 export function readCallersConfig (raw: CallersEnv, production: boolean): CallersConfig {
   requireHttps('ENTRA_JWKS_URI', raw.ENTRA_JWKS_URI) // plain http would let anyone on the path swap the keys
@@ -80,7 +81,24 @@ function readEntra (raw: CallersEnv): EntraConfig {
   }
 }
 
-/** `API_KEY_HASHES` and/or the file `API_KEY_HASHES_FILE`: SHA-256 hex hashes, optionally `name:hash`, comma- or line-separated. */
+/** An API key's roles, by their Entra app role names; none given: Identify, as before roles existed. */
+function readKeyRoles (value: string | undefined, id: string): Role[] {
+  if (value === undefined) return ['Identify']
+  return value.split('+').map(name => {
+    const role = ROLE_BY_ENTRA_NAME.get(name)
+    if (role === undefined) {
+      throw new ConfigError(`invalid configuration: API_KEY_HASHES entry "${id}" names an unknown role "${name.slice(0, 64)}" ` +
+        `(known: ${[...ROLE_BY_ENTRA_NAME.keys()].join(', ')})`)
+    }
+    return role
+  })
+}
+
+/**
+ * `API_KEY_HASHES` and/or the file `API_KEY_HASHES_FILE`, comma- or line-separated entries: a SHA-256 hex hash,
+ * optionally `name:hash`, optionally followed by `:roles`, the roles joined by `+` and named as Entra's app roles
+ * (`dashboard:HASH:VehicleIdentification.Identify+VehicleIdentification.ReadAll`). Without roles: Identify only.
+ */
 function readApiKeys (raw: CallersEnv): ApiKeyEntry[] {
   let text = raw.API_KEY_HASHES ?? ''
   if (raw.API_KEY_HASHES_FILE) {
@@ -95,9 +113,13 @@ function readApiKeys (raw: CallersEnv): ApiKeyEntry[] {
   for (const item of text.split('\n').flatMap(line => line.replace(/#.*/, '').split(',')).map(entry => entry.trim())) {
     if (item === '') continue
     const match = API_KEY_ENTRY.exec(item)
-    if (!match) throw new ConfigError('invalid configuration: API_KEY_HASHES entries must be 64 hex digits (a SHA-256), optionally prefixed by "name:"')
+    if (!match) {
+      throw new ConfigError('invalid configuration: API_KEY_HASHES entries must be 64 hex digits (a SHA-256), optionally prefixed by "name:" ' +
+        'and followed by ":roles"')
+    }
     const hash = (match[2] as string).toLowerCase()
-    entries.push({ id: match[1] ?? hash.slice(0, 12), sha256: Buffer.from(hash, 'hex') })
+    const id = match[1] ?? hash.slice(0, 12)
+    entries.push({ id, sha256: Buffer.from(hash, 'hex'), roles: readKeyRoles(match[3], id) })
   }
   return entries
 }

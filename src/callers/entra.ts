@@ -11,7 +11,7 @@ import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPaylo
 import type { FastifyBaseLogger } from 'fastify'
 import type { EntraConfig } from './config.ts'
 import { AppError, CallerVerificationUnavailableError, ForbiddenError, UnauthenticatedError } from '../errors.ts'
-import type { Caller, Role } from './caller.ts'
+import { ROLE_BY_ENTRA_NAME, type Caller, type Role } from './caller.ts'
 
 /** The only signature algorithm Entra ID uses for access tokens. Nothing else is accepted: no `none`, no HMAC. */
 export const ENTRA_ALGORITHMS = ['RS256']
@@ -34,12 +34,6 @@ export interface EntraVerifier {
   /** Whether that caller may use the API. Throws AppError FORBIDDEN (403). */
   authorize: (caller: Caller) => void
 }
-
-/** Entra app roles / delegated permissions beyond ENTRA_REQUIRED_ROLES (which grants Identify). */
-const ENTRA_ROLES: ReadonlyArray<[entraName: string, role: Role]> = [
-  ['VehicleIdentification.ReadAll', 'ReadAll'],
-  ['VehicleIdentification.Admin', 'Admin']
-]
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -138,7 +132,8 @@ export function createEntraVerifier (config: EntraConfig, options: EntraVerifier
   function grantedRoles (granted: readonly string[]): Set<Role> {
     const roles = new Set<Role>()
     if (granted.some(value => required.includes(value))) roles.add('Identify')
-    for (const [entraName, role] of ENTRA_ROLES) if (granted.includes(entraName)) roles.add(role)
+    // Beyond ENTRA_REQUIRED_ROLES (which grants Identify): ReadAll and Admin by their fixed names.
+    for (const [entraName, role] of ROLE_BY_ENTRA_NAME) if (role !== 'Identify' && granted.includes(entraName)) roles.add(role)
     return roles
   }
 

@@ -72,7 +72,7 @@ export function createCallerVerifier (auth: CallersConfig, log: FastifyBaseLogge
     if (matchApiKey !== null && typeof apiKey === 'string') {
       const entry = matchApiKey(apiKey)
       if (entry === null) throw new UnauthenticatedError('The API key is not valid (unknown or revoked).', { challenge: `ApiKey realm="${REALM}"` })
-      return { kind: 'apikey', id: entry.id, name: entry.id, roles: new Set(['Identify']) }
+      return { kind: 'apikey', id: entry.id, name: entry.id, roles: new Set(entry.roles) }
     }
     if (entra === null && authorization !== undefined) throw missing('This service takes an API key in the x-api-key header, not an Authorization header.')
     if (entra !== null && matchApiKey === null) throw missing('Credentials are required: send "Authorization: Bearer <Microsoft Entra ID access token>".')
