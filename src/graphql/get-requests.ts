@@ -2,10 +2,10 @@
 // exists (a 500 for an unknown operationName) and refuses mutations with an uncoded error: check both
 // here first, on a parse bounded like every other (GET queries are rare: GraphiQL and clients POST).
 import { getOperationAST, parse, type DocumentNode } from 'graphql'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { MethodNotAllowedError, QueryRejectedError } from '../errors.ts'
 
-export function checkGetOperation (request: FastifyRequest, reply: FastifyReply, maxTokens: number): void {
+export function checkGetOperation (request: FastifyRequest, maxTokens: number): void {
   if (request.method !== 'GET') return
   const params = request.query as Record<string, unknown>
   if (params.operationName === '') delete params.operationName // empty means none, as in a POST body

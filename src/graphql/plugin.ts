@@ -57,8 +57,11 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
       Math.max(1, Math.ceil(context.ttl / 1000)))
   }))
 
+  async function checkGet (request: FastifyRequest): Promise<void> {
+    checkGetOperation(request, config.limits.maxQueryTokens)
+  }
+
   async function receiveUpload (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    checkGetOperation(request, reply, config.limits.maxQueryTokens)
     if (!request.isMultipart()) return
     let release: Release | undefined
     try {
@@ -89,7 +92,7 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     // Multipart posts need a header a cross-site HTML form cannot send; JSON posts already force a preflight.
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },
     errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log, ctx.reply),
-    additionalRouteOptions: { preValidation: receiveUpload }
+    additionalRouteOptions: { preValidation: [checkGet, receiveUpload] }
   })
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
