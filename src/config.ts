@@ -13,6 +13,7 @@ import { VisionEnv, readVisionConfig, type VisionConfig } from './vision/config.
 import { AZURE_ENV_ALIASES, AzureEnv } from './azure/config.ts'
 import { CallersEnv, readCallersConfig, type CallersConfig } from './callers/config.ts'
 import { MetricsEnv, readMetricsConfig } from './metrics/config.ts'
+import { HistoryEnv, readHistoryConfig, type HistoryConfig } from './history/config.ts'
 
 export { ConfigError }
 
@@ -25,7 +26,8 @@ const Env = Type.Object({
   ...VisionEnv.properties,
   ...AzureEnv.properties,
   ...CallersEnv.properties,
-  ...MetricsEnv.properties
+  ...MetricsEnv.properties,
+  ...HistoryEnv.properties
 })
 type Env = Static<typeof Env>
 
@@ -41,6 +43,7 @@ export interface Config extends Omit<ServerConfig, 'corsOrigins'>, GraphqlEndpoi
   metricsToken: string | null
   images: ImageConfig
   vision: VisionConfig
+  history: HistoryConfig
 }
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
@@ -70,6 +73,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const vision = readVisionConfig(raw)
   const auth = readCallersConfig(raw, server.production)
   const metrics = readMetricsConfig(raw)
+  const history = readHistoryConfig(raw)
 
   return {
     ...server,
@@ -81,6 +85,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     overload,
     metricsToken: metrics.token,
     images,
-    vision
+    vision,
+    history
   }
 }

@@ -24,6 +24,9 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
   | 'OVERLOADED'
+  | 'STORAGE_UNAVAILABLE'
+  | 'IDEMPOTENCY_KEY_IN_USE'
+  | 'IDEMPOTENCY_KEY_REUSED'
   | 'INTERNAL_SERVER_ERROR'
 
 export interface ErrorOptions {
@@ -222,6 +225,26 @@ export class RateLimitedError extends RetryableError {
 export class OverloadedError extends RetryableError {
   readonly code = 'OVERLOADED'
   override readonly statusCode = 503
+}
+
+// History (src/history/)
+
+/** The history database cannot be reached (or HISTORY=off): history queries fail; identifications go on. */
+export class StorageUnavailableError extends RetryableError {
+  readonly code = 'STORAGE_UNAVAILABLE'
+  override readonly statusCode = 503
+}
+
+/** An Idempotency-Key whose first request is still running (IETF httpapi idempotency draft: 409). */
+export class IdempotencyKeyInUseError extends RetryableError {
+  readonly code = 'IDEMPOTENCY_KEY_IN_USE'
+  override readonly statusCode = 409
+}
+
+/** An Idempotency-Key sent again with another image or other arguments (the draft: 422). */
+export class IdempotencyKeyReusedError extends AppError {
+  readonly code = 'IDEMPOTENCY_KEY_REUSED'
+  override readonly statusCode = 422
 }
 
 // Azure, and the identity endpoint in front of it

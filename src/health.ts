@@ -13,7 +13,9 @@ async function healthPlugin (app: FastifyInstance, { vision }: { vision: VisionS
     if (app.isUnderPressure()) return await unavailable('under pressure')
     const stalled = app.workers.notReady()
     if (stalled.length > 0) return await unavailable(`worker not ready: ${stalled.join(', ')}`)
-    return { status: 'ok', backend: status.backend }
+    // Degraded parts (history waiting for its database) do not take the instance out: identifications still work.
+    const degraded = app.workers.degraded()
+    return degraded.length > 0 ? { status: 'ok', backend: status.backend, degraded } : { status: 'ok', backend: status.backend }
   })
 }
 

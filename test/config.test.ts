@@ -61,7 +61,16 @@ t.test('the defaults, in development', async t => {
       jpegQuality: 85,
       concurrency: Math.min(availableParallelism(), 2) // 96 MiB ÷ 48 MiB
     },
-    vision: { backend: 'simulated', language: 'ru', timeoutMs: 60_000, maxTokens: 800, azure: null }
+    vision: { backend: 'simulated', language: 'ru', timeoutMs: 60_000, maxTokens: 800, azure: null },
+    history: {
+      enabled: true,
+      database: { dialect: 'sqlite', file: join(process.cwd(), 'data', 'history.db') },
+      retentionDays: 365,
+      bufferSize: 10_000,
+      resultCache: { ttlSeconds: 604_800, scope: 'caller' },
+      prices: null,
+      thumbnails: { signingKey: null, urlTtlSeconds: 900 }
+    }
   }
   t.strictSame(loadConfig({}), expected)
   t.strictSame(loadConfig({ NODE_ENV: 'development' }), expected, 'NODE_ENV=development is the default')

@@ -1,5 +1,8 @@
 // One way to build the app in tests: the real factory, a config from a test environment, and
 // the simulated backend unless a test hands in another.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { pino } from 'pino'
@@ -19,8 +22,15 @@ export const TEST_ENV = {
   VISION_MAX_CONCURRENCY_PER_CALLER: '1024'
 }
 
+/** A fresh folder for an app's history database (SQLite), removed when this test process exits. */
+export function tempDataDir (): string {
+  const dir = mkdtempSync(join(tmpdir(), 'agrivision-test-data-'))
+  process.once('exit', () => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
 export function testConfig (env: Record<string, string> = {}): Config {
-  return loadConfig({ ...TEST_ENV, ...env })
+  return loadConfig({ ...TEST_ENV, DATA_DIR: env.DATA_DIR ?? tempDataDir(), ...env })
 }
 
 /** The app with the test environment, ready; closed when the test `t` ends. */

@@ -2,6 +2,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppServices } from '../services.ts'
 import type { Caller } from '../callers/caller.ts'
+import type { History } from '../history/plugin.ts'
 import { clientGone } from './client-gone.ts'
 
 export interface AppContext extends AppServices {
@@ -14,6 +15,11 @@ export interface AppContext extends AppServices {
   signal: AbortSignal
   /** True while the process is under memory or event-loop pressure (new identifications are refused). */
   underPressure: () => boolean
+  /** The identification history; null when HISTORY=off. */
+  history: History | null
+  /** The request, for what only it knows (the origin thumbnail URLs are made for, the Idempotency-Key header). */
+  request: FastifyRequest
+  reply: FastifyReply
 }
 
 declare module 'mercurius' {
@@ -28,7 +34,10 @@ export function buildContext (services: AppServices) {
       requestId: String(request.id),
       log: request.log,
       signal: clientGone(request, reply),
-      underPressure: () => request.server.isUnderPressure()
+      underPressure: () => request.server.isUnderPressure(),
+      history: request.server.history,
+      request,
+      reply
     }
   }
 }

@@ -6,6 +6,7 @@ import type { ImageDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
+import { historyMutations, historyQueries } from './history-resolvers.ts'
 import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
 export const MAX_INSTRUCTIONS_LENGTH = 2000
@@ -23,21 +24,28 @@ export const resolvers: Resolvers = {
       const { backend, deployment, ready } = ctx.vision.status()
       // As /health/ready: under pressure, new identifications are refused, so it cannot take one.
       return { backend, deployment, ready: ready && !ctx.underPressure() }
-    }
+    },
+    ...historyQueries
   },
   Mutation: {
     identifyVehicle: async (_root, args, ctx) => {
       const caller = ctx.caller ?? ANONYMOUS
       requireRole(caller, 'Identify')
       const { vision, images, events } = ctx // the flow's services, not the GraphQL context
-      return await identifyVehicle({ vision, images, events }, { caller, requestId: ctx.requestId }, {
+      const answers = ctx.history?.answers ?? null
+      return await identifyVehicle({ vision, images, events, answers }, { caller, requestId: ctx.requestId }, {
         image: args.image.buffer,
         instructions: readInstructions(args.instructions),
         language: readLanguage(args.language, ctx.config.vision.language),
         detail: args.detail ? IMAGE_DETAIL[args.detail] : ctx.config.images.detail,
         signal: ctx.signal
       })
-    }
+    },
+    ...historyMutations
+  },
+  Identification: {
+    // Signed thumbnail URLs: src/thumbnails/ (made off the request path, so often not there yet for a fresh answer).
+    thumbnailUrl: () => null
   }
 }
 

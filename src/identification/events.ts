@@ -29,8 +29,12 @@ export interface IdentificationCompleted extends EventBase {
   detail: ImageDetail
   /** Time in the vision backend (retries included). */
   upstreamMs: number
-  /** HTTP status of the upstream answer; null for the simulated backend. */
+  /** HTTP status of the upstream answer; null for the simulated backend and cached answers. */
   upstreamStatus: number | null
+  /** The result cache's key of this question (null when the cache is off): history keeps it for later lookups. */
+  cacheKey: string | null
+  /** The image as sent to the model (upright, stripped, downscaled), for thumbnails. Never logged. */
+  sentImage: Buffer
 }
 
 export interface IdentificationFailed extends EventBase {
@@ -39,6 +43,7 @@ export interface IdentificationFailed extends EventBase {
   bytes: number
   detail: ImageDetail
   durationMs: number
+  language: string
   /** Set when the failure came from (or after) the vision backend call. */
   upstreamMs?: number
   /** What was known of the image before it failed, if anything. */

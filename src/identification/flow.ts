@@ -1,19 +1,21 @@
 // One identification, start to finish: inspect the upload, prepare what the model sees, ask the
 // vision service. What happens is announced on IdentificationEvents (started, completed, failed);
 // metrics, the log line and any later capability subscribe there instead of being called from here.
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { Caller } from '../callers/caller.ts'
 import { AppError } from '../errors.ts'
 import { inspectImage } from '../image/inspect.ts'
 import type { ImagePipeline } from '../image/pipeline.ts'
 import type { VisionService } from '../vision/types.ts'
 import type { IdentificationEvents } from './events.ts'
-import type { Identification, IdentificationInput, SentImageInfo } from './types.ts'
+import type { AnswerCache, Identification, IdentificationInput, SentImageInfo } from './types.ts'
 
 export interface IdentificationDeps {
   vision: VisionService
   images: ImagePipeline
   events: IdentificationEvents
+  /** Earlier answers to the same question (history's result cache); none: always ask the model. */
+  answers?: AnswerCache | null
 }
 
 /** Who asked, and through which request (for log correlation). */
@@ -23,7 +25,7 @@ export interface IdentificationOrigin {
 }
 
 export async function identifyVehicle (
-  { vision, images, events }: IdentificationDeps,
+  { vision, images, events, answers = null }: IdentificationDeps,
   { caller, requestId }: IdentificationOrigin,
   input: IdentificationInput
 ): Promise<Identification> {
@@ -39,21 +41,27 @@ export async function identifyVehicle (
     Object.assign(known, { sha256: image.sha256, mimeType: image.mimeType, bytes: image.bytes, width: image.width, height: image.height })
     const sent = await images.prepare(input.image, image, input.detail)
     Object.assign(known, { sentMimeType: sent.mimeType, sentBytes: sent.bytes.length, sentWidth: sent.width, sentHeight: sent.height })
+    const sentSha256 = createHash('sha256').update(sent.bytes).digest('hex')
+    const cacheKey = answers?.keyFor({ sentSha256, instructions: input.instructions, language: input.language, detail: input.detail }) ?? null
+    const hit = cacheKey === null ? undefined : await answers?.lookup(cacheKey, caller)
     upstreamStarted = performance.now()
 
-    const result = await vision.identify({
-      image: sent.bytes,
-      mimeType: sent.mimeType,
-      width: sent.width,
-      height: sent.height,
-      detail: input.detail,
-      instructions: input.instructions,
-      language: input.language,
-      signal: input.signal
-    })
+    const result = hit !== undefined
+      ? { ...hit, usage: null, upstreamStatus: null }
+      : await vision.identify({
+        image: sent.bytes,
+        mimeType: sent.mimeType,
+        width: sent.width,
+        height: sent.height,
+        detail: input.detail,
+        instructions: input.instructions,
+        language: input.language,
+        signal: input.signal
+      })
     const upstreamMs = performance.now() - upstreamStarted
     const identification: Identification = {
       id: base.id,
+      callerId: caller.id,
       answer: result.answer,
       vehicles: result.vehicles,
       language: input.language,
@@ -72,10 +80,13 @@ export async function identifyVehicle (
         estimatedImageTokens: sent.estimatedImageTokens
       },
       usage: result.usage,
+      cached: hit !== undefined,
       durationMs: elapsed(),
       createdAt: new Date()
     }
-    events.emit('completed', { ...base, identification, detail: input.detail, upstreamMs, upstreamStatus: result.upstreamStatus })
+    events.emit('completed', {
+      ...base, identification, detail: input.detail, upstreamMs, upstreamStatus: result.upstreamStatus, cacheKey, sentImage: sent.bytes
+    })
     return identification
   } catch (err) {
     events.emit('failed', {
@@ -85,6 +96,7 @@ export async function identifyVehicle (
       bytes: input.image.length,
       detail: input.detail,
       durationMs: elapsed(),
+      language: input.language,
       ...(upstreamStarted === undefined ? {} : { upstreamMs: performance.now() - upstreamStarted }),
       ...(Object.keys(known).length > 0 ? { image: known } : {})
     })

@@ -2,6 +2,23 @@
 import type { ImageDetail } from '../image/tokens.ts'
 import type { TokenUsage, VisionBackend } from '../vision/types.ts'
 import type { DetectedVehicle } from '../vision/answer-schema.ts'
+import type { Caller } from '../callers/caller.ts'
+
+/**
+ * Answers identical questions from earlier answers (the history's result cache). The flow asks it
+ * before the model; a lookup that fails is a miss, never a failed identification.
+ */
+export interface AnswerCache {
+  /** The key of a question: the image as sent, the instructions, language, detail (and the deployment, which the cache knows). */
+  keyFor (question: { sentSha256: string, instructions: string, language: string, detail: string }): string
+  lookup (key: string, caller: Caller): Promise<CachedAnswer | undefined>
+}
+
+export interface CachedAnswer {
+  answer: string
+  vehicles: DetectedVehicle[]
+  model: string
+}
 
 export interface IdentificationInput {
   image: Buffer
@@ -28,6 +45,8 @@ export interface SentImageInfo {
 // with the generated `Resolvers`, so `identifyVehicle` must return a value that fits it field by field.
 export interface Identification {
   id: string
+  /** Who asked: the caller's stable id (Entra oid/appid, API key id, anonymous). */
+  callerId: string
   answer: string
   vehicles: DetectedVehicle[]
   language: string
@@ -35,6 +54,8 @@ export interface Identification {
   model: string
   image: SentImageInfo
   usage: TokenUsage | null
+  /** True when answered from the result cache (history) rather than the model. */
+  cached: boolean
   durationMs: number
   createdAt: Date
 }

@@ -8,7 +8,7 @@ export function countIdentifications (events: IdentificationEvents, metrics: Met
   })
   events.on('completed', ({ backend, identification, upstreamMs }) => {
     metrics.imageBytes.inc({ direction: 'sent' }, identification.image.sentBytes)
-    metrics.upstreamDuration.observe({ outcome: 'OK', backend }, upstreamMs / 1000)
+    if (!identification.cached) metrics.upstreamDuration.observe({ outcome: 'OK', backend }, upstreamMs / 1000)
     metrics.identifications.inc({ outcome: 'OK', backend })
     if (identification.usage) {
       metrics.modelTokens.inc({ kind: 'prompt' }, identification.usage.promptTokens)

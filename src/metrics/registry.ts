@@ -62,6 +62,20 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly history = new Counter({
+    name: 'agrivision_history_records_total',
+    help: 'History records by what became of them: written, or dropped (buffer full while the database was down).',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  readonly resultCache = new Counter({
+    name: 'agrivision_result_cache_lookups_total',
+    help: 'Result cache lookups by result (hit, miss).',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
   constructor () {
     collectDefaultMetrics({ register: this.registry })
   }

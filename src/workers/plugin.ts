@@ -12,12 +12,16 @@ export interface Worker {
   stop (): Promise<void> | void
   /** False while it cannot do its job (its store is down, ...). Default: ready once started. */
   ready? (): boolean
+  /** True while it works in a reduced way the service can live with (history buffering while its database is down). */
+  degraded? (): boolean
 }
 
 export interface Workers {
   register (worker: Worker): void
   /** The names of started workers that say they are not ready. */
   notReady (): string[]
+  /** The names of started workers that say they are degraded. */
+  degraded (): string[]
 }
 
 declare module 'fastify' {
@@ -37,6 +41,9 @@ async function workersPlugin (app: FastifyInstance): Promise<void> {
     },
     notReady (): string[] {
       return [...started].filter(worker => worker.ready?.() === false).map(worker => worker.name)
+    },
+    degraded (): string[] {
+      return [...started].filter(worker => worker.degraded?.() === true).map(worker => worker.name)
     }
   })
 

@@ -3,6 +3,9 @@
 // suites start it against the FakeAzure and wait until it is ready; test/server.test.ts drives it raw.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 
@@ -43,12 +46,16 @@ export async function freePort (): Promise<number> {
 /** Spawns the server on a free loopback port with `env` (and nothing of this process's environment but PATH). */
 export async function spawnServer (env: Record<string, string>, { maxLifetimeMs = 200_000 } = {}): Promise<ServerProcess> {
   const port = await freePort()
+  // Its own history database unless the test shares one (DATA_DIR or DATABASE_URL in env); removed when this process exits.
+  const dataDir = mkdtempSync(join(tmpdir(), 'agrivision-server-data-'))
+  process.once('exit', () => { rmSync(dataDir, { recursive: true, force: true }) })
   const child = spawn(process.execPath, ['--import', WATCHDOG, SERVER], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_LEVEL: 'warn',
+      DATA_DIR: dataDir,
       ...UNLIMITED_CALLER_ENV,
       TEST_MAX_LIFETIME_MS: String(maxLifetimeMs),
       ...env

@@ -70,6 +70,10 @@ export type Identification = {
   answer: Scalars['String']['output'];
   /** The backend that produced the answer. */
   backend: VisionBackend;
+  /** True when this answer was served from the result cache (the same photo and question answered earlier), with no model call; its `usage` is then null. */
+  cached: Scalars['Boolean']['output'];
+  /** The id of the caller who asked (Entra object or app id, or the API key's id): what `IdentificationFilter.caller` matches. */
+  callerId: Scalars['String']['output'];
   /** When the identification finished. */
   createdAt: Scalars['DateTime']['output'];
   /** Time spent on the identification, in milliseconds, upload excluded. */
@@ -82,6 +86,12 @@ export type Identification = {
   language: Scalars['String']['output'];
   /** The deployment or model that answered. */
   model: Scalars['String']['output'];
+  /**
+   * A small JPEG of the photo as the model saw it (longest side 256 pixels, no metadata) at a signed URL that expires
+   * (15 minutes by default), so that an `<img src>` works without an Authorization header. Null when there is none:
+   * thumbnails are made after the answer and may be skipped under load, and none exists with HISTORY=off.
+   */
+  thumbnailUrl?: Maybe<Scalars['String']['output']>;
   /** Tokens the model used; null when the backend reports none (simulated). */
   usage?: Maybe<TokenUsage>;
   /**
@@ -89,6 +99,35 @@ export type Identification = {
    * (e.g. as an equipment asset). Empty when the photo shows none; `answer` then says why.
    */
   vehicles: Array<DetectedVehicle>;
+};
+
+/** A page of identifications (Relay cursor connection). */
+export type IdentificationConnection = {
+  __typename?: 'IdentificationConnection';
+  edges: Array<IdentificationEdge>;
+  pageInfo: PageInfo;
+};
+
+/** One identification in a page, with the cursor of its position. */
+export type IdentificationEdge = {
+  __typename?: 'IdentificationEdge';
+  /** Pass it as `after` to get the identifications after this one. */
+  cursor: Scalars['String']['output'];
+  node: Identification;
+};
+
+/** Narrows `identifications`: every field given must match. */
+export type IdentificationFilter = {
+  /** Another caller's identifications (its `callerId`); needs the ReadAll role. */
+  caller?: InputMaybe<Scalars['String']['input']>;
+  /** Identifications in which a vehicle of this category was seen. */
+  category?: InputMaybe<VehicleCategory>;
+  /** Made at or after this instant. */
+  from?: InputMaybe<Scalars['DateTime']['input']>;
+  /** Identifications in which a vehicle of this make was seen (the whole name, case-insensitive: `john deere` finds `John Deere`). */
+  make?: InputMaybe<Scalars['String']['input']>;
+  /** Made before this instant. */
+  to?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
 /** How closely the model looks at the image, and what the server sends it. */
@@ -128,10 +167,21 @@ export type ImageInfo = {
 export type Mutation = {
   __typename?: 'Mutation';
   /**
+   * Removes an identification (and its thumbnail) from history, e.g. when a farmer withdraws a photo. The caller's own;
+   * anyone's with the ReadAll role. True when it was removed; false when there was none the caller may remove.
+   * Usage keeps what it cost.
+   */
+  deleteIdentification: Scalars['Boolean']['output'];
+  /**
    * Identify the agricultural vehicle (tractor, combine harvester, sprayer, ...) in a photo.
    * Send it as a multipart request with the header `graphql-require-preflight: 1`.
    */
   identifyVehicle: Identification;
+};
+
+
+export type MutationDeleteIdentificationArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -142,10 +192,59 @@ export type MutationIdentifyVehicleArgs = {
   language?: InputMaybe<Scalars['String']['input']>;
 };
 
+/** Where a page stands (Relay). */
+export type PageInfo = {
+  __typename?: 'PageInfo';
+  /** The last edge's cursor: pass it as `after` for the next page. Null on an empty page. */
+  endCursor?: Maybe<Scalars['String']['output']>;
+  /** True when there are more identifications after this page. */
+  hasNextPage: Scalars['Boolean']['output'];
+  /** Always false: pages go forward only (newest first). */
+  hasPreviousPage: Scalars['Boolean']['output'];
+  /** The first edge's cursor; null on an empty page. */
+  startCursor?: Maybe<Scalars['String']['output']>;
+};
+
 export type Query = {
   __typename?: 'Query';
+  /**
+   * One identification from history by its id: the caller's own, or anyone's with the `VehicleIdentification.ReadAll`
+   * role. Null when there is none the caller may see (never made, another caller's, deleted, or past retention).
+   * Fails with STORAGE_UNAVAILABLE (HTTP 503) while the history database cannot be reached.
+   */
+  identification?: Maybe<Identification>;
+  /**
+   * Successful identifications, newest first, as a Relay cursor connection (keyset-paginated: pages stay stable while
+   * new identifications arrive). The caller's own; every caller's with the ReadAll role.
+   */
+  identifications: IdentificationConnection;
+  /**
+   * Identifications and tokens spent between `from` (inclusive) and `to` (exclusive), one bucket per UTC day, caller or
+   * model. The caller's own usage; every caller's with the ReadAll role. Failed identifications count (they may
+   * have spent tokens); deleting an identification does not change what it cost.
+   */
+  usage: Array<UsageBucket>;
   /** Which vision backend answers identifications, and whether it is ready to. */
   vision: VisionStatus;
+};
+
+
+export type QueryIdentificationArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryIdentificationsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  filter?: InputMaybe<IdentificationFilter>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+export type QueryUsageArgs = {
+  from: Scalars['DateTime']['input'];
+  groupBy?: InputMaybe<UsageGrouping>;
+  to: Scalars['DateTime']['input'];
 };
 
 /** Token counts reported by the model for one identification. */
@@ -158,6 +257,34 @@ export type TokenUsage = {
   /** promptTokens + completionTokens. */
   totalTokens: Scalars['Int']['output'];
 };
+
+/** What was identified, and what it cost, in one bucket. */
+export type UsageBucket = {
+  __typename?: 'UsageBucket';
+  /** Of those, the ones answered from the result cache (no model call, no tokens). */
+  cached: Scalars['Int']['output'];
+  /** Completion (output) tokens the model reported. */
+  completionTokens: Scalars['Int']['output'];
+  /** The tokens at the server's prices (VISION_PRICE_INPUT_PER_MTOK, VISION_PRICE_OUTPUT_PER_MTOK); null when no prices are set. */
+  estimatedCost?: Maybe<Scalars['Float']['output']>;
+  /** Of those, the ones that failed (any error code). */
+  failed: Scalars['Int']['output'];
+  /** Identifications asked for, successful, failed and cached alike. */
+  identifications: Scalars['Int']['output'];
+  /** The day (YYYY-MM-DD), caller id or model, as grouped. */
+  key: Scalars['String']['output'];
+  /** Prompt (input) tokens the model reported. */
+  promptTokens: Scalars['Int']['output'];
+};
+
+/** How `usage` groups its buckets. */
+export type UsageGrouping =
+  /** One bucket per caller; the key is its `callerId`. */
+  | 'CALLER'
+  /** One bucket per UTC day; the key is the date (`2026-11-30`). */
+  | 'DAY'
+  /** One bucket per deployment or model; the key is its name (empty for identifications that failed before a model answered). */
+  | 'MODEL';
 
 /**
  * The kind of agricultural equipment, following ISO 11783's device classes and AgGateway ADAPT's machine and
@@ -301,16 +428,23 @@ export type ResolversTypes = {
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DetectedVehicle: ResolverTypeWrapper<DetectedVehicle>;
   EquipmentKind: EquipmentKind;
+  Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Identification: ResolverTypeWrapper<Identification>;
+  IdentificationConnection: ResolverTypeWrapper<IdentificationConnection>;
+  IdentificationEdge: ResolverTypeWrapper<IdentificationEdge>;
+  IdentificationFilter: IdentificationFilter;
   ImageDetail: ImageDetail;
   ImageInfo: ResolverTypeWrapper<ImageInfo>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
   TokenUsage: ResolverTypeWrapper<TokenUsage>;
   Upload: ResolverTypeWrapper<Scalars['Upload']['output']>;
+  UsageBucket: ResolverTypeWrapper<UsageBucket>;
+  UsageGrouping: UsageGrouping;
   VehicleCategory: VehicleCategory;
   VisionBackend: VisionBackend;
   VisionStatus: ResolverTypeWrapper<VisionStatus>;
@@ -321,15 +455,21 @@ export type ResolversParentTypes = {
   Boolean: Scalars['Boolean']['output'];
   DateTime: Scalars['DateTime']['output'];
   DetectedVehicle: DetectedVehicle;
+  Float: Scalars['Float']['output'];
   ID: Scalars['ID']['output'];
   Identification: Identification;
+  IdentificationConnection: IdentificationConnection;
+  IdentificationEdge: IdentificationEdge;
+  IdentificationFilter: IdentificationFilter;
   ImageInfo: ImageInfo;
   Int: Scalars['Int']['output'];
   Mutation: Record<PropertyKey, never>;
+  PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
   TokenUsage: TokenUsage;
   Upload: Scalars['Upload']['output'];
+  UsageBucket: UsageBucket;
   VisionStatus: VisionStatus;
 };
 
@@ -349,14 +489,27 @@ export type DetectedVehicleResolvers<ContextType = AppContext, ParentType extend
 export type IdentificationResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Identification'] = ResolversParentTypes['Identification']> = {
   answer?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   backend?: Resolver<ResolversTypes['VisionBackend'], ParentType, ContextType>;
+  cached?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  callerId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   durationMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   image?: Resolver<ResolversTypes['ImageInfo'], ParentType, ContextType>;
   language?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  thumbnailUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   usage?: Resolver<Maybe<ResolversTypes['TokenUsage']>, ParentType, ContextType>;
   vehicles?: Resolver<Array<ResolversTypes['DetectedVehicle']>, ParentType, ContextType>;
+};
+
+export type IdentificationConnectionResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['IdentificationConnection'] = ResolversParentTypes['IdentificationConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['IdentificationEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type IdentificationEdgeResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['IdentificationEdge'] = ResolversParentTypes['IdentificationEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Identification'], ParentType, ContextType>;
 };
 
 export type ImageInfoResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['ImageInfo'] = ResolversParentTypes['ImageInfo']> = {
@@ -373,10 +526,21 @@ export type ImageInfoResolvers<ContextType = AppContext, ParentType extends Reso
 };
 
 export type MutationResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  deleteIdentification?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteIdentificationArgs, 'id'>>;
   identifyVehicle?: Resolver<ResolversTypes['Identification'], ParentType, ContextType, RequireFields<MutationIdentifyVehicleArgs, 'image'>>;
 };
 
+export type PageInfoResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
+  endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  hasPreviousPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  startCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+};
+
 export type QueryResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  identification?: Resolver<Maybe<ResolversTypes['Identification']>, ParentType, ContextType, RequireFields<QueryIdentificationArgs, 'id'>>;
+  identifications?: Resolver<ResolversTypes['IdentificationConnection'], ParentType, ContextType, RequireFields<QueryIdentificationsArgs, 'first'>>;
+  usage?: Resolver<Array<ResolversTypes['UsageBucket']>, ParentType, ContextType, RequireFields<QueryUsageArgs, 'from' | 'groupBy' | 'to'>>;
   vision?: Resolver<ResolversTypes['VisionStatus'], ParentType, ContextType>;
 };
 
@@ -390,6 +554,16 @@ export interface UploadScalarConfig extends GraphQLScalarTypeConfig<ResolversTyp
   name: 'Upload';
 }
 
+export type UsageBucketResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['UsageBucket'] = ResolversParentTypes['UsageBucket']> = {
+  cached?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  completionTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  estimatedCost?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  failed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  identifications?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  key?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  promptTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type VisionStatusResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['VisionStatus'] = ResolversParentTypes['VisionStatus']> = {
   backend?: Resolver<ResolversTypes['VisionBackend'], ParentType, ContextType>;
   deployment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -400,11 +574,15 @@ export type Resolvers<ContextType = AppContext> = {
   DateTime?: GraphQLScalarType;
   DetectedVehicle?: DetectedVehicleResolvers<ContextType>;
   Identification?: IdentificationResolvers<ContextType>;
+  IdentificationConnection?: IdentificationConnectionResolvers<ContextType>;
+  IdentificationEdge?: IdentificationEdgeResolvers<ContextType>;
   ImageInfo?: ImageInfoResolvers<ContextType>;
   Mutation?: MutationResolvers<ContextType>;
+  PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
   TokenUsage?: TokenUsageResolvers<ContextType>;
   Upload?: GraphQLScalarType;
+  UsageBucket?: UsageBucketResolvers<ContextType>;
   VisionStatus?: VisionStatusResolvers<ContextType>;
 };
 

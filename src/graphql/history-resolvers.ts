@@ -1,0 +1,80 @@
+// The history's queries and mutation: who may see what, the arguments checked, then the store.
+import type { Caller } from '../callers/caller.ts'
+import { ANONYMOUS, requireRole } from '../callers/caller.ts'
+import { BadUserInputError, ForbiddenError, StorageUnavailableError } from '../errors.ts'
+import type { History } from '../history/plugin.ts'
+import { decodeCursor, encodeCursor } from '../history/cursor.ts'
+import { makeKey } from '../history/records.ts'
+import type { AppContext } from './context.ts'
+import type { QueryResolvers, MutationResolvers } from './generated/schema-types.ts'
+
+export const MAX_PAGE_SIZE = 100
+
+/**
+ * The history and whose records the caller may read: its own (null = everyone's with ReadAll).
+ * Anonymous callers (AUTH_MODE=none) share one id, so they see one shared history, and only outside production.
+ */
+function access (ctx: AppContext): { history: History, caller: Caller, ownerFilter: string | null } {
+  if (ctx.history === null) throw new StorageUnavailableError('History is off on this server (HISTORY=off).', undefined)
+  const caller = ctx.caller ?? ANONYMOUS
+  if (caller.kind === 'anonymous' && ctx.config.production) {
+    throw new ForbiddenError('History needs a signed-in caller: anonymous callers share one identity.')
+  }
+  return { history: ctx.history, caller, ownerFilter: caller.roles.has('ReadAll') ? null : caller.id }
+}
+
+export const historyQueries: Pick<QueryResolvers, 'identification' | 'identifications' | 'usage'> = {
+  identification: async (_root, { id }, ctx) => {
+    const { history, ownerFilter } = access(ctx)
+    if (id.length > 64) return null
+    return await history.query(store => store.get(id, ownerFilter)) ?? null
+  },
+
+  identifications: async (_root, { first, after, filter }, ctx) => {
+    const { history, caller, ownerFilter } = access(ctx)
+    const size = first ?? 20
+    if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
+      throw new BadUserInputError(`\`first\` must be between 1 and ${MAX_PAGE_SIZE}.`, { argument: 'first' })
+    }
+    let callerId = ownerFilter
+    if (filter?.caller != null) {
+      requireRole(caller, 'ReadAll')
+      callerId = filter.caller
+    }
+    const make = filter?.make == null ? null : makeKey(filter.make)
+    if (make === '') throw new BadUserInputError('`filter.make` is blank.', { argument: 'filter.make' })
+    const position = after == null ? null : decodeCursor(after)
+    const { rows, hasNextPage } = await history.query(store => store.list({
+      callerId, category: filter?.category ?? null, make, from: filter?.from ?? null, to: filter?.to ?? null
+    }, size, position))
+    const edges = rows.map(node => ({ cursor: encodeCursor({ createdAt: node.createdAt.getTime(), id: node.id }), node }))
+    return {
+      edges,
+      pageInfo: { hasNextPage, hasPreviousPage: false, startCursor: edges[0]?.cursor ?? null, endCursor: edges.at(-1)?.cursor ?? null }
+    }
+  },
+
+  usage: async (_root, { from, to, groupBy }, ctx) => {
+    const { history, ownerFilter } = access(ctx)
+    if (to.getTime() <= from.getTime()) throw new BadUserInputError('`to` must be after `from`.', { argument: 'to' })
+    if (to.getTime() - from.getTime() > 366 * 86_400_000) {
+      throw new BadUserInputError('A usage range spans at most 366 days.', { argument: 'to' })
+    }
+    const prices = history.config.prices
+    const buckets = await history.query(store => store.usage(from, to, ownerFilter, groupBy ?? 'DAY'))
+    return buckets.map(bucket => ({
+      ...bucket,
+      estimatedCost: prices === null
+        ? null
+        : Math.round((bucket.promptTokens * prices.inputPerMillion + bucket.completionTokens * prices.outputPerMillion) / 1e6 * 1e6) / 1e6
+    }))
+  }
+}
+
+export const historyMutations: Pick<MutationResolvers, 'deleteIdentification'> = {
+  deleteIdentification: async (_root, { id }, ctx) => {
+    const { history, ownerFilter } = access(ctx)
+    if (id.length > 64) return false
+    return await history.query(store => store.delete(id, ownerFilter))
+  }
+}

@@ -1,0 +1,59 @@
+// Opens the history database: node:sqlite in a file under DATA_DIR, or a pg pool for DATABASE_URL,
+// behind one Kysely instance, and brings its schema up to date (migrations, under a lock).
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely'
+import pg from 'pg'
+import type { DatabaseTarget } from './config.ts'
+import { migrationProvider } from './migrations/index.ts'
+import { openSqlite } from './sqlite.ts'
+import type { HistoryDatabase } from './tables.ts'
+
+export interface HistoryDb {
+  db: Kysely<HistoryDatabase>
+  dialect: DatabaseTarget['dialect']
+  close (): Promise<void>
+}
+
+export function openDatabase (target: DatabaseTarget): HistoryDb {
+  if (target.dialect === 'sqlite') {
+    mkdirSync(path.dirname(target.file), { recursive: true })
+    const { database } = openSqlite(target.file)
+    const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }) })
+    return { db, dialect: 'sqlite', close: async () => { await db.destroy() } }
+  }
+  const pool = new pg.Pool({
+    connectionString: target.url,
+    max: target.poolSize,
+    // Fail fast when the server is down (records then wait in the buffer); never hang a query forever.
+    connectionTimeoutMillis: 5_000,
+    query_timeout: 30_000,
+    idleTimeoutMillis: 30_000,
+    types: { getTypeParser: numericTypeParser }
+  })
+  // An idle client's connection dropping (server restart) must not crash the process; the pool replaces it.
+  pool.on('error', () => {})
+  const db = new Kysely<HistoryDatabase>({ dialect: new PostgresDialect({ pool }) })
+  return { db, dialect: 'postgres', close: async () => { await db.destroy() } }
+}
+
+const INT8 = 20
+const NUMERIC = 1700
+
+// Our bigints are epoch milliseconds and counters, far below 2^53: read them as numbers, not strings.
+// SUM over bigint is numeric in PostgreSQL: the same.
+function numericTypeParser (oid: number, format?: string): (value: string) => unknown {
+  if (oid === INT8 || oid === NUMERIC) return Number
+  return pg.types.getTypeParser(oid, format as 'text')
+}
+
+/** Applies every pending migration; on PostgreSQL under an advisory lock, so instances starting together take turns. */
+export async function migrateToLatest (db: Kysely<HistoryDatabase>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: migrationProvider })
+  const { error, results = [] } = await migrator.migrateToLatest()
+  const failed = results.find(result => result.status === 'Error')
+  if (error !== undefined) {
+    throw new Error(`history migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, { cause: error })
+  }
+  return results.filter(result => result.status === 'Success').map(result => result.migrationName)
+}

@@ -1,0 +1,12 @@
+// Every migration, in order. Listed here rather than read from a folder at run time, so that the
+// set is fixed by the code (and the bundle) and a stray file cannot become a migration.
+import type { Migration, MigrationProvider } from 'kysely'
+import * as history0001 from './0001-history.ts'
+
+const MIGRATIONS: Record<string, Migration> = {
+  '0001-history': history0001
+}
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => MIGRATIONS
+}

@@ -1,0 +1,125 @@
+// History as a capability: opens the database (migrating it under a lock), records every
+// identification from the identification events, answers repeated questions from the result cache,
+// purges old records, and decorates `app.history` for the GraphQL resolvers. HISTORY=off: `app.history` is null.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { AppServices } from '../services.ts'
+import type { AnswerCache } from '../identification/types.ts'
+import { AppError, StorageUnavailableError } from '../errors.ts'
+import type { HistoryConfig } from './config.ts'
+import { migrateToLatest, openDatabase } from './database.ts'
+import { HistoryStore } from './store.ts'
+import { HistoryRecorder } from './recorder.ts'
+import { recordOfCompleted, recordOfFailed } from './from-events.ts'
+import { createResultCache } from './result-cache.ts'
+import { retentionWorker } from './retention.ts'
+
+export interface History {
+  config: HistoryConfig
+  dialect: 'sqlite' | 'postgres'
+  store: HistoryStore
+  recorder: HistoryRecorder
+  /** The result cache for the identification flow; null when RESULT_CACHE_TTL_S=0. */
+  answers: AnswerCache | null
+  /**
+   * Runs a history query; any database failure becomes STORAGE_UNAVAILABLE (503), logged once here with
+   * its cause, so that a resolver never shows a driver's message (it may name hosts or users).
+   */
+  query<T> (run: (store: HistoryStore) => Promise<T>): Promise<T>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The identification history; null when HISTORY=off. */
+    history: History | null
+  }
+}
+
+const MIGRATION_RETRY_MS = 5_000
+/** How long closing waits for buffered records to be written. */
+const SHUTDOWN_FLUSH_MS = 5_000
+
+async function historyPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
+  const { config: { history: config, vision }, events, metrics } = services
+  if (!config.enabled) {
+    app.decorate('history', null)
+    return
+  }
+  const log = app.log.child({ component: 'history' })
+  const opened = openDatabase(config.database)
+  const store = new HistoryStore(opened.db)
+
+  // The schema first. When the database cannot be reached at start-up the service starts anyway,
+  // degraded, and keeps trying: identifications must not wait for history.
+  let migrated = false
+  let migrationTimer: NodeJS.Timeout | null = null
+  const migrate = async (): Promise<void> => {
+    try {
+      const applied = await migrateToLatest(opened.db)
+      migrated = true
+      if (applied.length > 0) log.info({ migrations: applied, dialect: opened.dialect }, 'history: migrations applied')
+    } catch (err) {
+      log.error({ err }, `history: cannot bring the database schema up to date; retrying in ${MIGRATION_RETRY_MS / 1000} s`)
+      migrationTimer = setTimeout(() => { migrationTimer = null; void migrate() }, MIGRATION_RETRY_MS)
+      migrationTimer.unref()
+    }
+  }
+  await migrate()
+
+  const recorder = new HistoryRecorder({
+    insert: async (record) => {
+      if (!migrated) throw new Error('history schema not migrated yet')
+      await store.insert(record)
+    }
+  }, config.bufferSize, log, {
+    written: () => metrics.history.inc({ result: 'written' }),
+    dropped: () => metrics.history.inc({ result: 'dropped' })
+  })
+  metrics.gauge('agrivision_history_buffered_records', 'History records waiting to be written.', () => recorder.pending)
+  events.on('completed', event => { recorder.record(recordOfCompleted(event)) })
+  events.on('failed', event => { recorder.record(recordOfFailed(event)) })
+
+  const answers = config.resultCache.ttlSeconds === 0
+    ? null
+    : createResultCache(store, {
+      ...config.resultCache,
+      answeredBy: vision.azure === null ? 'simulated' : `azure:${vision.azure.endpoint}/${vision.azure.deployment}`
+    }, log, {
+      hit: () => metrics.resultCache.inc({ result: 'hit' }),
+      miss: () => metrics.resultCache.inc({ result: 'miss' })
+    })
+
+  const history: History = {
+    config,
+    dialect: opened.dialect,
+    store,
+    recorder,
+    answers,
+    async query (run) {
+      if (!migrated) throw new StorageUnavailableError('The history database is unavailable; identifications still work. Try again later.', 5)
+      try {
+        return await run(store)
+      } catch (err) {
+        if (err instanceof AppError) throw err // one of ours (BAD_USER_INPUT from a cursor, ...)
+        log.error({ err }, 'history: query failed')
+        throw new StorageUnavailableError('The history database is unavailable; identifications still work. Try again later.', 5, { cause: err })
+      }
+    }
+  }
+  app.decorate('history', history)
+
+  app.workers.register({
+    name: 'history',
+    start: () => {},
+    stop: async () => {
+      if (migrationTimer !== null) clearTimeout(migrationTimer)
+      await recorder.stop(SHUTDOWN_FLUSH_MS)
+      await opened.close() // here, after the last records are written
+    },
+    // Degraded, not unready: identifications go on while history waits for its database.
+    degraded: () => !migrated || recorder.failing
+  })
+  app.workers.register(retentionWorker(store, config, log, () => migrated))
+}
+
+export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers'] })

@@ -1,0 +1,108 @@
+// Writes every identification (success or coded failure) to history, off the request path: records
+// queue in a bounded buffer and one writer drains it in order. While the database is down the buffer
+// holds them (the oldest is dropped, logged and counted, when it is full) and the writer retries with
+// backoff; identifications never wait for, or fail because of, the database.
+import type { FastifyBaseLogger } from 'fastify'
+import type { HistoryRecord } from './records.ts'
+
+export interface RecorderStore {
+  insert (record: HistoryRecord): Promise<void>
+}
+
+export interface RecorderHooks {
+  written?: () => void
+  dropped?: () => void
+}
+
+const RETRY_MIN_MS = 250
+const RETRY_MAX_MS = 30_000
+
+export class HistoryRecorder {
+  readonly #store: RecorderStore
+  readonly #capacity: number
+  readonly #log: FastifyBaseLogger
+  readonly #hooks: RecorderHooks
+  readonly #buffer: HistoryRecord[] = []
+  #draining: Promise<void> | null = null
+  #retryDelay = RETRY_MIN_MS
+  #retryTimer: NodeJS.Timeout | null = null
+  #failing = false
+  #stopped = false
+  #dropped = 0
+
+  constructor (store: RecorderStore, capacity: number, log: FastifyBaseLogger, hooks: RecorderHooks = {}) {
+    this.#store = store
+    this.#capacity = capacity
+    this.#log = log
+    this.#hooks = hooks
+  }
+
+  /** Records waiting to be written. */
+  get pending (): number { return this.#buffer.length }
+  /** Records dropped because the buffer was full. */
+  get dropped (): number { return this.#dropped }
+  /** True while the last write failed (the database is unreachable): readiness reports history as degraded. */
+  get failing (): boolean { return this.#failing }
+
+  record (record: HistoryRecord): void {
+    if (this.#buffer.length >= this.#capacity) {
+      const oldest = this.#buffer.shift()
+      this.#dropped++
+      this.#hooks.dropped?.()
+      this.#log.error({ identification: oldest?.id, capacity: this.#capacity },
+        'history buffer full (the database has been unreachable): the oldest unwritten record is dropped')
+    }
+    this.#buffer.push(record)
+    if (this.#retryTimer === null) this.#drain()
+  }
+
+  /** Resolves once everything recorded so far is written (or the writer gave up for now). */
+  async flushed (): Promise<void> {
+    while (this.#draining !== null) await this.#draining
+  }
+
+  /** Stops retrying; writes what it can within `graceMs`; says how many records were not written. */
+  async stop (graceMs: number): Promise<number> {
+    this.#stopped = true
+    if (this.#retryTimer !== null) { // one last try: the database may be back
+      clearTimeout(this.#retryTimer)
+      this.#retryTimer = null
+      this.#drain()
+    }
+    await Promise.race([this.flushed(), new Promise(resolve => setTimeout(resolve, graceMs).unref())])
+    const left = this.#buffer.length
+    if (left > 0) this.#log.error({ unwritten: left }, 'history: records not written at shutdown (the database was unreachable)')
+    return left
+  }
+
+  #drain (): void {
+    if (this.#draining !== null) return
+    this.#draining = this.#writeAll().finally(() => { this.#draining = null })
+  }
+
+  async #writeAll (): Promise<void> {
+    while (this.#buffer.length > 0) {
+      const record = this.#buffer[0] as HistoryRecord
+      try {
+        await this.#store.insert(record)
+      } catch (err) {
+        if (!this.#failing) this.#log.error({ err, pending: this.#buffer.length }, 'history: cannot write records; they wait in the buffer')
+        this.#failing = true
+        if (!this.#stopped) {
+          this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#drain() }, this.#retryDelay)
+          this.#retryTimer.unref()
+          this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2)
+        }
+        return
+      }
+      // The record is written: take it off the buffer (the one at the front, unless it was dropped meanwhile).
+      if (this.#buffer[0] === record) this.#buffer.shift()
+      this.#hooks.written?.()
+      if (this.#failing) {
+        this.#log.info({ pending: this.#buffer.length }, 'history: the database is back; writing the buffered records')
+        this.#failing = false
+      }
+      this.#retryDelay = RETRY_MIN_MS
+    }
+  }
+}

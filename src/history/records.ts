@@ -1,0 +1,90 @@
+// An identification as history keeps it, and the mapping between that and the rows it is stored in.
+import type { DetectedVehicle } from '../vision/answer-schema.ts'
+import type { Identification, SentImageInfo } from '../identification/types.ts'
+import type { VisionBackend } from '../vision/types.ts'
+import type { IdentificationsTable } from './tables.ts'
+
+export interface HistoryRecord {
+  id: string
+  callerId: string
+  callerKind: string
+  createdAt: Date
+  /** 'OK' or the failure's code. */
+  outcome: string
+  cached: boolean
+  language: string
+  detail: string
+  backend: VisionBackend
+  model: string | null
+  answer: string | null
+  vehicles: DetectedVehicle[]
+  image: Partial<SentImageInfo> | null
+  promptTokens: number
+  completionTokens: number
+  durationMs: number
+  cacheKey: string | null
+}
+
+export const OK = 'OK'
+
+export function toRow (record: HistoryRecord): IdentificationsTable {
+  return {
+    id: record.id,
+    caller_id: record.callerId,
+    caller_kind: record.callerKind,
+    created_at: record.createdAt.getTime(),
+    outcome: record.outcome,
+    cached: record.cached ? 1 : 0,
+    language: record.language,
+    detail: record.detail,
+    backend: record.backend,
+    model: record.model,
+    answer: record.answer,
+    vehicles: record.outcome === OK ? JSON.stringify(record.vehicles) : null,
+    image: record.image === null ? null : JSON.stringify(record.image),
+    image_sha256: record.image?.sha256 ?? null,
+    prompt_tokens: record.promptTokens,
+    completion_tokens: record.completionTokens,
+    duration_ms: Math.round(record.durationMs),
+    cache_key: record.cacheKey,
+    has_thumbnail: 0
+  }
+}
+
+/** A stored successful identification, as the GraphQL API shows it. */
+export interface StoredIdentification extends Identification {
+  hasThumbnail: boolean
+}
+
+export function fromRow (row: IdentificationsTable): StoredIdentification {
+  const usage = row.backend === 'SIMULATED' || row.cached === 1
+    ? null
+    : { promptTokens: row.prompt_tokens, completionTokens: row.completion_tokens, totalTokens: row.prompt_tokens + row.completion_tokens }
+  return {
+    id: row.id,
+    callerId: row.caller_id,
+    answer: row.answer ?? '',
+    vehicles: row.vehicles === null ? [] : JSON.parse(row.vehicles) as DetectedVehicle[],
+    language: row.language,
+    backend: row.backend as VisionBackend,
+    model: row.model ?? '',
+    image: JSON.parse(row.image ?? '{}') as SentImageInfo,
+    usage,
+    cached: row.cached === 1,
+    durationMs: row.duration_ms,
+    createdAt: new Date(row.created_at),
+    hasThumbnail: row.has_thumbnail === 1
+  }
+}
+
+/** Distinct categories and lower-cased makes: the rows that drive the category and make filters. */
+export function filterKeys (vehicles: readonly DetectedVehicle[]): { categories: string[], makes: string[] } {
+  const categories = new Set(vehicles.map(vehicle => vehicle.category))
+  const makes = new Set(vehicles.flatMap(vehicle => vehicle.make === null ? [] : [makeKey(vehicle.make)]))
+  return { categories: [...categories], makes: [...makes] }
+}
+
+/** How makes compare in filters: case and surrounding spaces do not matter (John Deere = john deere). */
+export function makeKey (make: string): string {
+  return make.trim().toLowerCase().slice(0, 255)
+}

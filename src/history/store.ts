@@ -1,0 +1,254 @@
+// Every query history makes, written once for SQLite and PostgreSQL (Kysely). A record's rows (the
+// identification, its filter keys, its usage) are written in one transaction.
+import { type Kysely, sql } from 'kysely'
+import type { HistoryDatabase } from './tables.ts'
+import { filterKeys, fromRow, OK, toRow, type HistoryRecord, type StoredIdentification } from './records.ts'
+import type { Position } from './cursor.ts'
+
+const DAY_MS = 86_400_000
+
+export interface ListFilter {
+  category?: string | null
+  make?: string | null
+  from?: Date | null
+  to?: Date | null
+  /** Only this caller's; null: every caller's (ReadAll). */
+  callerId: string | null
+}
+
+export interface UsageTotals {
+  key: string
+  identifications: number
+  failed: number
+  cached: number
+  promptTokens: number
+  completionTokens: number
+}
+
+export type UsageGrouping = 'DAY' | 'CALLER' | 'MODEL'
+
+export class HistoryStore {
+  readonly db: Kysely<HistoryDatabase>
+
+  constructor (db: Kysely<HistoryDatabase>) {
+    this.db = db
+  }
+
+  async insert (record: HistoryRecord): Promise<void> {
+    const row = toRow(record)
+    const { categories, makes } = filterKeys(record.vehicles)
+    const base = { identification_id: row.id, caller_id: row.caller_id, created_at: row.created_at }
+    const failed = record.outcome === OK ? 0 : 1
+    const cached = record.cached ? 1 : 0
+    await this.db.transaction().execute(async trx => {
+      // A record is written once; a second write of the same id (a flush retried after a lost reply) changes nothing.
+      const inserted = await trx.insertInto('identifications').values(row).onConflict(oc => oc.column('id').doNothing()).executeTakeFirst()
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return
+      if (categories.length > 0) await trx.insertInto('identification_categories').values(categories.map(category => ({ ...base, category }))).execute()
+      if (makes.length > 0) await trx.insertInto('identification_makes').values(makes.map(make => ({ ...base, make_key: make }))).execute()
+      await trx.insertInto('usage_daily')
+        .values({
+          day: Math.floor(row.created_at / DAY_MS),
+          caller_id: row.caller_id,
+          model: row.model ?? '',
+          identifications: 1,
+          failed,
+          cached,
+          prompt_tokens: row.prompt_tokens,
+          completion_tokens: row.completion_tokens
+        })
+        .onConflict(oc => oc.columns(['day', 'caller_id', 'model']).doUpdateSet(eb => ({
+          identifications: eb('usage_daily.identifications', '+', 1),
+          failed: eb('usage_daily.failed', '+', failed),
+          cached: eb('usage_daily.cached', '+', cached),
+          prompt_tokens: eb('usage_daily.prompt_tokens', '+', row.prompt_tokens),
+          completion_tokens: eb('usage_daily.completion_tokens', '+', row.completion_tokens)
+        })))
+        .execute()
+    })
+  }
+
+  /** A successful identification by id; only the caller's own unless callerId is null (ReadAll). */
+  async get (id: string, callerId: string | null): Promise<StoredIdentification | undefined> {
+    let query = this.db.selectFrom('identifications').selectAll().where('id', '=', id).where('outcome', '=', OK)
+    if (callerId !== null) query = query.where('caller_id', '=', callerId)
+    const row = await query.executeTakeFirst()
+    return row === undefined ? undefined : fromRow(row)
+  }
+
+  /**
+   * Newest first, keyset-paginated on (created_at, id). A category or make filter is driven by its own
+   * table's index (category, [caller,] created_at, id), so a page costs the same on page 1 and page 10,000.
+   */
+  async list (filter: ListFilter, first: number, after: Position | null): Promise<{ rows: StoredIdentification[], hasNextPage: boolean }> {
+    const ids = await this.#pageIds(filter, first + 1, after)
+    const hasNextPage = ids.length > first
+    const pageIds = ids.slice(0, first)
+    if (pageIds.length === 0) return { rows: [], hasNextPage: false }
+    const rows = await this.db.selectFrom('identifications').selectAll().where('id', 'in', pageIds).execute()
+    const byId = new Map(rows.map(row => [row.id, row]))
+    return { rows: pageIds.flatMap(id => { const row = byId.get(id); return row === undefined ? [] : [fromRow(row)] }), hasNextPage }
+  }
+
+  async #pageIds (filter: ListFilter, limit: number, after: Position | null): Promise<string[]> {
+    const from = filter.from?.getTime()
+    const to = filter.to?.getTime()
+    const make = filter.make ?? null
+    if (filter.category != null || make !== null) {
+      // Drive from the categories table (or the makes table when only make is given); check the other by key.
+      const byCategory = filter.category != null
+      let query = byCategory
+        ? this.db.selectFrom('identification_categories as k').where('k.category', '=', filter.category as string)
+        : this.db.selectFrom('identification_makes as k').where('k.make_key', '=', make as string)
+      if (byCategory && make !== null) {
+        query = query.where(eb => eb.exists(eb.selectFrom('identification_makes as m')
+          .select('m.identification_id')
+          .whereRef('m.identification_id', '=', 'k.identification_id')
+          .where('m.make_key', '=', make)))
+      }
+      if (filter.callerId !== null) query = query.where('k.caller_id', '=', filter.callerId)
+      if (from !== undefined) query = query.where('k.created_at', '>=', from)
+      if (to !== undefined) query = query.where('k.created_at', '<', to)
+      if (after !== null) {
+        query = query.where(eb => eb.or([
+          eb('k.created_at', '<', after.createdAt),
+          eb.and([eb('k.created_at', '=', after.createdAt), eb('k.identification_id', '<', after.id)])
+        ]))
+      }
+      const rows = await query.select('k.identification_id as id')
+        .orderBy('k.created_at', 'desc').orderBy('k.identification_id', 'desc').limit(limit).execute()
+      return rows.map(row => row.id)
+    }
+    let query = this.db.selectFrom('identifications').select('id').where('outcome', '=', OK)
+    if (filter.callerId !== null) query = query.where('caller_id', '=', filter.callerId)
+    if (from !== undefined) query = query.where('created_at', '>=', from)
+    if (to !== undefined) query = query.where('created_at', '<', to)
+    if (after !== null) {
+      query = query.where(eb => eb.or([
+        eb('created_at', '<', after.createdAt),
+        eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)])
+      ]))
+    }
+    const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute()
+    return rows.map(row => row.id)
+  }
+
+  /** Removes a record (and its thumbnail); usage keeps what it cost. False when there is none the caller may delete. */
+  async delete (id: string, callerId: string | null): Promise<boolean> {
+    return await this.db.transaction().execute(async trx => {
+      let query = trx.deleteFrom('identifications').where('id', '=', id)
+      if (callerId !== null) query = query.where('caller_id', '=', callerId)
+      const result = await query.executeTakeFirst()
+      if (Number(result.numDeletedRows) === 0) return false
+      await trx.deleteFrom('identification_categories').where('identification_id', '=', id).execute()
+      await trx.deleteFrom('identification_makes').where('identification_id', '=', id).execute()
+      await trx.deleteFrom('thumbnails').where('identification_id', '=', id).execute()
+      return true
+    })
+  }
+
+  /** Deletes records older than `before`, at most `batch` of them; returns how many went. */
+  async purge (before: Date, batch: number): Promise<number> {
+    const cutoff = before.getTime()
+    const ids = (await this.db.selectFrom('identifications').select('id').where('created_at', '<', cutoff).limit(batch).execute()).map(row => row.id)
+    if (ids.length === 0) return 0
+    await this.db.transaction().execute(async trx => {
+      await trx.deleteFrom('identification_categories').where('identification_id', 'in', ids).execute()
+      await trx.deleteFrom('identification_makes').where('identification_id', 'in', ids).execute()
+      await trx.deleteFrom('thumbnails').where('identification_id', 'in', ids).execute()
+      await trx.deleteFrom('identifications').where('id', 'in', ids).execute()
+    })
+    return ids.length
+  }
+
+  /**
+   * Usage between from and to: whole UTC days from the daily totals, the partial days at either end
+   * from the records themselves (so that a day's figures do not need a scan of that day, but an hour's range is exact).
+   */
+  async usage (from: Date, to: Date, callerId: string | null, groupBy: UsageGrouping): Promise<UsageTotals[]> {
+    const start = from.getTime()
+    const end = to.getTime()
+    if (end <= start) return []
+    const firstWholeDay = Math.ceil(start / DAY_MS)
+    const endWholeDay = Math.floor(end / DAY_MS)
+    const totals = new Map<string, UsageTotals>()
+    const add = (key: string, row: Omit<UsageTotals, 'key'>) => {
+      const total = totals.get(key) ?? { key, identifications: 0, failed: 0, cached: 0, promptTokens: 0, completionTokens: 0 }
+      total.identifications += Number(row.identifications)
+      total.failed += Number(row.failed)
+      total.cached += Number(row.cached)
+      total.promptTokens += Number(row.promptTokens)
+      total.completionTokens += Number(row.completionTokens)
+      totals.set(key, total)
+    }
+    const keyOf = (day: number, caller: string, model: string) =>
+      groupBy === 'DAY' ? new Date(day * DAY_MS).toISOString().slice(0, 10) : groupBy === 'CALLER' ? caller : model
+
+    if (firstWholeDay < endWholeDay) {
+      let query = this.db.selectFrom('usage_daily')
+        .select(['day', 'caller_id', 'model', 'identifications', 'failed', 'cached', 'prompt_tokens', 'completion_tokens'])
+        .where('day', '>=', firstWholeDay).where('day', '<', endWholeDay)
+      if (callerId !== null) query = query.where('caller_id', '=', callerId)
+      for (const row of await query.execute()) {
+        add(keyOf(row.day, row.caller_id, row.model), {
+          identifications: row.identifications,
+          failed: row.failed,
+          cached: row.cached,
+          promptTokens: row.prompt_tokens,
+          completionTokens: row.completion_tokens
+        })
+      }
+    }
+    const edges: Array<[number, number]> = firstWholeDay < endWholeDay
+      ? [[start, firstWholeDay * DAY_MS], [endWholeDay * DAY_MS, end]]
+      : [[start, end]]
+    for (const [edgeStart, edgeEnd] of edges) {
+      if (edgeEnd <= edgeStart) continue
+      let query = this.db.selectFrom('identifications')
+        .select(['created_at', 'caller_id', 'model', 'outcome', 'cached', 'prompt_tokens', 'completion_tokens'])
+        .where('created_at', '>=', edgeStart).where('created_at', '<', edgeEnd)
+      if (callerId !== null) query = query.where('caller_id', '=', callerId)
+      for (const row of await query.execute()) {
+        add(keyOf(Math.floor(row.created_at / DAY_MS), row.caller_id, row.model ?? ''), {
+          identifications: 1,
+          failed: row.outcome === OK ? 0 : 1,
+          cached: row.cached,
+          promptTokens: row.prompt_tokens,
+          completionTokens: row.completion_tokens
+        })
+      }
+    }
+    return [...totals.values()].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+  }
+
+  /** The newest successful, model-made answer to the same question since `since`; the caller's own unless callerId is null. */
+  async findCached (cacheKey: string, since: Date, callerId: string | null): Promise<StoredIdentification | undefined> {
+    let query = this.db.selectFrom('identifications').selectAll()
+      .where('cache_key', '=', cacheKey).where('created_at', '>=', since.getTime()).where('outcome', '=', OK).where('cached', '=', 0)
+    if (callerId !== null) query = query.where('caller_id', '=', callerId)
+    const row = await query.orderBy('created_at', 'desc').limit(1).executeTakeFirst()
+    return row === undefined ? undefined : fromRow(row)
+  }
+
+  async saveThumbnail (id: string, jpeg: Uint8Array, createdAt: Date): Promise<void> {
+    await this.db.transaction().execute(async trx => {
+      await trx.insertInto('thumbnails').values({ identification_id: id, jpeg, created_at: createdAt.getTime() })
+        .onConflict(oc => oc.column('identification_id').doNothing()).execute()
+      await trx.updateTable('identifications').set({ has_thumbnail: 1 }).where('id', '=', id).execute()
+    })
+  }
+
+  async getThumbnail (id: string): Promise<Buffer | undefined> {
+    const row = await this.db.selectFrom('thumbnails').select('jpeg').where('identification_id', '=', id).executeTakeFirst()
+    return row === undefined ? undefined : Buffer.from(row.jpeg)
+  }
+
+  async purgeExpiredIdempotencyKeys (now: Date): Promise<void> {
+    await this.db.deleteFrom('idempotency_keys').where('expires_at', '<', now.getTime()).execute()
+  }
+
+  /** A trivial query: is the database answering? */
+  async ping (): Promise<void> {
+    await sql`select 1`.execute(this.db)
+  }
+}
