@@ -1,9 +1,9 @@
 // Builds GraphQL multipart requests (https://github.com/jaydenseric/graphql-multipart-request-spec)
 // with the platform's own FormData encoder, so bodies are what a browser would send.
 
-export const IDENTIFY = `mutation Identify($image: Upload!, $instructions: String, $language: String) {
-  identifyVehicle(image: $image, instructions: $instructions, language: $language) {
-    id answer language backend model
+export const IDENTIFY = `mutation Identify($image: Upload!, $instructions: String, $language: String, $detail: ImageDetail) {
+  identifyVehicle(image: $image, instructions: $instructions, language: $language, detail: $detail) {
+    id answer language backend model cached callerId
     vehicles { category kind make model confidence evidence }
     image { sha256 mimeType bytes width height }
     usage { promptTokens completionTokens totalTokens }
@@ -34,6 +34,7 @@ export async function encodeParts (parts: Part[], headers: Record<string, string
 export interface IdentifyVariables {
   instructions?: string | null
   language?: string | null
+  detail?: 'AUTO' | 'HIGH' | 'LOW' | null
 }
 
 /** A well-formed identifyVehicle upload of one file. */
