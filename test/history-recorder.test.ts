@@ -1,0 +1,103 @@
+// The history recorder: records wait in a bounded buffer while the database is down and are
+// written, in order, when it returns; a full buffer drops the oldest (counted); readiness says degraded.
+import t from 'tap'
+import { pino } from 'pino'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { HistoryRecorder } from '../src/history/recorder.ts'
+import type { HistoryRecord } from '../src/history/records.ts'
+import { buildTestApp } from './helper.ts'
+import { identify } from './support/http.ts'
+import { jpeg } from './support/images.ts'
+
+const log = pino({ level: 'silent' })
+const rec = (id: string) => ({ id } as HistoryRecord)
+
+function flakyStore () {
+  const store = {
+    up: true,
+    written: [] as string[],
+    attempts: 0,
+    insert: async (record: HistoryRecord) => {
+      store.attempts++
+      await sleep(1)
+      if (!store.up) throw new Error('connect ECONNREFUSED 127.0.0.1:5432')
+      store.written.push(record.id)
+    }
+  }
+  return store
+}
+
+async function until (check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await sleep(10)
+  }
+}
+
+t.test('writes in order; while the store is down records wait, and are written when it returns', async t => {
+  const store = flakyStore()
+  const recorder = new HistoryRecorder(store, 100, log)
+  recorder.record(rec('a'))
+  await recorder.flushed()
+  t.strictSame(store.written, ['a'])
+  store.up = false
+  for (const id of ['b', 'c', 'd']) recorder.record(rec(id))
+  await until(() => recorder.failing)
+  t.equal(recorder.pending, 3, 'nothing lost while down')
+  store.up = true
+  await until(() => recorder.pending === 0)
+  t.strictSame(store.written, ['a', 'b', 'c', 'd'], 'in order, each once')
+  t.equal(recorder.failing, false)
+  await recorder.stop(100)
+})
+
+t.test('a full buffer drops the oldest, and says so', async t => {
+  const store = flakyStore()
+  store.up = false
+  let dropped = 0
+  const recorder = new HistoryRecorder(store, 3, log, { dropped: () => { dropped++ } })
+  for (const id of ['1', '2', '3', '4', '5']) recorder.record(rec(id))
+  t.equal(recorder.pending, 3)
+  t.equal(recorder.dropped, 2)
+  t.equal(dropped, 2)
+  store.up = true
+  await until(() => recorder.pending === 0)
+  t.strictSame(store.written.filter(id => id !== '1'), ['3', '4', '5'], 'the newest three kept (1 may have been in flight)')
+  await recorder.stop(100)
+})
+
+t.test('stop: writes what it can, reports what it could not', async t => {
+  const store = flakyStore()
+  store.up = false
+  const recorder = new HistoryRecorder(store, 10, log)
+  recorder.record(rec('x'))
+  recorder.record(rec('y'))
+  await until(() => recorder.failing)
+  t.equal(await recorder.stop(200), 2, 'two records unwritten at shutdown')
+  const attempts = store.attempts
+  await sleep(600)
+  t.equal(store.attempts, attempts, 'no retries after stop')
+})
+
+t.test('in the app: a broken database degrades readiness but not identifications; records arrive when it is back', async t => {
+  const app = await buildTestApp(t)
+  const db = app.history!.store.db
+  await db.schema.alterTable('identifications').renameTo('identifications_away').execute()
+  const res = await identify(app, await jpeg(64, 48))
+  t.notOk(res.body.errors, 'the identification is answered')
+  await until(() => app.history!.recorder.failing)
+  const ready = await app.inject('/health/ready')
+  t.equal(ready.statusCode, 200, 'still ready: identifications work')
+  t.strictSame(ready.json().degraded, ['history'])
+  const list = await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ identifications { edges { node { id } } } }' } })
+  t.equal(list.json().errors[0].extensions.code, 'STORAGE_UNAVAILABLE')
+  t.equal(list.statusCode, 503)
+  t.notMatch(list.payload, /identifications_away|no such table/, 'the driver\'s message is not shown')
+
+  await db.schema.alterTable('identifications_away').renameTo('identifications').execute()
+  await until(() => !app.history!.recorder.failing && app.history!.recorder.pending === 0)
+  const found = await app.history!.store.get(res.body.data.identifyVehicle.id, null)
+  t.ok(found, 'the buffered record was written')
+  t.equal((await app.inject('/health/ready')).json().degraded, undefined)
+})
