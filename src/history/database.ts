@@ -53,7 +53,8 @@ export async function migrateToLatest (db: Kysely<HistoryDatabase>): Promise<str
   const { error, results = [] } = await migrator.migrateToLatest()
   const failed = results.find(result => result.status === 'Error')
   if (error !== undefined) {
-    throw new Error(`history migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, { cause: error })
+    const which = failed === undefined ? 'history migrations' : `history migration ${failed.migrationName}`
+    throw new Error(`${which} failed: ${(error as Error).message ?? String(error)}`, { cause: error })
   }
   return results.filter(result => result.status === 'Success').map(result => result.migrationName)
 }

@@ -1,0 +1,22 @@
+// `npm run db:migrate`: brings the history database (DATABASE_URL, else DATA_DIR's SQLite file) up to
+// date and exits, for deployments that migrate before rolling out. The service also migrates at
+// start-up, under the same lock (PostgreSQL advisory lock), so running both is safe.
+import { loadConfig, ConfigError } from '../config.ts'
+import { migrateToLatest, openDatabase } from '../history/database.ts'
+
+try {
+  const { history } = loadConfig()
+  const where = history.database.dialect === 'sqlite' ? history.database.file : 'DATABASE_URL (PostgreSQL)'
+  const { db, close } = openDatabase(history.database)
+  try {
+    const applied = await migrateToLatest(db)
+    process.stdout.write(applied.length === 0
+      ? `history database ${where}: up to date\n`
+      : `history database ${where}: applied ${applied.join(', ')}\n`)
+  } finally {
+    await close()
+  }
+} catch (err) {
+  process.stderr.write(`${err instanceof ConfigError ? '' : 'db:migrate failed: '}${(err as Error).message}\n`)
+  process.exitCode = 1
+}
