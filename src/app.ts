@@ -77,8 +77,8 @@ export async function buildApp (
   await app.register(cors, {
     origin: config.limits.corsOrigins,
     methods: ['GET', 'POST'],
-    allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'x-request-id', ...PREFLIGHT_HEADERS],
-    exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-request-id'],
+    allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'x-request-id', 'idempotency-key', ...PREFLIGHT_HEADERS],
+    exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-request-id', 'idempotency-replayed'],
     maxAge: 600
   })
   await app.register(multipart)

@@ -7,6 +7,7 @@ import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import { historyMutations, historyQueries } from './history-resolvers.ts'
+import { withIdempotency } from './idempotency.ts'
 import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
 export const MAX_INSTRUCTIONS_LENGTH = 2000
@@ -33,13 +34,16 @@ export const resolvers: Resolvers = {
       requireRole(caller, 'Identify')
       const { vision, images, events } = ctx // the flow's services, not the GraphQL context
       const answers = ctx.history?.answers ?? null
-      return await identifyVehicle({ vision, images, events, answers }, { caller, requestId: ctx.requestId }, {
+      const input = {
         image: args.image.buffer,
         instructions: readInstructions(args.instructions),
         language: readLanguage(args.language, ctx.config.vision.language),
         detail: args.detail ? IMAGE_DETAIL[args.detail] : ctx.config.images.detail,
         signal: ctx.signal
-      })
+      }
+      // Idempotency-Key: a replay, a 409/422, or the identification itself (src/graphql/idempotency.ts).
+      const origin = { caller, requestId: ctx.requestId }
+      return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, answers }, origin, input))
     },
     ...historyMutations
   },
