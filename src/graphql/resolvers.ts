@@ -48,8 +48,8 @@ export const resolvers: Resolvers = {
     ...historyMutations
   },
   Identification: {
-    // Signed thumbnail URLs: src/thumbnails/ (made off the request path, so often not there yet for a fresh answer).
-    thumbnailUrl: () => null
+    // Signed thumbnail URLs: src/thumbnails/ (made off the request path, so not there yet for a fresh answer: null).
+    thumbnailUrl: (parent, _args, ctx) => ctx.request.server.thumbnails?.url(ctx.request, parent) ?? null
   }
 }
 

@@ -76,6 +76,13 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  readonly thumbnails = new Counter({
+    name: 'agrivision_thumbnails_total',
+    help: 'Thumbnails by result: made, skipped (queue full under load), failed (decode or database).',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
   constructor () {
     collectDefaultMetrics({ register: this.registry })
   }
