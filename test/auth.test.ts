@@ -197,6 +197,20 @@ t.test('entra: tokens are verified and authorized', async t => {
   })
 })
 
+t.test('entra: a dashboard app holding only ReadAll gets in, reads history, and may not identify', async t => {
+  const jwks = await new JwksServer().start()
+  t.teardown(() => jwks.close())
+  const key = await jwks.addKey()
+  const app = await buildTestApp(t, { env: entraEnv(jwks.uri) })
+  const dashboard = bearer(await sign(key, appClaims({ roles: ['VehicleIdentification.ReadAll'] })))
+  const history = await ask(app, dashboard, '{ identifications(first: 1) { edges { node { id } } } }')
+  t.same([history.statusCode, history.body], [200, { data: { identifications: { edges: [] } } }], 'history with ReadAll only')
+  const upload = await identifyBody(photo)
+  const res = await app.inject({ method: 'POST', url: '/graphql', payload: upload.payload, headers: { ...upload.headers, ...dashboard } })
+  t.equal(res.json().errors?.[0]?.extensions?.code, 'FORBIDDEN', `identifying needs Identify: ${res.payload}`)
+  t.match(res.json().errors[0].message, /Identify role/)
+})
+
 t.test('entra: ENTRA_REQUIRED_ROLES and several audiences', async t => {
   const jwks = await new JwksServer().start()
   t.teardown(() => jwks.close())
