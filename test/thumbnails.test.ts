@@ -295,3 +295,14 @@ t.test('the maker: failures counted and logged without bytes; stop waits for the
   const meta = await sharp(thumb).metadata()
   t.strictSame([meta.width! <= 256, meta.height, meta.exif], [true, 256, undefined])
 })
+
+t.test('without URL_SIGNING_KEY one warning at start-up, naming the variable; none with it', async t => {
+  const without = capturedLog()
+  await buildTestApp(t, { logger: without.logger })
+  const warnings = without.text().split('\n').filter(line => line.includes('URL_SIGNING_KEY is not set'))
+  t.equal(warnings.length, 1)
+  t.match(warnings[0], /"level":40/)
+  const withKey = capturedLog()
+  await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY }, logger: withKey.logger })
+  t.notOk(withKey.text().includes('URL_SIGNING_KEY'))
+})
