@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'OVERLOADED'
   | 'STORAGE_UNAVAILABLE'
+  | 'NOT_FOUND'
   | 'IDEMPOTENCY_KEY_IN_USE'
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'INTERNAL_SERVER_ERROR'
@@ -235,10 +236,21 @@ export class StorageUnavailableError extends RetryableError {
   override readonly statusCode = 503
 }
 
+/** A resource outside GraphQL (a thumbnail) that does not exist (GraphQL answers null for a missing identification). */
+export class NotFoundError extends AppError {
+  readonly code = 'NOT_FOUND'
+  override readonly statusCode = 404
+}
+
 /** An Idempotency-Key whose first request is still running (IETF httpapi idempotency draft: 409). */
 export class IdempotencyKeyInUseError extends RetryableError {
   readonly code = 'IDEMPOTENCY_KEY_IN_USE'
   override readonly statusCode = 409
+}
+
+/** A malformed Idempotency-Key header: the request's fault, not an argument's, so HTTP 400. */
+export class InvalidIdempotencyKeyError extends BadUserInputError {
+  override readonly statusCode = 400
 }
 
 /** An Idempotency-Key sent again with another image or other arguments (the draft: 422). */

@@ -1,50 +1,18 @@
 // Idempotency-Key on identifyVehicle, in process: replay (same id, no second model call, Idempotency-Replayed),
 // 409 while the first runs, 422 on another image or other arguments, per caller, key syntax, 24 h expiry,
-// release after a failure, the database down; and across two instances sharing one PostgreSQL database.
+// release after a failure, the database down (across instances on PostgreSQL: idempotency-postgres.test.ts).
 import t from 'tap'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helper.ts'
 import { identify, type Answer } from './support/http.ts'
 import { jpeg, png } from './support/images.ts'
+import { gatedVision } from './support/gated-vision.ts'
 import type { IdentifyVariables } from './support/multipart.ts'
 import { newApiKey } from '../src/callers/api-keys.ts'
-import { UpstreamUnavailableError } from '../src/errors.ts'
-import { createSimulatedVision } from '../src/vision/simulated.ts'
-import type { IdentifyRequest, VisionService } from '../src/vision/types.ts'
 import {
   claimKey, completeKey, fingerprintOf, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_LEASE_MS, parseIdempotencyKey
 } from '../src/history/idempotency.ts'
-
-/** The simulated backend behind a gate: calls counted; while `hold()` is on, each call waits for `open()`. */
-function gatedVision () {
-  const inner = createSimulatedVision()
-  let gate: Promise<void> | null = null
-  let openGate = (): void => {}
-  let entered = (): void => {}
-  let failNext = false
-  const state = {
-    calls: 0,
-    /** The next calls wait for open(); resolves `started` when one is waiting. */
-    hold () {
-      gate = new Promise(resolve => { openGate = resolve })
-      return { started: new Promise<void>(resolve => { entered = resolve }) }
-    },
-    open () { const release = openGate; gate = null; release() },
-    failOnce () { failNext = true },
-    vision: {
-      backend: inner.backend,
-      status: () => inner.status(),
-      async identify (request: IdentifyRequest) {
-        state.calls++
-        if (gate !== null) { entered(); await gate }
-        if (failNext) { failNext = false; throw new UpstreamUnavailableError('The model is unavailable (test).') }
-        return await inner.identify(request)
-      }
-    } satisfies VisionService
-  }
-  return state
-}
 
 async function identifyWithKey (
   app: FastifyInstance, file: Buffer, key: string, variables: IdentifyVariables = {}, headers: Record<string, string> = {}
@@ -93,6 +61,7 @@ t.test('a retry while the first is running: HTTP 409 IDEMPOTENCY_KEY_IN_USE; the
   t.equal(busy.body.errors?.length, 1)
   t.equal(busy.body.errors?.[0]?.extensions.code, 'IDEMPOTENCY_KEY_IN_USE')
   t.type(busy.body.errors?.[0]?.extensions.retryAfter, 'number', 'says when to try again')
+  t.equal(busy.headers['retry-after'], String(busy.body.errors?.[0]?.extensions.retryAfter), 'also as Retry-After')
   t.notOk(busy.headers['idempotency-replayed'])
 
   const otherWhileBusy = await identifyWithKey(app, await png(64, 48), 'k1')
@@ -162,6 +131,7 @@ t.test('an invalid key is BAD_USER_INPUT naming the header; nothing runs', async
   ]
   for (const [name, key] of invalid) {
     const res = await identifyWithKey(app, photo, key)
+    t.equal(res.statusCode, 400, name)
     t.equal(res.body.errors?.[0]?.extensions.code, 'BAD_USER_INPUT', name)
     t.equal(res.body.errors?.[0]?.extensions.argument, 'Idempotency-Key', name)
     t.match(res.body.errors?.[0]?.message, /Idempotency-Key/, name)
@@ -170,6 +140,7 @@ t.test('an invalid key is BAD_USER_INPUT naming the header; nothing runs', async
   const raw: Array<[string, string]> = [['empty', ''], ['non-ASCII', 'cl\u00e9']]
   for (const [name, value] of raw) {
     const res = await identify(app, photo, { headers: { 'idempotency-key': value } })
+    t.equal(res.statusCode, 400, name)
     t.equal(res.body.errors?.[0]?.extensions.code, 'BAD_USER_INPUT', name)
   }
   t.equal(gated.calls, 0, 'the model was not asked')

@@ -49,8 +49,11 @@ export function sendError (reply: FastifyReply, err: AppError): FastifyReply {
   return reply.code(err.statusCode).send({ data: null, errors: [{ message: err.message, extensions: err.extensions }] })
 }
 
+/** Where Retry-After means something: rate limited, unavailable, and 409 IDEMPOTENCY_KEY_IN_USE (the first still runs). */
+const RETRY_AFTER_STATUSES = new Set([409, 429, 503])
+
 function setErrorHeaders (reply: FastifyReply, err: AppError, statusCode: number): void {
-  if (err instanceof RetryableError && err.retryAfterSeconds !== undefined && (statusCode === 429 || statusCode === 503)) {
+  if (err instanceof RetryableError && err.retryAfterSeconds !== undefined && RETRY_AFTER_STATUSES.has(statusCode)) {
     reply.header('retry-after', String(err.retryAfterSeconds))
   }
   if ((err instanceof UnauthenticatedError || err instanceof ForbiddenError) && err.challenge !== undefined) {

@@ -7,7 +7,7 @@
 // what a retry after a failure does to the server, and here it runs again.
 import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
-import { BadUserInputError, IdempotencyKeyInUseError, IdempotencyKeyReusedError } from '../errors.ts'
+import { IdempotencyKeyInUseError, InvalidIdempotencyKeyError, IdempotencyKeyReusedError } from '../errors.ts'
 import type { HistoryDatabase } from './tables.ts'
 
 /** How long a key is remembered after its first use. */
@@ -23,7 +23,7 @@ const VISIBLE_ASCII = /^[\x21-\x7E]{1,255}$/
 /**
  * The key of an `Idempotency-Key` header, or null without one: 1–255 visible ASCII characters (0x21–0x7E),
  * bare or as the draft's Structured Field string (`"key"`, with `\"` and `\\` escapes), both the same key.
- * Anything else is BAD_USER_INPUT.
+ * Anything else is BAD_USER_INPUT, HTTP 400.
  */
 export function parseIdempotencyKey (value: string | string[] | undefined): string | null {
   if (value === undefined) return null
@@ -31,7 +31,7 @@ export function parseIdempotencyKey (value: string | string[] | undefined): stri
   let key: string | null = raw
   if (raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"')) key = unquote(raw.slice(1, -1))
   if (key === null || !VISIBLE_ASCII.test(key)) {
-    throw new BadUserInputError(`The ${IDEMPOTENCY_HEADER} header must be 1 to 255 visible ASCII characters (no spaces or control characters), ` +
+    throw new InvalidIdempotencyKeyError(`The ${IDEMPOTENCY_HEADER} header must be 1 to 255 visible ASCII characters (no spaces or control characters), ` +
       'bare or as a quoted string; send one header only.', { argument: IDEMPOTENCY_HEADER })
   }
   return key
