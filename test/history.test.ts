@@ -3,7 +3,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helper.ts'
-import { identify, sendJson } from './support/http.ts'
+import { identify, sendJson, type Answer } from './support/http.ts'
 import { jpeg, png, text } from './support/images.ts'
 import { newApiKey } from '../src/callers/api-keys.ts'
 
@@ -36,9 +36,9 @@ t.test('every identification is recorded and listed newest first, page by page',
   let after: string | null = null
   let pages = 0
   for (;;) {
-    const res = await sendJson(app, { query: LIST, variables: { first: 3, after } })
+    const res: Answer = await sendJson(app, { query: LIST, variables: { first: 3, after } })
     t.notOk(res.body.errors, 'no errors')
-    const { edges, pageInfo } = res.body.data.identifications
+    const { edges, pageInfo }: { edges: any[], pageInfo: any } = res.body.data.identifications
     seen.push(...edges.map((edge: any) => edge.node.id))
     pages++
     t.equal(pageInfo.hasPreviousPage, false)
@@ -86,7 +86,7 @@ t.test('failures are recorded too (usage counts them) but not listed', async t =
   const app = await buildTestApp(t)
   await identified(app, await jpeg(64, 48))
   const refused = await identify(app, text)
-  t.equal(refused.body.errors[0].extensions.code, 'BAD_USER_INPUT')
+  t.equal(refused.body.errors?.[0]?.extensions.code, 'BAD_USER_INPUT')
   await flushed(app)
   const list = await sendJson(app, { query: LIST })
   t.equal(list.body.data.identifications.edges.length, 1)
@@ -117,7 +117,7 @@ t.test('a caller sees and deletes its own; ReadAll sees everyone\'s and may filt
   t.strictSame((await listed(alice)).data.identifications.edges.map((e: any) => e.node.id), [a.id])
   t.strictSame((await listed(dashboard)).data.identifications.edges.map((e: any) => e.node.id), [b.id, a.id])
   t.strictSame((await listed(dashboard, { caller: 'alice' })).data.identifications.edges.map((e: any) => e.node.id), [a.id])
-  t.equal((await listed(alice, { caller: 'bob' })).errors[0].extensions.code, 'FORBIDDEN', 'filtering by caller needs ReadAll')
+  t.equal((await listed(alice, { caller: 'bob' })).errors?.[0]?.extensions.code, 'FORBIDDEN', 'filtering by caller needs ReadAll')
 
   const del = async (who: { key: string }, id: string) =>
     (await sendJson(app, { query: 'mutation ($id: ID!) { deleteIdentification(id: $id) }', variables: { id } }, as(who))).body
@@ -132,6 +132,6 @@ t.test('HISTORY=off: nothing recorded; history queries say so', async t => {
   t.equal(app.history, null)
   await identified(app, await jpeg(64, 48))
   const res = await sendJson(app, { query: LIST })
-  t.equal(res.body.errors[0].extensions.code, 'STORAGE_UNAVAILABLE')
-  t.match(res.body.errors[0].message, /HISTORY=off/)
+  t.equal(res.body.errors?.[0]?.extensions.code, 'STORAGE_UNAVAILABLE')
+  t.match(res.body.errors?.[0]?.message, /HISTORY=off/)
 })

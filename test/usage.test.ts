@@ -79,7 +79,7 @@ t.test('whole days from the daily totals, partial days from the records, exact a
   t.strictSame(byModel.data.usage.map((b: any) => [b.key, b.identifications, b.failed]), [['', 1, 1], ['gpt-4o', 5, 0]])
 
   for (const variables of [{ from: '2026-11-02T00:00:00Z', to: '2026-11-01T00:00:00Z' }, { from: '2024-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z' }]) {
-    t.equal((await usage(app, variables)).errors[0].extensions.code, 'BAD_USER_INPUT', JSON.stringify(variables))
+    t.equal((await usage(app, variables)).errors?.[0]?.extensions.code, 'BAD_USER_INPUT', JSON.stringify(variables))
   }
 })
 

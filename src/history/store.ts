@@ -44,6 +44,10 @@ export class HistoryStore {
       // A record is written once; a second write of the same id (a flush retried after a lost reply) changes nothing.
       const inserted = await trx.insertInto('identifications').values(row).onConflict(oc => oc.column('id').doNothing()).executeTakeFirst()
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return
+      // Its thumbnail may have been stored first (the record waited in the buffer while the database was down).
+      await trx.updateTable('identifications').set({ has_thumbnail: 1 }).where('id', '=', row.id)
+        .where(eb => eb.exists(eb.selectFrom('thumbnails').select('identification_id').where('identification_id', '=', row.id)))
+        .execute()
       if (categories.length > 0) await trx.insertInto('identification_categories').values(categories.map(category => ({ ...base, category }))).execute()
       if (makes.length > 0) await trx.insertInto('identification_makes').values(makes.map(make => ({ ...base, make_key: make }))).execute()
       await trx.insertInto('usage_daily')

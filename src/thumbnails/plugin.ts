@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { AppServices } from '../services.ts'
-import { AppError, ForbiddenError } from '../errors.ts'
+import { AppError, ForbiddenError, NotFoundError } from '../errors.ts'
 import { sendError } from '../graphql/errors.ts'
 import { ThumbnailMaker } from './maker.ts'
 import { createUrlSigner, MAX_THUMBNAIL_URL_LENGTH, THUMBNAIL_PATH_PREFIX, type UrlSigner } from './signing.ts'
@@ -110,11 +110,7 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
       throw err
     }
     if (jpeg === undefined) {
-      // NOT_FOUND is no code of the GraphQL catalogue; the body has sendError's shape all the same.
-      return await reply.code(404).send({
-        data: null,
-        errors: [{ message: 'There is no thumbnail for this identification (it was deleted, or none was made).', extensions: { code: 'NOT_FOUND' } }]
-      })
+      return await sendError(reply, new NotFoundError('There is no thumbnail for this identification (it was deleted, or none was made).'))
     }
     return await reply
       .header('content-type', 'image/jpeg')
