@@ -17,6 +17,13 @@ export interface Postgres {
   url: string
   /** Stops the server (immediate shutdown) and removes its directory; safe to call more than once. */
   stop: () => Promise<void>
+  /**
+   * Stops the server (fast shutdown: connections are closed, clients see the database go away) and keeps its
+   * data directory, to start again with resume(): a database outage.
+   */
+  pause: () => Promise<void>
+  /** Starts the paused server again on the same data directory and port (the same url); nothing if it runs. */
+  resume: () => Promise<void>
 }
 
 interface Binaries { initdb: string, pgCtl: string, postgres: string }
@@ -143,31 +150,35 @@ export async function startPostgres (t?: Test): Promise<Postgres> {
 
   let child: ChildProcess | undefined
   let output = ''
+  /** Runs the postmaster on `port` over `data`; true once it accepts connections, false if it exited first. */
+  const launch = async (port: number): Promise<boolean> => {
+    const [file, argv] = commandLine(as, bin.postgres, [
+      '-D', data, '-p', String(port), '-k', dir,
+      '-c', 'listen_addresses=127.0.0.1',
+      '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
+      '-c', 'max_connections=100'
+    ])
+    output = ''
+    child = spawn(file, argv, { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString()
+      if (output.length > 200_000) output = output.slice(-100_000)
+    }
+    child.stdout!.on('data', onData)
+    child.stderr!.on('data', onData)
+    // It does not keep this process alive: a process that ends without stop() takes it along (onExit).
+    child.unref()
+    ;(child.stdout as unknown as { unref?: () => void }).unref?.()
+    ;(child.stderr as unknown as { unref?: () => void }).unref?.()
+    return await ready(child, () => output)
+  }
   try {
     if (as !== null) chownSync(dir, as.uid, as.gid)
     await run(as, dir, bin.initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync'])
 
     for (let attempt = 1; ; attempt++) {
       const port = await freePort()
-      const [file, argv] = commandLine(as, bin.postgres, [
-        '-D', data, '-p', String(port), '-k', dir,
-        '-c', 'listen_addresses=127.0.0.1',
-        '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
-        '-c', 'max_connections=100'
-      ])
-      output = ''
-      child = spawn(file, argv, { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-      const onData = (chunk: Buffer): void => {
-        output += chunk.toString()
-        if (output.length > 200_000) output = output.slice(-100_000)
-      }
-      child.stdout!.on('data', onData)
-      child.stderr!.on('data', onData)
-      // It does not keep this process alive: a process that ends without stop() takes it along (onExit).
-      child.unref()
-      ;(child.stdout as unknown as { unref?: () => void }).unref?.()
-      ;(child.stderr as unknown as { unref?: () => void }).unref?.()
-      if (await ready(child, () => output)) {
+      if (await launch(port)) {
         return started(port)
       }
       // Someone took the port between freePort() and postgres' bind: try another.
@@ -182,14 +193,23 @@ export async function startPostgres (t?: Test): Promise<Postgres> {
   }
 
   function started (port: number): Postgres {
-    const server = child!
-    // The postmaster's own pid (with runuser, the child is runuser).
-    const pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
-    const exited = server.exitCode !== null || server.signalCode !== null ? Promise.resolve() : once(server, 'exit').then(() => {})
-
-    const sidecar = spawn('sh', ['-c', SIDECAR, 'pg-test-sidecar', String(process.pid), String(pid), dir], { stdio: 'ignore', detached: true })
-    sidecar.on('error', () => {})
-    sidecar.unref()
+    // The postmaster's own pid (with runuser, the child is runuser), its exit, and the sidecar watching it: all
+    // replaced when resume() starts it again.
+    let pid = 0
+    let exited: Promise<void> = Promise.resolve()
+    let sidecar: ChildProcess | undefined
+    const watch = (): void => {
+      const server = child!
+      pid = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
+      exited = server.exitCode !== null || server.signalCode !== null ? Promise.resolve() : once(server, 'exit').then(() => {})
+      sidecar = spawn('sh', ['-c', SIDECAR, 'pg-test-sidecar', String(process.pid), String(pid), dir], { stdio: 'ignore', detached: true })
+      sidecar.on('error', () => {})
+      sidecar.unref()
+    }
+    const unwatch = (): void => {
+      try { sidecar?.kill('SIGKILL') } catch {}
+    }
+    watch()
 
     // A crashed or finished test process takes the server with it (synchronously: 'exit' allows no more).
     const onExit = (): void => {
@@ -200,35 +220,60 @@ export async function startPostgres (t?: Test): Promise<Postgres> {
         while (alive(pid) && Date.now() < until) Atomics.wait(pause, 0, 0, 25)
         try { process.kill(pid, 'SIGKILL') } catch {}
       }
-      try { sidecar.kill('SIGKILL') } catch {}
+      unwatch()
       try { removeDir() } catch {}
     }
     process.on('exit', onExit)
 
+    /** pg_ctl stop in `mode`, then the postmaster's exit (bounded); SIGKILL if it is still there. */
+    const shutDown = async (mode: 'immediate' | 'fast'): Promise<void> => {
+      if (alive(pid)) {
+        try {
+          await run(as, dir, bin.pgCtl, ['stop', '-D', data, '-m', mode, '-w', '-t', '10', '-s'], 15_000)
+        } catch {
+          try { process.kill(pid, 'SIGKILL') } catch {}
+        }
+      }
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([exited, new Promise(resolve => { timer = setTimeout(resolve, 5000) })])
+      clearTimeout(timer)
+      if (alive(pid)) {
+        try { process.kill(pid, 'SIGKILL') } catch {}
+      }
+    }
+
     let stopping: Promise<void> | undefined
+    // pause() and resume() take turns on this chain; stop() waits for them.
+    let turn: Promise<void> = Promise.resolve()
     const stop = async (): Promise<void> => {
       stopping ??= (async () => {
         process.off('exit', onExit)
-        try { sidecar.kill('SIGKILL') } catch {}
-        if (alive(pid)) {
-          try {
-            await run(as, dir, bin.pgCtl, ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '10', '-s'], 15_000)
-          } catch {
-            try { process.kill(pid, 'SIGKILL') } catch {}
-          }
-        }
-        let timer: NodeJS.Timeout | undefined
-        await Promise.race([exited, new Promise(resolve => { timer = setTimeout(resolve, 5000) })])
-        clearTimeout(timer)
-        if (alive(pid)) {
-          try { process.kill(pid, 'SIGKILL') } catch {}
-        }
+        await turn.catch(() => {})
+        unwatch()
+        await shutDown('immediate')
         removeDir()
       })()
       return await stopping
     }
+    const pause = async (): Promise<void> => {
+      turn = turn.then(async () => {
+        if (stopping !== undefined) throw new Error('postgres is stopped')
+        unwatch()
+        await shutDown('fast')
+      })
+      return await turn
+    }
+    const resume = async (): Promise<void> => {
+      turn = turn.then(async () => {
+        if (stopping !== undefined) throw new Error('postgres is stopped')
+        if (alive(pid)) return
+        if (!await launch(port)) throw new Error(`postgres did not start again on port ${port}:\n${output}`)
+        watch()
+      })
+      return await turn
+    }
     t?.teardown(stop)
-    return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop }
+    return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, pause, resume }
   }
 }
 
