@@ -9,7 +9,8 @@ import { IdempotencyKeyInUseError, StorageUnavailableError } from '../errors.ts'
 import type { Identification } from '../identification/types.ts'
 import type { History } from '../history/plugin.ts'
 import {
-  claimKey, completeKey, fingerprintOf, IDEMPOTENCY_HEADER, IN_USE_RETRY_AFTER_S, parseIdempotencyKey, releaseKey, takeOver,
+  claimKey, completeKey, fingerprintOf, IDEMPOTENCY_HEADER, IDEMPOTENCY_LEASE_MS, IN_USE_RETRY_AFTER_S, parseIdempotencyKey,
+  releaseKey, takeOver,
   type Claim, type FingerprintInputs, type KeyRef
 } from '../history/idempotency.ts'
 import type { AppContext } from './context.ts'
@@ -19,7 +20,7 @@ const RECORD_WAIT_MS = 2_000
 const RECORD_POLL_MS = 100
 
 export async function withIdempotency (
-  ctx: Pick<AppContext, 'request' | 'reply' | 'history' | 'caller' | 'log'>,
+  ctx: Pick<AppContext, 'request' | 'reply' | 'history' | 'caller' | 'log' | 'config'>,
   inputs: FingerprintInputs,
   run: () => Promise<Identification>,
   now: number = Date.now()
@@ -40,7 +41,7 @@ export async function withIdempotency (
 
   let claim: Claim
   try {
-    claim = await history.query(store => claimKey(store.db, ref, fingerprintOf(inputs), now))
+    claim = await history.query(store => claimKey(store.db, ref, fingerprintOf(inputs), now, leaseFor(ctx.config)))
   } catch (err) {
     if (storageDown(err, 'claim')) return await run()
     throw err // IDEMPOTENCY_KEY_IN_USE, IDEMPOTENCY_KEY_REUSED
@@ -99,4 +100,13 @@ async function storedIdentification (history: History, callerId: string, id: str
     if (stored !== undefined || Date.now() >= deadline) return stored
     await sleep(RECORD_POLL_MS)
   }
+}
+
+/**
+ * How long a running claim is trusted before a retry may take it over (its instance presumably died): at least
+ * 10 minutes, and never less than the longest an identification can legitimately take here (the whole upload,
+ * the wait for a slot, the model call), so a slow but live request never loses its key.
+ */
+function leaseFor (config: AppContext['config']): number {
+  return Math.max(IDEMPOTENCY_LEASE_MS, config.requestTimeoutMs + config.overload.queueTimeoutMs + config.vision.timeoutMs)
 }

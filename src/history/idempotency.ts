@@ -90,7 +90,9 @@ export type Claim = Proceed | Replay
  * an expired one, or a stale lease taken over). Replay: done before. Throws IDEMPOTENCY_KEY_REUSED (another
  * fingerprint) or IDEMPOTENCY_KEY_IN_USE (the first still running). Database errors propagate.
  */
-export async function claimKey (db: Kysely<HistoryDatabase>, { callerId, key }: KeyRef, fingerprint: string, now: number): Promise<Claim> {
+export async function claimKey (
+  db: Kysely<HistoryDatabase>, { callerId, key }: KeyRef, fingerprint: string, now: number, leaseMs: number = IDEMPOTENCY_LEASE_MS
+): Promise<Claim> {
   await db.deleteFrom('idempotency_keys').where('caller_id', '=', callerId).where('key', '=', key).where('expires_at', '<=', now).execute()
   if (await insertClaim(db, { callerId, key }, fingerprint, now)) return { kind: 'proceed', lease: now }
 
@@ -105,7 +107,7 @@ export async function claimKey (db: Kysely<HistoryDatabase>, { callerId, key }: 
     throw new IdempotencyKeyReusedError(`This ${IDEMPOTENCY_HEADER} was used with another image or other arguments; use a new key for a new request.`)
   }
   if (row.state === 'done' && row.identification_id !== null) return { kind: 'replay', identificationId: row.identification_id, lease: row.created_at }
-  if (row.created_at <= now - IDEMPOTENCY_LEASE_MS && await takeOver(db, { callerId, key }, row.created_at, now)) return { kind: 'proceed', lease: now }
+  if (row.created_at <= now - leaseMs && await takeOver(db, { callerId, key }, row.created_at, now)) return { kind: 'proceed', lease: now }
   throw new IdempotencyKeyInUseError(`A request with this ${IDEMPOTENCY_HEADER} is still running; try again when it has finished.`, IN_USE_RETRY_AFTER_S)
 }
 
