@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { startPostgres, createDatabase } from './support/postgres.ts'
 import { historyCases } from './support/history-cases.ts'
+import { usageCases } from './support/usage-cases.ts'
 import { migrateToLatest, openDatabase } from '../src/history/database.ts'
 
 const server = await startPostgres(t)
@@ -12,6 +13,7 @@ let databases = 0
 const freshDatabase = async (): Promise<string> => await createDatabase(server.url, `history_${++databases}`)
 
 historyCases(t, async () => ({ DATABASE_URL: await freshDatabase() }))
+usageCases(t, async () => ({ DATABASE_URL: await freshDatabase() }))
 
 t.test('instances migrating at once take turns under the advisory lock: each migration applied once', async t => {
   const url = await freshDatabase()
