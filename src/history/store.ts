@@ -203,22 +203,33 @@ export class HistoryStore {
         })
       }
     }
-    const edges: Array<[number, number]> = firstWholeDay < endWholeDay
-      ? [[start, firstWholeDay * DAY_MS], [endWholeDay * DAY_MS, end]]
-      : [[start, end]]
+    // The partial days at either end, each within one UTC day, summed in SQL (never a day's records in memory).
+    const firstMidnight = firstWholeDay * DAY_MS
+    const lastMidnight = endWholeDay * DAY_MS
+    const edges: Array<[number, number]> = firstMidnight <= lastMidnight ? [[start, firstMidnight], [lastMidnight, end]] : [[start, end]]
     for (const [edgeStart, edgeEnd] of edges) {
       if (edgeEnd <= edgeStart) continue
       let query = this.db.selectFrom('identifications')
-        .select(['created_at', 'caller_id', 'model', 'outcome', 'cached', 'prompt_tokens', 'completion_tokens'])
+        .select(eb => [
+          'caller_id',
+          'model',
+          eb.fn.countAll().as('identifications'),
+          eb.fn.sum(eb.case().when('outcome', '=', OK).then(0).else(1).end()).as('failed'),
+          eb.fn.sum('cached').as('cached'),
+          eb.fn.sum('prompt_tokens').as('prompt_tokens'),
+          eb.fn.sum('completion_tokens').as('completion_tokens')
+        ])
         .where('created_at', '>=', edgeStart).where('created_at', '<', edgeEnd)
+        .groupBy(['caller_id', 'model'])
       if (callerId !== null) query = query.where('caller_id', '=', callerId)
+      const day = Math.floor(edgeStart / DAY_MS)
       for (const row of await query.execute()) {
-        add(keyOf(Math.floor(row.created_at / DAY_MS), row.caller_id, row.model ?? ''), {
-          identifications: 1,
-          failed: row.outcome === OK ? 0 : 1,
-          cached: row.cached,
-          promptTokens: row.prompt_tokens,
-          completionTokens: row.completion_tokens
+        add(keyOf(day, row.caller_id, row.model ?? ''), {
+          identifications: Number(row.identifications),
+          failed: Number(row.failed),
+          cached: Number(row.cached),
+          promptTokens: Number(row.prompt_tokens),
+          completionTokens: Number(row.completion_tokens)
         })
       }
     }

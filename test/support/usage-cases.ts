@@ -62,6 +62,9 @@ export function usageCases (t: Test, databaseEnv: DatabaseEnv): void {
       'from 06:00 leaves out the midnight record; to is exclusive')
     const hour = await usage(app, { from: '2026-11-02T23:00:00Z', to: '2026-11-03T00:00:00Z' })
     t.strictSame(hour.data.usage.map((b: any) => [b.key, b.identifications]), [['2026-11-02', 1]], 'within one day')
+    const overMidnight = await usage(app, { from: '2026-11-02T23:00:00Z', to: '2026-11-03T07:00:00Z' })
+    t.strictSame(overMidnight.data.usage.map((b: any) => [b.key, b.identifications]), [['2026-11-02', 1], ['2026-11-03', 1]],
+      'a range over midnight and no whole day: each record in its own day')
 
     const byModel = await usage(app, { from: '2026-11-01T00:00:00Z', to: '2026-11-04T00:00:00Z', groupBy: 'MODEL' })
     t.strictSame(byModel.data.usage.map((b: any) => [b.key, b.identifications, b.failed]), [['', 1, 1], ['gpt-4o', 5, 0]])
