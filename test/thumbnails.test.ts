@@ -306,3 +306,19 @@ t.test('without URL_SIGNING_KEY one warning at start-up, naming the variable; no
   await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY }, logger: withKey.logger })
   t.notOk(withKey.text().includes('URL_SIGNING_KEY'))
 })
+
+t.test('thumbnail requests are rate-limited per address, with the catalogue\'s 429', async t => {
+  const app = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY, GRAPHQL_RATE_LIMIT_PER_MINUTE: '3' } })
+  const id = await identified(app, await jpeg(640, 480))
+  await settled(app)
+  const url = pathOf((await thumbnailUrl(app, id))!)
+  const statuses = []
+  for (let i = 0; i < 4; i++) statuses.push((await fetch(app, url)).statusCode)
+  t.strictSame(statuses.slice(0, 2), [200, 200])
+  const refused = await fetch(app, url)
+  t.equal(refused.statusCode, 429)
+  t.equal(refused.json().errors[0].extensions.code, 'RATE_LIMITED')
+  t.ok(refused.headers['retry-after'], 'Retry-After')
+  const bad = await fetch(app, url.replace('signature=', 'signature=x'))
+  t.equal(bad.statusCode, 429, 'bad signatures count too: guessing is limited as well')
+})

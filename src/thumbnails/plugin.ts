@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { AppServices } from '../services.ts'
-import { AppError, ForbiddenError, NotFoundError } from '../errors.ts'
+import { AppError, ForbiddenError, NotFoundError, RateLimitedError } from '../errors.ts'
 import { sendError } from '../graphql/errors.ts'
 import { ThumbnailMaker } from './maker.ts'
 import { createUrlSigner, MAX_THUMBNAIL_URL_LENGTH, THUMBNAIL_PATH_PREFIX, type UrlSigner } from './signing.ts'
@@ -90,8 +90,25 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
     }
   } satisfies Thumbnails)
 
+  // Each valid URL costs a database read: per client address, as many a minute as other GraphQL requests
+  // (GRAPHQL_RATE_LIMIT_PER_MINUTE; 0: no limit). Keyed by address: the route has no caller.
+  const perMinute = options.config.limits.operationsPerMinute
+  const rateLimit = app.rateLimit({
+    max: perMinute,
+    timeWindow: 60_000,
+    allowList: () => perMinute === 0,
+    keyGenerator: (request) => `thumbnail:${request.ip}`,
+    onExceeded: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
+    errorResponseBuilder: (_request, context) => new RateLimitedError(
+      `Too many thumbnail requests: at most ${context.max} per minute. Try again in ${context.after}.`, Math.max(1, Math.ceil(context.ttl / 1000)))
+  })
+
   // A wildcard, not `:file`: an over-long name is ours to refuse (403), not the router's (414).
-  app.get(`${THUMBNAIL_PATH_PREFIX}*`, async (request, reply) => {
+  app.get(`${THUMBNAIL_PATH_PREFIX}*`, {
+    onRequest: rateLimit,
+    // The rate limit's 429 (thrown by its hook) in the catalogue's shape, with Retry-After.
+    errorHandler: async (err, _request, reply) => err instanceof AppError ? sendError(reply, err) : await reply.send(err)
+  }, async (request, reply) => {
     const file = (request.params as Record<string, string | undefined>)['*'] ?? ''
     const checked = request.url.length > MAX_THUMBNAIL_URL_LENGTH
       ? { ok: false as const, reason: 'malformed' as const }
