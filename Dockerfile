@@ -15,8 +15,12 @@ ENV NODE_ENV=production \
     # Pin the credential chain to Environment, WorkloadIdentity and ManagedIdentity: no developer tools in production.
     AZURE_TOKEN_CREDENTIALS=prod \
     # Two malloc arenas: libvips' decode threads otherwise each keep freed image buffers (measured in test/load/images.load.ts).
-    MALLOC_ARENA_MAX=2
+    MALLOC_ARENA_MAX=2 \
+    # The embedded SQLite history: mount a volume here (or set DATABASE_URL for PostgreSQL).
+    DATA_DIR=/data
 WORKDIR /app
+RUN mkdir /data && chown node:node /data
+VOLUME /data
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY schema ./schema

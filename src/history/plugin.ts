@@ -46,7 +46,14 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     return
   }
   const log = app.log.child({ component: 'history' })
-  const opened = openDatabase(config.database)
+  let opened: ReturnType<typeof openDatabase>
+  try {
+    opened = openDatabase(config.database)
+  } catch (err) {
+    // SQLite only (a pool opens lazily): a folder that cannot be written is a configuration error.
+    throw new Error(`history: cannot open ${config.database.dialect === 'sqlite' ? config.database.file : 'the database'} ` +
+      `(${(err as Error).message}). Set DATA_DIR to a writable folder, DATABASE_URL for PostgreSQL, or HISTORY=off.`, { cause: err })
+  }
   const store = new HistoryStore(opened.db)
 
   // The schema first. When the database cannot be reached at start-up the service starts anyway,
