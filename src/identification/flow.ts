@@ -41,9 +41,16 @@ export async function identifyVehicle (
     Object.assign(known, { sha256: image.sha256, mimeType: image.mimeType, bytes: image.bytes, width: image.width, height: image.height })
     const sent = await images.prepare(input.image, image, input.detail)
     Object.assign(known, { sentMimeType: sent.mimeType, sentBytes: sent.bytes.length, sentWidth: sent.width, sentHeight: sent.height })
-    const sentSha256 = createHash('sha256').update(sent.bytes).digest('hex')
-    const cacheKey = answers?.keyFor({ sentSha256, instructions: input.instructions, language: input.language, detail: input.detail }) ?? null
-    const hit = cacheKey === null ? undefined : await answers?.lookup(cacheKey, caller)
+    // The result cache: the same image as sent (after orientation, stripping, downscaling) and the same question.
+    const cacheKey = answers === null
+      ? null
+      : answers.keyFor({
+        sentSha256: createHash('sha256').update(sent.bytes).digest('hex'),
+        instructions: input.instructions,
+        language: input.language,
+        detail: input.detail
+      })
+    const hit = cacheKey === null || answers === null ? undefined : await answers.lookup(cacheKey, caller)
     upstreamStarted = performance.now()
 
     const result = hit !== undefined
