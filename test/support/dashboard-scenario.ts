@@ -69,9 +69,13 @@ export async function dashboardScenario (t: Test, database: ScenarioDatabase): P
   }
   const servers: ServerProcess[] = []
   const start = async (): Promise<ServerProcess> => {
-    const server = await startServer(fake, env)
+    // Slow to be ready when the machine is busy (two suites at once): Node, sharp, the database, the first token.
+    const server = await startServer(fake, env, { readyTimeoutMs: 45_000 })
     servers.push(server)
-    t.teardown(() => stopServer(server))
+    t.teardown(async () => {
+      if (!t.passing()) t.comment(`server ${server.pid} (exit ${server.child.exitCode ?? server.child.signalCode ?? 'none'}) output:\n${server.output().slice(-6000)}`)
+      await stopServer(server)
+    })
     return server
   }
   let server = await start()
@@ -327,7 +331,7 @@ export async function dashboardScenario (t: Test, database: ScenarioDatabase): P
   for (const photo of burst) remember('bob', await identified(bob, photo, bobAnswer))
   const stopped = server
   stopped.child.kill('SIGTERM')
-  const exit = await Promise.race([stopped.exited, new Promise<null>(resolve => setTimeout(() => resolve(null), 15_000))])
+  const exit = await Promise.race([stopped.exited, new Promise<null>(resolve => setTimeout(() => resolve(null), 15_000).unref())])
   t.same(exit, { code: 0, signal: null }, 'SIGTERM: exit 0')
   server = await start()
   const everything = ids(await list(dashboard))
