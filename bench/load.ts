@@ -53,6 +53,7 @@ async function run (job: LoadJob): Promise<LoadResult> {
     durationSec: result.duration,
     rps: completed / result.duration,
     min: result.latency.min,
+    mean: result.latency.mean,
     p50: result.latency.p50,
     p99: result.latency.p99,
     max: result.latency.max,

@@ -4,8 +4,10 @@
 // 127.0.0.1; runs are bounded in time and count. Prints a table and writes BENCHMARKS.md.
 //
 // Options: --rounds N (scenario 1; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 5),
-//          --only 1,2,3,4,5   --profile (profile ours even when targets are met)   --no-profile   --no-write
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+//          --only 1,2,3,4,5,history (history: not in the default run, it takes ~7 minutes)
+//          --profile (profile ours even when targets are met)   --no-profile   --no-write
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { DatabaseSync } from 'node:sqlite'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,7 +20,7 @@ import {
 } from './lib/children.ts'
 import { estimateImageTokens, type ImageDetail } from '../src/image/tokens.ts'
 import { summarizeProfile, type ProfileSummary } from './lib/profile.ts'
-import type { LoadJob, LoadResult, PipelineReply } from './lib/protocol.ts'
+import type { HistoryReply, LoadJob, LoadResult, PipelineReply } from './lib/protocol.ts'
 import { MiB, median, mib, spread, table } from './lib/stats.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
@@ -130,12 +132,16 @@ function azureEnv (fake: FakeChild): Record<string, string> {
 
 // ---------------------------------------------------------------- scenario 1
 
-interface Peer { key: string, label: string, script: string }
+interface Peer { key: string, label: string, script: string, env?: Record<string, string> }
 const PEERS: Peer[] = [
   { key: 'apollo', label: 'Apollo Server 5 + Express 5 + graphql-upload 17', script: 'peers/apollo.ts' },
   { key: 'yoga', label: 'GraphQL Yoga 5 (node:http)', script: 'peers/yoga.ts' },
-  { key: 'ours', label: 'ours: Fastify 5 + mercurius 16', script: 'peers/ours.ts' }
+  { key: 'ours', label: 'ours: Fastify 5 + mercurius 16 (history on: SQLite)', script: 'peers/ours.ts' },
+  { key: 'ours-off', label: 'ours with HISTORY=off', script: 'peers/ours.ts', env: { HISTORY: 'off' } }
 ]
+/** c=1 runs of ours with history on and off: the latency of one identification at a time. */
+const SERIAL_ROUNDS = 2
+const SERIAL_SECONDS = 3
 
 interface PeerRounds { peer: Peer, rounds: Array<LoadResult | null>, peakRss: number }
 
@@ -143,15 +149,22 @@ async function scenario1 (image: BenchImage): Promise<boolean> {
   log(`scenario 1: ${image.name} (${(image.bytes / 1024).toFixed(0)} KiB), concurrency ${CONNECTIONS}, ${ROUNDS} rounds × ${DURATION} s per server, alternating`)
   const servers = new Map<string, Child & { port: number }>()
   const results = new Map<string, PeerRounds>()
+  // Ours records every identification into SQLite here (read back after it stops); never ./data.
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'agrivision-bench-data-'))
+  const answered = { on: 0, off: 0 }
+  const serial = { on: [] as LoadResult[], off: [] as LoadResult[] }
+  let recorded = NaN
   try {
     for (const peer of PEERS) {
-      servers.set(peer.key, await startServer(peer.key, peer.script))
+      const env = peer.key === 'ours' ? { ...peer.env, BENCH_DATA_DIR: dataDir } : peer.env
+      servers.set(peer.key, await startServer(peer.key, peer.script, { env }))
       results.set(peer.key, { peer, rounds: [], peakRss: 0 })
     }
     const server = (key: string): Child & { port: number } => servers.get(key) as Child & { port: number }
     const url = (key: string): string => `http://127.0.0.1:${server(key).port}/graphql`
     for (const peer of PEERS) {
       const warm = await measure('Scenario 1', job(url(peer.key), image, SIM_ANSWER, { duration: WARMUP }))
+      if (peer.key === 'ours') answered.on += warm.requests
       log(`  warm-up ${peer.key}: ${warm.rps.toFixed(0)} req/s${failures(warm) ? `, FAILURES: ${describeFailures(warm)}` : ''}`)
     }
     for (let round = 0; round < ROUNDS; round++) {
@@ -159,6 +172,7 @@ async function scenario1 (image: BenchImage): Promise<boolean> {
       const parts: string[] = []
       for (const peer of order) {
         const r = await measure('Scenario 1', job(url(peer.key), image, SIM_ANSWER, { duration: DURATION }))
+        if (peer.key === 'ours') answered.on += r.requests
         const valid = failures(r) === 0 && r.requests > 0
         if (!valid) notes.push(`Scenario 1, round ${round + 1}: ${peer.key} invalid (${describeFailures(r)}).`)
         results.get(peer.key)?.rounds.push(valid ? r : null)
@@ -166,9 +180,23 @@ async function scenario1 (image: BenchImage): Promise<boolean> {
       }
       log(`  round ${round + 1}: ${parts.join(', ')}`)
     }
+    for (let round = 0; round < SERIAL_ROUNDS; round++) {
+      for (const [key, which] of (round % 2 ? [['ours-off', 'off'], ['ours', 'on']] : [['ours', 'on'], ['ours-off', 'off']]) as Array<[string, 'on' | 'off']>) {
+        const r = await measure('Scenario 1 (c=1)', job(url(key), image, SIM_ANSWER, { duration: SERIAL_SECONDS, connections: 1 }))
+        if (which === 'on') answered.on += r.requests
+        if (failures(r) === 0) serial[which].push(r)
+        log(`  c=1, history ${which}: ${r.rps.toFixed(0)} req/s, mean ${r.mean.toFixed(2)} ms, p50 ${r.p50} ms, p99 ${r.p99} ms`)
+      }
+    }
     for (const peer of PEERS) (results.get(peer.key) as PeerRounds).peakRss = memory(server(peer.key).pid).peakRss
   } finally {
     for (const server of servers.values()) await stop(server)
+    try {
+      const db = new DatabaseSync(join(dataDir, 'history.db'), { readOnly: true })
+      recorded = Number((db.prepare('SELECT count(*) AS n FROM identifications').get() as { n: number }).n)
+      db.close()
+    } catch {}
+    rmSync(dataDir, { recursive: true, force: true })
   }
 
   const valid = (key: string): LoadResult[] => (results.get(key)?.rounds ?? []).filter((r): r is LoadResult => r !== null)
@@ -199,11 +227,40 @@ async function scenario1 (image: BenchImage): Promise<boolean> {
       met
     })
   }
+  const onOff = median(valid('ours').map(r => r.rps)) / median(valid('ours-off').map(r => r.rps))
+  const perRoundOnOff = (results.get('ours') as PeerRounds).rounds.flatMap((o, i) => {
+    const p = (results.get('ours-off') as PeerRounds).rounds[i]
+    return o && p ? [o.rps / p.rps] : []
+  })
+  rows.push({
+    scenario: '1',
+    what: 'req/s ours with history on (SQLite) ÷ ours with HISTORY=off, same run',
+    result: `${onOff.toFixed(2)}× (per round ${perRoundOnOff.length ? `${Math.min(...perRoundOnOff).toFixed(2)}–${Math.max(...perRoundOnOff).toFixed(2)}` : 'n/a'}); ` +
+      `${recorded} records written for ${answered.on} answers the load generator counted`,
+    target: '(for comparison)',
+    met: null
+  })
+  if (serial.on.length && serial.off.length) {
+    const f = (rs: LoadResult[]): string => `mean ${spread(rs.map(r => r.mean), 2)} ms, p50 ${spread(rs.map(r => r.p50))} ms, p99 ${spread(rs.map(r => r.p99))} ms`
+    rows.push({
+      scenario: '1',
+      what: `identification latency at concurrency 1 (${SERIAL_ROUNDS} × ${SERIAL_SECONDS} s each): history on vs HISTORY=off`,
+      result: `on: ${f(serial.on)}; off: ${f(serial.off)}`,
+      target: '(for comparison)',
+      met: null
+    })
+  }
   sections.push('### Scenario 1: small photo, zero-latency vision, concurrency 32\n\n' +
     `Upload: ${image.name}, ${image.bytes} bytes. Median (min–max) over ${ROUNDS} rounds of ${DURATION} s after a ${WARMUP} s warm-up each; ` +
     'the three servers run side by side and take turns, the order rotated each round. ' +
     'A round with any non-2xx, socket error, timeout or wrong answer (no data, GraphQL errors, wrong sha256) is invalid and left out. ' +
-    'Peak RSS is VmHWM over the server\'s life.\n\n' +
+    'Peak RSS is VmHWM over the server\'s life. ' +
+    'Ours runs twice: with history on (the default: every identification recorded into SQLite, node:sqlite, in a fresh temporary DATA_DIR, never ./data) ' +
+    'and with HISTORY=off. Both run with the result cache off (RESULT_CACHE_TTL_S=0): the load sends the same photo again and again, and a cache hit ' +
+    'would measure a history lookup instead of an identification and its recording. After the run the records in that SQLite file are counted ' +
+    '(none may be missing: the recorder writes off the request path from a bounded buffer, and a full buffer would drop records). ' +
+    `Then ${SERIAL_ROUNDS} alternating runs of ${SERIAL_SECONDS} s at concurrency 1 compare one identification's latency with history on and off ` +
+    '(autocannon reports percentiles in whole ms; the mean is finer).\n\n' +
     table(['server', 'req/s', 'p50 ms', 'p99 ms', 'answers checked', 'valid rounds', 'peak RSS'], detail))
   return allMet
 }
@@ -418,6 +475,72 @@ async function scenario3 (camera: BenchImage): Promise<void> {
     'pre-scaled image leaves the estimate unchanged; the pipeline saves bytes (upload to Azure, base64, memory), and `detail: LOW` saves tokens.')
 }
 
+// ---------------------------------------------------------------- history at scale (bench/history.ts)
+
+// Targets (history issue): a history write adds < 1 ms p99 on SQLite, < 5 ms p99 on loopback PostgreSQL;
+// identifications(first: 50, filter: {category, from, to}) over 1,000,000 records p95 < 20 ms; usage, 30 days by day, < 200 ms.
+const INSERT_P99_MS: Record<string, number> = { sqlite: 1, postgres: 5 }
+const LIST_P95_MS = 20
+const USAGE_MS = 200
+
+async function scenarioHistory (): Promise<void> {
+  log('history: 1,000,000 records on SQLite and PostgreSQL: inserts, list and usage, query plans (bench/history.ts)')
+  const { child, ready } = await start<HistoryReply>('history', 'history.ts', '*', { timeoutMs: 1_500_000 })
+  child.proc.stdout?.on('data', (chunk: Buffer) => { for (const line of chunk.toString().split('\n')) if (line.trim()) log(`  ${line.trim()}`) })
+  await stop(child, 5000)
+  if (ready.type === 'error') {
+    log(`  error: ${ready.message}`)
+    notes.push(`History scenario failed: ${ready.message.split('\n')[0]}`)
+    rows.push({ scenario: 'history', what: 'history at scale', result: 'ERROR (see notes)', target: '—', met: false })
+    return
+  }
+  const ms = (v: number): string => v < 10 ? v.toFixed(2) : v.toFixed(1)
+  const parts: string[] = [`### History: ${ready.records.toLocaleString('en')} records, SQLite and PostgreSQL\n\n` +
+    'bench/history.ts (a child process; the database on the same 2 cores). For each database: HistoryStore.insert on a realistic successful ' +
+    'record (src/history/from-events.ts\'s shape: 1–3 vehicles with evidence, the image info, tokens, a cache key; 3–5 rows and a usage upsert in ' +
+    'one transaction), timed one at a time, on an empty database and over the loaded one; then a seeded history bulk-loaded into identifications, ' +
+    'identification_categories, identification_makes and usage_daily in transactions of 5,000 (the migration\'s indexes dropped for the load and ' +
+    'made again after it, as they were): 50 callers (Zipf: the first has 22 % of the records), 20 categories (TRACTOR 30 %, IRRIGATION_SYSTEM 1 %), ' +
+    '30 makes (Zipf; 15 % of vehicles without one), 1–3 vehicles, 7 % failures, 5 % cached, evenly over 365 days. ' +
+    `Then HistoryStore.list and HistoryStore.usage, ${ready.runs} runs each after 10 warm-ups, over 20 different 30-day windows that end at ` +
+    'arbitrary times of day (so usage also reads the two partial days from the records). Times are the store\'s call, as a resolver makes it ' +
+    '(query building, the database, mapping rows).']
+  for (const d of ready.databases) {
+    const name = d.dialect === 'sqlite' ? 'SQLite' : 'PostgreSQL'
+    for (const ins of d.inserts) {
+      const last = ins === d.inserts.at(-1)
+      rows.push({
+        scenario: 'history',
+        what: `${name}: HistoryStore.insert, ${ins.label}: p50, p99 (${ins.runs} inserts)`,
+        result: `p50 ${ms(ins.p50)} ms, p99 ${ms(ins.p99)} ms, max ${ms(ins.max)} ms`,
+        target: last ? `p99 < ${INSERT_P99_MS[d.dialect]} ms` : '',
+        met: last ? ins.p99 < (INSERT_P99_MS[d.dialect] as number) : null
+      })
+    }
+    for (const q of d.queries) {
+      const isTarget = q.name.startsWith('list: ReadAll, category TRACTOR (30 %)') || q.name.startsWith('list: ReadAll, category IRRIGATION') ||
+        q.name.startsWith('list: one caller (2 % of records), category')
+      const isUsage = q.kind === 'usage' && q.name.includes('by DAY')
+      rows.push({
+        scenario: 'history',
+        what: `${name}: ${q.name}`,
+        result: `p50 ${ms(q.p50)} ms, p95 ${ms(q.p95)} ms, p99 ${ms(q.p99)} ms`,
+        target: isTarget ? `p95 < ${LIST_P95_MS} ms` : isUsage ? `< ${USAGE_MS} ms (p95)` : '',
+        met: isTarget ? q.p95 < LIST_P95_MS : isUsage ? q.p95 < USAGE_MS : null
+      })
+    }
+    parts.push(`#### ${name}\n\n${d.setup}. Load: ${d.counts.identifications.toLocaleString('en')} identifications, ` +
+      `${d.counts.categories.toLocaleString('en')} category rows, ${d.counts.makes.toLocaleString('en')} make rows, ` +
+      `${d.counts.usageDaily.toLocaleString('en')} usage_daily rows in ${d.loadSec.toFixed(0)} s; ${d.fileMiB.toFixed(0)} MiB on disk.\n\n` +
+      table(['insert', 'p50 ms', 'p99 ms', 'max ms', 'inserts'], d.inserts.map(i => [i.label, ms(i.p50), ms(i.p99), ms(i.max), String(i.runs)])) + '\n\n' +
+      table(['query', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'rows per call'], d.queries.map(q => [q.name, ms(q.p50), ms(q.p95), ms(q.p99), ms(q.max), q.rowsPerRun.toFixed(0)])))
+    const plans = d.plans.map(p => `**${p.name}**\n\n` + p.queries.map(q => '```sql\n' + q.sql + '\n```\n\n```\n' + q.plan + '\n```').join('\n\n')).join('\n\n')
+    parts.push(`<details><summary>${name} query plans (${d.dialect === 'sqlite' ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN (ANALYZE, BUFFERS)'}; ` +
+      'SQL as Kysely sent it, parameters written in; a list is two queries: the page\'s ids, then their rows)</summary>\n\n' + plans + '\n\n</details>')
+  }
+  sections.push(parts.join('\n\n'))
+}
+
 // ---------------------------------------------------------------- main
 
 function machine (): string {
@@ -440,6 +563,7 @@ async function main (): Promise<void> {
     if (ONLY.has('2') || ONLY.has('5')) await scenariosAzure(small, tiny)
     if (ONLY.has('4')) await scenario4(large)
     if (ONLY.has('3')) await scenario3(camera)
+    if (ONLY.has('history')) await scenarioHistory()
   } finally {
     await stop(load)
     killAll()
@@ -447,7 +571,7 @@ async function main (): Promise<void> {
 
   notes.push(...disturbanceNotes())
   const seconds = (performance.now() - began) / 1000
-  const order = ['1', '2', '3', '4', '5']
+  const order = ['1', '2', '3', '4', '5', 'history']
   const summary = table(['#', 'measure', 'result: median (min–max over rounds)', 'target', 'met'],
     [...rows].sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario))
       .map(r => [r.scenario, r.what, r.result, r.target, r.met === null ? '' : r.met ? 'met' : 'MISSED']))

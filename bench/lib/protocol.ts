@@ -27,6 +27,7 @@ export interface LoadResult {
   durationSec: number
   rps: number
   min: number
+  mean: number
   p50: number
   p99: number
   max: number
@@ -59,4 +60,23 @@ export interface PipelineRun {
 
 export type PipelineReply =
   | { type: 'result', runs: PipelineRun[] }
+  | { type: 'error', message: string }
+
+export interface LatencyStats { runs: number, p50: number, p95: number, p99: number, max: number }
+export interface HistoryQueryResult extends LatencyStats { name: string, kind: 'list' | 'usage', rowsPerRun: number }
+export interface HistoryPlan { name: string, queries: Array<{ sql: string, plan: string }> }
+export interface HistoryDbResult {
+  dialect: 'sqlite' | 'postgres'
+  /** How the database was set up and measured. */
+  setup: string
+  loadSec: number
+  /** File size (SQLite) or database size (PostgreSQL) after the load, MiB. */
+  fileMiB: number
+  counts: { identifications: number, categories: number, makes: number, usageDaily: number }
+  inserts: Array<LatencyStats & { label: string }>
+  queries: HistoryQueryResult[]
+  plans: HistoryPlan[]
+}
+export type HistoryReply =
+  | { type: 'result', records: number, runs: number, databases: HistoryDbResult[] }
   | { type: 'error', message: string }

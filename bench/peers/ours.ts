@@ -2,6 +2,13 @@
 //   BENCH_VISION=bench (default): `benchVision` (BENCH_LATENCY_MS holds each call that long).
 //   BENCH_VISION=azure: the real backend (createVision: DefaultAzureCredential + openai) against the
 //   fake Azure whose identity environment run.ts put in our env; warmed up after listen, as src/server.ts does.
+// History is on (the default: SQLite) unless run.ts sets HISTORY=off. Its database is always in a temporary
+// directory, never ./data: BENCH_DATA_DIR (run.ts made it, reads it after, removes it) or one made here and
+// removed at exit. The result cache is off (RESULT_CACHE_TTL_S=0): the load sends one photo over and over, and a
+// cache hit would measure a lookup instead of an identification and its recording.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
@@ -11,6 +18,9 @@ import { announce, benchPort, createBenchVision } from './shared.ts'
 
 const port = benchPort()
 const mode = process.env.BENCH_VISION ?? 'bench'
+const ownDataDir = process.env.BENCH_DATA_DIR === undefined
+const dataDir = process.env.BENCH_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'agrivision-bench-data-'))
+if (ownDataDir) process.on('exit', () => { rmSync(dataDir, { recursive: true, force: true }) })
 // Production settings (NODE_ENV=production from run.ts) with what the benchmark needs, overridable by run.ts:
 // no caller auth (the peers have none; production refuses AUTH_MODE=none unless ALLOW_ANONYMOUS=true), and no
 // per-caller rate limits or slot share (every load request comes from one caller, 127.0.0.1).
@@ -19,7 +29,11 @@ const config = loadConfig({
   RATE_LIMIT_PER_MINUTE: '0',
   GRAPHQL_RATE_LIMIT_PER_MINUTE: '0',
   VISION_MAX_CONCURRENCY_PER_CALLER: '1024',
+  RESULT_CACHE_TTL_S: '0',
   ...process.env,
+  // History in SQLite under the temporary directory, whatever this shell's DATA_DIR or DATABASE_URL say.
+  DATA_DIR: dataDir,
+  DATABASE_URL: undefined,
   LOG_LEVEL: 'warn',
   PORT: String(port),
   HOST: '127.0.0.1'

@@ -92,6 +92,9 @@ export async function identify (buffer: Buffer, args: IdentifyArgs, vision: Visi
     model: result.model,
     image: { sha256: image.sha256, mimeType: image.mimeType, bytes: image.bytes, width: image.width, height: image.height },
     usage: result.usage,
+    // What the shared operation now also asks for (history's fields): the peers keep no history and no cache.
+    cached: false,
+    callerId: 'anonymous',
     durationMs: Math.round(performance.now() - started),
     createdAt: new Date()
   }
