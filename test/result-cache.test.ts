@@ -121,3 +121,14 @@ t.test('a failed lookup (database gone) is a miss, not a failed identification',
   t.equal(res.body.data.identifyVehicle.cached, false)
   t.equal(vision.calls, 2)
 })
+
+t.test('a withdrawn (deleted) identification is never served from the cache', async t => {
+  const vision = countingVision()
+  const app = await buildTestApp(t, { vision, env: { RESULT_CACHE_TTL_S: '3600' } })
+  const photo = await jpeg(300, 200)
+  const first = await ask(app, photo)
+  const deleted = await app.inject({ method: 'POST', url: '/graphql', payload: { query: `mutation { deleteIdentification(id: "${first.id}") }` } })
+  t.equal(deleted.json().data.deleteIdentification, true)
+  t.equal((await ask(app, photo)).cached, false, 'asked the model again')
+  t.equal(vision.calls, 2)
+})

@@ -54,4 +54,9 @@ t.test('through identifications: tokens, failures, prices; own usage, everyone\'
   const dayRange = { from: `${day}T00:00:00Z`, to: new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString() }
   const after = await usage(app, dayRange, as(alice))
   t.equal(after.data.usage[0].identifications, 3, 'a deleted identification still counts (from the daily totals)')
+  const partial = await usage(app, range, as(alice))
+  t.equal(partial.data.usage[0].identifications, 3, 'and over a partial day (from the withdrawn record\'s bare row)')
+  t.equal(partial.data.usage[0].promptTokens, 2000)
+  const row = await app.history!.store.db.selectFrom('identifications').selectAll().where('id', '=', made.body.data.identifyVehicle.id).executeTakeFirstOrThrow()
+  t.strictSame([row.answer, row.vehicles, row.image, row.image_sha256, row.cache_key], [null, null, null, null, null], 'its content is erased')
 })

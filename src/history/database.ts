@@ -31,8 +31,11 @@ export function openDatabase (target: DatabaseTarget): HistoryDb {
     idleTimeoutMillis: 30_000,
     types: { getTypeParser: numericTypeParser }
   })
-  // An idle client's connection dropping (server restart) must not crash the process; the pool replaces it.
+  // A connection dropping (the server restarting or stopping) must never crash the process: an idle client's
+  // error comes to the pool; a checked-out client's (between two queries of a transaction) to the client itself,
+  // which has no listener while checked out. The query in flight fails on its own; the pool replaces the client.
   pool.on('error', () => {})
+  pool.on('connect', client => { client.on('error', () => {}) })
   const db = new Kysely<HistoryDatabase>({ dialect: new PostgresDialect({ pool }) })
   return { db, dialect: 'postgres', close: async () => { await db.destroy() } }
 }

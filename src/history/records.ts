@@ -47,7 +47,8 @@ export function toRow (record: HistoryRecord): IdentificationsTable {
     completion_tokens: record.completionTokens,
     duration_ms: Math.round(record.durationMs),
     cache_key: record.cacheKey,
-    has_thumbnail: 0
+    has_thumbnail: 0,
+    deleted: 0
   }
 }
 

@@ -74,7 +74,7 @@ export class HistoryStore {
 
   /** A successful identification by id; only the caller's own unless callerId is null (ReadAll). */
   async get (id: string, callerId: string | null): Promise<StoredIdentification | undefined> {
-    let query = this.db.selectFrom('identifications').selectAll().where('id', '=', id).where('outcome', '=', OK)
+    let query = this.db.selectFrom('identifications').selectAll().where('id', '=', id).where('outcome', '=', OK).where('deleted', '=', 0)
     if (callerId !== null) query = query.where('caller_id', '=', callerId)
     const row = await query.executeTakeFirst()
     return row === undefined ? undefined : fromRow(row)
@@ -123,7 +123,7 @@ export class HistoryStore {
         .orderBy('k.created_at', 'desc').orderBy('k.identification_id', 'desc').limit(limit).execute()
       return rows.map(row => row.id)
     }
-    let query = this.db.selectFrom('identifications').select('id').where('outcome', '=', OK)
+    let query = this.db.selectFrom('identifications').select('id').where('outcome', '=', OK).where('deleted', '=', 0)
     if (filter.callerId !== null) query = query.where('caller_id', '=', filter.callerId)
     if (from !== undefined) query = query.where('created_at', '>=', from)
     if (to !== undefined) query = query.where('created_at', '<', to)
@@ -137,13 +137,19 @@ export class HistoryStore {
     return rows.map(row => row.id)
   }
 
-  /** Removes a record (and its thumbnail); usage keeps what it cost. False when there is none the caller may delete. */
+  /**
+   * Withdraws a record: its content (answer, vehicles, image facts, cache key), filter keys and thumbnail are erased
+   * at once; the bare row (caller, time, model, tokens) stays for usage until retention purges it.
+   * False when there is none the caller may delete.
+   */
   async delete (id: string, callerId: string | null): Promise<boolean> {
     return await this.db.transaction().execute(async trx => {
-      let query = trx.deleteFrom('identifications').where('id', '=', id)
+      let query = trx.updateTable('identifications')
+        .set({ deleted: 1, answer: null, vehicles: null, image: null, image_sha256: null, cache_key: null, has_thumbnail: 0 })
+        .where('id', '=', id).where('outcome', '=', OK).where('deleted', '=', 0)
       if (callerId !== null) query = query.where('caller_id', '=', callerId)
       const result = await query.executeTakeFirst()
-      if (Number(result.numDeletedRows) === 0) return false
+      if (Number(result.numUpdatedRows) === 0) return false
       await trx.deleteFrom('identification_categories').where('identification_id', '=', id).execute()
       await trx.deleteFrom('identification_makes').where('identification_id', '=', id).execute()
       await trx.deleteFrom('thumbnails').where('identification_id', '=', id).execute()
@@ -240,6 +246,7 @@ export class HistoryStore {
   async findCached (cacheKey: string, since: Date, callerId: string | null): Promise<StoredIdentification | undefined> {
     let query = this.db.selectFrom('identifications').selectAll()
       .where('cache_key', '=', cacheKey).where('created_at', '>=', since.getTime()).where('outcome', '=', OK).where('cached', '=', 0)
+      .where('deleted', '=', 0)
     if (callerId !== null) query = query.where('caller_id', '=', callerId)
     const row = await query.orderBy('created_at', 'desc').limit(1).executeTakeFirst()
     return row === undefined ? undefined : fromRow(row)
@@ -247,6 +254,9 @@ export class HistoryStore {
 
   async saveThumbnail (id: string, jpeg: Uint8Array, createdAt: Date): Promise<void> {
     await this.db.transaction().execute(async trx => {
+      // A photo withdrawn while its thumbnail was being made keeps none.
+      const withdrawn = await trx.selectFrom('identifications').select('id').where('id', '=', id).where('deleted', '=', 1).executeTakeFirst()
+      if (withdrawn !== undefined) return
       await trx.insertInto('thumbnails').values({ identification_id: id, jpeg, created_at: createdAt.getTime() })
         .onConflict(oc => oc.column('identification_id').doNothing()).execute()
       await trx.updateTable('identifications').set({ has_thumbnail: 1 }).where('id', '=', id).execute()

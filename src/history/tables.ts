@@ -28,6 +28,8 @@ export interface IdentificationsTable {
   cache_key: string | null
   /** 1 once its thumbnail is stored. */
   has_thumbnail: number
+  /** 1 once withdrawn: content erased, kept for usage until retention purges it. */
+  deleted: number
 }
 
 /** One row per distinct category in an identification: the driving index of category filters. */

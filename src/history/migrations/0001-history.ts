@@ -25,6 +25,8 @@ export async function up (db: Kysely<unknown>): Promise<void> {
     .addColumn('duration_ms', 'integer', col => col.notNull().defaultTo(0))
     .addColumn('cache_key', 'varchar(64)')
     .addColumn('has_thumbnail', 'integer', col => col.notNull().defaultTo(0))
+    // 1 once withdrawn (deleteIdentification): its content is erased, but the row stays so that usage keeps its cost.
+    .addColumn('deleted', 'integer', col => col.notNull().defaultTo(0))
     .execute()
   await db.schema.createIndex('identifications_caller_outcome_created')
     .on('identifications').columns(['caller_id', 'outcome', 'created_at', 'id']).execute()
