@@ -167,7 +167,8 @@ export type ImageInfo = {
 export type Mutation = {
   __typename?: 'Mutation';
   /**
-   * Removes an identification (and its thumbnail) from history, e.g. when a farmer withdraws a photo. The caller's own;
+   * Withdraws an identification, e.g. when a farmer takes back a photo: its answer, vehicles, image facts and thumbnail
+   * are erased at once and it is no longer listed, fetched or served from the result cache. The caller's own;
    * anyone's with the ReadAll role. True when it was removed; false when there was none the caller may remove.
    * Usage keeps what it cost.
    */
