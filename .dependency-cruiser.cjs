@@ -13,8 +13,8 @@ module.exports = {
     {
       name: 'no-orphans',
       severity: 'error',
-      comment: 'A module nothing imports is dead code (entry points excepted).',
-      from: { orphan: true, pathNot: ['^src/server\\.ts$', '^src/cli/', '^src/graphiql/public/', '\\.d\\.ts$'] },
+      comment: 'A module nothing imports is dead code (entry points, and worker threads' scripts, excepted).',
+      from: { orphan: true, pathNot: ['^src/server\\.ts$', '^src/cli/', '-worker\\.ts$', '^src/graphiql/public/', '\\.d\\.ts$'] },
       to: {}
     }
   ],

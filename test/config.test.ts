@@ -69,7 +69,7 @@ t.test('the defaults, in development', async t => {
       bufferSize: 10_000,
       resultCache: { ttlSeconds: 604_800, scope: 'caller' },
       prices: null,
-      thumbnails: { signingKey: null, urlTtlSeconds: 900 }
+      thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8 }
     }
   }
   t.strictSame(loadConfig({}), expected)

@@ -21,7 +21,9 @@ export const TEST_ENV = {
   GRAPHQL_RATE_LIMIT_PER_MINUTE: '1000000',
   VISION_MAX_CONCURRENCY_PER_CALLER: '1024',
   // Tests send the same photo again and expect the backend to be asked; the result cache has its own tests.
-  RESULT_CACHE_TTL_S: '0'
+  RESULT_CACHE_TTL_S: '0',
+  // Tests run many identifications back to back in one busy process and expect their thumbnails.
+  THUMBNAIL_SKIP_ABOVE_UTILISATION: '1'
 }
 
 /** A fresh folder for an app's history database (SQLite), removed when this test process exits. */

@@ -17,11 +17,13 @@ function flakyStore () {
     up: true,
     written: [] as string[],
     attempts: 0,
-    insert: async (record: HistoryRecord) => {
+    batches: [] as number[],
+    insertMany: async (records: readonly HistoryRecord[]) => {
       store.attempts++
       await sleep(1)
       if (!store.up) throw new Error('connect ECONNREFUSED 127.0.0.1:5432')
-      store.written.push(record.id)
+      store.batches.push(records.length)
+      store.written.push(...records.map(record => record.id))
     }
   }
   return store
@@ -48,7 +50,21 @@ t.test('writes in order; while the store is down records wait, and are written w
   store.up = true
   await until(() => recorder.pending === 0)
   t.strictSame(store.written, ['a', 'b', 'c', 'd'], 'in order, each once')
+  t.equal(store.batches.at(-1), 3, 'what waited is written as one batch')
   t.equal(recorder.failing, false)
+  await recorder.stop(100)
+})
+
+t.test('batches are bounded: 200 waiting records are written 64 at a time', async t => {
+  const store = flakyStore()
+  store.up = false
+  const recorder = new HistoryRecorder(store, 1000, log)
+  for (let i = 0; i < 200; i++) recorder.record(rec(String(i)))
+  await until(() => recorder.failing)
+  store.up = true
+  await until(() => recorder.pending === 0)
+  t.strictSame(store.batches, [64, 64, 64, 8])
+  t.strictSame(store.written, Array.from({ length: 200 }, (_, i) => String(i)))
   await recorder.stop(100)
 })
 

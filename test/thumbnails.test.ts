@@ -11,6 +11,7 @@ import { identify, sendJson } from './support/http.ts'
 import { jpeg, jpegWithGps, png } from './support/images.ts'
 import { newApiKey } from '../src/callers/api-keys.ts'
 import { loggerOptions } from '../src/logger.ts'
+import { eventLoopBusy } from '../src/thumbnails/busy.ts'
 import { createUrlSigner } from '../src/thumbnails/signing.ts'
 import { makeThumbnail, ThumbnailMaker } from '../src/thumbnails/maker.ts'
 import type { IdentificationCompleted } from '../src/identification/events.ts'
@@ -321,4 +322,28 @@ t.test('thumbnail requests are rate-limited per address, with the catalogue\'s 4
   t.ok(refused.headers['retry-after'], 'Retry-After')
   const bad = await fetch(app, url.replace('signature=', 'signature=x'))
   t.equal(bad.statusCode, 429, 'bad signatures count too: guessing is limited as well')
+})
+
+t.test('while the event loop is busy, thumbnails are skipped and counted', async t => {
+  const app = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY, THUMBNAIL_SKIP_ABOVE_UTILISATION: '0.5', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0' } })
+  const skipped = await thumbnailCount(app, 'skipped')
+  const spinUntil = performance.now() + 1100
+  while (performance.now() < spinUntil) { /* a second of a busy event loop */ }
+  await new Promise(resolve => setTimeout(resolve, 20)) // the sampler, overdue, sees it
+  const id = await identified(app, await jpeg(640, 480))
+  await settled(app)
+  t.equal(await thumbnailCount(app, 'skipped'), skipped + 1, 'skipped')
+  t.equal(await thumbnailUrl(app, id), null)
+})
+
+t.test('the busy signal: over the threshold after a busy second, not after an idle one; 1 never', async t => {
+  const signal = eventLoopBusy(0.5)
+  t.teardown(() => signal.stop())
+  await new Promise(resolve => setTimeout(resolve, 1100))
+  t.equal(signal.busy(), false, 'idle')
+  const spinUntil = performance.now() + 1100
+  while (performance.now() < spinUntil) { /* busy */ }
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal(signal.busy(), true, 'busy')
+  t.equal(eventLoopBusy(1).busy(), false)
 })

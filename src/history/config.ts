@@ -25,7 +25,9 @@ export const HistoryEnv = Type.Object({
   VISION_PRICE_OUTPUT_PER_MTOK: Type.Optional(Type.Number({ minimum: 0 })),
   /** Signs thumbnail URLs; shared by every instance behind one address. At least 32 characters. */
   URL_SIGNING_KEY: Type.Optional(Type.String({ minLength: 32 })),
-  THUMBNAIL_URL_TTL_S: Type.Integer({ minimum: 10, maximum: 86_400, default: 900 })
+  THUMBNAIL_URL_TTL_S: Type.Integer({ minimum: 10, maximum: 86_400, default: 900 }),
+  /** Event-loop utilisation (0–1, over the last second) above which thumbnails are skipped; 1: never skipped for load. */
+  THUMBNAIL_SKIP_ABOVE_UTILISATION: Type.Number({ minimum: 0, maximum: 1, default: 0.8 })
 })
 export type HistoryEnv = Static<typeof HistoryEnv>
 
@@ -41,7 +43,7 @@ export interface HistoryConfig {
   resultCache: { ttlSeconds: number, scope: 'caller' | 'global' }
   prices: { inputPerMillion: number, outputPerMillion: number } | null
   /** signingKey null: each process makes a random one (development; URLs then work only on the instance that signed them). */
-  thumbnails: { signingKey: Buffer | null, urlTtlSeconds: number }
+  thumbnails: { signingKey: Buffer | null, urlTtlSeconds: number, skipAboveUtilisation: number }
 }
 
 export function readHistoryConfig (raw: HistoryEnv): HistoryConfig {
@@ -62,7 +64,8 @@ export function readHistoryConfig (raw: HistoryEnv): HistoryConfig {
     prices: input !== undefined && output !== undefined ? { inputPerMillion: input, outputPerMillion: output } : null,
     thumbnails: {
       signingKey: raw.URL_SIGNING_KEY !== undefined ? Buffer.from(raw.URL_SIGNING_KEY) : null,
-      urlTtlSeconds: raw.THUMBNAIL_URL_TTL_S
+      urlTtlSeconds: raw.THUMBNAIL_URL_TTL_S,
+      skipAboveUtilisation: raw.THUMBNAIL_SKIP_ABOVE_UTILISATION
     }
   }
 }

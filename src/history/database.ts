@@ -7,6 +7,7 @@ import pg from 'pg'
 import type { DatabaseTarget } from './config.ts'
 import { migrationProvider } from './migrations/index.ts'
 import { openSqlite } from './sqlite.ts'
+import { startCheckpointer } from './sqlite-checkpointer.ts'
 import type { HistoryDatabase } from './tables.ts'
 
 export interface HistoryDb {
@@ -15,12 +16,21 @@ export interface HistoryDb {
   close (): Promise<void>
 }
 
-export function openDatabase (target: DatabaseTarget): HistoryDb {
+/** `onError`: a background problem worth a log line (a failed SQLite checkpoint). */
+export function openDatabase (target: DatabaseTarget, onError: (message: string) => void = () => {}): HistoryDb {
   if (target.dialect === 'sqlite') {
     mkdirSync(path.dirname(target.file), { recursive: true })
-    const { database } = openSqlite(target.file)
+    const { database, raw } = openSqlite(target.file)
+    const checkpointer = startCheckpointer(raw, target.file, onError)
     const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }) })
-    return { db, dialect: 'sqlite', close: async () => { await db.destroy() } }
+    return {
+      db,
+      dialect: 'sqlite',
+      close: async () => {
+        await db.destroy()
+        await checkpointer.stop() // after the last write: its final checkpoint takes everything
+      }
+    }
   }
   const pool = new pg.Pool({
     connectionString: target.url,

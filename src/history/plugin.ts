@@ -48,7 +48,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   const log = app.log.child({ component: 'history' })
   let opened: ReturnType<typeof openDatabase>
   try {
-    opened = openDatabase(config.database)
+    opened = openDatabase(config.database, message => { log.warn({ problem: message }, 'history: SQLite checkpoint failed') })
   } catch (err) {
     // SQLite only (a pool opens lazily): a folder that cannot be written is a configuration error.
     throw new Error(`history: cannot open ${config.database.dialect === 'sqlite' ? config.database.file : 'the database'} ` +
@@ -74,9 +74,9 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   await migrate()
 
   const recorder = new HistoryRecorder({
-    insert: async (record) => {
+    insertMany: async (records) => {
       if (!migrated) throw new Error('history schema not migrated yet')
-      await store.insert(record)
+      await store.insertMany(records)
     }
   }, config.bufferSize, log, {
     written: () => metrics.history.inc({ result: 'written' }),

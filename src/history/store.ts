@@ -1,7 +1,7 @@
 // Every query history makes, written once for SQLite and PostgreSQL (Kysely). A record's rows (the
 // identification, its filter keys, its usage) are written in one transaction.
 import { type Kysely, sql } from 'kysely'
-import type { HistoryDatabase } from './tables.ts'
+import type { HistoryDatabase, UsageDailyTable } from './tables.ts'
 import { filterKeys, fromRow, OK, toRow, type HistoryRecord, type StoredIdentification } from './records.ts'
 import type { Position } from './cursor.ts'
 
@@ -35,38 +35,62 @@ export class HistoryStore {
   }
 
   async insert (record: HistoryRecord): Promise<void> {
-    const row = toRow(record)
-    const { categories, makes } = filterKeys(record.vehicles)
-    const base = { identification_id: row.id, caller_id: row.caller_id, created_at: row.created_at }
-    const failed = record.outcome === OK ? 0 : 1
-    const cached = record.cached ? 1 : 0
+    await this.insertMany([record])
+  }
+
+  /**
+   * Writes records in one transaction of a few statements, however many there are (the recorder writes what
+   * waits in its buffer as one batch). A record already written (a batch retried after a lost reply) changes
+   * nothing: only the rows the insert returns get filter keys and count in usage.
+   */
+  async insertMany (records: readonly HistoryRecord[]): Promise<void> {
+    if (records.length === 0) return
     await this.db.transaction().execute(async trx => {
-      // A record is written once; a second write of the same id (a flush retried after a lost reply) changes nothing.
-      const inserted = await trx.insertInto('identifications').values(row).onConflict(oc => oc.column('id').doNothing()).executeTakeFirst()
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return
-      // Its thumbnail may have been stored first (the record waited in the buffer while the database was down).
-      await trx.updateTable('identifications').set({ has_thumbnail: 1 }).where('id', '=', row.id)
-        .where(eb => eb.exists(eb.selectFrom('thumbnails').select('identification_id').where('identification_id', '=', row.id)))
+      const inserted = await trx.insertInto('identifications')
+        .values(records.map(record => ({
+          ...toRow(record),
+          // Its thumbnail may have been stored first (the record waited in the buffer while the database was down).
+          has_thumbnail: sql<number>`(select count(*) from thumbnails where identification_id = ${record.id})`
+        })))
+        .onConflict(oc => oc.column('id').doNothing())
+        .returning('id')
         .execute()
-      if (categories.length > 0) await trx.insertInto('identification_categories').values(categories.map(category => ({ ...base, category }))).execute()
-      if (makes.length > 0) await trx.insertInto('identification_makes').values(makes.map(make => ({ ...base, make_key: make }))).execute()
+      const fresh = new Set(inserted.map(row => row.id))
+      const written = records.filter(record => fresh.has(record.id))
+      if (written.length === 0) return
+
+      const categoryRows = []
+      const makeRows = []
+      const usage = new Map<string, UsageDailyTable>()
+      for (const record of written) {
+        const base = { identification_id: record.id, caller_id: record.callerId, created_at: record.createdAt.getTime() }
+        const { categories, makes } = filterKeys(record.vehicles)
+        for (const category of categories) categoryRows.push({ ...base, category })
+        for (const make of makes) makeRows.push({ ...base, make_key: make })
+        // One upsert per (day, caller, model): a statement may not update the same row twice (PostgreSQL).
+        const day = Math.floor(base.created_at / DAY_MS)
+        const model = record.model ?? ''
+        const key = `${day}\n${record.callerId}\n${model}`
+        const totals = usage.get(key) ?? {
+          day, caller_id: record.callerId, model, identifications: 0, failed: 0, cached: 0, prompt_tokens: 0, completion_tokens: 0
+        }
+        totals.identifications++
+        totals.failed += record.outcome === OK ? 0 : 1
+        totals.cached += record.cached ? 1 : 0
+        totals.prompt_tokens += record.promptTokens
+        totals.completion_tokens += record.completionTokens
+        usage.set(key, totals)
+      }
+      if (categoryRows.length > 0) await trx.insertInto('identification_categories').values(categoryRows).execute()
+      if (makeRows.length > 0) await trx.insertInto('identification_makes').values(makeRows).execute()
       await trx.insertInto('usage_daily')
-        .values({
-          day: Math.floor(row.created_at / DAY_MS),
-          caller_id: row.caller_id,
-          model: row.model ?? '',
-          identifications: 1,
-          failed,
-          cached,
-          prompt_tokens: row.prompt_tokens,
-          completion_tokens: row.completion_tokens
-        })
+        .values([...usage.values()])
         .onConflict(oc => oc.columns(['day', 'caller_id', 'model']).doUpdateSet(eb => ({
-          identifications: eb('usage_daily.identifications', '+', 1),
-          failed: eb('usage_daily.failed', '+', failed),
-          cached: eb('usage_daily.cached', '+', cached),
-          prompt_tokens: eb('usage_daily.prompt_tokens', '+', row.prompt_tokens),
-          completion_tokens: eb('usage_daily.completion_tokens', '+', row.completion_tokens)
+          identifications: eb('usage_daily.identifications', '+', eb.ref('excluded.identifications')),
+          failed: eb('usage_daily.failed', '+', eb.ref('excluded.failed')),
+          cached: eb('usage_daily.cached', '+', eb.ref('excluded.cached')),
+          prompt_tokens: eb('usage_daily.prompt_tokens', '+', eb.ref('excluded.prompt_tokens')),
+          completion_tokens: eb('usage_daily.completion_tokens', '+', eb.ref('excluded.completion_tokens'))
         })))
         .execute()
     })

@@ -9,6 +9,7 @@ import type { AppServices } from '../services.ts'
 import { AppError, ForbiddenError, NotFoundError, RateLimitedError } from '../errors.ts'
 import { sendError } from '../graphql/errors.ts'
 import { ThumbnailMaker } from './maker.ts'
+import { eventLoopBusy } from './busy.ts'
 import { createUrlSigner, MAX_THUMBNAIL_URL_LENGTH, THUMBNAIL_PATH_PREFIX, type UrlSigner } from './signing.ts'
 
 export interface Thumbnails {
@@ -70,13 +71,19 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
   })
   metrics.gauge('agrivision_thumbnails_queued', 'Thumbnails waiting to be made.', () => maker.waiting)
   // A cached answer is a new record too: it gets its own thumbnail, from its own image.
+  // Skipped, not queued, while the event loop is this busy: identifications come first.
+  const load = eventLoopBusy(config.thumbnails.skipAboveUtilisation)
   events.on('completed', event => {
+    if (load.busy()) { metrics.thumbnails.inc({ result: 'skipped' }); return }
     maker.offer({ id: event.id, image: event.sentImage, createdAt: event.identification.createdAt })
   })
   app.workers.register({
     name: 'thumbnails',
     start: () => {},
-    stop: async () => { await maker.stop(SHUTDOWN_DRAIN_MS) }
+    stop: async () => {
+      load.stop()
+      await maker.stop(SHUTDOWN_DRAIN_MS)
+    }
   })
 
   app.decorate('thumbnails', {

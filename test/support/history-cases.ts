@@ -7,6 +7,7 @@ import { buildTestApp } from '../helper.ts'
 import { identify, sendJson, type Answer } from './http.ts'
 import { jpeg, png, text } from './images.ts'
 import { newApiKey } from '../../src/callers/api-keys.ts'
+import { record } from './usage-cases.ts'
 
 /** The environment of one test's app: its own database. */
 export type DatabaseEnv = (t: Test) => Promise<Record<string, string>>
@@ -130,5 +131,19 @@ export function historyCases (t: Test, databaseEnv: DatabaseEnv): void {
     t.equal((await del(bob, b.id)).data.deleteIdentification, true)
     t.equal((await del(bob, b.id)).data.deleteIdentification, false, 'gone')
     t.equal((await get(dashboard, b.id)).data.identification, null)
+  })
+
+  t.test('a batch written twice (a retry after a lost reply) is recorded and counted once', async t => {
+    const app = await buildTestApp(t, { env: await databaseEnv(t) })
+    const store = app.history!.store
+    const at = new Date('2026-11-10T12:00:00Z')
+    const batch = [0, 1, 2].map(i => record({ createdAt: new Date(at.getTime() + i), promptTokens: 100 }))
+    await store.insertMany(batch)
+    await store.insertMany([...batch, record({ createdAt: at, promptTokens: 100 })])
+    const [day] = await store.usage(new Date('2026-11-10T00:00:00Z'), new Date('2026-11-11T00:00:00Z'), null, 'DAY')
+    t.equal(day?.identifications, 4, 'three once, plus the new one')
+    t.equal(day?.promptTokens, 400)
+    const categories = await store.db.selectFrom('identification_categories').select('identification_id').execute()
+    t.equal(categories.length, 4, 'filter keys once each')
   })
 }
