@@ -13,7 +13,7 @@ module.exports = {
     {
       name: 'no-orphans',
       severity: 'error',
-      comment: 'A module nothing imports is dead code (entry points, and worker threads' scripts, excepted).',
+      comment: 'A module nothing imports is dead code (entry points and worker-thread scripts excepted).',
       from: { orphan: true, pathNot: ['^src/server\\.ts$', '^src/cli/', '-worker\\.ts$', '^src/graphiql/public/', '\\.d\\.ts$'] },
       to: {}
     }
