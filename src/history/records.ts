@@ -78,11 +78,19 @@ export function fromRow (row: IdentificationsTable): StoredIdentification {
   }
 }
 
-/** Distinct categories and lower-cased makes: the rows that drive the category and make filters. */
-export function filterKeys (vehicles: readonly DetectedVehicle[]): { categories: string[], makes: string[] } {
+/** Distinct categories, lower-cased makes and (category, make) pairs: the rows that drive the filters. */
+export function filterKeys (vehicles: readonly DetectedVehicle[]): {
+  categories: string[], makes: string[], pairs: Array<{ category: string, make: string }>
+} {
   const categories = new Set(vehicles.map(vehicle => vehicle.category))
   const makes = new Set(vehicles.flatMap(vehicle => vehicle.make === null ? [] : [makeKey(vehicle.make)]))
-  return { categories: [...categories], makes: [...makes] }
+  const pairs = new Map<string, { category: string, make: string }>()
+  for (const vehicle of vehicles) {
+    if (vehicle.make === null) continue
+    const make = makeKey(vehicle.make)
+    pairs.set(`${vehicle.category}\n${make}`, { category: vehicle.category, make })
+  }
+  return { categories: [...categories], makes: [...makes], pairs: [...pairs.values()] }
 }
 
 /** How makes compare in filters: case and surrounding spaces do not matter (John Deere = john deere). */

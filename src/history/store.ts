@@ -61,12 +61,14 @@ export class HistoryStore {
 
       const categoryRows = []
       const makeRows = []
+      const pairRows = []
       const usage = new Map<string, UsageDailyTable>()
       for (const record of written) {
         const base = { identification_id: record.id, caller_id: record.callerId, created_at: record.createdAt.getTime() }
-        const { categories, makes } = filterKeys(record.vehicles)
+        const { categories, makes, pairs } = filterKeys(record.vehicles)
         for (const category of categories) categoryRows.push({ ...base, category })
         for (const make of makes) makeRows.push({ ...base, make_key: make })
+        for (const { category, make } of pairs) pairRows.push({ ...base, category, make_key: make })
         // One upsert per (day, caller, model): a statement may not update the same row twice (PostgreSQL).
         const day = Math.floor(base.created_at / DAY_MS)
         const model = record.model ?? ''
@@ -83,6 +85,7 @@ export class HistoryStore {
       }
       if (categoryRows.length > 0) await trx.insertInto('identification_categories').values(categoryRows).execute()
       if (makeRows.length > 0) await trx.insertInto('identification_makes').values(makeRows).execute()
+      if (pairRows.length > 0) await trx.insertInto('identification_vehicles').values(pairRows).execute()
       await trx.insertInto('usage_daily')
         .values([...usage.values()])
         .onConflict(oc => oc.columns(['day', 'caller_id', 'model']).doUpdateSet(eb => ({
@@ -123,17 +126,13 @@ export class HistoryStore {
     const to = filter.to?.getTime()
     const make = filter.make ?? null
     if (filter.category != null || make !== null) {
-      // Drive from the categories table (or the makes table when only make is given); check the other by key.
-      const byCategory = filter.category != null
-      let query = byCategory
-        ? this.db.selectFrom('identification_categories as k').where('k.category', '=', filter.category as string)
-        : this.db.selectFrom('identification_makes as k').where('k.make_key', '=', make as string)
-      if (byCategory && make !== null) {
-        query = query.where(eb => eb.exists(eb.selectFrom('identification_makes as m')
-          .select('m.identification_id')
-          .whereRef('m.identification_id', '=', 'k.identification_id')
-          .where('m.make_key', '=', make)))
-      }
+      // Drive from the table whose index answers the filter: (category, make) pairs, categories, or makes.
+      const category = filter.category ?? null
+      let query = category !== null && make !== null
+        ? this.db.selectFrom('identification_vehicles as k').where('k.category', '=', category).where('k.make_key', '=', make)
+        : category !== null
+          ? this.db.selectFrom('identification_categories as k').where('k.category', '=', category)
+          : this.db.selectFrom('identification_makes as k').where('k.make_key', '=', make as string)
       if (filter.callerId !== null) query = query.where('k.caller_id', '=', filter.callerId)
       if (from !== undefined) query = query.where('k.created_at', '>=', from)
       if (to !== undefined) query = query.where('k.created_at', '<', to)
@@ -176,6 +175,7 @@ export class HistoryStore {
       if (Number(result.numUpdatedRows) === 0) return false
       await trx.deleteFrom('identification_categories').where('identification_id', '=', id).execute()
       await trx.deleteFrom('identification_makes').where('identification_id', '=', id).execute()
+      await trx.deleteFrom('identification_vehicles').where('identification_id', '=', id).execute()
       await trx.deleteFrom('thumbnails').where('identification_id', '=', id).execute()
       return true
     })
@@ -189,6 +189,7 @@ export class HistoryStore {
     await this.db.transaction().execute(async trx => {
       await trx.deleteFrom('identification_categories').where('identification_id', 'in', ids).execute()
       await trx.deleteFrom('identification_makes').where('identification_id', 'in', ids).execute()
+      await trx.deleteFrom('identification_vehicles').where('identification_id', 'in', ids).execute()
       await trx.deleteFrom('thumbnails').where('identification_id', 'in', ids).execute()
       await trx.deleteFrom('identifications').where('id', 'in', ids).execute()
     })

@@ -48,6 +48,15 @@ export interface IdentificationMakesTable {
   created_at: number
 }
 
+/** One row per distinct (category, lower-cased make) of an identification's vehicles: drives category + make filters. */
+export interface IdentificationVehiclesTable {
+  identification_id: string
+  category: string
+  make_key: string
+  caller_id: string
+  created_at: number
+}
+
 export interface ThumbnailsTable {
   identification_id: string
   jpeg: Uint8Array
@@ -82,6 +91,7 @@ export interface HistoryDatabase {
   identifications: IdentificationsTable
   identification_categories: IdentificationCategoriesTable
   identification_makes: IdentificationMakesTable
+  identification_vehicles: IdentificationVehiclesTable
   thumbnails: ThumbnailsTable
   usage_daily: UsageDailyTable
   idempotency_keys: IdempotencyKeysTable

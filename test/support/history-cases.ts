@@ -146,4 +146,25 @@ export function historyCases (t: Test, databaseEnv: DatabaseEnv): void {
     const categories = await store.db.selectFrom('identification_categories').select('identification_id').execute()
     t.equal(categories.length, 4, 'filter keys once each')
   })
+
+  t.test('category and make together match one vehicle of both', async t => {
+    const app = await buildTestApp(t, { env: await databaseEnv(t) })
+    const store = app.history!.store
+    const both = record({
+      createdAt: new Date(Date.now() - 1000),
+      vehicles: [
+        { category: 'TRACTOR', kind: 'MACHINE', make: 'John Deere', model: '8R', confidence: 'HIGH', evidence: [] },
+        { category: 'PLANTER_SEEDER', kind: 'IMPLEMENT', make: 'Väderstad', model: 'Tempo', confidence: 'MEDIUM', evidence: [] },
+        { category: 'TRACTOR', kind: 'MACHINE', make: 'john deere ', model: null, confidence: 'LOW', evidence: [] }
+      ]
+    })
+    await store.insertMany([both])
+    const ids = async (filter: object) =>
+      (await sendJson(app, { query: LIST, variables: { first: 10, filter } })).body.data.identifications.edges.map((e: any) => e.node.id)
+    t.strictSame(await ids({ category: 'PLANTER_SEEDER', make: 'VÄDERSTAD' }), [both.id], 'the planter by its make')
+    t.strictSame(await ids({ category: 'TRACTOR', make: 'John Deere' }), [both.id], 'two John Deere tractors: listed once')
+    t.strictSame(await ids({ category: 'TRACTOR', make: 'Väderstad' }), [], 'no Väderstad tractor in the photo')
+    t.strictSame(await ids({ make: 'väderstad' }), [both.id])
+    t.strictSame(await ids({ category: 'TRACTOR' }), [both.id], 'listed once')
+  })
 }

@@ -124,7 +124,10 @@ export type IdentificationFilter = {
   category?: InputMaybe<VehicleCategory>;
   /** Made at or after this instant. */
   from?: InputMaybe<Scalars['DateTime']['input']>;
-  /** Identifications in which a vehicle of this make was seen (the whole name, case-insensitive: `john deere` finds `John Deere`). */
+  /**
+   * Identifications in which a vehicle of this make was seen (the whole name, case-insensitive: `john deere` finds
+   * `John Deere`). With `category`: one vehicle of both (a John Deere combine, not a John Deere tractor beside a combine).
+   */
   make?: InputMaybe<Scalars['String']['input']>;
   /** Made before this instant. */
   to?: InputMaybe<Scalars['DateTime']['input']>;

@@ -49,6 +49,21 @@ export async function up (db: Kysely<unknown>): Promise<void> {
     await db.schema.createIndex(`${table}_caller`).on(table).columns([column, 'caller_id', 'created_at', 'identification_id']).execute()
   }
 
+  // One row per distinct (category, make) of an identification's vehicles: drives a filter on both, so that
+  // "John Deere combines" is an index range, however rare the make or common the category.
+  await db.schema.createTable('identification_vehicles')
+    .addColumn('identification_id', 'varchar(36)', col => col.notNull().references('identifications.id').onDelete('cascade'))
+    .addColumn('category', 'varchar(255)', col => col.notNull())
+    .addColumn('make_key', 'varchar(255)', col => col.notNull())
+    .addColumn('caller_id', 'varchar(255)', col => col.notNull())
+    .addColumn('created_at', 'bigint', col => col.notNull())
+    .addPrimaryKeyConstraint('identification_vehicles_pk', ['identification_id', 'category', 'make_key'])
+    .execute()
+  await db.schema.createIndex('identification_vehicles_all').on('identification_vehicles')
+    .columns(['category', 'make_key', 'created_at', 'identification_id']).execute()
+  await db.schema.createIndex('identification_vehicles_caller').on('identification_vehicles')
+    .columns(['category', 'make_key', 'caller_id', 'created_at', 'identification_id']).execute()
+
   await db.schema.createTable('thumbnails')
     // No foreign key: a thumbnail is made off the request path and may be stored before its record (buffered while the database was down).
     .addColumn('identification_id', 'varchar(36)', col => col.primaryKey())
@@ -83,7 +98,8 @@ export async function up (db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down (db: Kysely<unknown>): Promise<void> {
-  for (const table of ['idempotency_keys', 'usage_daily', 'thumbnails', 'identification_makes', 'identification_categories', 'identifications']) {
+  const tables = ['idempotency_keys', 'usage_daily', 'thumbnails', 'identification_vehicles', 'identification_makes', 'identification_categories', 'identifications']
+  for (const table of tables) {
     await db.schema.dropTable(table).ifExists().execute()
   }
 }
