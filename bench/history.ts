@@ -1,8 +1,10 @@
 // Child process: history at scale (issue: "history and usage for the dashboard"). For SQLite (node:sqlite, a file in
 // a temporary directory) and PostgreSQL (a throwaway loopback cluster from test/support/postgres.ts):
-//   1. HistoryStore.insert on a realistic record (src/history/from-events.ts's shape): p50/p99;
+//   1. HistoryStore.insert on a realistic record (src/history/from-events.ts's shape): p50/p99; and
+//      HistoryStore.insertMany in batches of BENCH_HISTORY_BATCH (16), as the recorder writes what waits: per record;
 //   2. a 1,000,000-record history bulk-loaded (identifications + identification_categories + identification_makes +
-//      usage_daily, the rows HistoryStore.insert writes, in transactions of 5,000), same seeded data on both;
+//      identification_vehicles + usage_daily, the rows HistoryStore.insertMany writes, in transactions of 5,000),
+//      same seeded data on both;
 //   3. HistoryStore.list and HistoryStore.usage over it, p50/p95/p99 over BENCH_HISTORY_RUNS runs each;
 //   4. the query plans of those queries (EXPLAIN QUERY PLAN on SQLite, EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL),
 //      their SQL captured from Kysely's query log.
@@ -27,6 +29,10 @@ import type { HistoryDbResult, HistoryPlan, HistoryQueryResult, HistoryReply, La
 const RECORDS = Number(process.env.BENCH_HISTORY_RECORDS ?? 1_000_000)
 const RUNS = Number(process.env.BENCH_HISTORY_RUNS ?? 200)
 const INSERTS = Number(process.env.BENCH_HISTORY_INSERTS ?? 1000)
+/** insertMany's batch size measured besides single inserts (the recorder writes up to 64 waiting records at once). */
+const WRITE_BATCH = Number(process.env.BENCH_HISTORY_BATCH ?? 16)
+/** Batches timed per measurement. */
+const BATCHES = Number(process.env.BENCH_HISTORY_BATCHES ?? 300)
 const BATCH = 5000
 const DAY_MS = 86_400_000
 const SPAN_DAYS = 365
@@ -156,7 +162,7 @@ function makeRecord (rand: () => number, createdAt: number): HistoryRecord {
 
 const ID_COLUMNS = ['id', 'caller_id', 'caller_kind', 'created_at', 'outcome', 'cached', 'language', 'detail', 'backend', 'model', 'answer',
   'vehicles', 'image', 'image_sha256', 'prompt_tokens', 'completion_tokens', 'duration_ms', 'cache_key', 'has_thumbnail'] as const
-const KEYED_TABLES = ['identifications', 'identification_categories', 'identification_makes']
+const KEYED_TABLES = ['identifications', 'identification_categories', 'identification_makes', 'identification_vehicles']
 // The inserts measured before the load wrote today's usage already: add to it.
 const USAGE_UPSERT = ' ON CONFLICT (day, caller_id, model) DO UPDATE SET identifications = usage_daily.identifications + excluded.identifications, failed = usage_daily.failed + excluded.failed, cached = usage_daily.cached + excluded.cached, prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens'
 const PG_TYPES: Record<string, string> = { created_at: 'bigint', cached: 'int', prompt_tokens: 'int', completion_tokens: 'int', duration_ms: 'int', has_thumbnail: 'int' }
@@ -165,6 +171,8 @@ interface Batch {
   identifications: unknown[][]
   categories: Array<[string, string, string, number]>
   makes: Array<[string, string, string, number]>
+  /** identification_vehicles: (id, category, make_key, caller_id, created_at), one per distinct (category, make). */
+  vehicles: Array<[string, string, string, string, number]>
 }
 
 interface UsageCell {
@@ -176,15 +184,16 @@ export function * history (usage: Map<string, UsageCell>): Generator<Batch> {
   const rand = xorshift(0xa9e1)
   const start = NOW - SPAN_DAYS * DAY_MS
   const step = (SPAN_DAYS * DAY_MS) / RECORDS
-  let batch: Batch = { identifications: [], categories: [], makes: [] }
+  let batch: Batch = { identifications: [], categories: [], makes: [], vehicles: [] }
   for (let i = 0; i < RECORDS; i++) {
     const createdAt = Math.floor(start + i * step + rand() * step)
     const record = makeRecord(rand, createdAt)
     const row = toRow(record)
     batch.identifications.push(ID_COLUMNS.map(c => row[c]))
-    const { categories, makes } = filterKeys(record.vehicles)
+    const { categories, makes, pairs } = filterKeys(record.vehicles)
     for (const category of categories) batch.categories.push([row.id, category, row.caller_id, row.created_at])
     for (const make of makes) batch.makes.push([row.id, make, row.caller_id, row.created_at])
+    for (const { category, make } of pairs) batch.vehicles.push([row.id, category, make, row.caller_id, row.created_at])
     const day = Math.floor(createdAt / DAY_MS)
     const key = `${day}|${row.caller_id}|${row.model ?? ''}`
     const cell = usage.get(key) ?? { day, caller: row.caller_id, model: row.model ?? '', n: 0, failed: 0, cached: 0, prompt: 0, completion: 0 }
@@ -194,14 +203,14 @@ export function * history (usage: Map<string, UsageCell>): Generator<Batch> {
     cell.prompt += row.prompt_tokens
     cell.completion += row.completion_tokens
     usage.set(key, cell)
-    if (batch.identifications.length === BATCH) { yield batch; batch = { identifications: [], categories: [], makes: [] } }
+    if (batch.identifications.length === BATCH) { yield batch; batch = { identifications: [], categories: [], makes: [], vehicles: [] } }
   }
   if (batch.identifications.length > 0) yield batch
 }
 
 // ---------------------------------------------------------------- bulk loads
 
-interface Counts { identifications: number, categories: number, makes: number, usageDaily: number }
+interface Counts { identifications: number, categories: number, makes: number, vehicles: number, usageDaily: number }
 
 function loadSqlite (file: string): Counts {
   const raw = new DatabaseSync(file)
@@ -220,27 +229,38 @@ function loadSqlite (file: string): Counts {
   const idHead = `INSERT INTO identifications (${ID_COLUMNS.join(', ')})`
   const categoryHead = 'INSERT INTO identification_categories (identification_id, category, caller_id, created_at)'
   const makeHead = 'INSERT INTO identification_makes (identification_id, make_key, caller_id, created_at)'
+  const vehicleHead = 'INSERT INTO identification_vehicles (identification_id, category, make_key, caller_id, created_at)'
   const many = {
-    id: statement(idHead, ID_COLUMNS.length, ROWS), category: statement(categoryHead, 4, ROWS), make: statement(makeHead, 4, ROWS)
+    id: statement(idHead, ID_COLUMNS.length, ROWS),
+    category: statement(categoryHead, 4, ROWS),
+    make: statement(makeHead, 4, ROWS),
+    vehicle: statement(vehicleHead, 5, ROWS)
   }
-  const one = { id: statement(idHead, ID_COLUMNS.length, 1), category: statement(categoryHead, 4, 1), make: statement(makeHead, 4, 1) }
+  const one = {
+    id: statement(idHead, ID_COLUMNS.length, 1),
+    category: statement(categoryHead, 4, 1),
+    make: statement(makeHead, 4, 1),
+    vehicle: statement(vehicleHead, 5, 1)
+  }
   type V = Parameters<typeof one.id.run>
   const insertAll = (rows: unknown[][], key: keyof typeof many): void => {
     let i = 0
     for (; i + ROWS <= rows.length; i += ROWS) many[key].run(...rows.slice(i, i + ROWS).flat() as V)
     for (; i < rows.length; i++) one[key].run(...rows[i] as V)
   }
-  const counts: Counts = { identifications: 0, categories: 0, makes: 0, usageDaily: 0 }
+  const counts: Counts = { identifications: 0, categories: 0, makes: 0, vehicles: 0, usageDaily: 0 }
   const usage = new Map<string, UsageCell>()
   for (const batch of history(usage)) {
     raw.exec('BEGIN')
     insertAll(batch.identifications, 'id')
     insertAll(batch.categories, 'category')
     insertAll(batch.makes, 'make')
+    insertAll(batch.vehicles, 'vehicle')
     raw.exec('COMMIT')
     counts.identifications += batch.identifications.length
     counts.categories += batch.categories.length
     counts.makes += batch.makes.length
+    counts.vehicles += batch.vehicles.length
   }
   const insertUsage = raw.prepare('INSERT INTO usage_daily (day, caller_id, model, identifications, failed, cached, prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)' + USAGE_UPSERT)
   raw.exec('BEGIN')
@@ -262,6 +282,8 @@ async function loadPostgres (url: string): Promise<Counts> {
     const idSql = `INSERT INTO identifications (${ID_COLUMNS.join(', ')}) ${unnest(ID_COLUMNS, PG_TYPES)}`
     const keySql = (table: string, column: string) =>
       `INSERT INTO ${table} (identification_id, ${column}, caller_id, created_at) ${unnest(['i', 'k', 'c', 'created_at'], PG_TYPES)}`
+    const vehicleSql = 'INSERT INTO identification_vehicles (identification_id, category, make_key, caller_id, created_at) ' +
+      unnest(['i', 'c', 'k', 'o', 'created_at'], PG_TYPES)
     const columnsOf = (rows: unknown[][], width: number): unknown[][] => Array.from({ length: width }, (_, i) => rows.map(r => r[i]))
     // The migration's indexes, primary keys and foreign keys are dropped for the load and made again after it, as
     // they were (an index build is one sort; a million B-tree inserts and FK checks are not).
@@ -272,7 +294,7 @@ async function loadPostgres (url: string): Promise<Counts> {
       AND indexname NOT IN (SELECT conname FROM pg_constraint)`)).rows as Array<{ indexname: string, indexdef: string }>
     for (const c of constraints) await client.query(`ALTER TABLE ${c.tbl} DROP CONSTRAINT ${c.conname}`) // foreign keys first
     for (const i of indexes) await client.query(`DROP INDEX ${i.indexname}`)
-    const counts: Counts = { identifications: 0, categories: 0, makes: 0, usageDaily: 0 }
+    const counts: Counts = { identifications: 0, categories: 0, makes: 0, vehicles: 0, usageDaily: 0 }
     const usage = new Map<string, UsageCell>()
     let pending: Promise<unknown> = Promise.resolve()
     for (const batch of history(usage)) {
@@ -282,11 +304,13 @@ async function loadPostgres (url: string): Promise<Counts> {
         client.query(idSql, columnsOf(batch.identifications, ID_COLUMNS.length)),
         client.query(keySql('identification_categories', 'category'), columnsOf(batch.categories, 4)),
         client.query(keySql('identification_makes', 'make_key'), columnsOf(batch.makes, 4)),
+        client.query(vehicleSql, columnsOf(batch.vehicles, 5)),
         client.query('COMMIT')
       ])
       counts.identifications += batch.identifications.length
       counts.categories += batch.categories.length
       counts.makes += batch.makes.length
+      counts.vehicles += batch.vehicles.length
     }
     await pending
     await client.query("SET maintenance_work_mem = '512MB'")
@@ -324,6 +348,42 @@ async function measureInserts (store: HistoryStore, count: number): Promise<Late
     samples.push(performance.now() - t0)
   }
   return stats(samples)
+}
+
+/**
+ * HistoryStore.insertMany as the recorder calls it with `size` records waiting: `batches` batches timed one at a
+ * time. Per record: each batch's time ÷ its size (p50/p99 over the batches); per batch: the whole call.
+ */
+async function measureBatches (
+  store: HistoryStore, size: number, batches: number
+): Promise<{ perRecord: LatencyStats, perBatch: LatencyStats }> {
+  const rand = xorshift(0xba7c4 + size)
+  const batch = (): HistoryRecord[] => Array.from({ length: size }, () => makeOk(rand))
+  for (let i = 0; i < 10; i++) await store.insertMany(batch())
+  const samples: number[] = []
+  for (let i = 0; i < batches; i++) {
+    const records = batch()
+    const t0 = performance.now()
+    await store.insertMany(records)
+    samples.push(performance.now() - t0)
+  }
+  return { perRecord: stats(samples.map(s => s / size)), perBatch: stats(samples) }
+}
+
+type InsertRow = HistoryDbResult['inserts'][number]
+
+/** The single inserts and the insertMany batches on one database state, as result rows. */
+async function measureWrites (store: HistoryStore, label: string, target: boolean): Promise<InsertRow[]> {
+  const single = await measureInserts(store, INSERTS)
+  const { perRecord, perBatch } = await measureBatches(store, WRITE_BATCH, BATCHES)
+  return [
+    { label: `${label}: insert(record) = insertMany([record])`, batch: 1, ...single, perBatch: single, target },
+    { label: `${label}: insertMany of ${WRITE_BATCH}`, batch: WRITE_BATCH, ...perRecord, perBatch }
+  ]
+}
+
+function describe (rows: InsertRow[]): string {
+  return rows.map(r => `batch ${r.batch}: p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms per record`).join('; ')
 }
 
 /** A successful identification of 1–3 vehicles, made now (the common case: 3–4 rows and a usage upsert). */
@@ -480,17 +540,17 @@ async function benchSqlite (): Promise<HistoryDbResult> {
   try {
     let opened: HistoryDb = openDatabase({ dialect: 'sqlite', file })
     await migrateToLatest(opened.db)
-    const insertEmpty = await measureInserts(new HistoryStore(opened.db), INSERTS)
+    const insertEmpty = await measureWrites(new HistoryStore(opened.db), 'empty database', false)
     await opened.close()
-    log(`sqlite: insert on an empty database p50 ${insertEmpty.p50.toFixed(3)} ms, p99 ${insertEmpty.p99.toFixed(3)} ms; loading ${RECORDS} records`)
+    log(`sqlite: inserts on an empty database: ${describe(insertEmpty)}; loading ${RECORDS} records`)
     const t0 = performance.now()
     const counts = loadSqlite(file)
     const loadSec = (performance.now() - t0) / 1000
     log(`sqlite: loaded in ${loadSec.toFixed(1)} s (${JSON.stringify(counts)}); ${(statSync(file).size / 2 ** 20).toFixed(0)} MiB`)
     opened = openDatabase({ dialect: 'sqlite', file })
     const store = new HistoryStore(opened.db)
-    const insertLoaded = await measureInserts(store, INSERTS)
-    log(`sqlite: insert over ${RECORDS} records p50 ${insertLoaded.p50.toFixed(3)} ms, p99 ${insertLoaded.p99.toFixed(3)} ms`)
+    const insertLoaded = await measureWrites(store, `over ${RECORDS.toLocaleString('en')} records`, true)
+    log(`sqlite: inserts over ${RECORDS} records: ${describe(insertLoaded)}`)
     const queries = await measureQueries(store)
     for (const q of queries) log(`sqlite: ${q.name}: p50 ${q.p50.toFixed(2)} ms, p95 ${q.p95.toFixed(2)} ms`)
     await opened.close()
@@ -505,10 +565,7 @@ async function benchSqlite (): Promise<HistoryDbResult> {
       loadSec,
       fileMiB: statSync(file).size / 2 ** 20,
       counts,
-      inserts: [
-        { label: 'empty database', ...insertEmpty },
-        { label: `over ${RECORDS.toLocaleString('en')} records`, ...insertLoaded }
-      ],
+      inserts: [...insertEmpty, ...insertLoaded],
       queries,
       plans: sqlitePlans(file, captured)
     }
@@ -525,17 +582,17 @@ async function benchPostgres (): Promise<HistoryDbResult> {
     const version = (await admin.query('SHOW server_version')).rows[0].server_version as string
     let opened = openDatabase({ dialect: 'postgres', url: server.url, poolSize: 10 })
     await migrateToLatest(opened.db)
-    const insertEmpty = await measureInserts(new HistoryStore(opened.db), INSERTS)
+    const insertEmpty = await measureWrites(new HistoryStore(opened.db), 'empty database, fsync off', false)
     await opened.close()
-    log(`postgres ${version}: insert on an empty database p50 ${insertEmpty.p50.toFixed(3)} ms, p99 ${insertEmpty.p99.toFixed(3)} ms; loading ${RECORDS} records`)
+    log(`postgres ${version}: inserts on an empty database: ${describe(insertEmpty)}; loading ${RECORDS} records`)
     const t0 = performance.now()
     const counts = await loadPostgres(server.url)
     const loadSec = (performance.now() - t0) / 1000
     log(`postgres: loaded and analyzed in ${loadSec.toFixed(1)} s (${JSON.stringify(counts)})`)
     opened = openDatabase({ dialect: 'postgres', url: server.url, poolSize: 10 })
     const store = new HistoryStore(opened.db)
-    const insertLoaded = await measureInserts(store, INSERTS)
-    log(`postgres: insert over ${RECORDS} records (fsync off) p50 ${insertLoaded.p50.toFixed(3)} ms, p99 ${insertLoaded.p99.toFixed(3)} ms`)
+    const insertLoaded = await measureWrites(store, `over ${RECORDS.toLocaleString('en')} records, fsync off`, false)
+    log(`postgres: inserts over ${RECORDS} records (fsync off): ${describe(insertLoaded)}`)
     // The test cluster runs without fsync; a production server commits durably: measure that too.
     await admin.query('ALTER SYSTEM SET fsync = on')
     await admin.query('ALTER SYSTEM SET synchronous_commit = on')
@@ -545,8 +602,8 @@ async function benchPostgres (): Promise<HistoryDbResult> {
     await opened.close()
     opened = openDatabase({ dialect: 'postgres', url: server.url, poolSize: 10 })
     const durableStore = new HistoryStore(opened.db)
-    const insertDurable = await measureInserts(durableStore, INSERTS)
-    log(`postgres: insert over ${RECORDS} records (fsync on, synchronous_commit on) p50 ${insertDurable.p50.toFixed(3)} ms, p99 ${insertDurable.p99.toFixed(3)} ms`)
+    const insertDurable = await measureWrites(durableStore, `over ${RECORDS.toLocaleString('en')} records, fsync + synchronous_commit on`, true)
+    log(`postgres: inserts over ${RECORDS} records (fsync on, synchronous_commit on): ${describe(insertDurable)}`)
     const queries = await measureQueries(durableStore)
     for (const q of queries) log(`postgres: ${q.name}: p50 ${q.p50.toFixed(2)} ms, p95 ${q.p95.toFixed(2)} ms`)
     await opened.close()
@@ -570,11 +627,7 @@ async function benchPostgres (): Promise<HistoryDbResult> {
       loadSec,
       fileMiB: size,
       counts,
-      inserts: [
-        { label: 'empty database, fsync off', ...insertEmpty },
-        { label: `over ${RECORDS.toLocaleString('en')} records, fsync off`, ...insertLoaded },
-        { label: `over ${RECORDS.toLocaleString('en')} records, fsync + synchronous_commit on`, ...insertDurable }
-      ],
+      inserts: [...insertEmpty, ...insertLoaded, ...insertDurable],
       queries,
       plans
     }

@@ -72,8 +72,12 @@ export interface HistoryDbResult {
   loadSec: number
   /** File size (SQLite) or database size (PostgreSQL) after the load, MiB. */
   fileMiB: number
-  counts: { identifications: number, categories: number, makes: number, usageDaily: number }
-  inserts: Array<LatencyStats & { label: string }>
+  counts: { identifications: number, categories: number, makes: number, vehicles: number, usageDaily: number }
+  /**
+   * Writes: the stats are per record (a batch's time ÷ its size); perBatch: the whole insertMany call.
+   * target: the row the issue's write target (p99) is judged on.
+   */
+  inserts: Array<LatencyStats & { label: string, batch: number, perBatch: LatencyStats, target?: boolean }>
   queries: HistoryQueryResult[]
   plans: HistoryPlan[]
 }
