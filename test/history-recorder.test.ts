@@ -117,3 +117,20 @@ t.test('in the app: a broken database degrades readiness but not identifications
   t.ok(found, 'the buffered record was written')
   t.equal((await app.inject('/health/ready')).json().degraded, undefined)
 })
+
+t.test('SQLite: the writer thread writes what the request thread then reads; a closed writer refuses', async t => {
+  const { openDatabase, migrateToLatest } = await import('../src/history/database.ts')
+  const { record } = await import('./support/usage-cases.ts')
+  const { tempDataDir } = await import('./helper.ts')
+  const opened = openDatabase({ dialect: 'sqlite', file: `${tempDataDir()}/history.db` })
+  await migrateToLatest(opened.db)
+  const writer = opened.writer!
+  const records = [record({}), record({}), record({})]
+  await writer.insertMany(records)
+  await writer.saveThumbnail(records[0]!.id, new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), new Date())
+  const rows = await opened.db.selectFrom('identifications').select(['id', 'has_thumbnail']).orderBy('id').execute()
+  t.strictSame(rows.map(row => row.id), records.map(r => r.id).sort(), 'written by the worker, read here')
+  t.equal(rows.find(row => row.id === records[0]!.id)?.has_thumbnail, 1)
+  await opened.close()
+  await t.rejects(writer.insertMany([record({})]), /closed/)
+})

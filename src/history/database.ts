@@ -7,28 +7,31 @@ import pg from 'pg'
 import type { DatabaseTarget } from './config.ts'
 import { migrationProvider } from './migrations/index.ts'
 import { openSqlite } from './sqlite.ts'
-import { startCheckpointer } from './sqlite-checkpointer.ts'
+import { startSqliteWriter, type SqliteWriter } from './sqlite-writer.ts'
 import type { HistoryDatabase } from './tables.ts'
 
 export interface HistoryDb {
   db: Kysely<HistoryDatabase>
   dialect: DatabaseTarget['dialect']
+  /** SQLite: where records and thumbnails are written, off the request thread. PostgreSQL: null (the pool is asynchronous). */
+  writer: SqliteWriter | null
   close (): Promise<void>
 }
 
-/** `onError`: a background problem worth a log line (a failed SQLite checkpoint). */
+/** `onError`: a background problem worth a log line (a failed SQLite checkpoint, a writer thread lost). */
 export function openDatabase (target: DatabaseTarget, onError: (message: string) => void = () => {}): HistoryDb {
   if (target.dialect === 'sqlite') {
     mkdirSync(path.dirname(target.file), { recursive: true })
     const { database, raw } = openSqlite(target.file)
-    const checkpointer = startCheckpointer(raw, target.file, onError)
+    const writer = startSqliteWriter(raw, target.file, onError)
     const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }) })
     return {
       db,
       dialect: 'sqlite',
+      writer,
       close: async () => {
+        await writer.close() // its last checkpoint takes everything written
         await db.destroy()
-        await checkpointer.stop() // after the last write: its final checkpoint takes everything
       }
     }
   }
@@ -47,7 +50,7 @@ export function openDatabase (target: DatabaseTarget, onError: (message: string)
   pool.on('error', () => {})
   pool.on('connect', client => { client.on('error', () => {}) })
   const db = new Kysely<HistoryDatabase>({ dialect: new PostgresDialect({ pool }) })
-  return { db, dialect: 'postgres', close: async () => { await db.destroy() } }
+  return { db, dialect: 'postgres', writer: null, close: async () => { await db.destroy() } }
 }
 
 const INT8 = 20

@@ -19,6 +19,8 @@ export interface History {
   dialect: 'sqlite' | 'postgres'
   store: HistoryStore
   recorder: HistoryRecorder
+  /** Stores a thumbnail (off the request thread on SQLite). */
+  saveThumbnail (id: string, jpeg: Uint8Array, createdAt: Date): Promise<void>
   /** The result cache for the identification flow; null when RESULT_CACHE_TTL_S=0. */
   answers: AnswerCache | null
   /**
@@ -48,13 +50,15 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   const log = app.log.child({ component: 'history' })
   let opened: ReturnType<typeof openDatabase>
   try {
-    opened = openDatabase(config.database, message => { log.warn({ problem: message }, 'history: SQLite checkpoint failed') })
+    opened = openDatabase(config.database, message => { log.warn({ problem: message }, 'history: SQLite writer problem') })
   } catch (err) {
     // SQLite only (a pool opens lazily): a folder that cannot be written is a configuration error.
     throw new Error(`history: cannot open ${config.database.dialect === 'sqlite' ? config.database.file : 'the database'} ` +
       `(${(err as Error).message}). Set DATA_DIR to a writable folder, DATABASE_URL for PostgreSQL, or HISTORY=off.`, { cause: err })
   }
   const store = new HistoryStore(opened.db)
+  // Records and thumbnails: through SQLite's writer thread, or the PostgreSQL pool.
+  const writes = opened.writer ?? store
 
   // The schema first. When the database cannot be reached at start-up the service starts anyway,
   // degraded, and keeps trying: identifications must not wait for history.
@@ -76,7 +80,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   const recorder = new HistoryRecorder({
     insertMany: async (records) => {
       if (!migrated) throw new Error('history schema not migrated yet')
-      await store.insertMany(records)
+      await writes.insertMany(records)
     }
   }, config.bufferSize, log, {
     written: () => metrics.history.inc({ result: 'written' }),
@@ -102,6 +106,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     store,
     recorder,
     answers,
+    saveThumbnail: async (id, jpeg, createdAt) => { await writes.saveThumbnail(id, jpeg, createdAt) },
     async query (run) {
       if (!migrated) throw new StorageUnavailableError('The history database is unavailable; identifications still work. Try again later.', 5)
       try {

@@ -55,7 +55,7 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
   }
 
   const maker = new ThumbnailMaker({
-    save: async (id, jpeg, createdAt) => { await history.store.saveThumbnail(id, jpeg, createdAt) },
+    save: async (id, jpeg, createdAt) => { await history.saveThumbnail(id, jpeg, createdAt) },
     // The record first, so that saving marks it as having a thumbnail (not for ever: the database may be down).
     beforeSave: async () => {
       let timer: NodeJS.Timeout | undefined

@@ -1,0 +1,42 @@
+// The SQLite writer's thread (see sqlite-writer.ts): its own connection to the history file, the same
+// HistoryStore code as the request thread, one job at a time (Kysely serialises them on the connection),
+// and a PASSIVE checkpoint every second for every connection's writes (never waiting for, nor blocking, a writer).
+import { parentPort, workerData } from 'node:worker_threads'
+import { Kysely, SqliteDialect } from 'kysely'
+import { openSqlite } from './sqlite.ts'
+import { HistoryStore } from './store.ts'
+import type { HistoryDatabase } from './tables.ts'
+import type { WriterJob, WriterReply } from './sqlite-writer.ts'
+
+const { file, checkpointIntervalMs } = workerData as { file: string, checkpointIntervalMs: number }
+const { database, raw } = openSqlite(file)
+const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }) })
+const store = new HistoryStore(db)
+const port = parentPort!
+
+const checkpoints = setInterval(() => {
+  try {
+    raw.exec('PRAGMA wal_checkpoint(PASSIVE)')
+  } catch (err) {
+    port.postMessage({ type: 'problem', message: `checkpoint failed: ${(err as Error).message}` } satisfies WriterReply)
+  }
+}, checkpointIntervalMs)
+
+port.on('message', (job: WriterJob) => { void run(job) })
+
+async function run (job: WriterJob): Promise<void> {
+  if (job.type === 'close') {
+    clearInterval(checkpoints)
+    try { raw.exec('PRAGMA wal_checkpoint(PASSIVE)') } catch {}
+    await db.destroy()
+    port.close()
+    return
+  }
+  try {
+    if (job.type === 'insertMany') await store.insertMany(job.records)
+    else await store.saveThumbnail(job.id, job.jpeg, job.createdAt)
+    port.postMessage({ type: 'done', job: job.job } satisfies WriterReply)
+  } catch (err) {
+    port.postMessage({ type: 'failed', job: job.job, message: (err as Error).message } satisfies WriterReply)
+  }
+}
