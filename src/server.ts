@@ -17,7 +17,14 @@ try {
 
 const log = pino(loggerOptions(config))
 const vision = createVision(config, log)
-const app = await buildApp({ config, vision, logger: log })
+let app: Awaited<ReturnType<typeof buildApp>>
+try {
+  app = await buildApp({ config, vision, logger: log })
+} catch (err) {
+  // A plugin that cannot start (the history folder not writable, ...): one log line that says why, exit 1.
+  log.fatal({ err }, `start-up failed: ${(err as Error).message}`)
+  process.exit(1)
+}
 
 closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')

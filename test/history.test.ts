@@ -18,3 +18,13 @@ t.test('HISTORY=off: nothing recorded; history queries say so', async t => {
   t.equal(res.body.errors?.[0]?.extensions.code, 'STORAGE_UNAVAILABLE')
   t.match(res.body.errors?.[0]?.message, /HISTORY=off/)
 })
+
+t.test('anonymous callers share one identity: in production (ALLOW_ANONYMOUS=true) history is refused to them', async t => {
+  const app = await buildTestApp(t, { env: { NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' } })
+  t.notOk((await identify(app, await jpeg(64, 48))).body.errors, 'they may identify')
+  for (const query of [LIST, '{ identification(id: "x") { id } }', 'mutation { deleteIdentification(id: "x") }',
+    '{ usage(from: "2026-11-01T00:00:00Z", to: "2026-11-02T00:00:00Z") { key } }']) {
+    const res = await sendJson(app, { query })
+    t.equal(res.body.errors?.[0]?.extensions?.code, 'FORBIDDEN', query)
+  }
+})
