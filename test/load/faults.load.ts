@@ -86,8 +86,10 @@ t.test('token endpoint down under steady load: AUTH_UNAVAILABLE fast, no crash, 
   const firstOk = after.find(o => o.code === 'OK')
   const recoveryMs = firstOk ? firstOk.endedAt - outageEnd : Infinity
   t.ok(recoveryMs <= 5000, `recovered within 5 s of the endpoint's return (${Math.round(recoveryMs)} ms)`)
-  const settled = after.filter(o => o.startedAt >= outageEnd + 3000)
-  t.ok(settled.length > 0 && settled.every(o => o.code === 'OK'), `all ${settled.length} requests from 3 s after the return succeed`)
+  // Once one has succeeded, a token is in hand: every request started after that one ended must succeed.
+  // (A fixed 3 s after the return failed once when recovery itself took 3.1 s of the 5 allowed.)
+  const settled = after.filter(o => o.startedAt >= (firstOk?.endedAt ?? Infinity))
+  t.ok(settled.length > 0 && settled.every(o => o.code === 'OK'), `all ${settled.length} requests started after the first success succeed`)
   t.equal(server.child.exitCode, null, 'the process stayed up')
   t.same(logLines(server.output()), [], 'no error-level line in the server log')
   t.equal((await get(server.origin, '/health/ready')).status, 200, 'ready again')
