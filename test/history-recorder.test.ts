@@ -5,7 +5,9 @@ import { pino } from 'pino'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { HistoryRecorder } from '../src/history/recorder.ts'
 import type { HistoryRecord } from '../src/history/records.ts'
-import { buildTestApp } from './helper.ts'
+import { buildTestApp, tempDataDir } from './helper.ts'
+import { migrateToLatest, openDatabase } from '../src/history/database.ts'
+import { record } from './support/history-records.ts'
 import { identify } from './support/http.ts'
 import { jpeg } from './support/images.ts'
 
@@ -119,9 +121,6 @@ t.test('in the app: a broken database degrades readiness but not identifications
 })
 
 t.test('SQLite: the writer thread writes what the request thread then reads; a closed writer refuses', async t => {
-  const { openDatabase, migrateToLatest } = await import('../src/history/database.ts')
-  const { record } = await import('./support/usage-cases.ts')
-  const { tempDataDir } = await import('./helper.ts')
   const opened = openDatabase({ dialect: 'sqlite', file: `${tempDataDir()}/history.db` })
   await migrateToLatest(opened.db)
   const writer = opened.writer!

@@ -4,7 +4,7 @@ import t from 'tap'
 import { buildTestApp, tempDataDir } from './helper.ts'
 import { migrateToLatest, openDatabase } from '../src/history/database.ts'
 import { HistoryStore } from '../src/history/store.ts'
-import { record } from './support/usage-cases.ts'
+import { record } from './support/history-records.ts'
 
 const DAY = 86_400_000
 

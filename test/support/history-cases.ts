@@ -7,10 +7,7 @@ import { buildTestApp } from '../helper.ts'
 import { identify, sendJson, type Answer } from './http.ts'
 import { jpeg, png, text } from './images.ts'
 import { newApiKey } from '../../src/callers/api-keys.ts'
-import { record } from './usage-cases.ts'
-
-/** The environment of one test's app: its own database. */
-export type DatabaseEnv = (t: Test) => Promise<Record<string, string>>
+import { record, type DatabaseEnv } from './history-records.ts'
 
 const LIST = `query ($first: Int, $after: String, $filter: IdentificationFilter) {
   identifications(first: $first, after: $after, filter: $filter) {

@@ -4,35 +4,11 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helper.ts'
 import { sendJson } from './http.ts'
-import type { HistoryRecord } from '../../src/history/records.ts'
-import type { DatabaseEnv } from './history-cases.ts'
+import { record, type DatabaseEnv } from './history-records.ts'
 
 const USAGE = `query ($from: DateTime!, $to: DateTime!, $groupBy: UsageGrouping) {
   usage(from: $from, to: $to, groupBy: $groupBy) { key identifications failed cached promptTokens completionTokens estimatedCost }
 }`
-
-export function record (overrides: Partial<HistoryRecord>): HistoryRecord {
-  return {
-    id: crypto.randomUUID(),
-    callerId: 'anonymous', // the caller of an app with AUTH_MODE=none
-    callerKind: 'anonymous',
-    createdAt: new Date(),
-    outcome: 'OK',
-    cached: false,
-    language: 'ru',
-    detail: 'auto',
-    backend: 'AZURE_OPENAI',
-    model: 'gpt-4o',
-    answer: 'Трактор',
-    vehicles: [{ category: 'TRACTOR', kind: 'MACHINE', make: 'Беларус', model: '82.1', confidence: 'HIGH', evidence: ['badge'] }],
-    image: null,
-    promptTokens: 100,
-    completionTokens: 10,
-    durationMs: 5,
-    cacheKey: null,
-    ...overrides
-  }
-}
 
 export async function usage (app: FastifyInstance, variables: Record<string, unknown>, headers: Record<string, string> = {}) {
   return (await sendJson(app, { query: USAGE, variables }, headers)).body
