@@ -220,17 +220,27 @@ export class HistoryStore {
       groupBy === 'DAY' ? new Date(day * DAY_MS).toISOString().slice(0, 10) : groupBy === 'CALLER' ? caller : model
 
     if (firstWholeDay < endWholeDay) {
+      // Grouped in SQL: one row per bucket, however many days × callers × models the range spans.
+      const column = groupBy === 'DAY' ? 'day' : groupBy === 'CALLER' ? 'caller_id' : 'model'
       let query = this.db.selectFrom('usage_daily')
-        .select(['day', 'caller_id', 'model', 'identifications', 'failed', 'cached', 'prompt_tokens', 'completion_tokens'])
+        .select(eb => [
+          eb.ref(column).as('bucket'),
+          eb.fn.sum('identifications').as('identifications'),
+          eb.fn.sum('failed').as('failed'),
+          eb.fn.sum('cached').as('cached'),
+          eb.fn.sum('prompt_tokens').as('prompt_tokens'),
+          eb.fn.sum('completion_tokens').as('completion_tokens')
+        ])
         .where('day', '>=', firstWholeDay).where('day', '<', endWholeDay)
+        .groupBy(column)
       if (callerId !== null) query = query.where('caller_id', '=', callerId)
       for (const row of await query.execute()) {
-        add(keyOf(row.day, row.caller_id, row.model), {
-          identifications: row.identifications,
-          failed: row.failed,
-          cached: row.cached,
-          promptTokens: row.prompt_tokens,
-          completionTokens: row.completion_tokens
+        add(groupBy === 'DAY' ? keyOf(Number(row.bucket), '', '') : String(row.bucket), {
+          identifications: Number(row.identifications),
+          failed: Number(row.failed),
+          cached: Number(row.cached),
+          promptTokens: Number(row.prompt_tokens),
+          completionTokens: Number(row.completion_tokens)
         })
       }
     }
