@@ -132,6 +132,7 @@ function makeRecord (rand: () => number, createdAt: number): HistoryRecord {
     createdAt: new Date(createdAt),
     outcome: ok ? OK : pickFailure(rand()),
     cached,
+    backendName: null,
     language: rand() < 0.6 ? 'en' : 'de',
     detail: 'auto',
     backend: 'AZURE_OPENAI',

@@ -61,7 +61,9 @@ t.test('the defaults, in development', async t => {
       jpegQuality: 85,
       concurrency: Math.min(availableParallelism(), 2) // 96 MiB ÷ 48 MiB
     },
-    vision: { backend: 'simulated', language: 'ru', timeoutMs: 60_000, maxTokens: 800, azure: null },
+    vision: {
+      backend: 'simulated', language: 'ru', timeoutMs: 60_000, attemptTimeoutMs: null, maxTokens: 800, breakerFailures: 3, breakerCoolDownMs: 10_000, azure: null
+    },
     history: {
       enabled: true,
       database: { dialect: 'sqlite', file: join(process.cwd(), 'data', 'history.db') },
@@ -221,7 +223,7 @@ t.test('the vision backend and its Azure deployment', async t => {
   }
   refused(t, { AZURE_OPENAI_API_VERSION: '2024-02-01' }, /AZURE_OPENAI_API_VERSION=2024-02-01/, 'also when the azure backend is unused')
   for (const recent of ['v1', '2024-10-21', '2024-12-01-preview', '2025-04-01-preview']) {
-    t.equal(loadConfig({ ...deployment, AZURE_OPENAI_API_VERSION: recent }).vision.azure?.apiVersion, recent, `${recent} is accepted`)
+    t.equal(loadConfig({ ...deployment, AZURE_OPENAI_API_VERSION: recent }).vision.azure?.backends[0]?.apiVersion, recent, `${recent} is accepted`)
   }
   t.strictSame(loadConfig({ VISION_BACKEND: 'simulated', AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }).vision.azure, null,
     'VISION_BACKEND=simulated wins over an endpoint (no deployment needed)')
@@ -230,7 +232,7 @@ t.test('the vision backend and its Azure deployment', async t => {
   refused(t, { AZURE_OPENAI_ENDPOINT: 'http://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }, https)
   refused(t, { VISION_BACKEND: 'simulated', AZURE_OPENAI_ENDPOINT: 'http://x.openai.azure.com' }, https, 'the https rule holds even when the endpoint is unused')
   for (const origin of ['http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080']) {
-    t.equal(loadConfig({ AZURE_OPENAI_ENDPOINT: origin, AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision.azure?.endpoint, origin, `plain http on loopback: ${origin}`)
+    t.equal(loadConfig({ AZURE_OPENAI_ENDPOINT: origin, AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision.azure?.backends[0]?.endpoint, origin, `plain http on loopback: ${origin}`)
   }
 })
 

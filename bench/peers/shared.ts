@@ -30,7 +30,7 @@ export function createBenchVision ({ latencyMs = 0 }: { latencyMs?: number } = {
       const url = `data:${request.mimeType};base64,${request.image.toString('base64')}`
       if (latencyMs > 0) await sleep(latencyMs, undefined, { signal: request.signal })
       encodedChars += url.length // keep the string alive and used
-      return { answer: simulatedAnswer(request), vehicles: simulatedVehicles(request), model: 'simulated', usage: null, upstreamStatus: null }
+      return { answer: simulatedAnswer(request), vehicles: simulatedVehicles(request), model: 'simulated', usage: null, upstreamStatus: null, backendName: null }
     },
     status () {
       return { backend: 'SIMULATED', deployment: null, ready: true }

@@ -1,11 +1,21 @@
-// The Azure OpenAI deployment the azure vision backend calls, and the managed identity's token for it.
+// The Azure OpenAI deployments the azure vision backend calls, and the managed identity's token for them.
+// One deployment (AZURE_OPENAI_ENDPOINT + AZURE_OPENAI_DEPLOYMENT) or several (AZURE_OPENAI_BACKENDS,
+// src/azure/backends.ts): either way the rest of the service sees a list of backends.
 import { Type, type Static } from '@sinclair/typebox'
 import { ConfigError, requireHttps } from '../config-support.ts'
+import { API_VERSION_PATTERN, checkApiVersion } from './api-version.ts'
+import { readBackendList, type AzureBackendConfig } from './backends.ts'
+
+export type { AzureBackendConfig }
 
 export const AzureEnv = Type.Object({
   AZURE_OPENAI_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   AZURE_OPENAI_DEPLOYMENT: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
-  AZURE_OPENAI_API_VERSION: Type.String({ pattern: '^(v1|\\d{4}-\\d{2}-\\d{2}(-preview)?)$', default: 'v1' }),
+  AZURE_OPENAI_API_VERSION: Type.String({ pattern: API_VERSION_PATTERN, default: 'v1' }),
+  /** A JSON list of deployments (see backends.ts); replaces AZURE_OPENAI_ENDPOINT/DEPLOYMENT. */
+  AZURE_OPENAI_BACKENDS: Type.Optional(Type.String({ minLength: 2, maxLength: 65_536 })),
+  /** The same list in a file (a mounted ConfigMap or secret volume). */
+  AZURE_OPENAI_BACKENDS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   AZURE_OPENAI_SCOPE: Type.String({ pattern: '^\\S+/\\.default$', default: 'https://cognitiveservices.azure.com/.default' }),
   AZURE_TOKEN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000 })
 })
@@ -17,37 +27,44 @@ export const AZURE_ENV_ALIASES = {
   GPT4V_DEPLOYMENT: 'AZURE_OPENAI_DEPLOYMENT'
 } as const satisfies Record<string, keyof AzureEnv>
 
-/** The first dated API version with structured outputs (`response_format` of type `json_schema`) that is GA; `v1` has them too. */
-export const MIN_DATED_API_VERSION = '2024-10-21'
+/** The name a single deployment (AZURE_OPENAI_ENDPOINT + AZURE_OPENAI_DEPLOYMENT) gets as a list of one. */
+export const SINGLE_BACKEND_NAME = 'default'
 
 export interface AzureConfig {
-  endpoint: string
-  deployment: string
-  apiVersion: string
+  /** At least one; names unique. */
+  backends: AzureBackendConfig[]
+  /** One scope, one credential, one cached token for every backend. */
   scope: string
   tokenTimeoutMs: number
 }
 
 /**
- * The deployment when the azure backend is used (`used`), else null. The endpoint must be https
- * either way: it receives the managed identity's token.
+ * The deployments when the azure backend is used (`used`), else null. Endpoints must be https
+ * either way: they receive the managed identity's token.
  */
 export function readAzureConfig (raw: AzureEnv, used: boolean): AzureConfig | null {
   requireHttps('AZURE_OPENAI_ENDPOINT', raw.AZURE_OPENAI_ENDPOINT)
-  const apiVersion = raw.AZURE_OPENAI_API_VERSION
-  // Dated versions compare as strings: YYYY-MM-DD, a `-preview` suffix after the date.
-  if (apiVersion !== 'v1' && apiVersion.slice(0, 10) < MIN_DATED_API_VERSION) {
-    throw new ConfigError(`invalid configuration: AZURE_OPENAI_API_VERSION=${apiVersion} has no structured outputs (json_schema); ` +
-      `use v1 (the default) or a dated version from ${MIN_DATED_API_VERSION}`)
+  checkApiVersion('AZURE_OPENAI_API_VERSION', raw.AZURE_OPENAI_API_VERSION)
+  const listed = readBackendList(raw)
+  if (listed !== null && (raw.AZURE_OPENAI_ENDPOINT !== undefined || raw.AZURE_OPENAI_DEPLOYMENT !== undefined)) {
+    throw new ConfigError('invalid configuration: set either AZURE_OPENAI_BACKENDS(_FILE) or AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT, not both')
   }
   if (!used) return null
-  if (!raw.AZURE_OPENAI_ENDPOINT) throw new ConfigError('invalid configuration: VISION_BACKEND=azure needs AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT)')
+  const tokens = { scope: raw.AZURE_OPENAI_SCOPE, tokenTimeoutMs: raw.AZURE_TOKEN_TIMEOUT_MS }
+  if (listed !== null) return { backends: listed, ...tokens }
+  if (!raw.AZURE_OPENAI_ENDPOINT) {
+    throw new ConfigError('invalid configuration: VISION_BACKEND=azure needs AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT) or AZURE_OPENAI_BACKENDS')
+  }
   if (!raw.AZURE_OPENAI_DEPLOYMENT) throw new ConfigError('invalid configuration: AZURE_OPENAI_DEPLOYMENT (or GPT4V_DEPLOYMENT) is required with an Azure endpoint')
   return {
-    endpoint: raw.AZURE_OPENAI_ENDPOINT.replace(/\/+$/, ''),
-    deployment: raw.AZURE_OPENAI_DEPLOYMENT,
-    apiVersion: raw.AZURE_OPENAI_API_VERSION,
-    scope: raw.AZURE_OPENAI_SCOPE,
-    tokenTimeoutMs: raw.AZURE_TOKEN_TIMEOUT_MS
+    backends: [{
+      name: SINGLE_BACKEND_NAME,
+      endpoint: raw.AZURE_OPENAI_ENDPOINT.replace(/\/+$/, ''),
+      deployment: raw.AZURE_OPENAI_DEPLOYMENT,
+      apiVersion: raw.AZURE_OPENAI_API_VERSION,
+      priority: 0,
+      weight: 1
+    }],
+    ...tokens
   }
 }

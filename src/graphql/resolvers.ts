@@ -24,7 +24,8 @@ export const resolvers: Resolvers = {
     vision: (_root, _args, ctx) => {
       const { backend, deployment, ready } = ctx.vision.status()
       // As /health/ready: under pressure, new identifications are refused, so it cannot take one.
-      return { backend, deployment, ready: ready && !ctx.underPressure() }
+      // backends: read by its own resolver below, for the Admin role only.
+      return { backend, deployment, ready: ready && !ctx.underPressure(), backends: [] }
     },
     ...historyQueries
   },
@@ -46,6 +47,13 @@ export const resolvers: Resolvers = {
       return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, answers }, origin, input))
     },
     ...historyMutations
+  },
+  VisionStatus: {
+    // Routing state (holds, breakers) tells an outsider when the service is weakest: operators only.
+    backends: (_parent, _args, ctx) => {
+      requireRole(ctx.caller ?? ANONYMOUS, 'Admin')
+      return ctx.vision.backends?.() ?? []
+    }
   },
   Identification: {
     // Signed thumbnail URLs: src/thumbnails/ (made off the request path, so not there yet for a fresh answer: null).

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AppServices } from '../services.ts'
 import type { AnswerCache } from '../identification/types.ts'
+import type { AzureConfig } from '../azure/config.ts'
 import { AppError, StorageUnavailableError } from '../errors.ts'
 import type { HistoryConfig } from './config.ts'
 import { migrateToLatest, openDatabase } from './database.ts'
@@ -94,7 +95,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     ? null
     : createResultCache(store, {
       ...config.resultCache,
-      answeredBy: vision.azure === null ? 'simulated' : `azure:${vision.azure.endpoint}/${vision.azure.deployment}`
+      answeredBy: answeredBy(vision.azure)
     }, log, {
       hit: () => metrics.resultCache.inc({ result: 'hit' }),
       miss: () => metrics.resultCache.inc({ result: 'miss' })
@@ -135,3 +136,12 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
 }
 
 export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers'] })
+
+/**
+ * Who answers, as part of the result cache's key: every deployment of the list (the same model, deployed
+ * several times), so an answer from any of them serves the others; another list is another model.
+ */
+function answeredBy (azure: AzureConfig | null): string {
+  if (azure === null) return 'simulated'
+  return 'azure:' + azure.backends.map(b => `${b.endpoint}/${b.deployment}`).sort().join(',')
+}

@@ -16,6 +16,8 @@ export interface HistoryRecord {
   detail: string
   backend: VisionBackend
   model: string | null
+  /** Which of several Azure deployments answered (null: simulated, failed before one answered). */
+  backendName: string | null
   answer: string | null
   vehicles: DetectedVehicle[]
   image: Partial<SentImageInfo> | null
@@ -39,6 +41,7 @@ export function toRow (record: HistoryRecord): IdentificationsTable {
     detail: record.detail,
     backend: record.backend,
     model: record.model,
+    backend_name: record.backendName,
     answer: record.answer,
     vehicles: record.outcome === OK ? JSON.stringify(record.vehicles) : null,
     image: record.image === null ? null : JSON.stringify(record.image),
@@ -69,6 +72,7 @@ export function fromRow (row: IdentificationsTable): StoredIdentification {
     language: row.language,
     backend: row.backend as VisionBackend,
     model: row.model ?? '',
+    backendName: row.backend_name,
     image: JSON.parse(row.image ?? '{}') as SentImageInfo,
     usage,
     cached: row.cached === 1,

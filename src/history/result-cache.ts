@@ -36,7 +36,7 @@ export function createResultCache (
         const found = await store.findCached(key, since, options.scope === 'caller' ? caller.id : null)
         if (found === undefined) { hooks.miss?.(); return undefined }
         hooks.hit?.()
-        return { answer: found.answer, vehicles: found.vehicles, model: found.model }
+        return { answer: found.answer, vehicles: found.vehicles, model: found.model, backendName: found.backendName }
       } catch (err) {
         log.warn({ err }, 'result cache: lookup failed; asking the model')
         hooks.miss?.()

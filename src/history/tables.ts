@@ -15,6 +15,8 @@ export interface IdentificationsTable {
   detail: string
   backend: string
   model: string | null
+  /** The AZURE_OPENAI_BACKENDS name that answered (migration 0003). */
+  backend_name: string | null
   answer: string | null
   /** The DetectedVehicle list as JSON. */
   vehicles: string | null

@@ -74,6 +74,7 @@ export async function identifyVehicle (
       language: input.language,
       backend: vision.backend,
       model: result.model,
+      backendName: result.backendName,
       image: {
         sha256: image.sha256,
         mimeType: image.mimeType,

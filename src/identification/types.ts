@@ -18,6 +18,7 @@ export interface CachedAnswer {
   answer: string
   vehicles: DetectedVehicle[]
   model: string
+  backendName: string | null
 }
 
 export interface IdentificationInput {
@@ -52,6 +53,8 @@ export interface Identification {
   language: string
   backend: VisionBackend
   model: string
+  /** Which of several Azure deployments answered (for a cached answer: the one that answered first); null when simulated. */
+  backendName: string | null
   image: SentImageInfo
   usage: TokenUsage | null
   /** True when answered from the result cache (history) rather than the model. */

@@ -1,43 +1,58 @@
-// The Azure OpenAI backend: the openai client with a Microsoft Entra ID bearer token, never a key.
-import OpenAI, { AzureOpenAI } from 'openai'
+// The Azure OpenAI backend: the openai client with a Microsoft Entra ID bearer token, never a key, in front of
+// one deployment or several (failover/): each request goes to the best backend that can take it and, when that
+// one is throttled or failing, to the next at once, within the caller's VISION_TIMEOUT_MS.
+import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, AzureOpenAI } from 'openai'
 import type { FastifyBaseLogger } from 'fastify'
 import type { AzureClientOptions } from 'openai/azure'
 import type { ChatCompletion } from 'openai/resources/chat/completions'
-import type { AzureConfig } from '../azure/config.ts'
+import type { AzureBackendConfig, AzureConfig } from '../azure/config.ts'
 import {
-  ContentFilteredError, ModelRefusedError, UpstreamInvalidResponseError, UpstreamRateLimitedError, UpstreamUnavailableError
+  AppError, UpstreamInvalidResponseError, UpstreamRateLimitedError, UpstreamTimeoutError, UpstreamUnavailableError
 } from '../errors.ts'
 import type { CachedTokenProvider } from '../azure/token-provider.ts'
 import { encodeChatRequest } from './chat-request.ts'
 import { mapUpstreamError, retryAfterMs } from './upstream-errors.ts'
 import { AnswerShapeError, parseAnswer } from './answer-schema.ts'
-import type { IdentifyRequest, IdentifyResult, TokenUsage, VisionService, VisionStatus } from './types.ts'
+import { readCompletion, totalUsage } from './completion.ts'
+import { BackendPool, type PoolBackend } from './failover/pool.ts'
+import type {
+  AttemptListener, AttemptOutcome, IdentifyRequest, IdentifyResult, TokenUsage, VisionService, VisionStatus
+} from './types.ts'
 
 export interface AzureVisionOptions {
   azure: AzureConfig
   tokens: CachedTokenProvider
-  /** Whole call, retries included (VISION_TIMEOUT_MS). */
+  /** Whole call, retries and failover included (VISION_TIMEOUT_MS). */
   timeoutMs: number
+  /** One backend's attempt (VISION_ATTEMPT_TIMEOUT_MS); default: timeoutMs with one backend, half of it with several. */
+  attemptTimeoutMs?: number
   maxTokens: number
-  /** SDK retries on 408/409/429/5xx/connection errors (default 2). */
+  /** SDK retries on one backend (408/409/429/5xx/connection errors); default 2 with one backend, 0 with several (failover retries). */
   maxRetries?: number
-  /** For oddities in Azure's answers (a malformed usage object). */
+  /** Consecutive failures that open a backend's circuit breaker (VISION_BREAKER_FAILURES). */
+  breakerFailures?: number
+  /** How long an open breaker keeps requests away before one probe (VISION_BREAKER_COOLDOWN_MS). */
+  breakerCoolDownMs?: number
+  /** For oddities in Azure's answers (a malformed usage object) and failovers. */
   log?: FastifyBaseLogger
+  now?: () => number
+  random?: () => number
 }
 
-/** The client for the configured API version: the v1 API with the plain client, dated versions with AzureOpenAI. */
+/** The client for a backend's API version: the v1 API with the plain client, dated versions with AzureOpenAI. */
 export function createAzureClient (
-  azure: AzureConfig, tokens: CachedTokenProvider, maxRetries: number, fetch: typeof globalThis.fetch = globalThis.fetch
+  backend: Pick<AzureBackendConfig, 'endpoint' | 'deployment' | 'apiVersion'>, tokens: CachedTokenProvider, maxRetries: number,
+  fetch: typeof globalThis.fetch = globalThis.fetch
 ): OpenAI {
-  if (azure.apiVersion === 'v1') {
+  if (backend.apiVersion === 'v1') {
     // The provider function itself, not an awaited string: the SDK calls it on every attempt.
-    return new OpenAI({ baseURL: `${azure.endpoint}/openai/v1/`, apiKey: tokens.getToken, maxRetries, fetch })
+    return new OpenAI({ baseURL: `${backend.endpoint}/openai/v1/`, apiKey: tokens.getToken, maxRetries, fetch })
   }
   const options: AzureClientOptions = {
     // baseURL rather than endpoint, so an OPENAI_BASE_URL in the environment cannot conflict.
-    baseURL: `${azure.endpoint}/openai`,
-    deployment: azure.deployment,
-    apiVersion: azure.apiVersion,
+    baseURL: `${backend.endpoint}/openai`,
+    deployment: backend.deployment,
+    apiVersion: backend.apiVersion,
     azureADTokenProvider: tokens.getToken,
     maxRetries,
     fetch
@@ -48,89 +63,153 @@ export function createAzureClient (
   return new AzureOpenAI(options)
 }
 
+/** The HTTP call to one backend failed (as opposed to its answer being unusable): the error is the SDK's. */
+class BackendCallError extends Error {
+  readonly error: unknown
+  constructor (error: unknown) {
+    super('backend call failed', { cause: error })
+    this.error = error
+  }
+}
+
 export function createAzureVision (options: AzureVisionOptions): VisionService {
-  const { azure, tokens, timeoutMs, maxTokens, log } = options
-  // When Azure answers 429 with a retry-after, new calls to this deployment wait it out (fail fast
-  // with UPSTREAM_RATE_LIMITED) instead of every request hammering it. Seen on every attempt, retries included.
-  let coolDownUntil = 0
-  const watchRateLimits: typeof globalThis.fetch = async (input, init) => {
+  const { azure, tokens, timeoutMs, maxTokens, log, now = Date.now } = options
+  const several = azure.backends.length > 1
+  const attemptTimeoutMs = Math.min(options.attemptTimeoutMs ?? (several ? Math.ceil(timeoutMs / 2) : timeoutMs), timeoutMs)
+  const maxRetries = options.maxRetries ?? (several ? 0 : 2)
+  const listeners: AttemptListener[] = []
+
+  // A 429 holds its backend for its retry-after: new calls go elsewhere (or fail fast with UPSTREAM_RATE_LIMITED
+  // when every backend is held) instead of hammering it. Seen on every attempt, the SDK's own retries included.
+  const byName = new Map<string, PoolBackend<OpenAI>>()
+  const watchRateLimits = (name: string): typeof globalThis.fetch => async (input, init) => {
     const response = await globalThis.fetch(input, init)
     if (response.status === 429) {
-      const ms = retryAfterMs(response.headers)
-      // Capped at a minute, like the SDK's own retry wait: a bogus retry-after must not stop the service for hours.
-      if (ms !== undefined && ms > 0) coolDownUntil = Math.max(coolDownUntil, Date.now() + Math.min(ms, 60_000))
+      const backend = byName.get(name)
+      if (backend !== undefined) pool.hold(backend, retryAfterMs(response.headers))
     }
     return response
   }
-  const client = createAzureClient(azure, tokens, options.maxRetries ?? 2, watchRateLimits)
+  const pool = new BackendPool(
+    azure.backends.map(config => ({ config, client: createAzureClient(config, tokens, maxRetries, watchRateLimits(config.name)) })),
+    {
+      breaker: { failureThreshold: options.breakerFailures ?? 3, coolDownMs: options.breakerCoolDownMs ?? 10_000 },
+      now,
+      ...(options.random ? { random: options.random } : {})
+    })
+  for (const backend of pool.backends) byName.set(backend.config.name, backend)
+
+  function observe (backend: PoolBackend<OpenAI>, outcome: AttemptOutcome, startedAt: number): void {
+    const attempt = { backend: backend.config.name, outcome, seconds: (performance.now() - startedAt) / 1000 }
+    for (const listener of listeners) listener(attempt)
+  }
+
+  /**
+   * The error when no backend (or no further backend) can take the request: UPSTREAM_RATE_LIMITED only when
+   * every backend is held (retryAfter: the soonest hold's end), else the last failure that was not a 429.
+   */
+  function exhausted (last: AppError | undefined, lastThrottle: AppError | undefined): AppError {
+    const { allHeld, soonestMs } = pool.unavailable()
+    const retryAfter = Math.max(1, Math.ceil(soonestMs / 1000))
+    // One deployment: its own 429 as it said it (retry-after uncapped, or 0).
+    if (!several && lastThrottle !== undefined) return lastThrottle
+    if (allHeld) {
+      const which = several ? `Every Azure OpenAI deployment (${pool.backends.length}) is` : 'The Azure OpenAI deployment is'
+      return new UpstreamRateLimitedError(`${which} rate limited: try again in ${retryAfter} s.`, { retryAfterSeconds: retryAfter })
+    }
+    if (last !== undefined) return last
+    return new UpstreamUnavailableError(
+      `No Azure OpenAI deployment can take the request now (rate limited or failing): try again in ${retryAfter} s.`,
+      { retryAfterSeconds: retryAfter })
+  }
+
+  const soonest = (): string => `the soonest in ${Math.ceil(pool.unavailable().soonestMs / 1000)} s`
 
   return {
     backend: 'AZURE_OPENAI',
 
     async identify (request: IdentifyRequest): Promise<IdentifyResult> {
-      const coolingMs = coolDownUntil - Date.now()
-      if (coolingMs > 0) {
-        const retryAfter = Math.ceil(coolingMs / 1000)
-        throw new UpstreamRateLimitedError(`The Azure OpenAI deployment asked to wait: try again in ${retryAfter} s.`, { retryAfterSeconds: retryAfter })
-      }
+      const deadlineAt = now() + timeoutMs
       const deadline = AbortSignal.timeout(timeoutMs)
       const signal = AbortSignal.any([request.signal, deadline])
-      // Encoded once: a second attempt sends the same bytes.
-      const body = encodeChatRequest(azure.deployment, request, maxTokens)
-      const usages: Array<TokenUsage | null> = []
-      let problem: AnswerShapeError | undefined
-      let lastFinishReason: string | undefined
-      // JSON that does not parse or match the schema is asked for once more, then UPSTREAM_INVALID_RESPONSE.
-      for (let attempt = 1; attempt <= MAX_ANSWER_ATTEMPTS; attempt++) {
-        let completion: unknown
-        let status: number
-        try {
-          // POST /chat/completions through the SDK (token, retries, errors, deployment routing), with a pre-encoded body.
-          const { data, response } = await client
-            .post<ChatCompletion>('/chat/completions', { body, headers: { 'content-type': 'application/json' }, signal, timeout: timeoutMs })
-            .withResponse()
-          completion = data
-          status = response.status
-        } catch (err) {
-          throw mapUpstreamError(err, {
-            deployment: azure.deployment,
-            timeoutMs,
-            timedOut: deadline.aborted,
-            clientGone: request.signal.aborted
-          })
+      // Encoded once per deployment name: a second attempt or backend with the same name sends the same bytes.
+      const bodies = new Map<string, Buffer>()
+      const tried = new Set<PoolBackend<OpenAI>>()
+      let last: AppError | undefined
+      let lastThrottle: AppError | undefined
+      for (;;) {
+        const remainingMs = deadlineAt - now()
+        const backend = remainingMs > 0 ? pool.choose(tried) : null
+        if (backend === null) {
+          // Out of time: the last failure says why; out of backends: the pool's state does.
+          const final = last ?? lastThrottle
+          throw remainingMs <= 0 && final !== undefined ? final : exhausted(last, lastThrottle)
         }
-        const read = readCompletion(completion, status, azure.deployment, log)
-        usages.push(read.usage)
+        tried.add(backend)
+        const { name, deployment } = backend.config
+        let body = bodies.get(deployment)
+        if (body === undefined) bodies.set(deployment, body = encodeChatRequest(deployment, request, maxTokens))
+        const startedAt = performance.now()
+        const attemptMs = Math.min(attemptTimeoutMs, remainingMs)
         try {
-          const { answer, vehicles } = parseAnswer(read.content)
-          return { answer, vehicles, model: read.model, upstreamStatus: status, usage: totalUsage(usages) }
+          const result = await askBackend(backend, body, signal, attemptMs)
+          backend.breaker.success()
+          observe(backend, 'ok', startedAt)
+          return { ...result, backendName: name }
         } catch (err) {
-          if (!(err instanceof AnswerShapeError)) throw err
-          problem = err
-          lastFinishReason = read.finishReason
-          // Where and what, never the content.
-          log?.warn({ deployment: azure.deployment, attempt, at: err.at, problem: err.message, finishReason: read.finishReason },
-            attempt < MAX_ANSWER_ATTEMPTS
-              ? 'Azure OpenAI\'s answer does not match the structured output schema: asking once more'
-              : 'Azure OpenAI\'s answer does not match the structured output schema again: giving up')
+          if (!(err instanceof BackendCallError)) {
+            // The backend answered, with something the caller must hear (content filter, refusal, bad JSON twice):
+            // never asked again elsewhere.
+            backend.breaker.success()
+            observe(backend, 'refused', startedAt)
+            throw err
+          }
+          const mapped = mapUpstreamError(err.error, {
+            deployment, timeoutMs, timedOut: deadline.aborted, clientGone: request.signal.aborted
+          })
+          const verdict = judge(err.error, mapped, request.signal, deadline)
+          observe(backend, verdict.outcome, startedAt)
+          if (verdict.outcome === 'rate_limited') {
+            backend.breaker.release()
+            pool.hold(backend, retryAfterMs(err.error instanceof APIError ? err.error.headers : undefined))
+          } else if (verdict.outcome === 'error' || verdict.outcome === 'timeout') {
+            backend.breaker.failure()
+          } else {
+            backend.breaker.release()
+          }
+          if (!verdict.tryNext) throw mapped
+          if (verdict.outcome === 'rate_limited') {
+            lastThrottle = mapped
+            continue
+          }
+          last = verdict.outcome === 'timeout'
+            ? new UpstreamTimeoutError(`Azure OpenAI (${several ? `backend ${name}` : deployment}) did not answer within ${attemptMs} ms.`, { cause: err.error })
+            : mapped
+          if (several) {
+            const { state, consecutiveFailures } = backend.breaker
+            log?.warn({ backend: name, code: mapped.code, breaker: state, consecutiveFailures }, 'an Azure OpenAI backend failed: trying the next one')
+          }
         }
       }
-      const cutOff = lastFinishReason === 'length' ? ', cut off at VISION_MAX_TOKENS' : ''
-      throw new UpstreamInvalidResponseError(
-        `Azure OpenAI answered ${MAX_ANSWER_ATTEMPTS} times without JSON of the requested shape (last: ${problem?.message ?? 'unknown'}${cutOff}); try again.`,
-        { cause: problem })
     },
 
     status (): VisionStatus {
-      const ready = tokens.hasValidToken()
-      if (!ready) tokens.refreshIfStale()
-      return {
-        backend: 'AZURE_OPENAI',
-        deployment: azure.deployment,
-        ready,
-        // Open to anyone (/health/ready): say what, not the credential's own words (those go to the log).
-        ...(ready ? {} : { reason: tokens.lastError === undefined ? 'no access token acquired yet' : 'no access token: the last fetch failed (see the server log)' })
-      }
+      const token = tokens.hasValidToken()
+      if (!token) tokens.refreshIfStale()
+      const available = pool.anyAvailable()
+      const first = pool.backends[0]?.config.deployment ?? null
+      // Open to anyone (/health/ready): say what, not the credential's own words (those go to the log).
+      const reason = !token
+        ? (tokens.lastError === undefined ? 'no access token acquired yet' : 'no access token: the last fetch failed (see the server log)')
+        : (available ? undefined : `no Azure OpenAI deployment can take a request (rate limited or failing); ${soonest()}`)
+      return { backend: 'AZURE_OPENAI', deployment: first, ready: token && available, ...(reason === undefined ? {} : { reason }) }
+    },
+
+    backends: () => pool.snapshot(),
+
+    onAttempt (listener: AttemptListener): () => void {
+      listeners.push(listener)
+      return () => { listeners.splice(listeners.indexOf(listener) >>> 0, 1) }
     },
 
     tokenStats: () => ({ ...tokens.stats }),
@@ -139,104 +218,83 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
       await tokens.warmUp()
     }
   }
+
+  /**
+   * One backend's answer: the HTTP call (failures thrown as BackendCallError), then its content. JSON that
+   * does not parse or match the schema is asked for once more of the same backend, then UPSTREAM_INVALID_RESPONSE.
+   */
+  async function askBackend (
+    backend: PoolBackend<OpenAI>, body: Buffer, signal: AbortSignal, attemptMs: number
+  ): Promise<Omit<IdentifyResult, 'backendName'>> {
+    const { deployment } = backend.config
+    const usages: Array<TokenUsage | null> = []
+    let problem: AnswerShapeError | undefined
+    let lastFinishReason: string | undefined
+    for (let attempt = 1; attempt <= MAX_ANSWER_ATTEMPTS; attempt++) {
+      let completion: unknown
+      let status: number
+      try {
+        // POST /chat/completions through the SDK (token, retries, errors, deployment routing), with a pre-encoded body.
+        const { data, response } = await backend.client
+          .post<ChatCompletion>('/chat/completions', { body, headers: { 'content-type': 'application/json' }, signal, timeout: attemptMs })
+          .withResponse()
+        completion = data
+        status = response.status
+      } catch (err) {
+        throw new BackendCallError(err)
+      }
+      const read = readCompletion(completion, status, deployment, log)
+      usages.push(read.usage)
+      try {
+        const { answer, vehicles } = parseAnswer(read.content)
+        return { answer, vehicles, model: read.model, upstreamStatus: status, usage: totalUsage(usages) }
+      } catch (err) {
+        if (!(err instanceof AnswerShapeError)) throw err
+        problem = err
+        lastFinishReason = read.finishReason
+        // Where and what, never the content.
+        log?.warn({ backend: backend.config.name, deployment, attempt, at: err.at, problem: err.message, finishReason: read.finishReason },
+          attempt < MAX_ANSWER_ATTEMPTS
+            ? 'Azure OpenAI\'s answer does not match the structured output schema: asking once more'
+            : 'Azure OpenAI\'s answer does not match the structured output schema again: giving up')
+      }
+    }
+    const cutOff = lastFinishReason === 'length' ? ', cut off at VISION_MAX_TOKENS' : ''
+    throw new UpstreamInvalidResponseError(
+      `Azure OpenAI answered ${MAX_ANSWER_ATTEMPTS} times without JSON of the requested shape (last: ${problem?.message ?? 'unknown'}${cutOff}); try again.`,
+      { cause: problem })
+  }
 }
 
 /** How many times one identification asks the model for an answer of the right shape. */
 const MAX_ANSWER_ATTEMPTS = 2
 
-interface ReadCompletion {
-  /** The message content: JSON, if the model kept to the schema. */
-  content: string
-  model: string
-  usage: TokenUsage | null
-  finishReason: string | undefined
+interface Verdict {
+  outcome: AttemptOutcome
+  /** Whether another backend may be asked. */
+  tryNext: boolean
 }
 
 /**
- * The answer out of Azure's JSON, which is not trusted to match the SDK's types: the answer is what the
- * caller paid for, so malformed metadata (usage, model) never costs it. A malformed usage becomes null
- * and is logged at warn, once per response, by its shape only (no values).
+ * What a failed call says about its backend, and whether the request may go to another one. Throttling,
+ * server errors, connection failures and a timed-out attempt are the backend's: the next one is asked.
+ * A refused request (400-class: bad input, content filter) would be refused anywhere: never retried.
  */
-function readCompletion (completion: unknown, status: number, deployment: string, log: FastifyBaseLogger | undefined): ReadCompletion {
-  const body = isRecord(completion) ? completion : {}
-  const choice = Array.isArray(body.choices) && isRecord(body.choices[0]) ? body.choices[0] : undefined
-  if (choice?.finish_reason === 'content_filter') {
-    throw new ContentFilteredError('Azure OpenAI\'s content filter withheld the answer. Try another photo or other instructions.')
+function judge (error: unknown, mapped: AppError, clientSignal: AbortSignal, deadline: AbortSignal): Verdict {
+  if (clientSignal.aborted) return { outcome: 'aborted', tryNext: false }
+  if (deadline.aborted) return { outcome: 'timeout', tryNext: false }
+  // The token provider's failure (AUTH_UNAVAILABLE) is the same for every backend.
+  if (mapped.code === 'AUTH_UNAVAILABLE') return { outcome: 'aborted', tryNext: false }
+  if (error instanceof APIError && typeof error.status === 'number') {
+    const status = error.status
+    if (status === 429) return { outcome: 'rate_limited', tryNext: true }
+    // 401/403: the identity may lack its role on this resource only; 404: no such deployment there.
+    if (status >= 500 || [401, 403, 404, 408, 409].includes(status)) return { outcome: 'error', tryNext: true }
+    return { outcome: 'refused', tryNext: false }
   }
-  const message = isRecord(choice?.message) ? choice.message : {}
-  if (typeof message.refusal === 'string' && message.refusal !== '') {
-    throw new ModelRefusedError('The model declined to answer about this photo (see extensions.refusal). Try another photo or other instructions.',
-      message.refusal.slice(0, 1000))
+  if (error instanceof APIConnectionError) {
+    // APIConnectionTimeoutError is one: the attempt's own timeout, with time left for another backend.
+    return { outcome: error instanceof APIConnectionTimeoutError ? 'timeout' : 'error', tryNext: true }
   }
-  const content = message.content
-  if (typeof content !== 'string' || content.length === 0) {
-    throw new UpstreamUnavailableError('Azure OpenAI returned no answer.')
-  }
-  const usage = readUsage(body.usage)
-  if (usage === null) {
-    log?.warn({ deployment, upstreamStatus: status, usage: shapeOf(body.usage) },
-      'Azure OpenAI returned a malformed usage object (or none): the answer is kept, its token usage is unknown')
-  }
-  return {
-    content,
-    model: typeof body.model === 'string' && body.model !== '' ? body.model.slice(0, 200) : deployment,
-    usage,
-    finishReason: typeof choice?.finish_reason === 'string' ? choice.finish_reason.slice(0, 40) : undefined
-  }
-}
-
-/** Every call's tokens (two when the first answer was asked again); unknown if any call's usage is. */
-function totalUsage (usages: Array<TokenUsage | null>): TokenUsage | null {
-  let total: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 }
-  for (const usage of usages) {
-    if (usage === null) return null
-    total = {
-      promptTokens: total.promptTokens + usage.promptTokens,
-      completionTokens: total.completionTokens + usage.completionTokens,
-      totalTokens: total.totalTokens + usage.totalTokens
-    }
-  }
-  return isCount(total.totalTokens) && isCount(total.promptTokens) && isCount(total.completionTokens) ? total : null
-}
-
-/** GraphQL's Int is 32-bit signed. */
-const MAX_INT = 2 ** 31 - 1
-const isCount = (value: unknown): value is number => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= MAX_INT
-
-function readUsage (usage: unknown): TokenUsage | null {
-  if (!isRecord(usage)) return null
-  const { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total } = usage
-  if (!isCount(prompt) || !isCount(completion) || !isCount(total)) return null
-  return { promptTokens: prompt, completionTokens: completion, totalTokens: total }
-}
-
-/** What a value looks like, for the log: types and the first few (sanitized) key names, never a value. */
-function shapeOf (value: unknown): Record<string, unknown> {
-  if (value === undefined) return { type: 'missing' }
-  if (value === null) return { type: 'null' }
-  if (Array.isArray(value)) return { type: 'array', length: value.length }
-  if (!isRecord(value)) return { type: typeof value }
-  const fields: Record<string, string> = {}
-  for (const name of ['prompt_tokens', 'completion_tokens', 'total_tokens']) fields[name] = kindOf(value[name])
-  const others = Object.keys(value).filter(key => !(key in fields))
-  return {
-    type: 'object',
-    fields,
-    ...(others.length > 0 ? { otherKeys: others.slice(0, 5).map(key => /^[\w.-]{1,40}$/.test(key) ? key : '(unprintable)'), otherKeyCount: others.length } : {})
-  }
-}
-
-function kindOf (value: unknown): string {
-  if (value === undefined) return 'missing'
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'array'
-  if (typeof value !== 'number') return typeof value
-  if (!Number.isFinite(value)) return 'non-finite number'
-  if (!Number.isInteger(value)) return 'fraction'
-  if (value < 0) return 'negative integer'
-  return value > MAX_INT ? 'integer too large' : 'integer'
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
+  return { outcome: 'error', tryNext: false }
 }

@@ -12,7 +12,13 @@ export const VisionEnv = Type.Object({
   VISION_BACKEND: Type.Optional(StringEnum(VISION_BACKENDS)),
   VISION_LANGUAGE: Type.String({ pattern: LANGUAGE_TAG.source, default: 'ru' }),
   VISION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 60_000 }),
-  VISION_MAX_TOKENS: Type.Integer({ minimum: 16, maximum: 16_384, default: 800 })
+  VISION_MAX_TOKENS: Type.Integer({ minimum: 16, maximum: 16_384, default: 800 }),
+  /** One deployment's attempt; unset: VISION_TIMEOUT_MS with one deployment, half of it with several (time left to fail over). */
+  VISION_ATTEMPT_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+  /** Consecutive failures (5xx, connection failures, timeouts) that open a deployment's circuit breaker. */
+  VISION_BREAKER_FAILURES: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+  /** How long an open breaker keeps requests away before letting one probe through. */
+  VISION_BREAKER_COOLDOWN_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 })
 })
 export type VisionEnv = Static<typeof VisionEnv>
 
@@ -20,7 +26,11 @@ export interface VisionConfig {
   backend: VisionBackendName
   language: string
   timeoutMs: number
+  /** Null: the default for the number of deployments (see VisionEnv). */
+  attemptTimeoutMs: number | null
   maxTokens: number
+  breakerFailures: number
+  breakerCoolDownMs: number
   /** Present when backend is 'azure'. */
   azure: AzureConfig | null
 }
@@ -32,7 +42,10 @@ export function readVisionConfig (raw: VisionEnv & AzureEnv): VisionConfig {
     backend,
     language: raw.VISION_LANGUAGE,
     timeoutMs: raw.VISION_TIMEOUT_MS,
+    attemptTimeoutMs: raw.VISION_ATTEMPT_TIMEOUT_MS ?? null,
     maxTokens: raw.VISION_MAX_TOKENS,
+    breakerFailures: raw.VISION_BREAKER_FAILURES,
+    breakerCoolDownMs: raw.VISION_BREAKER_COOLDOWN_MS,
     azure
   }
 }

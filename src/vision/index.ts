@@ -12,7 +12,20 @@ export function createVision (config: Config, log: FastifyBaseLogger, env: NodeJ
     log.warn('vision backend: SIMULATED, no model is called. Set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT (or VISION_BACKEND=azure) to use Azure OpenAI.')
     return createSimulatedVision()
   }
-  log.info({ endpoint: azure.endpoint, deployment: azure.deployment, apiVersion: azure.apiVersion, scope: azure.scope }, 'vision backend: AZURE_OPENAI')
+  const backends = azure.backends.map(({ name, endpoint, deployment, apiVersion, priority, weight }) =>
+    ({ name, endpoint, deployment, apiVersion, priority, weight }))
+  log.info({ backends, scope: azure.scope }, `vision backend: AZURE_OPENAI (${backends.length} deployment${backends.length === 1 ? '' : 's'})`)
+  // One credential and one cached token for every deployment: the scope is the same.
   const tokens = createTokenProvider(azure, log.child({ component: 'token-provider' }), env)
-  return createAzureVision({ azure, tokens, timeoutMs: config.vision.timeoutMs, maxTokens: config.vision.maxTokens, log: log.child({ component: 'azure-openai' }) })
+  const { timeoutMs, attemptTimeoutMs, maxTokens, breakerFailures, breakerCoolDownMs } = config.vision
+  return createAzureVision({
+    azure,
+    tokens,
+    timeoutMs,
+    ...(attemptTimeoutMs === null ? {} : { attemptTimeoutMs }),
+    maxTokens,
+    breakerFailures,
+    breakerCoolDownMs,
+    log: log.child({ component: 'azure-openai' })
+  })
 }

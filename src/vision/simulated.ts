@@ -19,7 +19,7 @@ export function createSimulatedVision (options: SimulatedVisionOptions = {}): Vi
     async identify (request: IdentifyRequest): Promise<IdentifyResult> {
       if (latencyMs > 0) await sleep(latencyMs, undefined, { signal: request.signal })
       const vehicles = simulatedVehicles(request)
-      return { answer: simulatedAnswer(request), vehicles, model: SIMULATED_MODEL, usage: null, upstreamStatus: null }
+      return { answer: simulatedAnswer(request), vehicles, model: SIMULATED_MODEL, usage: null, upstreamStatus: null, backendName: null }
     },
     status (): VisionStatus {
       return { backend: 'SIMULATED', deployment: null, ready: true }

@@ -2,6 +2,9 @@
 import type { ImageMimeType } from '../image/mime-types.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import type { DetectedVehicle } from './answer-schema.ts'
+import type { BackendSnapshot } from './failover/pool.ts'
+
+export type { BackendSnapshot }
 
 export type VisionBackend = 'AZURE_OPENAI' | 'SIMULATED'
 
@@ -36,7 +39,14 @@ export interface IdentifyResult {
   usage: TokenUsage | null
   /** HTTP status of the upstream answer, for the log. */
   upstreamStatus: number | null
+  /** Which of several deployments answered (AZURE_OPENAI_BACKENDS' name); null for the simulated backend. */
+  backendName: string | null
 }
+
+/** How one call to one backend ended: ok, throttled (429), failing (5xx, connection), timed out, refused (400-class), or abandoned. */
+export type AttemptOutcome = 'ok' | 'rate_limited' | 'error' | 'timeout' | 'refused' | 'aborted'
+
+export type AttemptListener = (attempt: { backend: string, outcome: AttemptOutcome, seconds: number }) => void
 
 export interface VisionStatus {
   backend: VisionBackend
@@ -50,6 +60,10 @@ export interface VisionService {
   readonly backend: VisionBackend
   identify (request: IdentifyRequest): Promise<IdentifyResult>
   status (): VisionStatus
+  /** Each deployment's routing state, for operators (Azure only). */
+  backends? (): BackendSnapshot[]
+  /** Subscribes to every call to a backend (metrics); returns the function that unsubscribes. Azure only. */
+  onAttempt? (listener: AttemptListener): () => void
   /** Token fetch counters, for metrics (Azure only). */
   tokenStats? (): { fetches: number, failures: number, timeouts: number }
   /** Called once before the server listens (e.g. to fetch the first token). Must not throw. */

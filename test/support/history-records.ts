@@ -17,6 +17,7 @@ export function record (overrides: Partial<HistoryRecord>): HistoryRecord {
     detail: 'auto',
     backend: 'AZURE_OPENAI',
     model: 'gpt-4o',
+    backendName: 'default',
     answer: 'Трактор',
     vehicles: [{ category: 'TRACTOR', kind: 'MACHINE', make: 'Беларус', model: '82.1', confidence: 'HIGH', evidence: ['badge'] }],
     image: null,

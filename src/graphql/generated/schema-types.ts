@@ -70,6 +70,8 @@ export type Identification = {
   answer: Scalars['String']['output'];
   /** The backend that produced the answer. */
   backend: VisionBackend;
+  /** Which of several Azure OpenAI deployments answered (its name in `AZURE_OPENAI_BACKENDS`, `default` for a single deployment); for a cached answer, the one that answered first. Null for the simulated backend. */
+  backendName?: Maybe<Scalars['String']['output']>;
   /** True when this answer was served from the result cache (the same photo and question answered earlier), with no model call; its `usage` is then null. */
   cached: Scalars['Boolean']['output'];
   /** The id of the caller who asked (Entra object or app id, or the API key's id): what `IdentificationFilter.caller` matches. */
@@ -343,14 +345,43 @@ export type VisionBackend =
   /** No model: a built-in stand-in for development that says it is simulated and reports only what it can measure. */
   | 'SIMULATED';
 
+/** Whether a deployment takes requests. */
+export type VisionBackendRoutingState =
+  /** Takes requests. */
+  | 'CLOSED'
+  /** Cooled down: the next request is a probe; its success closes the breaker, its failure opens it again. */
+  | 'HALF_OPEN'
+  /** Answered 429: no request goes to it until `heldUntil`. */
+  | 'HELD'
+  /** Failed too often: no request goes to it until its cool-down (`VISION_BREAKER_COOLDOWN_MS`) ends. */
+  | 'OPEN';
+
+/** One Azure OpenAI deployment of `AZURE_OPENAI_BACKENDS`, as the router sees it now. */
+export type VisionBackendState = {
+  __typename?: 'VisionBackendState';
+  /** Failed calls in a row (5xx, connection failures, timeouts); the circuit breaker opens at `VISION_BREAKER_FAILURES`. */
+  consecutiveFailures: Scalars['Int']['output'];
+  /** Until when it is held after a 429 (its retry-after); null when not held. */
+  heldUntil?: Maybe<Scalars['DateTime']['output']>;
+  /** Its name in `AZURE_OPENAI_BACKENDS` (`default` for a single deployment). */
+  name: Scalars['String']['output'];
+  /** Lower is tried first. */
+  priority: Scalars['Int']['output'];
+  state: VisionBackendRoutingState;
+  /** Its share of the traffic among backends of the same priority. */
+  weight: Scalars['Int']['output'];
+};
+
 /** The state of the vision backend. */
 export type VisionStatus = {
   __typename?: 'VisionStatus';
   /** The backend in use. */
   backend: VisionBackend;
+  /** Each Azure OpenAI deployment and how requests are routed to it now; empty for the simulated backend. Requires the Admin role. */
+  backends: Array<VisionBackendState>;
   /** The Azure OpenAI deployment name; null for the simulated backend. */
   deployment?: Maybe<Scalars['String']['output']>;
-  /** True when an identification sent now can be answered: the backend is ready (for Azure: a token is held) and the service is not under memory or event-loop pressure. */
+  /** True when an identification sent now can be answered: the backend is ready (for Azure: a token is held and at least one deployment can take a request) and the service is not under memory or event-loop pressure. */
   ready: Scalars['Boolean']['output'];
 };
 
@@ -451,6 +482,8 @@ export type ResolversTypes = {
   UsageGrouping: UsageGrouping;
   VehicleCategory: VehicleCategory;
   VisionBackend: VisionBackend;
+  VisionBackendRoutingState: VisionBackendRoutingState;
+  VisionBackendState: ResolverTypeWrapper<VisionBackendState>;
   VisionStatus: ResolverTypeWrapper<VisionStatus>;
 };
 
@@ -474,6 +507,7 @@ export type ResolversParentTypes = {
   TokenUsage: TokenUsage;
   Upload: Scalars['Upload']['output'];
   UsageBucket: UsageBucket;
+  VisionBackendState: VisionBackendState;
   VisionStatus: VisionStatus;
 };
 
@@ -493,6 +527,7 @@ export type DetectedVehicleResolvers<ContextType = AppContext, ParentType extend
 export type IdentificationResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Identification'] = ResolversParentTypes['Identification']> = {
   answer?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   backend?: Resolver<ResolversTypes['VisionBackend'], ParentType, ContextType>;
+  backendName?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   cached?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   callerId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
@@ -568,8 +603,18 @@ export type UsageBucketResolvers<ContextType = AppContext, ParentType extends Re
   promptTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
 };
 
+export type VisionBackendStateResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['VisionBackendState'] = ResolversParentTypes['VisionBackendState']> = {
+  consecutiveFailures?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  heldUntil?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  priority?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  state?: Resolver<ResolversTypes['VisionBackendRoutingState'], ParentType, ContextType>;
+  weight?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export type VisionStatusResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['VisionStatus'] = ResolversParentTypes['VisionStatus']> = {
   backend?: Resolver<ResolversTypes['VisionBackend'], ParentType, ContextType>;
+  backends?: Resolver<Array<ResolversTypes['VisionBackendState']>, ParentType, ContextType>;
   deployment?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   ready?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
@@ -587,6 +632,7 @@ export type Resolvers<ContextType = AppContext> = {
   TokenUsage?: TokenUsageResolvers<ContextType>;
   Upload?: GraphQLScalarType;
   UsageBucket?: UsageBucketResolvers<ContextType>;
+  VisionBackendState?: VisionBackendStateResolvers<ContextType>;
   VisionStatus?: VisionStatusResolvers<ContextType>;
 };
 
