@@ -14,6 +14,7 @@ import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
 import { AdmissionGate } from './limits/admission.ts'
 import { Metrics } from './metrics/registry.ts'
 import { countIdentifications } from './metrics/identifications.ts'
+import { measureVisionBackends } from './metrics/vision-backends.ts'
 import { IdentificationEvents } from './identification/events.ts'
 import { logIdentifications } from './identification/log.ts'
 import metricsPlugin from './metrics/plugin.ts'
@@ -67,6 +68,8 @@ export async function buildApp (
   metrics.gauge('agrivision_admission_queued', 'Identifications waiting for a slot.', () => admission.queued)
   metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
   metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
+  const stopMeasuringBackends = measureVisionBackends(vision, metrics)
+  app.addHook('onClose', async () => { stopMeasuringBackends() })
   const events = new IdentificationEvents(app.log)
   countIdentifications(events, metrics)
   logIdentifications(events, app.log)

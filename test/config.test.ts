@@ -1,7 +1,8 @@
 // Configuration from the environment (src/config.ts and the areas' config modules): the whole
 // default Config, what NODE_ENV=production changes, every refusal (with the variable it names),
 // TRUST_PROXY's forms, API_KEY_HASHES(_FILE), the GPT4V_* aliases and IMAGE_CONCURRENCY's default.
-import { availableParallelism } from 'node:os'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -376,4 +377,42 @@ t.test('API key entries may name their roles, as Entra names its app roles', asy
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `ops:${HASH}:VehicleIdentification.Root` }, /entry "ops" names an unknown role "VehicleIdentification.Root"/)
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `ops:${HASH}:` }, /API_KEY_HASHES entries must be/)
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `ops:${HASH}:ReadAll` }, /unknown role "ReadAll"/, 'our short names are not Entra\'s')
+})
+
+t.test('AZURE_OPENAI_BACKENDS: several deployments, checked at start-up', async t => {
+  const entry = (extra: Record<string, unknown> = {}) => ({ name: 'ptu', endpoint: 'https://a.openai.azure.com/', deployment: 'gpt-4o', priority: 0, ...extra })
+  const list = [entry(), entry({ name: 'west', endpoint: 'https://b.openai.azure.com', priority: 1, weight: 3, apiVersion: '2024-10-21' })]
+  const azure = loadConfig({ AZURE_OPENAI_BACKENDS: JSON.stringify(list) }).vision
+  t.equal(azure.backend, 'azure', 'a list selects the azure backend')
+  t.strictSame(azure.azure?.backends, [
+    { name: 'ptu', endpoint: 'https://a.openai.azure.com', deployment: 'gpt-4o', apiVersion: 'v1', priority: 0, weight: 1 },
+    { name: 'west', endpoint: 'https://b.openai.azure.com', deployment: 'gpt-4o', apiVersion: '2024-10-21', priority: 1, weight: 3 }
+  ])
+  t.strictSame(loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://a.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision.azure?.backends,
+    [{ name: 'default', endpoint: 'https://a.openai.azure.com', deployment: 'gpt-4o', apiVersion: 'v1', priority: 0, weight: 1 }],
+    'the single-deployment variables are a list of one')
+
+  const dir = mkdtempSync(join(tmpdir(), 'agrivision-backends-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'backends.json')
+  writeFileSync(file, JSON.stringify(list))
+  t.equal(loadConfig({ AZURE_OPENAI_BACKENDS_FILE: file }).vision.azure?.backends.length, 2, 'or from a file')
+
+  const refusedList = (value: unknown, pattern: RegExp, why: string) =>
+    refused(t, { AZURE_OPENAI_BACKENDS: typeof value === 'string' ? value : JSON.stringify(value) }, pattern, why)
+  refusedList('[{"name":', /AZURE_OPENAI_BACKENDS is not JSON/, 'not JSON')
+  refusedList([], /a JSON list of 1 to 16 backends/, 'empty')
+  refusedList({ name: 'x' }, /a JSON list of 1 to 16 backends/, 'not a list')
+  refusedList([entry({ name: 'a' }), entry({ name: 'a', endpoint: 'https://c.openai.azure.com' })], /names "a" twice/, 'duplicate names')
+  refusedList([entry({ name: 'a' }), entry({ name: 'b' })], /lists gpt-4o at https:\/\/a.openai.azure.com twice/, 'the same deployment twice')
+  refusedList([entry({ endpoint: 'http://a.openai.azure.com' })], /AZURE_OPENAI_BACKENDS\[0\]\.endpoint must be an https:\/\/ URL/, 'plain http')
+  refusedList([entry({ priority: -1 })], /AZURE_OPENAI_BACKENDS\[0\] at \/priority/, 'a negative priority')
+  refusedList([entry({ weight: 0 })], /AZURE_OPENAI_BACKENDS\[0\] at \/weight/, 'a zero weight')
+  refusedList([entry({ priorty: 1 })], /AZURE_OPENAI_BACKENDS\[0\]/, 'a misspelt key')
+  refusedList([entry({ name: 'has space' })], /AZURE_OPENAI_BACKENDS\[0\] at \/name/, 'a name that cannot be a metric label')
+  refusedList([entry({ apiVersion: '2024-02-01' })], /AZURE_OPENAI_BACKENDS\[0\]\.apiVersion=2024-02-01 has no structured outputs/, 'an API version without json_schema')
+  refusedList(Array.from({ length: 17 }, (_, i) => entry({ name: `b${i}`, deployment: `d${i}` })), /1 to 16 backends/, 'too many')
+  refused(t, { AZURE_OPENAI_BACKENDS: JSON.stringify(list), AZURE_OPENAI_ENDPOINT: 'https://a.openai.azure.com' }, /not both/, 'a list and an endpoint')
+  refused(t, { AZURE_OPENAI_BACKENDS: JSON.stringify(list), AZURE_OPENAI_BACKENDS_FILE: file }, /not both/, 'a list and a file')
+  refused(t, { AZURE_OPENAI_BACKENDS_FILE: join(dir, 'missing.json') }, /AZURE_OPENAI_BACKENDS_FILE cannot be read \(ENOENT\)/, 'a missing file')
 })

@@ -8,7 +8,7 @@ export const VISION_BACKENDS = ['azure', 'simulated'] as const
 export type VisionBackendName = typeof VISION_BACKENDS[number]
 
 export const VisionEnv = Type.Object({
-  /** Unset: azure when AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT) is set, else simulated. */
+  /** Unset: azure when AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT) or AZURE_OPENAI_BACKENDS(_FILE) is set, else simulated. */
   VISION_BACKEND: Type.Optional(StringEnum(VISION_BACKENDS)),
   VISION_LANGUAGE: Type.String({ pattern: LANGUAGE_TAG.source, default: 'ru' }),
   VISION_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 60_000 }),
@@ -36,7 +36,8 @@ export interface VisionConfig {
 }
 
 export function readVisionConfig (raw: VisionEnv & AzureEnv): VisionConfig {
-  const backend = raw.VISION_BACKEND ?? (raw.AZURE_OPENAI_ENDPOINT ? 'azure' : 'simulated')
+  const configured = raw.AZURE_OPENAI_ENDPOINT ?? raw.AZURE_OPENAI_BACKENDS ?? raw.AZURE_OPENAI_BACKENDS_FILE
+  const backend = raw.VISION_BACKEND ?? (configured !== undefined ? 'azure' : 'simulated')
   const azure = readAzureConfig(raw, backend === 'azure')
   return {
     backend,

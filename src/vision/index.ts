@@ -9,7 +9,7 @@ import type { VisionService } from './types.ts'
 export function createVision (config: Config, log: FastifyBaseLogger, env: NodeJS.ProcessEnv = process.env): VisionService {
   const azure = config.vision.azure
   if (azure === null) {
-    log.warn('vision backend: SIMULATED, no model is called. Set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT (or VISION_BACKEND=azure) to use Azure OpenAI.')
+    log.warn('vision backend: SIMULATED, no model is called. Set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT, or AZURE_OPENAI_BACKENDS, to use Azure OpenAI.')
     return createSimulatedVision()
   }
   const backends = azure.backends.map(({ name, endpoint, deployment, apiVersion, priority, weight }) =>

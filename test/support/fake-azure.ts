@@ -41,6 +41,8 @@ export type ChatFault =
   | { kind: 'content-filter-prompt' }
   | { kind: 'content-filter-completion' }
   | { kind: 'hang' }
+  /** The connection is destroyed before any answer (a reset). */
+  | { kind: 'reset' }
 
 export type TokenFault = 'ok' | 'hang' | 'error'
 
@@ -59,6 +61,11 @@ export interface FakeAzureOptions {
   identityHeader?: string
   /** Lifetime of issued tokens in seconds (default one day, as managed identity gives). */
   tokenLifetimeSec?: number
+  /**
+   * Another fake whose identity endpoint issues the tokens this one accepts: several fakes standing for
+   * deployments in several regions, one managed identity (one token for all, as in Azure).
+   */
+  trustTokensFrom?: FakeAzure
 }
 
 export class FakeAzure {
@@ -88,10 +95,13 @@ export class FakeAzure {
   #hung = new Set<ServerResponse>()
   #tokenSockets = new Set<Socket>()
   #tokenSerial = 0
+  #issuer: FakeAzure | undefined
+  #port = 0
 
   constructor (options: FakeAzureOptions = {}) {
     this.identityHeader = options.identityHeader ?? 'fake-identity-header-secret'
     this.tokenLifetimeSec = options.tokenLifetimeSec ?? 86_400
+    this.#issuer = options.trustTokensFrom
     this.#server = createServer((req, res) => { this.#handle(req, res).catch(err => { res.statusCode = 500; res.end(String(err)) }) })
     this.#server.on('connection', socket => {
       this.#sockets.add(socket)
@@ -100,13 +110,26 @@ export class FakeAzure {
   }
 
   async start (): Promise<this> {
-    this.#server.listen(0, '127.0.0.1')
+    this.#server.listen(this.#port, '127.0.0.1')
     await once(this.#server, 'listening')
+    this.#port = (this.#server.address() as AddressInfo).port
     return this
   }
 
+  /** Stops listening (connections are refused, as by a region that is down) until `start()` listens on the same port again. */
+  async stopListening (): Promise<void> {
+    this.releaseHung()
+    for (const socket of this.#sockets) socket.destroy()
+    this.#server.close()
+    await once(this.#server, 'close')
+  }
+
+  get listening (): boolean {
+    return this.#server.listening
+  }
+
   get origin (): string {
-    return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`
+    return `http://127.0.0.1:${this.#port}`
   }
 
   /** Environment for DefaultAzureCredential to use this fake as its App Service identity endpoint. */
@@ -134,10 +157,8 @@ export class FakeAzure {
   }
 
   async close (): Promise<void> {
-    this.releaseHung()
-    for (const socket of this.#sockets) socket.destroy()
-    this.#server.close()
-    await once(this.#server, 'close')
+    if (!this.#server.listening) return
+    await this.stopListening()
   }
 
   /** Connections that carried a token request and are still open, as this server sees them. */
@@ -146,6 +167,7 @@ export class FakeAzure {
   }
 
   isValidToken (token: string): boolean {
+    if (this.#issuer !== undefined) return this.#issuer.isValidToken(token)
     const expires = this.issued.get(token)
     return expires !== undefined && expires > Date.now()
   }
@@ -221,6 +243,9 @@ export class FakeAzure {
         case 'hang':
           this.#hung.add(res)
           await once(res, 'close')
+          return
+        case 'reset':
+          req.socket.destroy()
           return
         case 'status': {
           const headers: Record<string, string> = {}
