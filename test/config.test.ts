@@ -197,7 +197,7 @@ t.test('out-of-range and malformed values are refused, naming the variable', asy
 })
 
 t.test('the vision backend and its Azure deployment', async t => {
-  refused(t, { VISION_BACKEND: 'azure' }, 'invalid configuration: VISION_BACKEND=azure needs AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT)')
+  refused(t, { VISION_BACKEND: 'azure' }, 'invalid configuration: VISION_BACKEND=azure needs AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT) or AZURE_OPENAI_BACKENDS')
   refused(t, { AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }, 'invalid configuration: AZURE_OPENAI_DEPLOYMENT (or GPT4V_DEPLOYMENT) is required with an Azure endpoint')
 
   const azure = loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com//', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision
@@ -205,17 +205,18 @@ t.test('the vision backend and its Azure deployment', async t => {
     backend: 'azure',
     language: 'ru',
     timeoutMs: 60_000,
+    attemptTimeoutMs: null,
     maxTokens: 800,
+    breakerFailures: 3,
+    breakerCoolDownMs: 10_000,
     azure: {
-      endpoint: 'https://x.openai.azure.com',
-      deployment: 'gpt-4o',
-      apiVersion: 'v1',
+      backends: [{ name: 'default', endpoint: 'https://x.openai.azure.com', deployment: 'gpt-4o', apiVersion: 'v1', priority: 0, weight: 1 }],
       scope: 'https://cognitiveservices.azure.com/.default',
       tokenTimeoutMs: 10_000
     }
   }, 'an endpoint selects azure; trailing slashes dropped')
   t.match(loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'd', AZURE_OPENAI_API_VERSION: '2024-10-21', AZURE_OPENAI_SCOPE: 'api://agrivision/.default', AZURE_TOKEN_TIMEOUT_MS: '500' }).vision.azure,
-    { apiVersion: '2024-10-21', scope: 'api://agrivision/.default', tokenTimeoutMs: 500 })
+    { backends: [{ apiVersion: '2024-10-21' }], scope: 'api://agrivision/.default', tokenTimeoutMs: 500 })
   // Structured outputs (json_schema) need the v1 API or a dated version from 2024-10-21.
   const deployment = { AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'd' }
   for (const old of ['2023-12-01-preview', '2024-02-01', '2024-06-01', '2024-08-01-preview', '2024-10-01-preview']) {
@@ -240,14 +241,14 @@ t.test('the vision backend and its Azure deployment', async t => {
 t.test('the GPT4V_* aliases', async t => {
   const aliased = loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com/', GPT4V_DEPLOYMENT: 'old' }).vision
   t.equal(aliased.backend, 'azure')
-  t.match(aliased.azure, { endpoint: 'https://old.openai.azure.com', deployment: 'old' })
+  t.match(aliased.azure?.backends[0], { endpoint: 'https://old.openai.azure.com', deployment: 'old' })
   t.match(loadConfig({
     GPT4V_ENDPOINT: 'https://old.openai.azure.com',
     GPT4V_DEPLOYMENT: 'old',
     AZURE_OPENAI_ENDPOINT: 'https://new.openai.azure.com',
     AZURE_OPENAI_DEPLOYMENT: 'new'
-  }).vision.azure, { endpoint: 'https://new.openai.azure.com', deployment: 'new' }, 'the current names win')
-  t.match(loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com', GPT4V_DEPLOYMENT: 'old', AZURE_OPENAI_ENDPOINT: '' }).vision.azure,
+  }).vision.azure?.backends[0], { endpoint: 'https://new.openai.azure.com', deployment: 'new' }, 'the current names win')
+  t.match(loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com', GPT4V_DEPLOYMENT: 'old', AZURE_OPENAI_ENDPOINT: '' }).vision.azure?.backends[0],
     { endpoint: 'https://old.openai.azure.com' }, 'an empty current name is unset')
   refused(t, { GPT4V_ENDPOINT: 'http://old.openai.azure.com', GPT4V_DEPLOYMENT: 'old' }, /AZURE_OPENAI_ENDPOINT must be an https:\/\/ URL/, 'an alias is checked as the variable it stands for')
   refused(t, { GPT4V_DEPLOYMENT: 'bad name!', AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }, /env\/AZURE_OPENAI_DEPLOYMENT must match pattern/)

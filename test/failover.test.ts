@@ -2,7 +2,7 @@
 // against loopback fakes standing for regions, each with its own faults.
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { AppError } from '../src/errors.ts'
+import { RetryableError, type AppError } from '../src/errors.ts'
 import type { VisionService } from '../src/vision/types.ts'
 import { regionsVision, startRegions, visionRequest } from './support/regions.ts'
 
@@ -17,11 +17,12 @@ function healthy (): void {
   for (const fake of [ptu, west, north]) fake.chatFault = () => ({ kind: 'ok' })
 }
 
-async function failure (vision: VisionService): Promise<AppError> {
+async function failure (vision: VisionService): Promise<AppError & { retryAfterSeconds?: number }> {
   try {
     await vision.identify(visionRequest())
   } catch (err) {
-    if (err instanceof AppError) return err
+    if (err instanceof RetryableError) return err
+    if (err instanceof Error && 'code' in err) return err as AppError
     throw err
   }
   throw new Error('the identification succeeded')
