@@ -1,6 +1,15 @@
 # syntax=docker/dockerfile:1
-# agrivision: Node 24 runs the TypeScript sources directly (type stripping), so there is no build step;
-# the first stage only installs production dependencies from the lockfile.
+# agrivision: Node 24 runs the TypeScript sources directly (type stripping); the only build is the field
+# app's (web/ into web/dist, with the dev dependencies, in its own stage). The deps stage installs
+# production dependencies only, from the lockfile.
+
+FROM node:24-slim AS web
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY web ./web
+COPY src/image/tokens.ts ./src/image/tokens.ts
+RUN node web/build.ts
 
 FROM node:24-slim AS deps
 WORKDIR /app
@@ -25,6 +34,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY schema ./schema
 COPY src ./src
+COPY --from=web /app/web/dist ./web/dist
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \

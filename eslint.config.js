@@ -5,7 +5,7 @@ import neostandard from 'neostandard'
 export default [
   ...neostandard({
     ts: true,
-    ignores: ['src/graphql/generated/**', 'node_modules/**']
+    ignores: ['src/graphql/generated/**', 'node_modules/**', 'web/dist/**']
   }),
   {
     rules: {
@@ -22,6 +22,11 @@ export default [
       // `void promise` says "not awaited, on purpose".
       'no-void': ['error', { allowAsStatement: true }]
     }
+  },
+  {
+    // The field app runs in the browser (its service worker too).
+    files: ['web/src/**/*.{ts,tsx}'],
+    languageOptions: { globals: { ...globals.browser, ...globals.serviceworker } }
   },
   {
     // The self-hosted GraphiQL page's script runs in the browser.

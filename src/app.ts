@@ -27,6 +27,7 @@ import historyPlugin from './history/plugin.ts'
 import thumbnailsPlugin from './thumbnails/plugin.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
+import webAppPlugin from './webapp/plugin.ts'
 import callerAuthPlugin from './callers/plugin.ts'
 
 export interface AppOptions {
@@ -100,6 +101,7 @@ export async function buildApp (
   await app.register(thumbnailsPlugin, services)
   await app.register(graphqlPlugin, services)
   if (config.graphiql) await app.register(graphiqlPlugin)
+  if (config.webApp.enabled) await app.register(webAppPlugin, { webApp: config.webApp, auth: config.auth })
 
   return app
 }

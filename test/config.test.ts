@@ -73,7 +73,8 @@ t.test('the defaults, in development', async t => {
       resultCache: { ttlSeconds: 604_800, scope: 'caller' },
       prices: null,
       thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8 }
-    }
+    },
+    webApp: { enabled: true, entra: null }
   }
   t.strictSame(loadConfig({}), expected)
   t.strictSame(loadConfig({ NODE_ENV: 'development' }), expected, 'NODE_ENV=development is the default')

@@ -1,0 +1,106 @@
+// Every photo goes through the queue, online or not: it is stored first, then sent. A send that fails for a
+// reason that may pass (no network, the service or Azure unavailable) stays queued and is tried again later
+// with the same Idempotency-Key; a photo the service refuses (not an image, too large) leaves the queue with its error.
+import { ApiError, uploadIdentification, type Identification } from './api.ts'
+import type { Credentials } from './auth.ts'
+import { dequeue, enqueue, queued, type QueuedPhoto } from './queue.ts'
+
+export interface SenderEvents {
+  /** The queue changed (added, sent, cancelled). */
+  changed (entries: QueuedPhoto[]): void
+  progress (key: string, fraction: number): void
+  answered (key: string, identification: Identification): void
+  failed (key: string, error: ApiError): void
+}
+
+const RETRY_DELAYS_MS = [2_000, 5_000, 15_000, 30_000, 60_000]
+
+export class Sender {
+  readonly #credentials: Credentials
+  readonly #events: SenderEvents
+  #draining = false
+  #again = false
+  #failures = 0
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #current: AbortController | undefined
+  #currentKey: string | undefined
+
+  constructor (credentials: Credentials, events: SenderEvents) {
+    this.#credentials = credentials
+    this.#events = events
+    addEventListener('online', this.#onOnline)
+  }
+
+  readonly #onOnline = (): void => { this.#failures = 0; void this.drain() }
+
+  stop (): void {
+    removeEventListener('online', this.#onOnline)
+    clearTimeout(this.#timer)
+    this.#current?.abort()
+  }
+
+  async submit (photo: QueuedPhoto): Promise<void> {
+    await enqueue(photo)
+    this.#events.changed(await queued())
+    await this.drain()
+  }
+
+  async cancel (key: string): Promise<void> {
+    if (this.#currentKey === key) this.#current?.abort()
+    await dequeue(key)
+    this.#events.changed(await queued())
+  }
+
+  /** Sends what waits, oldest first, one at a time; stops at the first failure that may pass. */
+  async drain (): Promise<void> {
+    if (this.#draining) { this.#again = true; return }
+    this.#draining = true
+    clearTimeout(this.#timer)
+    try {
+      do {
+        this.#again = false
+        if (!navigator.onLine) return
+        for (const photo of await queued()) {
+          if (!await this.#send(photo)) return
+        }
+      } while (this.#again)
+    } finally {
+      this.#draining = false
+    }
+  }
+
+  /** False when the queue should wait (a retryable failure: a retry is scheduled). */
+  async #send (photo: QueuedPhoto): Promise<boolean> {
+    this.#current = new AbortController()
+    this.#currentKey = photo.key
+    try {
+      const onProgress = (fraction: number): void => { this.#events.progress(photo.key, fraction) }
+      const identification = await uploadIdentification(this.#credentials, photo, onProgress, this.#current.signal)
+      this.#failures = 0
+      await dequeue(photo.key)
+      this.#events.changed(await queued())
+      this.#events.answered(photo.key, identification)
+      return true
+    } catch (err) {
+      const error = err instanceof ApiError ? err : new ApiError(String(err), 'INTERNAL_SERVER_ERROR', 0)
+      if (error.code === 'CANCELLED') return true
+      this.#events.failed(photo.key, error)
+      if (error.retryable) {
+        const delay = RETRY_DELAYS_MS[Math.min(this.#failures++, RETRY_DELAYS_MS.length - 1)] as number
+        this.#timer = setTimeout(() => { void this.drain() }, delay)
+        return false
+      }
+      await dequeue(photo.key)
+      this.#events.changed(await queued())
+      return true
+    } finally {
+      this.#current = undefined
+      this.#currentKey = undefined
+    }
+  }
+}
+
+export function newKey (): string {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID()
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), byte => byte.toString(16).padStart(2, '0')).join('')
+}
