@@ -70,7 +70,8 @@ t.test('the defaults, in development', async t => {
       resultCache: { ttlSeconds: 604_800, scope: 'caller' },
       prices: null,
       thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8 }
-    }
+    },
+    subscriptions: { perCaller: 5, max: 10_000, maxPayloadBytes: 65_536, initTimeoutMs: 10_000, keepAliveMs: 30_000 }
   }
   t.strictSame(loadConfig({}), expected)
   t.strictSame(loadConfig({ NODE_ENV: 'development' }), expected, 'NODE_ENV=development is the default')
