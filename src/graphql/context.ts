@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppServices } from '../services.ts'
 import type { Caller } from '../callers/caller.ts'
 import type { History } from '../history/plugin.ts'
+import type { Subscriber } from '../subscriptions/plugin.ts'
 import { clientGone } from './client-gone.ts'
 
 export interface AppContext extends AppServices {
@@ -38,6 +39,25 @@ export function buildContext (services: AppServices) {
       history: request.server.history,
       request,
       reply
+    }
+  }
+}
+
+/**
+ * A subscription connection's context: built once, when its `connection_init` has been verified. The
+ * request is the WebSocket upgrade (its host makes thumbnail URLs); there is no reply to set headers on.
+ */
+export function buildSubscriptionContext (services: AppServices) {
+  return (request: FastifyRequest, { caller, closed }: Subscriber): Omit<AppContext, 'reply'> => {
+    return {
+      ...services,
+      caller,
+      requestId: String(request.id),
+      log: caller.kind === 'anonymous' ? request.log : request.log.child({ caller: caller.id, callerKind: caller.kind }),
+      signal: closed,
+      underPressure: () => request.server.isUnderPressure(),
+      history: request.server.history,
+      request
     }
   }
 }
