@@ -241,3 +241,24 @@ t.test('Entra: the socket closes (4403) when the token expires; the client comes
   const made = await identify(origin, await images.jpeg(25, 20), { authorization: `Bearer ${await sign(jwks.keys[0]!, userClaims())}` })
   t.equal((await subscriber.next()).data.identificationCompleted.id, made.id, 'the subscription goes on: the user\'s own identification, not the API key\'s')
 })
+
+t.test('a socket that keeps starting refused subscriptions is closed with 4400', async t => {
+  const { url } = await listening(t)
+  const socket = new WebSocket(url, 'graphql-transport-ws')
+  const closed = new Promise<CloseEvent>(resolve => socket.addEventListener('close', resolve))
+  const messages: any[] = []
+  const acked = new Promise<void>(resolve => socket.addEventListener('message', (event) => {
+    const message = JSON.parse(String(event.data))
+    messages.push(message)
+    if (message.type === 'connection_ack') resolve()
+  }))
+  await new Promise(resolve => socket.addEventListener('open', resolve))
+  socket.send(JSON.stringify({ type: 'connection_init', payload: { 'x-api-key': farmer.key } }))
+  await within(acked, 5000, 'ack')
+  for (let i = 0; i < 100; i++) {
+    socket.send(JSON.stringify({ id: String(i), type: 'subscribe', payload: { query: 'subscription { identificationCompleted { nope } }' } }))
+  }
+  const event = await within(closed, 5000, 'close')
+  t.same([event.code, event.reason], [4400, 'Too many failed subscriptions'], 'closed at the 100th')
+  t.ok(messages.some(message => message.type === 'error'), 'the refused ones were answered with errors')
+})

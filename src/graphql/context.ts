@@ -21,6 +21,8 @@ export interface AppContext extends AppServices {
   /** The request, for what only it knows (the origin thumbnail URLs are made for, the Idempotency-Key header). */
   request: FastifyRequest
   reply: FastifyReply
+  /** On a subscription's socket: to report a subscription refused (too many close the socket). */
+  subscriptionFailed?: () => void
 }
 
 declare module 'mercurius' {
@@ -48,7 +50,7 @@ export function buildContext (services: AppServices) {
  * request is the WebSocket upgrade (its host makes thumbnail URLs); there is no reply to set headers on.
  */
 export function buildSubscriptionContext (services: AppServices) {
-  return (request: FastifyRequest, { caller, closed }: Subscriber): Omit<AppContext, 'reply'> => {
+  return (request: FastifyRequest, { caller, closed, failed }: Subscriber): Omit<AppContext, 'reply'> => {
     return {
       ...services,
       caller,
@@ -57,7 +59,8 @@ export function buildSubscriptionContext (services: AppServices) {
       signal: closed,
       underPressure: () => request.server.isUnderPressure(),
       history: request.server.history,
-      request
+      request,
+      subscriptionFailed: failed
     }
   }
 }

@@ -108,10 +108,15 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
   // mercurius runs a subscription's document unvalidated: the same bounds and rules as any other first.
   const rules = [...specifiedRules, ...validationRules(config.limits.introspection)]
-  app.graphql.addHook('preSubscriptionExecution', async (schema, document) => {
-    checkOperationCost(document, operationLimits)
-    const errors = validate(schema, document, rules)
-    if (errors.length > 0) throw errors[0]
+  app.graphql.addHook('preSubscriptionExecution', async (schema, document, context) => {
+    try {
+      checkOperationCost(document, operationLimits)
+      const errors = validate(schema, document, rules)
+      if (errors.length > 0) throw errors[0]
+    } catch (err) {
+      context.subscriptionFailed?.()
+      throw err
+    }
   })
   app.subscriptions.publishTo(app.graphql.pubsub)
 }

@@ -15,7 +15,12 @@ export const subscriptionResolvers: SubscriptionResolvers = {
       // Set once connection_init is verified; a socket refused there never gets this far, but say so if it does.
       if (ctx.caller === null || ctx.caller === undefined) throw new UnauthenticatedError('Authenticate in connection_init first.')
       const { pubsub } = ctx as MercuriusContext // mercurius' own part of the context: this subscription's pubsub
-      return await ctx.request.server.subscriptions.subscribe(pubsub, ctx.caller.id, liveFilter(ctx, filter))
+      try {
+        return await ctx.request.server.subscriptions.subscribe(pubsub, ctx.caller.id, liveFilter(ctx, filter))
+      } catch (err) {
+        ctx.subscriptionFailed?.()
+        throw err
+      }
     },
     resolve: (message: CompletedMessage) => identificationOf(message)
   }

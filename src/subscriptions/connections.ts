@@ -20,11 +20,13 @@ export const CLOSE = {
   tryAgainLater: 1013,
   unauthorized: 4401,
   forbidden: 4403,
+  badRequest: 4400,
   initTimeout: 4408,
   tooManyInits: 4429
 } as const
 
-export type ConnectionRefusal = 'unauthenticated' | 'forbidden' | 'unavailable' | 'init_timeout' | 'too_many_inits' | 'max_connections' | 'expired'
+export type ConnectionRefusal =
+  'unauthenticated' | 'forbidden' | 'unavailable' | 'init_timeout' | 'too_many_inits' | 'max_connections' | 'expired' | 'failed_subscriptions'
 
 export interface ConnectionsOptions {
   verify: CallerVerifier
@@ -45,7 +47,22 @@ interface Connection {
   /** Set when `connection_init` arrives. */
   outcome: Promise<Outcome> | null
   closed: AbortController
+  /** Subscriptions refused on this socket so far (see MAX_FAILED_SUBSCRIPTIONS). */
+  failures: number
 }
+
+/** What an accepted socket's subscriptions get: who, a signal aborted when it closes, and where to report a refused start. */
+export interface Accepted {
+  caller: Caller
+  closed: AbortSignal
+  failed: () => void
+}
+
+/**
+ * mercurius keeps what it made for a subscription that failed to start until its socket closes: a socket
+ * that keeps starting refused subscriptions is closed (4400) before that adds up.
+ */
+const MAX_FAILED_SUBSCRIPTIONS = 100
 
 /** setTimeout's longest delay (about 24.8 days): tokens live far shorter. */
 const MAX_TIMER_MS = 2_147_483_647
@@ -77,7 +94,8 @@ export class Connections {
       initTimer: setTimeout(() => { this.#refuse(socket, 'init_timeout', CLOSE.initTimeout, 'Connection initialisation timeout') }, initTimeoutMs),
       expiryTimer: null,
       outcome: null,
-      closed: new AbortController()
+      closed: new AbortController(),
+      failures: 0
     }
     this.#open.set(socket, connection)
     socket.on('message', (data, isBinary) => { this.#onMessage(socket, connection, data, isBinary) })
@@ -93,7 +111,7 @@ export class Connections {
    * For mercurius' subscription context (called while it handles `connection_init`): the caller, or null
    * when the socket was refused (and is being closed with the refusal's code).
    */
-  async caller (socket: WebSocket): Promise<{ caller: Caller, closed: AbortSignal } | null> {
+  async caller (socket: WebSocket): Promise<Accepted | null> {
     const connection = this.#open.get(socket)
     if (connection === undefined) return null
     if (connection.outcome === null) {
@@ -102,7 +120,11 @@ export class Connections {
       return null
     }
     const outcome = await connection.outcome
-    return outcome.ok ? { caller: outcome.caller, closed: connection.closed.signal } : null
+    if (!outcome.ok) return null
+    const failed = (): void => {
+      if (++connection.failures === MAX_FAILED_SUBSCRIPTIONS) this.#refuse(socket, 'failed_subscriptions', CLOSE.badRequest, 'Too many failed subscriptions')
+    }
+    return { caller: outcome.caller, closed: connection.closed.signal, failed }
   }
 
   /** Closes every socket with 1001 and waits up to `graceMs` for their closing handshakes; then cuts what is left. */

@@ -10,8 +10,7 @@ import websocket, { type WebSocket } from '@fastify/websocket'
 import type { MercuriusOptions, PubSub, SubscriptionContext } from 'mercurius'
 import { Counter } from 'prom-client'
 import type { AppServices } from '../services.ts'
-import type { Caller } from '../callers/caller.ts'
-import { Connections } from './connections.ts'
+import { Connections, type Accepted } from './connections.ts'
 import { closeRedisEmitter, createRedisEmitter } from './emitter.ts'
 import { matches, type LiveFilter } from './filter.ts'
 import { SubscriptionLimits } from './limits.ts'
@@ -19,11 +18,11 @@ import { COMPLETED_TOPIC, messageOf, type CompletedMessage } from './payload.ts'
 
 type SubscriptionOptions = Exclude<NonNullable<MercuriusOptions['subscription']>, boolean>
 
-/** What a subscription's GraphQL context adds: who is watching, and a signal aborted when its socket closes. */
-export interface Subscriber {
-  caller: Caller
-  closed: AbortSignal
-}
+/**
+ * What a subscription's GraphQL context adds: who is watching, a signal aborted when its socket closes,
+ * and `failed`, to call when one of its subscriptions is refused.
+ */
+export type Subscriber = Accepted
 
 export interface Subscriptions {
   /**
