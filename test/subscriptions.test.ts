@@ -3,6 +3,7 @@
 // identification made with the HTTP multipart mutation received as `identificationCompleted`, filters,
 // own versus all (ReadAll), the per-caller and total limits, the message size limit, the init timeout,
 // a token's expiry and the 1001 close at shutdown. Two instances through Redis: subscriptions-redis.test.ts.
+import http from 'node:http'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -89,6 +90,29 @@ t.test('refused in connection_init, after the upgrade (which needs no credential
   }
   const metrics = await app.inject({ method: 'GET', url: '/metrics' })
   t.match(metrics.payload, /agrivision_subscription_refusals_total\{reason="unauthenticated"\} 3/, 'counted')
+
+  t.test('a credential in the URL: the upgrade itself is refused (400), as any request', async t => {
+    const upgrade = (path: string): Promise<number> => new Promise((resolve, reject) => {
+      const req = http.get(`${url.replace('ws:', 'http:')}${path}`, {
+        headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-protocol': 'graphql-transport-ws' }
+      })
+      req.on('upgrade', (res, socket) => { socket.destroy(); resolve(res.statusCode ?? 0) })
+      req.on('response', res => { res.resume(); resolve(res.statusCode ?? 0) })
+      req.on('error', reject)
+    })
+    t.equal(await upgrade(''), 101, 'without credentials: switched')
+    t.equal(await upgrade(`?access_token=${newApiKey().key}`), 400, 'with one in the URL: 400')
+  })
+
+  t.test('AUTH_MODE=none outside production: anonymous callers subscribe without credentials', async t => {
+    const { app, url, origin } = await listening(t, { AUTH_MODE: 'none' })
+    const subscriber = await watching(t, app, url)
+    const body = await identifyBody(await images.jpeg(26, 20))
+    const res = await fetch(`${origin}/graphql`, { method: 'POST', headers: body.headers, body: new Uint8Array(body.payload) })
+    const made = (await res.json() as any).data.identifyVehicle
+    t.same((await subscriber.next()).data.identificationCompleted.callerId, 'anonymous')
+    t.equal(made.callerId, 'anonymous')
+  })
 
   t.test('anonymous callers (AUTH_MODE=none) in production: 4403, as for history', async t => {
     const { url } = await listening(t, { AUTH_MODE: 'none', NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' })
