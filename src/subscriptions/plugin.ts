@@ -90,6 +90,8 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     },
     preClose: async function () {
       await connections.closeAll(Math.min(CLOSE_WAIT_MS, config.shutdownGraceMs))
+      // What is still closing (refused as the server filled up, just before) is cut: ws' server closes only once they are gone.
+      for (const socket of app.websocketServer.clients) if (socket.readyState !== socket.CLOSED) socket.terminate()
       await new Promise<void>(resolve => { app.websocketServer.close(() => resolve()) })
     }
   })
