@@ -25,6 +25,7 @@ import redisPlugin from './redis/plugin.ts'
 import workersPlugin from './workers/plugin.ts'
 import historyPlugin from './history/plugin.ts'
 import thumbnailsPlugin from './thumbnails/plugin.ts'
+import subscriptionsPlugin from './subscriptions/plugin.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
 import webAppPlugin from './webapp/plugin.ts'
@@ -99,6 +100,7 @@ export async function buildApp (
   await app.register(healthPlugin, { vision })
   await app.register(historyPlugin, services)
   await app.register(thumbnailsPlugin, services)
+  await app.register(subscriptionsPlugin, services)
   await app.register(graphqlPlugin, services)
   if (config.graphiql) await app.register(graphiqlPlugin)
   if (config.webApp.enabled) await app.register(webAppPlugin, { webApp: config.webApp, auth: config.auth })

@@ -15,6 +15,7 @@ import { CallersEnv, readCallersConfig, type CallersConfig } from './callers/con
 import { MetricsEnv, readMetricsConfig } from './metrics/config.ts'
 import { HistoryEnv, readHistoryConfig, type HistoryConfig } from './history/config.ts'
 import { WebAppEnv, readWebAppConfig, type WebAppConfig } from './webapp/config.ts'
+import { SubscriptionsEnv, readSubscriptionsConfig, type SubscriptionsConfig } from './subscriptions/config.ts'
 
 export { ConfigError }
 
@@ -29,7 +30,8 @@ const Env = Type.Object({
   ...CallersEnv.properties,
   ...MetricsEnv.properties,
   ...HistoryEnv.properties,
-  ...WebAppEnv.properties
+  ...WebAppEnv.properties,
+  ...SubscriptionsEnv.properties
 })
 type Env = Static<typeof Env>
 
@@ -47,6 +49,7 @@ export interface Config extends Omit<ServerConfig, 'corsOrigins'>, GraphqlEndpoi
   vision: VisionConfig
   history: HistoryConfig
   webApp: WebAppConfig
+  subscriptions: SubscriptionsConfig
 }
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
@@ -78,6 +81,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const metrics = readMetricsConfig(raw)
   const history = readHistoryConfig(raw)
   const webApp = readWebAppConfig(raw)
+  const subscriptions = readSubscriptionsConfig(raw)
 
   return {
     ...server,
@@ -91,6 +95,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     images,
     vision,
     history,
-    webApp
+    webApp,
+    subscriptions
   }
 }

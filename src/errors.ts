@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'RATE_LIMITED'
   | 'OVERLOADED'
+  | 'TOO_MANY_SUBSCRIPTIONS'
   | 'STORAGE_UNAVAILABLE'
   | 'NOT_FOUND'
   | 'IDEMPOTENCY_KEY_IN_USE'
@@ -226,6 +227,20 @@ export class RateLimitedError extends RetryableError {
 export class OverloadedError extends RetryableError {
   readonly code = 'OVERLOADED'
   override readonly statusCode = 503
+}
+
+/** A caller already holds SUBSCRIPTIONS_PER_CALLER subscriptions (on all its sockets): one must end first. */
+export class TooManySubscriptionsError extends AppError {
+  readonly code = 'TOO_MANY_SUBSCRIPTIONS'
+  override readonly statusCode = 429
+  readonly limit: number
+
+  constructor (limit: number) {
+    super(`A caller may hold at most ${limit} subscriptions at once; end one (complete it) before starting another.`)
+    this.limit = limit
+  }
+
+  override details (): Record<string, unknown> { return { limit: this.limit } }
 }
 
 // History (src/history/)

@@ -74,7 +74,8 @@ t.test('the defaults, in development', async t => {
       prices: null,
       thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8 }
     },
-    webApp: { enabled: true, entra: null }
+    webApp: { enabled: true, entra: null },
+    subscriptions: { perCaller: 5, max: 10_000, maxPayloadBytes: 65_536, initTimeoutMs: 10_000, keepAliveMs: 30_000 }
   }
   t.strictSame(loadConfig({}), expected)
   t.strictSame(loadConfig({ NODE_ENV: 'development' }), expected, 'NODE_ENV=development is the default')

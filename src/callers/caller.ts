@@ -18,6 +18,8 @@ export interface Caller {
   appRoles?: readonly string[]
   /** A display name (the user's or app's name, the API key's id). Not logged: it may be personal data. */
   name?: string
+  /** Entra: when the token stops being valid (`exp`); a long-lived connection (a subscription) ends then. */
+  expiresAt?: Date
 }
 
 /** Our roles by the Entra app role (or delegated permission) names that grant them; API key entries use the same names. */

@@ -107,6 +107,7 @@ export function createEntraVerifier (config: EntraConfig, options: EntraVerifier
     const tenantId = typeof tid === 'string' ? tid : undefined
     const roles = stringArray(payload.roles)
     const name = text(payload.name) ?? text(payload.preferred_username) ?? text(payload.app_displayname)
+    const expiresAt = new Date((payload.exp as number) * 1000) // required and checked by jwtVerify
     switch (tokenKind(payload)) {
       case 'id':
         throw unauthenticated('The token is an ID token (it carries a nonce, at_hash or c_hash claim), not an access token. ' +
@@ -115,12 +116,12 @@ export function createEntraVerifier (config: EntraConfig, options: EntraVerifier
         const id = text(payload.oid) ?? text(payload.sub)
         if (id === undefined) throw unauthenticated('The access token names no user (no oid or sub claim).')
         const scopes = (payload.scp as string).split(' ').filter(Boolean)
-        return { kind: 'entra-user', id, tenantId, scopes, appRoles: roles, roles: grantedRoles(scopes), name }
+        return { kind: 'entra-user', id, tenantId, scopes, appRoles: roles, roles: grantedRoles(scopes), name, expiresAt }
       }
       case 'app': {
         const id = text(payload.azp) ?? text(payload.appid) ?? text(payload.oid) ?? text(payload.sub)
         if (id === undefined) throw unauthenticated('The access token names no application (no azp, appid, oid or sub claim).')
-        return { kind: 'entra-app', id, tenantId, scopes: [], appRoles: roles, roles: grantedRoles(roles), name }
+        return { kind: 'entra-app', id, tenantId, scopes: [], appRoles: roles, roles: grantedRoles(roles), name, expiresAt }
       }
       case 'unknown':
         throw unauthenticated('The token is neither a delegated access token (no scp claim) nor an app-only one (no idtyp "app", and oid differs from sub); ' +

@@ -9,6 +9,10 @@
 // its headers say: a URL ends up in proxy, browser and server logs (ours log query values redacted,
 // src/logger.ts), so the credential must be treated as leaked, and the client should hear so at once.
 //
+// A WebSocket upgrade (GraphQL subscriptions) is let through unauthenticated, its URL checked all the same:
+// browsers cannot put headers on one, so its credentials come in `connection_init`, checked by src/subscriptions/
+// with the same verifier (`app.verifyCaller`).
+//
 // The caller's id and kind go into every later log line of the request; the token or key never does.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -16,7 +20,7 @@ import { AppError, BadRequestError, ForbiddenError } from '../errors.ts'
 import type { Caller } from './caller.ts'
 import type { CallersConfig } from './config.ts'
 import { credentialInQuery } from './query-credentials.ts'
-import { createCallerVerifier, credentialsFromHeaders } from './verify.ts'
+import { createCallerVerifier, credentialsFromHeaders, type CallerVerifier } from './verify.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -24,6 +28,8 @@ declare module 'fastify' {
   }
   interface FastifyInstance {
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /** The verifier `authenticate` uses, for credentials that come another way (a WebSocket's `connection_init`). */
+    verifyCaller: CallerVerifier
   }
 }
 
@@ -34,6 +40,7 @@ export interface CallerAuthOptions {
 async function callerAuth (app: FastifyInstance, { auth }: CallerAuthOptions): Promise<void> {
   app.decorateRequest('caller', null)
   const verify = createCallerVerifier(auth, app.log)
+  app.decorate('verifyCaller', verify)
 
   function identified (request: FastifyRequest, reply: FastifyReply, caller: { id: string, kind: string }): void {
     if (caller.kind === 'anonymous') return // nothing to add, and a child logger costs on every request
@@ -49,6 +56,8 @@ async function callerAuth (app: FastifyInstance, { auth }: CallerAuthOptions): P
         throw new BadRequestError(`Credentials are not accepted in the URL (${inUrl}). ` +
           'Send them in a header instead: "Authorization: Bearer <token>" or "x-api-key: <key>"; and treat this one as leaked (URLs are logged by proxies and browsers): revoke or rotate it.')
       }
+      // `ws`: set by @fastify/websocket on a request that came as an upgrade (and only on such; not from a header).
+      if ((request as { ws?: boolean }).ws === true) return
       const caller = await verify(credentialsFromHeaders(request.headers))
       identified(request, reply, caller)
       request.caller = caller

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppServices } from '../services.ts'
 import type { Caller } from '../callers/caller.ts'
 import type { History } from '../history/plugin.ts'
+import type { Subscriber } from '../subscriptions/plugin.ts'
 import { clientGone } from './client-gone.ts'
 
 export interface AppContext extends AppServices {
@@ -20,6 +21,8 @@ export interface AppContext extends AppServices {
   /** The request, for what only it knows (the origin thumbnail URLs are made for, the Idempotency-Key header). */
   request: FastifyRequest
   reply: FastifyReply
+  /** On a subscription's socket: to report a subscription refused (too many close the socket). */
+  subscriptionFailed?: () => void
 }
 
 declare module 'mercurius' {
@@ -38,6 +41,26 @@ export function buildContext (services: AppServices) {
       history: request.server.history,
       request,
       reply
+    }
+  }
+}
+
+/**
+ * A subscription connection's context: built once, when its `connection_init` has been verified. The
+ * request is the WebSocket upgrade (its host makes thumbnail URLs); there is no reply to set headers on.
+ */
+export function buildSubscriptionContext (services: AppServices) {
+  return (request: FastifyRequest, { caller, closed, failed }: Subscriber): Omit<AppContext, 'reply'> => {
+    return {
+      ...services,
+      caller,
+      requestId: String(request.id),
+      log: caller.kind === 'anonymous' ? request.log : request.log.child({ caller: caller.id, callerKind: caller.kind }),
+      signal: closed,
+      underPressure: () => request.server.isUnderPressure(),
+      history: request.server.history,
+      request,
+      subscriptionFailed: failed
     }
   }
 }

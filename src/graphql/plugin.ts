@@ -1,17 +1,20 @@
-// POST/GET /graphql: mercurius with our schema, resolvers, error codes, CSRF prevention and uploads.
+// POST/GET /graphql: mercurius with our schema, resolvers, error codes, CSRF prevention and uploads;
+// and subscriptions over a WebSocket upgrade of GET /graphql (src/subscriptions/: authentication in
+// `connection_init`, limits, the channel between instances).
 // Encapsulated: mercurius's error handler and these hooks apply to these routes only. It needs
-// `app.authenticate` (caller-auth) and `app.rateLimit` (@fastify/rate-limit), and says so.
+// `app.authenticate` (caller-auth), `app.rateLimit` (@fastify/rate-limit) and `app.subscriptions`, and says so.
 //
 // An identification passes, in order: caller authentication → rate limit (per caller) → admission
 // (a slot, or 503 at once when full) → the upload is read → GraphQL. Nothing is read before a slot is held.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
+import { specifiedRules, validate } from 'graphql'
 import type { AppServices } from '../services.ts'
 import { RateLimitedError } from '../errors.ts'
 import type { Release } from '../limits/admission.ts'
 import { isUploadRequest } from '../limits/requests.ts'
-import { buildContext } from './context.ts'
+import { buildContext, buildSubscriptionContext } from './context.ts'
 import { clientGone } from './client-gone.ts'
 import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
@@ -39,8 +42,14 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
   }
   const operationLimits: OperationLimits = { maxFields: config.limits.maxQueryFields, maxDepth: config.limits.maxQueryDepth }
 
-  // Who is calling, before anything of the request is read.
+  // Who is calling, before anything of the request is read (a WebSocket upgrade: in its connection_init).
   app.addHook('onRequest', app.authenticate)
+  // mercurius' CSRF check wants a preflight header on every GET, which a browser's WebSocket cannot send.
+  // An upgrade is no forgery risk here: nothing ambient (no cookie) authenticates it; its credentials come
+  // in connection_init. So an upgrade (`ws`: set by @fastify/websocket, never from a header) passes as preflighted.
+  app.addHook('onRequest', async (request) => {
+    if (request.ws) request.headers['graphql-require-preflight'] ??= 'websocket'
+  })
 
   // Two budgets per caller (identity, else IP) per minute: identifications, and every other operation.
   // One hook: @fastify/rate-limit runs at most one limiter per request. A budget of 0 is no limit.
@@ -92,17 +101,31 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     // Multipart posts need a header a cross-site HTML form cannot send; JSON posts already force a preflight.
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },
     errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log, ctx.reply),
-    additionalRouteOptions: { preValidation: [checkGet, receiveUpload] }
+    additionalRouteOptions: { preValidation: [checkGet, receiveUpload] },
+    subscription: app.subscriptions.mercuriusOptions(buildSubscriptionContext(services))
   })
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
+  // mercurius runs a subscription's document unvalidated: the same bounds and rules as any other first.
+  const rules = [...specifiedRules, ...validationRules(config.limits.introspection)]
+  app.graphql.addHook('preSubscriptionExecution', async (schema, document, context) => {
+    try {
+      checkOperationCost(document, operationLimits)
+      const errors = validate(schema, document, rules)
+      if (errors.length > 0) throw errors[0]
+    } catch (err) {
+      context.subscriptionFailed?.()
+      throw err
+    }
+  })
+  app.subscriptions.publishTo(app.graphql.pubsub)
 }
 
 export default fp(graphqlPlugin, {
   name: 'graphql',
   fastify: '5.x',
   encapsulate: true,
-  dependencies: ['caller-auth', '@fastify/rate-limit', '@fastify/multipart']
+  dependencies: ['caller-auth', '@fastify/rate-limit', '@fastify/multipart', 'subscriptions']
 })
 
 const PARSED_DOCUMENT_CACHE_ENTRIES = 64

@@ -7,6 +7,7 @@ import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import { historyMutations, historyQueries } from './history-resolvers.ts'
+import { subscriptionResolvers } from './subscription-resolvers.ts'
 import { withIdempotency } from './idempotency.ts'
 import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
@@ -55,6 +56,7 @@ export const resolvers: Resolvers = {
       return ctx.vision.backends?.() ?? []
     }
   },
+  Subscription: subscriptionResolvers,
   Identification: {
     // Signed thumbnail URLs: src/thumbnails/ (made off the request path, so not there yet for a fresh answer: null).
     thumbnailUrl: (parent, _args, ctx) => ctx.request.server.thumbnails?.url(ctx.request, parent) ?? null

@@ -253,6 +253,24 @@ export type QueryUsageArgs = {
   to: Scalars['DateTime']['input'];
 };
 
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * Each successful identification as it completes, shaped as `identification(id)` shows it. The caller's own; every
+   * caller's with the `VehicleIdentification.ReadAll` role (which may narrow them with `filter.caller`). `filter`
+   * narrows them as it does `identifications`. `thumbnailUrl` is null here: the thumbnail is made just after the
+   * answer; ask `identification(id) { thumbnailUrl }` for it. Authenticate in `connection_init`'s payload
+   * (`{ "authorization": "Bearer …" }` or `{ "x-api-key": "…" }`); a caller holds at most `SUBSCRIPTIONS_PER_CALLER` of them
+   * (TOO_MANY_SUBSCRIPTIONS beyond).
+   */
+  identificationCompleted: Identification;
+};
+
+
+export type SubscriptionIdentificationCompletedArgs = {
+  filter?: InputMaybe<IdentificationFilter>;
+};
+
 /** Token counts reported by the model for one identification. */
 export type TokenUsage = {
   __typename?: 'TokenUsage';
@@ -476,6 +494,7 @@ export type ResolversTypes = {
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   TokenUsage: ResolverTypeWrapper<TokenUsage>;
   Upload: ResolverTypeWrapper<Scalars['Upload']['output']>;
   UsageBucket: ResolverTypeWrapper<UsageBucket>;
@@ -504,6 +523,7 @@ export type ResolversParentTypes = {
   PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
+  Subscription: Record<PropertyKey, never>;
   TokenUsage: TokenUsage;
   Upload: Scalars['Upload']['output'];
   UsageBucket: UsageBucket;
@@ -583,6 +603,10 @@ export type QueryResolvers<ContextType = AppContext, ParentType extends Resolver
   vision?: Resolver<ResolversTypes['VisionStatus'], ParentType, ContextType>;
 };
 
+export type SubscriptionResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  identificationCompleted?: SubscriptionResolver<ResolversTypes['Identification'], "identificationCompleted", ParentType, ContextType, Partial<SubscriptionIdentificationCompletedArgs>>;
+};
+
 export type TokenUsageResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['TokenUsage'] = ResolversParentTypes['TokenUsage']> = {
   completionTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   promptTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
@@ -629,6 +653,7 @@ export type Resolvers<ContextType = AppContext> = {
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
   TokenUsage?: TokenUsageResolvers<ContextType>;
   Upload?: GraphQLScalarType;
   UsageBucket?: UsageBucketResolvers<ContextType>;

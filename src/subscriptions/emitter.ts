@@ -1,0 +1,41 @@
+// The channel between instances: with REDIS_URL, mercurius' emitter is mqemitter-redis, so that an
+// identification published on one instance reaches subscribers on every instance (each publishes to
+// and listens on one Redis channel). It needs connections of its own: a Redis connection that
+// subscribes can do nothing else, so the shared `app.redis` cannot serve. Without REDIS_URL mercurius
+// keeps its in-process emitter.
+import type { FastifyBaseLogger } from 'fastify'
+import { Redis } from 'ioredis'
+import mqemitterRedis from 'mqemitter-redis'
+
+export type RedisEmitter = ReturnType<typeof mqemitterRedis>
+
+export function createRedisEmitter (url: string, log: FastifyBaseLogger): RedisEmitter {
+  // The subscriber keeps ioredis' defaults (queue while away, resubscribe on reconnect); publishing fails
+  // fast while Redis is away: a live update is dropped (history keeps the record), never piled up in memory.
+  const subConn = new Redis(url, { connectTimeout: 2000 })
+  const pubConn = new Redis(url, { connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: false })
+  const emitter = mqemitterRedis({ subConn, pubConn })
+  let lastWarning = 0
+  // mqemitter-redis re-emits its connections' errors here: without a listener they would end the process.
+  ;(emitter as unknown as { state: NodeJS.EventEmitter }).state.on('error', (err: Error) => {
+    // ioredis reconnects by itself; say so at most once a minute, without the URL (it may hold a password).
+    if (Date.now() - lastWarning > 60_000) {
+      lastWarning = Date.now()
+      log.warn({ err: { name: err.name, message: err.message } }, 'Redis unavailable: live updates (subscriptions) do not cross instances meanwhile')
+    }
+  })
+  return emitter
+}
+
+/** Quits both connections; bounded, as Redis may be gone. */
+export async function closeRedisEmitter (emitter: RedisEmitter, timeoutMs = 2000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    new Promise<void>(resolve => { emitter.close(() => resolve()) }),
+    new Promise<void>(resolve => { timer = setTimeout(resolve, timeoutMs) })
+  ])
+  clearTimeout(timer)
+  const { subConn, pubConn } = emitter as unknown as { subConn: Redis, pubConn: Redis }
+  subConn.disconnect()
+  pubConn.disconnect()
+}

@@ -1,0 +1,169 @@
+// Subscriptions as a capability: the WebSocket server (@fastify/websocket, with our message size limit
+// and a 1001 close for every socket at shutdown), each socket's authentication and lifecycle
+// (connections.ts), the limits (limits.ts), the channel between instances (emitter.ts, REDIS_URL), and
+// the publisher: every completed identification, as a compact message (payload.ts), to mercurius'
+// pubsub. The GraphQL plugin registers mercurius with `app.subscriptions.mercuriusOptions(...)`; the
+// resolver (src/graphql/subscription-resolvers.ts) starts each subscription with `app.subscriptions.subscribe`.
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import websocket, { type WebSocket } from '@fastify/websocket'
+import type { MercuriusOptions, PubSub, SubscriptionContext } from 'mercurius'
+import { Counter } from 'prom-client'
+import type { AppServices } from '../services.ts'
+import { Connections, type Accepted } from './connections.ts'
+import { closeRedisEmitter, createRedisEmitter } from './emitter.ts'
+import { matches, type LiveFilter } from './filter.ts'
+import { SubscriptionLimits } from './limits.ts'
+import { COMPLETED_TOPIC, messageOf, type CompletedMessage } from './payload.ts'
+
+type SubscriptionOptions = Exclude<NonNullable<MercuriusOptions['subscription']>, boolean>
+
+/**
+ * What a subscription's GraphQL context adds: who is watching, a signal aborted when its socket closes,
+ * and `failed`, to call when one of its subscriptions is refused.
+ */
+export type Subscriber = Accepted
+
+export interface Subscriptions {
+  /**
+   * mercurius' `subscription` option. `context` builds each connection's GraphQL context from the
+   * authenticated subscriber; it is called once `connection_init` has been verified.
+   */
+  mercuriusOptions (context: (request: FastifyRequest, subscriber: Subscriber) => Record<string, unknown>): SubscriptionOptions
+  /** Starts publishing completed identifications to mercurius' pubsub (once mercurius is registered). */
+  publishTo (pubsub: PubSub): void
+  /**
+   * One subscriber's stream of completed identifications that pass `filter`; counted against the limits
+   * (throws TOO_MANY_SUBSCRIPTIONS or OVERLOADED) until it ends.
+   */
+  subscribe (pubsub: SubscriptionContext, callerId: string, filter: LiveFilter): Promise<AsyncIterableIterator<CompletedMessage>>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    subscriptions: Subscriptions
+  }
+}
+
+/** Of the shutdown grace, how long sockets get to finish their closing handshake before they are cut. */
+const CLOSE_WAIT_MS = 5_000
+
+async function subscriptionsPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
+  const { config, events, metrics } = services
+  const settings = config.subscriptions
+  const log = app.log.child({ component: 'subscriptions' })
+
+  const refusals = new Counter({
+    name: 'agrivision_subscription_refusals_total',
+    help: 'Subscription sockets and subscriptions refused or ended by the server, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [metrics.registry]
+  })
+  const published = new Counter({
+    name: 'agrivision_subscription_events_total',
+    help: 'Completed identifications published to subscribers, by result (published, failed).',
+    labelNames: ['result'] as const,
+    registers: [metrics.registry]
+  })
+  const limits = new SubscriptionLimits(settings.perCaller, settings.max, reason => refusals.inc({ reason }))
+  const connections = new Connections({
+    verify: app.verifyCaller,
+    log,
+    production: config.production,
+    initTimeoutMs: settings.initTimeoutMs,
+    // A socket that counts holds a subscription: never more sockets than subscriptions may exist.
+    maxConnections: settings.max,
+    refused: reason => refusals.inc({ reason })
+  })
+  metrics.gauge('agrivision_subscriptions_active', 'GraphQL subscriptions running on this instance.', () => limits.active)
+  metrics.gauge('agrivision_subscription_connections', 'Subscription WebSocket connections open on this instance.', () => connections.open)
+
+  await app.register(websocket, {
+    options: { maxPayload: settings.maxPayloadBytes },
+    // A client's protocol error (a message over the size limit: 1009) is the client's: ws is already
+    // closing the socket with the right code, so it is not cut here (which would lose that code).
+    errorHandler: (err, socket, request) => {
+      const code = (err as { code?: string }).code
+      if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') refusals.inc({ reason: 'payload_too_large' })
+      request.log.info({ err: { name: err.name, code, message: err.message } }, 'subscription socket error')
+      if (socket.readyState === socket.OPEN) socket.terminate()
+    },
+    preClose: async function () {
+      await connections.closeAll(Math.min(CLOSE_WAIT_MS, config.shutdownGraceMs))
+      // What is still closing (refused as the server filled up, just before) is cut: ws' server closes only once they are gone.
+      for (const socket of app.websocketServer.clients) if (socket.readyState !== socket.CLOSED) socket.terminate()
+      await new Promise<void>(resolve => { app.websocketServer.close(() => resolve()) })
+    }
+  })
+  // Emitted as a socket opens, just before mercurius gets it: our listeners come first.
+  app.websocketServer.on('connection', (socket: WebSocket) => { connections.track(socket) })
+
+  const emitter = config.limits.redisUrl === null ? undefined : createRedisEmitter(config.limits.redisUrl, log)
+  if (emitter !== undefined) app.addHook('onClose', async () => { await closeRedisEmitter(emitter) })
+
+  app.decorate('subscriptions', {
+    mercuriusOptions: (context) => ({
+      ...(emitter === undefined ? {} : { emitter }),
+      keepAlive: settings.keepAliveMs === 0 ? undefined : settings.keepAliveMs,
+      // Called by mercurius while it handles connection_init; a refused socket is already closing with its code.
+      context: async (socket, request) => {
+        const subscriber = await connections.caller(socket)
+        return subscriber === null ? {} : context(request, subscriber)
+      }
+    }),
+
+    publishTo (pubsub) {
+      events.on('completed', event => {
+        // The callback's error is untyped in mercurius' types, but mqemitter-redis passes one.
+        const done = (err?: Error | null): void => {
+          if (err) {
+            published.inc({ result: 'failed' })
+            log.warn({ err: { name: err.name, message: err.message }, identification: event.id }, 'subscriptions: could not publish an identification')
+          } else {
+            published.inc({ result: 'published' })
+          }
+        }
+        pubsub.publish({ topic: COMPLETED_TOPIC, payload: messageOf(event) }, done as () => void)
+      })
+    },
+
+    async subscribe (pubsub, callerId, filter) {
+      const release = limits.acquire(callerId)
+      let source: AsyncIterable<CompletedMessage>
+      try {
+        // mercurius' per-subscription pubsub: subscribe() resolves to the subscription's queue (a Readable).
+        source = await pubsub.subscribe<CompletedMessage>(COMPLETED_TOPIC)
+      } catch (err) {
+        release()
+        throw err
+      }
+      return filtered(source, message => matches(message, filter), release)
+    }
+  } satisfies Subscriptions)
+}
+
+export default fp(subscriptionsPlugin, { name: 'subscriptions', fastify: '5.x', dependencies: ['caller-auth'] })
+
+/**
+ * The messages of `source` that match; `release` runs once when the stream ends, either way. A plain
+ * iterator rather than an async generator: a generator's return() waits for its pending next() (the
+ * next event, maybe never), so an ended subscription would hold its lease until then.
+ */
+function filtered<T> (source: AsyncIterable<T>, match: (value: T) => boolean, release: () => void): AsyncIterableIterator<T> {
+  const iterator = source[Symbol.asyncIterator]()
+  return {
+    async next () {
+      for (;;) {
+        const result = await iterator.next()
+        if (result.done === true) { release(); return result }
+        if (match(result.value)) return result
+      }
+    },
+    async return () {
+      release()
+      await iterator.return?.()
+      return { done: true, value: undefined }
+    },
+    [Symbol.asyncIterator] () { return this }
+  }
+}
