@@ -14,6 +14,7 @@ import { AZURE_ENV_ALIASES, AzureEnv } from './azure/config.ts'
 import { CallersEnv, readCallersConfig, type CallersConfig } from './callers/config.ts'
 import { MetricsEnv, readMetricsConfig } from './metrics/config.ts'
 import { HistoryEnv, readHistoryConfig, type HistoryConfig } from './history/config.ts'
+import { WebhooksEnv, readWebhooksConfig, type WebhooksConfig } from './webhooks/config.ts'
 
 export { ConfigError }
 
@@ -27,7 +28,8 @@ const Env = Type.Object({
   ...AzureEnv.properties,
   ...CallersEnv.properties,
   ...MetricsEnv.properties,
-  ...HistoryEnv.properties
+  ...HistoryEnv.properties,
+  ...WebhooksEnv.properties
 })
 type Env = Static<typeof Env>
 
@@ -44,6 +46,7 @@ export interface Config extends Omit<ServerConfig, 'corsOrigins'>, GraphqlEndpoi
   images: ImageConfig
   vision: VisionConfig
   history: HistoryConfig
+  webhooks: WebhooksConfig
 }
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
@@ -74,6 +77,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const auth = readCallersConfig(raw, server.production)
   const metrics = readMetricsConfig(raw)
   const history = readHistoryConfig(raw)
+  const webhooks = readWebhooksConfig(raw)
 
   return {
     ...server,
@@ -86,6 +90,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: metrics.token,
     images,
     vision,
-    history
+    history,
+    webhooks
   }
 }

@@ -7,6 +7,7 @@ import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import { historyMutations, historyQueries } from './history-resolvers.ts'
+import { webhookMutations, webhookQueries } from './webhook-resolvers.ts'
 import { withIdempotency } from './idempotency.ts'
 import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
@@ -26,7 +27,8 @@ export const resolvers: Resolvers = {
       // As /health/ready: under pressure, new identifications are refused, so it cannot take one.
       return { backend, deployment, ready: ready && !ctx.underPressure() }
     },
-    ...historyQueries
+    ...historyQueries,
+    ...webhookQueries
   },
   Mutation: {
     identifyVehicle: async (_root, args, ctx) => {
@@ -45,7 +47,8 @@ export const resolvers: Resolvers = {
       const origin = { caller, requestId: ctx.requestId }
       return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, answers }, origin, input))
     },
-    ...historyMutations
+    ...historyMutations,
+    ...webhookMutations
   },
   Identification: {
     // Signed thumbnail URLs: src/thumbnails/ (made off the request path, so not there yet for a fresh answer: null).

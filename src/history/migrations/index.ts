@@ -2,9 +2,11 @@
 // set is fixed by the code (and the bundle) and a stray file cannot become a migration.
 import type { Migration, MigrationProvider } from 'kysely'
 import * as history0001 from './0001-history.ts'
+import * as webhooks0002 from './0002-webhooks.ts'
 
 const MIGRATIONS: Record<string, Migration> = {
-  '0001-history': history0001
+  '0001-history': history0001,
+  '0002-webhooks': webhooks0002
 }
 
 export const migrationProvider: MigrationProvider = {
