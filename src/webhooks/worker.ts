@@ -164,7 +164,8 @@ export class DeliveryWorker implements Worker {
     const controller = this.#aborts.get(delivery.endpointId)!
     try {
       const target = await checkEndpointUrl(endpoint.url, { allowLoopback: config.allowLoopback, resolve: this.#o.resolve })
-      const headers = signedHeaders(delivery.messageId, startedAt, payload.body, endpoint.secrets)
+      // The real clock, whatever clock the schedule runs on: receivers check the timestamp against theirs.
+      const headers = signedHeaders(delivery.messageId, new Date(), payload.body, endpoint.secrets)
       const { timeoutMs } = config
       outcome = await attempt({ target, headers: { ...headers }, body: payload.body, timeoutMs, signal: controller.signal })
     } catch (err) {
