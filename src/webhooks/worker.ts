@@ -43,6 +43,7 @@ export class DeliveryWorker implements Worker {
   readonly #aborts = new Map<string, AbortController>()
   readonly #running = new Set<Promise<void>>()
   #inFlight = 0
+  #attempted = 0
   #timer: NodeJS.Timeout | null = null
   #countsTimer: NodeJS.Timeout | null = null
   #claiming: Promise<void> | null = null
@@ -55,6 +56,8 @@ export class DeliveryWorker implements Worker {
   }
 
   get inFlight (): number { return this.#inFlight }
+  /** Attempts made by this instance since it started. */
+  get attempted (): number { return this.#attempted }
 
   start (): void {
     this.#timer = setInterval(() => { this.kick() }, this.#o.config.pollMs)
@@ -167,6 +170,7 @@ export class DeliveryWorker implements Worker {
       // The real clock, whatever clock the schedule runs on: receivers check the timestamp against theirs.
       const headers = signedHeaders(delivery.messageId, new Date(), payload.body, endpoint.secrets)
       const { timeoutMs } = config
+      this.#attempted++
       outcome = await attempt({ target, headers: { ...headers }, body: payload.body, timeoutMs, signal: controller.signal })
     } catch (err) {
       if (!(err instanceof UrlRefused)) throw err
