@@ -130,7 +130,7 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
     },
     async delete (id) {
       const deleted = await history.query(() => store.deleteEndpoint(id))
-      worker.cancelEndpoint(id) // this instance's attempts in flight to it stop now
+      await worker.cancelEndpoint(id) // this instance's attempts in flight to it stop before the answer
       if (deleted) log.info({ endpoint: id }, 'webhooks: endpoint deleted')
       return deleted
     }

@@ -42,6 +42,7 @@ export class DeliveryWorker implements Worker {
   /** Aborts the attempts in flight to an endpoint (deleted here) or all of them (stopping). */
   readonly #aborts = new Map<string, AbortController>()
   readonly #running = new Set<Promise<void>>()
+  readonly #runsByEndpoint = new Map<string, Set<Promise<void>>>()
   #inFlight = 0
   #attempted = 0
   #timer: NodeJS.Timeout | null = null
@@ -90,9 +91,10 @@ export class DeliveryWorker implements Worker {
     })
   }
 
-  /** Abandons this instance's attempts to a deleted endpoint at once. */
-  cancelEndpoint (endpointId: string): void {
+  /** Abandons this instance's attempts to a deleted endpoint at once; resolves when they have let go of their connections. */
+  async cancelEndpoint (endpointId: string): Promise<void> {
     this.#aborts.get(endpointId)?.abort()
+    await Promise.allSettled([...(this.#runsByEndpoint.get(endpointId) ?? [])])
   }
 
   async #claimAndStart (): Promise<void> {
@@ -133,9 +135,15 @@ export class DeliveryWorker implements Worker {
             this.#aborts.delete(delivery.endpointId)
           }
           this.#running.delete(run)
+          const runs = this.#runsByEndpoint.get(delivery.endpointId)
+          runs?.delete(run)
+          if (runs?.size === 0) this.#runsByEndpoint.delete(delivery.endpointId)
           this.kick()
         })
         this.#running.add(run)
+        const runs = this.#runsByEndpoint.get(delivery.endpointId) ?? new Set()
+        runs.add(run)
+        this.#runsByEndpoint.set(delivery.endpointId, runs)
       }
       if (claimed.length < free) return
     }

@@ -12,11 +12,12 @@ import { identifyBody } from '../support/multipart.ts'
 import { jpeg } from '../support/images.ts'
 import { spawnServer, type ServerProcess } from '../support/server-process.ts'
 import { startReceiver, verifies } from '../support/webhook-receiver.ts'
-import { get, identify, runPool, seededRandom, sleep, stopServer, waitFor } from './support.ts'
+import { get, identify, logLines, runPool, seededRandom, sleep, stopServer, waitFor } from './support.ts'
 
 const TOTAL = Number(process.env.LOAD_WEBHOOK_IDENTIFICATIONS ?? 2000)
 const CONCURRENCY = 8
 const ADMIN = newApiKey('admin')
+const IN_FLIGHT_GRACE_MS = 500
 
 t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event delivered, one webhook-id each', { timeout: 180_000 }, async t => {
   const dataDir = tempDataDir()
@@ -41,6 +42,7 @@ t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event 
   const idsByEvent = new Map<string, Set<string>>() // the body's data.id → webhook-ids seen
   let unverified = 0
   let deletedAt = Infinity
+  let inFlightAtDeletion = 0
   const afterDeletion: string[] = []
   const faults = { 500: 0, timeout: 0, reset: 0 }
   let secretKept = ''
@@ -48,7 +50,9 @@ t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event 
   const receiver = await startReceiver(t, request => {
     const kept = request.path === '/kept'
     if (!verifies(kept ? secretKept : secretDeleted, request)) unverified++
-    if (!kept && request.at > deletedAt) afterDeletion.push(request.webhookId)
+    // An attempt sent just before the deletion may be read here a moment after its answer (this process is busy too).
+    if (!kept && request.at > deletedAt + IN_FLIGHT_GRACE_MS) afterDeletion.push(request.webhookId)
+    else if (!kept && request.at > deletedAt) inFlightAtDeletion++
     try {
       const dataId = JSON.parse(request.body).data.id as string
       const seen = idsByEvent.get(dataId) ?? new Set()
@@ -90,7 +94,9 @@ t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event 
   let refused = 0
   let restarting: Promise<void> | null = null
   const kills: number[] = []
+  const errors: string[] = []
   const restart = async (): Promise<void> => {
+    errors.push(...logLines(server.output()))
     server.child.kill('SIGKILL')
     await server.exited
     kills.push(performance.now() - started)
@@ -122,6 +128,8 @@ t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event 
   const deliveredMs = performance.now() - started
   await sleep(1000)
 
+  errors.push(...logLines(server.output()))
+  t.comment(JSON.stringify([...new Set(errors.map(line => { try { return JSON.parse(line).msg } catch { return line.slice(0, 200) } }))]))
   const recorded = (db.prepare("select id from identifications where outcome = 'OK'").all() as Array<{ id: string }>).map(row => row.id)
   const missing = recorded.filter(id => (succeeded.get(`msg_${id}`) ?? 0) === 0)
   const duplicates = [...succeeded.values()].filter(n => n > 1).length
@@ -137,6 +145,10 @@ t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event 
     faults,
     deliveredToKept: recorded.length - missing.length,
     eventsDeliveredMoreThanOnce: duplicates,
+    // Attempts the service recorded as timed out, against the hangs the receiver made: the rest were answers this
+    // busy process sent too late (a 200 the service never saw: delivered again, with the same webhook-id).
+    timeoutsRecorded: count("select count(*) as n from webhook_attempts where error like 'timeout%'"),
+    deletedEndpointRequestsReadWithinGrace: inFlightAtDeletion,
     kills: kills.map(ms => `${(ms / 1000).toFixed(1)} s`),
     submittedInSeconds: +(submittedMs / 1000).toFixed(1),
     allDeliveredInSeconds: +(deliveredMs / 1000).toFixed(1)
