@@ -298,3 +298,48 @@ t.test('the outbox is written with the record: deliveries wait for a worker that
   t.ok(receiver.received.every(r => verifies(secret, r)))
   void second
 })
+
+t.test('attempts in flight are bounded per endpoint; metrics count them', async t => {
+  const app = await buildWebhookApp(t, { WEBHOOK_CONCURRENCY_PER_ENDPOINT: '2', WEBHOOK_CONCURRENCY: '3' })
+  let open = 0
+  let most = 0
+  const handler = async (): Promise<{ status: number }> => {
+    open++
+    most = Math.max(most, open)
+    await sleep(150)
+    open--
+    return { status: 200 }
+  }
+  const one = await startReceiver(t, handler)
+  const two = await startReceiver(t, handler)
+  await createEndpoint(app, one.url())
+  await createEndpoint(app, two.url())
+  for (let i = 0; i < 6; i++) await identify(app)
+  await waitFor(() => one.received.length === 6 && two.received.length === 6, 15_000, 'all delivered')
+  t.ok(most <= 3, `at most 3 in flight in all (${most})`)
+  const perEndpoint = (received: typeof one.received): number => {
+    let peak = 0
+    for (const r of received) peak = Math.max(peak, received.filter(o => o.at <= r.at && o.at + 140 > r.at).length)
+    return peak
+  }
+  t.ok(perEndpoint(one.received) <= 2 && perEndpoint(two.received) <= 2, 'at most 2 in flight to one endpoint')
+  await sleep(5200) // the pending count is refreshed every 5 s
+  const metrics = (await app.inject('/metrics')).payload
+  t.match(metrics, /agrivision_webhook_attempts_total\{outcome="succeeded"\} 12/)
+  t.match(metrics, /agrivision_webhook_deliveries_pending 0/)
+  t.match(metrics, /agrivision_webhook_endpoints_disabled 0/)
+  t.notOk(metrics.includes('whsec_'))
+})
+
+t.test('finished deliveries are purged with history\'s retention', async t => {
+  const app = await buildWebhookApp(t)
+  const receiver = await startReceiver(t)
+  const { id: endpointId } = await createEndpoint(app, receiver.url())
+  await identify(app)
+  await waitFor(() => receiver.received.length === 1)
+  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'SUCCEEDED')
+  const store = app.webhooks!.store
+  t.equal(await store.purgeDeliveries(Date.now() - 86_400_000, 100), 0, 'a recent one stays')
+  t.equal(await store.purgeDeliveries(Date.now() + 1000, 100), 1)
+  t.same((await deliveries(app, endpointId)).edges, [])
+})

@@ -69,6 +69,7 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
     config,
     resolve,
     log,
+    retentionDays: options.config.history.retentionDays,
     payload: { thumbnailPath: thumbnails === null ? null : id => thumbnails.signer.sign(id).path, publicBaseUrl: config.publicBaseUrl },
     hooks: {
       outcome: result => deliveries.inc({ outcome: result }),

@@ -210,10 +210,12 @@ export class WebhookStore {
       .orderBy('d.next_attempt_at').orderBy('d.id')
       .limit(limit)
     if (skipEndpoints.length > 0) candidates = candidates.where('d.endpoint_id', 'not in', [...skipEndpoints])
-    if (this.postgres) candidates = candidates.forUpdate('d').skipLocked()
+    // A read first: an idle poll takes no write lock (on SQLite, an UPDATE would wait for the writer thread's).
+    const due = await candidates.execute()
+    if (due.length === 0) return []
     const rows = await this.db.updateTable('webhook_deliveries')
       .set({ lease_until: now + leaseMs, leased_by: owner })
-      .where('id', 'in', candidates)
+      .where('id', 'in', this.postgres ? candidates.forUpdate('d').skipLocked() : due.map(row => row.id))
       // Checked again by the update itself: a row another instance claimed meanwhile is not taken twice.
       .where(eb => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
       .where('state', '=', 'pending')
@@ -346,6 +348,18 @@ export class WebhookStore {
       completed_at: null
     }).returning('id').executeTakeFirstOrThrow()
     return await this.getDelivery(Number(inserted.id))
+  }
+
+  /** Deletes finished deliveries (and their attempts) completed before `before`, at most `batch`; how many went. */
+  async purgeDeliveries (before: number, batch: number): Promise<number> {
+    const ids = (await this.db.selectFrom('webhook_deliveries').select('id')
+      .where('state', '!=', 'pending').where('completed_at', '<', before).limit(batch).execute()).map(row => row.id)
+    if (ids.length === 0) return 0
+    await this.db.transaction().execute(async trx => {
+      await trx.deleteFrom('webhook_attempts').where('delivery_id', 'in', ids).execute()
+      await trx.deleteFrom('webhook_deliveries').where('id', 'in', ids).execute()
+    })
+    return ids.length
   }
 
   async countPending (): Promise<number> {

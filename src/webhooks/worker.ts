@@ -17,6 +17,10 @@ const THUMBNAIL_WAIT_MS = 2_000
 const THUMBNAIL_RECHECK_MS = 200
 /** How often the pending and disabled counts (metrics) are refreshed. */
 const COUNTS_INTERVAL_MS = 5_000
+/** Finished deliveries are kept as long as history keeps records (HISTORY_RETENTION_DAYS), purged hourly. */
+const PURGE_INTERVAL_MS = 3_600_000
+const PURGE_BATCH = 1000
+const DAY_MS = 86_400_000
 
 export interface DeliveryHooks {
   /** An attempt's outcome: succeeded, retried, failed (for good). */
@@ -31,6 +35,8 @@ export interface DeliveryWorkerOptions {
   payload: PayloadOptions
   log: FastifyBaseLogger
   hooks: DeliveryHooks
+  /** How long finished deliveries stay in the log. */
+  retentionDays: number
 }
 
 export class DeliveryWorker implements Worker {
@@ -47,6 +53,7 @@ export class DeliveryWorker implements Worker {
   #attempted = 0
   #timer: NodeJS.Timeout | null = null
   #countsTimer: NodeJS.Timeout | null = null
+  #purgeTimer: NodeJS.Timeout | null = null
   #claiming: Promise<void> | null = null
   #again = false
   #stopped = false
@@ -65,7 +72,10 @@ export class DeliveryWorker implements Worker {
     this.#timer.unref()
     this.#countsTimer = setInterval(() => { void this.#refreshCounts() }, COUNTS_INTERVAL_MS)
     this.#countsTimer.unref()
+    this.#purgeTimer = setInterval(() => { void this.#purge() }, PURGE_INTERVAL_MS)
+    this.#purgeTimer.unref()
     void this.#refreshCounts()
+    void this.#purge()
     this.kick()
   }
 
@@ -73,6 +83,7 @@ export class DeliveryWorker implements Worker {
     this.#stopped = true
     if (this.#timer !== null) clearInterval(this.#timer)
     if (this.#countsTimer !== null) clearInterval(this.#countsTimer)
+    if (this.#purgeTimer !== null) clearInterval(this.#purgeTimer)
     await this.#claiming
     // Attempts in flight are abandoned: their claims are given back, and whoever runs next sends them (same webhook-id).
     for (const controller of this.#aborts.values()) controller.abort()
@@ -212,6 +223,17 @@ export class DeliveryWorker implements Worker {
     if (!recorded) return
     hooks.outcome(result === 'retry' ? 'retried' : result)
     if (disabled !== null) log.warn({ endpoint: delivery.endpointId, reason: disabled }, 'webhooks: endpoint disabled')
+  }
+
+  async #purge (): Promise<void> {
+    const before = this.#o.store.now() - this.#o.retentionDays * DAY_MS
+    try {
+      while (!this.#stopped && await this.#o.store.purgeDeliveries(before, PURGE_BATCH) === PURGE_BATCH) {
+        await new Promise(resolve => setImmediate(resolve))
+      }
+    } catch (err) {
+      this.#o.log.warn({ err }, 'webhooks: purging old deliveries failed; trying again in an hour')
+    }
   }
 
   async #refreshCounts (): Promise<void> {
