@@ -21,6 +21,8 @@ const COUNTS_INTERVAL_MS = 5_000
 const PURGE_INTERVAL_MS = 3_600_000
 const PURGE_BATCH = 1000
 const DAY_MS = 86_400_000
+/** How long stopping waits for attempts in flight before abandoning them. */
+const STOP_GRACE_MS = 3_000
 
 export interface DeliveryHooks {
   /** An attempt's outcome: succeeded, retried, failed (for good). */
@@ -85,7 +87,11 @@ export class DeliveryWorker implements Worker {
     if (this.#countsTimer !== null) clearInterval(this.#countsTimer)
     if (this.#purgeTimer !== null) clearInterval(this.#purgeTimer)
     await this.#claiming
-    // Attempts in flight are abandoned: their claims are given back, and whoever runs next sends them (same webhook-id).
+    // Attempts in flight get a moment to finish; then they are abandoned: their claims are given back, and
+    // whoever runs next sends them again (same webhook-id).
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.allSettled([...this.#running]), new Promise(resolve => { timer = setTimeout(resolve, STOP_GRACE_MS) })])
+    clearTimeout(timer)
     for (const controller of this.#aborts.values()) controller.abort()
     await Promise.allSettled([...this.#running])
   }
