@@ -49,3 +49,24 @@ t.test('two instances sharing PostgreSQL deliver every event once', async t => {
   t.ok(a.webhooks!.worker.attempted > 0 && b.webhooks!.worker.attempted > 0,
     `both instances delivered (${a.webhooks!.worker.attempted} + ${b.webhooks!.worker.attempted})`)
 })
+
+t.test('an attempt claimed by an instance that died is taken up by another when its lease runs out', async t => {
+  const url = await freshDatabase()
+  const receiver = await startReceiver(t)
+  const dead = await buildWebhookApp(t, { DATABASE_URL: url })
+  await dead.webhooks!.worker.stop() // it records, but delivers nothing: as if killed mid-attempt
+  const { secret } = await createEndpoint(dead, receiver.url())
+  const id = await identify(dead)
+  await dead.history!.recorder.flushed()
+  const claimed = await dead.webhooks!.store.claim('killed-instance', 10, 1500, [])
+  t.equal(claimed.length, 1, 'the dead instance held the claim')
+  const claimedAt = performance.now()
+  // A live instance polls meanwhile and must not take it before the lease expires.
+  const live = await buildWebhookApp(t, { DATABASE_URL: url, WEBHOOK_POLL_MS: '50' })
+  await waitFor(() => receiver.received.length === 1, 10_000, 'delivered by the live instance')
+  const waited = receiver.received[0]!.at - claimedAt
+  t.ok(waited >= 1300, `taken up once the lease ran out (${Math.round(waited)} ms)`)
+  t.equal(receiver.received[0]!.webhookId, `msg_${id}`)
+  t.ok(verifies(secret, receiver.received[0]!))
+  t.ok(live.webhooks!.worker.attempted === 1)
+})
