@@ -26,6 +26,8 @@ import workersPlugin from './workers/plugin.ts'
 import historyPlugin from './history/plugin.ts'
 import thumbnailsPlugin from './thumbnails/plugin.ts'
 import subscriptionsPlugin from './subscriptions/plugin.ts'
+import webhooksPlugin from './webhooks/plugin.ts'
+import type { Resolver } from './webhooks/ssrf.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
 import webAppPlugin from './webapp/plugin.ts'
@@ -38,10 +40,12 @@ export interface AppOptions {
   images?: ImagePipeline
   /** A pino logger to share with the services; otherwise one is made from the config. */
   logger?: FastifyBaseLogger
+  /** Webhooks' host name resolution (SSRF checks) and clock, for tests; dns.lookup and Date.now by default. */
+  webhooks?: { resolve?: Resolver, now?: () => number }
 }
 
 export async function buildApp (
-  { config, vision, images = createImagePipeline(config.images), logger }: AppOptions
+  { config, vision, images = createImagePipeline(config.images), logger, webhooks }: AppOptions
 ): Promise<FastifyInstance> {
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config) }),
@@ -101,6 +105,7 @@ export async function buildApp (
   await app.register(historyPlugin, services)
   await app.register(thumbnailsPlugin, services)
   await app.register(subscriptionsPlugin, services)
+  await app.register(webhooksPlugin, { ...services, ...webhooks })
   await app.register(graphqlPlugin, services)
   if (config.graphiql) await app.register(graphiqlPlugin)
   if (config.webApp.enabled) await app.register(webAppPlugin, { webApp: config.webApp, auth: config.auth })

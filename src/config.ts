@@ -16,6 +16,7 @@ import { MetricsEnv, readMetricsConfig } from './metrics/config.ts'
 import { HistoryEnv, readHistoryConfig, type HistoryConfig } from './history/config.ts'
 import { WebAppEnv, readWebAppConfig, type WebAppConfig } from './webapp/config.ts'
 import { SubscriptionsEnv, readSubscriptionsConfig, type SubscriptionsConfig } from './subscriptions/config.ts'
+import { WebhooksEnv, readWebhooksConfig, type WebhooksConfig } from './webhooks/config.ts'
 
 export { ConfigError }
 
@@ -31,7 +32,8 @@ const Env = Type.Object({
   ...MetricsEnv.properties,
   ...HistoryEnv.properties,
   ...WebAppEnv.properties,
-  ...SubscriptionsEnv.properties
+  ...SubscriptionsEnv.properties,
+  ...WebhooksEnv.properties
 })
 type Env = Static<typeof Env>
 
@@ -50,6 +52,7 @@ export interface Config extends Omit<ServerConfig, 'corsOrigins'>, GraphqlEndpoi
   history: HistoryConfig
   webApp: WebAppConfig
   subscriptions: SubscriptionsConfig
+  webhooks: WebhooksConfig
 }
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
@@ -82,6 +85,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const history = readHistoryConfig(raw)
   const webApp = readWebAppConfig(raw)
   const subscriptions = readSubscriptionsConfig(raw)
+  const webhooks = readWebhooksConfig(raw)
 
   return {
     ...server,
@@ -96,6 +100,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     vision,
     history,
     webApp,
-    subscriptions
+    subscriptions,
+    webhooks
   }
 }

@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'IDEMPOTENCY_KEY_IN_USE'
   | 'IDEMPOTENCY_KEY_REUSED'
+  | 'WEBHOOK_URL_REFUSED'
   | 'INTERNAL_SERVER_ERROR'
 
 export interface ErrorOptions {
@@ -272,6 +273,22 @@ export class InvalidIdempotencyKeyError extends BadUserInputError {
 export class IdempotencyKeyReusedError extends AppError {
   readonly code = 'IDEMPOTENCY_KEY_REUSED'
   override readonly statusCode = 422
+}
+
+// Webhooks (src/webhooks/)
+
+/** A webhook endpoint URL refused (SSRF rules): not https, or its host is or resolves to an internal address. */
+export class InvalidWebhookUrlError extends AppError {
+  readonly code = 'WEBHOOK_URL_REFUSED'
+  /** Why, as a stable word (`scheme`, `private_address`, `loopback`, `unresolvable`, ...). */
+  readonly reason: string
+
+  constructor (message: string, reason: string) {
+    super(message)
+    this.reason = reason
+  }
+
+  override details (): Record<string, unknown> { return { reason: this.reason } }
 }
 
 // Azure, and the identity endpoint in front of it

@@ -8,6 +8,7 @@ import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import { historyMutations, historyQueries } from './history-resolvers.ts'
 import { subscriptionResolvers } from './subscription-resolvers.ts'
+import { webhookMutations, webhookQueries } from './webhook-resolvers.ts'
 import { withIdempotency } from './idempotency.ts'
 import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
@@ -28,7 +29,8 @@ export const resolvers: Resolvers = {
       // backends: read by its own resolver below, for the Admin role only.
       return { backend, deployment, ready: ready && !ctx.underPressure(), backends: [] }
     },
-    ...historyQueries
+    ...historyQueries,
+    ...webhookQueries
   },
   Mutation: {
     identifyVehicle: async (_root, args, ctx) => {
@@ -47,7 +49,8 @@ export const resolvers: Resolvers = {
       const origin = { caller, requestId: ctx.requestId }
       return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, answers }, origin, input))
     },
-    ...historyMutations
+    ...historyMutations,
+    ...webhookMutations
   },
   VisionStatus: {
     // Routing state (holds, breakers) tells an outsider when the service is weakest: operators only.

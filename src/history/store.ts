@@ -4,6 +4,7 @@ import { type Kysely, sql } from 'kysely'
 import type { HistoryDatabase, UsageDailyTable } from './tables.ts'
 import { filterKeys, fromRow, OK, toRow, type HistoryRecord, type StoredIdentification } from './records.ts'
 import type { Position } from './cursor.ts'
+import { EVENT_COMPLETED, EVENT_FAILED } from '../webhooks/tables.ts'
 
 const DAY_MS = 86_400_000
 
@@ -26,6 +27,34 @@ export interface UsageTotals {
 }
 
 export type UsageGrouping = 'DAY' | 'CALLER' | 'MODEL'
+
+/**
+ * The webhook outbox, in the records' transaction (a crash between the two would lose events): one delivery per
+ * (record, enabled endpoint subscribed to its event type), in one INSERT … SELECT, whatever the batch's size;
+ * with no endpoints it writes nothing. The body is made when it is delivered (so its thumbnail URL is fresh).
+ */
+async function insertOutbox (trx: Kysely<HistoryDatabase>, ids: string[]): Promise<void> {
+  const eventType = sql<string>`case when i.outcome = ${sql.lit(OK)} then ${sql.lit(EVENT_COMPLETED)} else ${sql.lit(EVENT_FAILED)} end`
+  await trx.insertInto('webhook_deliveries')
+    .columns(['endpoint_id', 'message_id', 'event_type', 'identification_id', 'created_at', 'state', 'attempts', 'next_attempt_at'])
+    .expression(trx.selectFrom('identifications as i')
+      .innerJoin('webhook_endpoint_events as s', join => join.on(sql<boolean>`s.event_type = ${eventType}`))
+      .innerJoin('webhook_endpoints as w', 'w.id', 's.endpoint_id')
+      .select([
+        's.endpoint_id',
+        // webhook-id: one per event, whatever the endpoint or attempt (the receiver's idempotency key).
+        sql<string>`${sql.lit('msg_')} || i.id`.as('message_id'),
+        's.event_type',
+        'i.id',
+        'i.created_at',
+        sql<string>`${sql.lit('pending')}`.as('state'),
+        sql<number>`${sql.lit(0)}`.as('attempts'),
+        sql<number>`${sql.lit(Date.now())}`.as('next_attempt_at')
+      ])
+      .where('i.id', 'in', ids)
+      .where('w.disabled_at', 'is', null))
+    .execute()
+}
 
 export class HistoryStore {
   readonly db: Kysely<HistoryDatabase>
@@ -96,6 +125,7 @@ export class HistoryStore {
           completion_tokens: eb('usage_daily.completion_tokens', '+', eb.ref('excluded.completion_tokens'))
         })))
         .execute()
+      await insertOutbox(trx, written.map(record => record.id))
     })
   }
 

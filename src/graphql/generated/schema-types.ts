@@ -172,6 +172,12 @@ export type ImageInfo = {
 export type Mutation = {
   __typename?: 'Mutation';
   /**
+   * Registers an endpoint: `url` must be https:// and must not be (nor resolve to) a private, loopback, link-local or
+   * otherwise internal address (else WEBHOOK_URL_REFUSED). The signing secret (`whsec_…`) is in the answer, and only
+   * there: keep it. At most WEBHOOK_MAX_ENDPOINTS endpoints (20 by default). Admin only.
+   */
+  createWebhookEndpoint: WebhookEndpointWithSecret;
+  /**
    * Withdraws an identification, e.g. when a farmer takes back a photo: its answer, vehicles, image facts and thumbnail
    * are erased at once and it is no longer listed, fetched or served from the result cache. The caller's own;
    * anyone's with the ReadAll role. True when it was removed; false when there was none the caller may remove.
@@ -179,14 +185,47 @@ export type Mutation = {
    */
   deleteIdentification: Scalars['Boolean']['output'];
   /**
+   * Deletes an endpoint, its pending deliveries (none is sent after this returns) and its delivery log.
+   * False when there was no such endpoint. Admin only.
+   */
+  deleteWebhookEndpoint: Scalars['Boolean']['output'];
+  /**
    * Identify the agricultural vehicle (tractor, combine harvester, sprayer, ...) in a photo.
    * Send it as a multipart request with the header `graphql-require-preflight: 1`.
    */
   identifyVehicle: Identification;
+  /**
+   * Sends a delivery's event again, now, as a new delivery with the same `webhook-id` (the receiver's idempotency key).
+   * Null when there is no such delivery. Admin only.
+   */
+  redeliverWebhook?: Maybe<WebhookDelivery>;
+  /**
+   * A new signing secret, in the answer only. For 24 hours (WEBHOOK_ROTATION_OVERLAP_S) every call carries both
+   * signatures, the old and the new, in `webhook-signature`, so that the receiver can switch without losing a call.
+   * Null when there is no such endpoint. Admin only.
+   */
+  rotateWebhookSecret?: Maybe<WebhookEndpointWithSecret>;
+  /**
+   * Changes what is given. `enabled: true` re-enables a disabled endpoint (its pending deliveries resume);
+   * `enabled: false` pauses it. Null when there is no such endpoint. Admin only.
+   */
+  updateWebhookEndpoint?: Maybe<WebhookEndpoint>;
+};
+
+
+export type MutationCreateWebhookEndpointArgs = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  events: Array<WebhookEvent>;
+  url: Scalars['String']['input'];
 };
 
 
 export type MutationDeleteIdentificationArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationDeleteWebhookEndpointArgs = {
   id: Scalars['ID']['input'];
 };
 
@@ -196,6 +235,25 @@ export type MutationIdentifyVehicleArgs = {
   image: Scalars['Upload']['input'];
   instructions?: InputMaybe<Scalars['String']['input']>;
   language?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+export type MutationRedeliverWebhookArgs = {
+  deliveryId: Scalars['ID']['input'];
+};
+
+
+export type MutationRotateWebhookSecretArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationUpdateWebhookEndpointArgs = {
+  description?: InputMaybe<Scalars['String']['input']>;
+  enabled?: InputMaybe<Scalars['Boolean']['input']>;
+  events?: InputMaybe<Array<WebhookEvent>>;
+  id: Scalars['ID']['input'];
+  url?: InputMaybe<Scalars['String']['input']>;
 };
 
 /** Where a page stands (Relay). */
@@ -232,6 +290,13 @@ export type Query = {
   usage: Array<UsageBucket>;
   /** Which vision backend answers identifications, and whether it is ready to. */
   vision: VisionStatus;
+  /**
+   * An endpoint's deliveries, newest first, as a Relay cursor connection (keyset-paginated), each with its attempts
+   * (status, duration, error, the first 64 KB of the response). Admin only.
+   */
+  webhookDeliveries: WebhookDeliveryConnection;
+  /** Every webhook endpoint, oldest first, with whether it is disabled and why. Admin only. */
+  webhookEndpoints: Array<WebhookEndpoint>;
 };
 
 
@@ -251,6 +316,13 @@ export type QueryUsageArgs = {
   from: Scalars['DateTime']['input'];
   groupBy?: InputMaybe<UsageGrouping>;
   to: Scalars['DateTime']['input'];
+};
+
+
+export type QueryWebhookDeliveriesArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  endpointId: Scalars['ID']['input'];
+  first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 export type Subscription = {
@@ -403,6 +475,94 @@ export type VisionStatus = {
   ready: Scalars['Boolean']['output'];
 };
 
+/** One HTTP call of a delivery. */
+export type WebhookAttempt = {
+  __typename?: 'WebhookAttempt';
+  attempt: Scalars['Int']['output'];
+  durationMs: Scalars['Int']['output'];
+  /** Why it failed without a status. */
+  error?: Maybe<Scalars['String']['output']>;
+  /** The response body's first 64 KB. */
+  response?: Maybe<Scalars['String']['output']>;
+  /** The HTTP status; null when none came (timeout, connection refused or reset, URL refused). */
+  responseStatus?: Maybe<Scalars['Int']['output']>;
+  startedAt: Scalars['DateTime']['output'];
+};
+
+/** One event to one endpoint. */
+export type WebhookDelivery = {
+  __typename?: 'WebhookDelivery';
+  attempts: Array<WebhookAttempt>;
+  completedAt?: Maybe<Scalars['DateTime']['output']>;
+  /** When the event happened. */
+  createdAt: Scalars['DateTime']['output'];
+  endpointId: Scalars['ID']['output'];
+  event: WebhookEvent;
+  id: Scalars['ID']['output'];
+  identificationId: Scalars['ID']['output'];
+  /** When the next attempt is due; null unless PENDING. */
+  nextAttemptAt?: Maybe<Scalars['DateTime']['output']>;
+  state: WebhookDeliveryState;
+  /** The `webhook-id` header: the same on every attempt and redelivery of the event. */
+  webhookId: Scalars['String']['output'];
+};
+
+export type WebhookDeliveryConnection = {
+  __typename?: 'WebhookDeliveryConnection';
+  edges: Array<WebhookDeliveryEdge>;
+  pageInfo: PageInfo;
+};
+
+export type WebhookDeliveryEdge = {
+  __typename?: 'WebhookDeliveryEdge';
+  cursor: Scalars['String']['output'];
+  node: WebhookDelivery;
+};
+
+export type WebhookDeliveryState =
+  /** Given up: every attempt of the schedule failed, the endpoint answered 410, or the identification was withdrawn first. */
+  | 'FAILED'
+  /** Waiting for its next attempt. */
+  | 'PENDING'
+  /** An attempt was answered with a 2xx. */
+  | 'SUCCEEDED';
+
+/** A receiver of webhook calls. */
+export type WebhookEndpoint = {
+  __typename?: 'WebhookEndpoint';
+  createdAt: Scalars['DateTime']['output'];
+  description?: Maybe<Scalars['String']['output']>;
+  disabledAt?: Maybe<Scalars['DateTime']['output']>;
+  disabledReason?: Maybe<Scalars['String']['output']>;
+  /** False once disabled (410 Gone, every delivery failing for 5 days, or by an administrator): `disabledReason` says why. */
+  enabled: Scalars['Boolean']['output'];
+  events: Array<WebhookEvent>;
+  /** The first failed attempt since the last success; null while deliveries succeed. */
+  failingSince?: Maybe<Scalars['DateTime']['output']>;
+  id: Scalars['ID']['output'];
+  /** The last successful delivery. */
+  lastSuccessAt?: Maybe<Scalars['DateTime']['output']>;
+  /** Until then, calls are signed with the previous secret too (after rotateWebhookSecret). */
+  secretRotationEndsAt?: Maybe<Scalars['DateTime']['output']>;
+  updatedAt: Scalars['DateTime']['output'];
+  url: Scalars['String']['output'];
+};
+
+/** An endpoint and its signing secret, shown this once. */
+export type WebhookEndpointWithSecret = {
+  __typename?: 'WebhookEndpointWithSecret';
+  endpoint: WebhookEndpoint;
+  /** `whsec_` and base64: what Standard Webhooks libraries (`standardwebhooks`) take to verify. */
+  secret: Scalars['String']['output'];
+};
+
+/** What an endpoint may subscribe to (the body's `type`). */
+export type WebhookEvent =
+  /** An identification succeeded (`identification.completed`): `data` is the Identification as this API shows it. */
+  | 'IDENTIFICATION_COMPLETED'
+  /** An identification failed (`identification.failed`): `data` has its id, callerId, code, language, backend, durationMs, createdAt. */
+  | 'IDENTIFICATION_FAILED';
+
 
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
@@ -504,6 +664,14 @@ export type ResolversTypes = {
   VisionBackendRoutingState: VisionBackendRoutingState;
   VisionBackendState: ResolverTypeWrapper<VisionBackendState>;
   VisionStatus: ResolverTypeWrapper<VisionStatus>;
+  WebhookAttempt: ResolverTypeWrapper<WebhookAttempt>;
+  WebhookDelivery: ResolverTypeWrapper<WebhookDelivery>;
+  WebhookDeliveryConnection: ResolverTypeWrapper<WebhookDeliveryConnection>;
+  WebhookDeliveryEdge: ResolverTypeWrapper<WebhookDeliveryEdge>;
+  WebhookDeliveryState: WebhookDeliveryState;
+  WebhookEndpoint: ResolverTypeWrapper<WebhookEndpoint>;
+  WebhookEndpointWithSecret: ResolverTypeWrapper<WebhookEndpointWithSecret>;
+  WebhookEvent: WebhookEvent;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -529,6 +697,12 @@ export type ResolversParentTypes = {
   UsageBucket: UsageBucket;
   VisionBackendState: VisionBackendState;
   VisionStatus: VisionStatus;
+  WebhookAttempt: WebhookAttempt;
+  WebhookDelivery: WebhookDelivery;
+  WebhookDeliveryConnection: WebhookDeliveryConnection;
+  WebhookDeliveryEdge: WebhookDeliveryEdge;
+  WebhookEndpoint: WebhookEndpoint;
+  WebhookEndpointWithSecret: WebhookEndpointWithSecret;
 };
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
@@ -585,8 +759,13 @@ export type ImageInfoResolvers<ContextType = AppContext, ParentType extends Reso
 };
 
 export type MutationResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  createWebhookEndpoint?: Resolver<ResolversTypes['WebhookEndpointWithSecret'], ParentType, ContextType, RequireFields<MutationCreateWebhookEndpointArgs, 'events' | 'url'>>;
   deleteIdentification?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteIdentificationArgs, 'id'>>;
+  deleteWebhookEndpoint?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteWebhookEndpointArgs, 'id'>>;
   identifyVehicle?: Resolver<ResolversTypes['Identification'], ParentType, ContextType, RequireFields<MutationIdentifyVehicleArgs, 'image'>>;
+  redeliverWebhook?: Resolver<Maybe<ResolversTypes['WebhookDelivery']>, ParentType, ContextType, RequireFields<MutationRedeliverWebhookArgs, 'deliveryId'>>;
+  rotateWebhookSecret?: Resolver<Maybe<ResolversTypes['WebhookEndpointWithSecret']>, ParentType, ContextType, RequireFields<MutationRotateWebhookSecretArgs, 'id'>>;
+  updateWebhookEndpoint?: Resolver<Maybe<ResolversTypes['WebhookEndpoint']>, ParentType, ContextType, RequireFields<MutationUpdateWebhookEndpointArgs, 'id'>>;
 };
 
 export type PageInfoResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = {
@@ -601,6 +780,8 @@ export type QueryResolvers<ContextType = AppContext, ParentType extends Resolver
   identifications?: Resolver<ResolversTypes['IdentificationConnection'], ParentType, ContextType, RequireFields<QueryIdentificationsArgs, 'first'>>;
   usage?: Resolver<Array<ResolversTypes['UsageBucket']>, ParentType, ContextType, RequireFields<QueryUsageArgs, 'from' | 'groupBy' | 'to'>>;
   vision?: Resolver<ResolversTypes['VisionStatus'], ParentType, ContextType>;
+  webhookDeliveries?: Resolver<ResolversTypes['WebhookDeliveryConnection'], ParentType, ContextType, RequireFields<QueryWebhookDeliveriesArgs, 'endpointId' | 'first'>>;
+  webhookEndpoints?: Resolver<Array<ResolversTypes['WebhookEndpoint']>, ParentType, ContextType>;
 };
 
 export type SubscriptionResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
@@ -643,6 +824,58 @@ export type VisionStatusResolvers<ContextType = AppContext, ParentType extends R
   ready?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
 };
 
+export type WebhookAttemptResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['WebhookAttempt'] = ResolversParentTypes['WebhookAttempt']> = {
+  attempt?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  durationMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  error?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  response?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  responseStatus?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  startedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+};
+
+export type WebhookDeliveryResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['WebhookDelivery'] = ResolversParentTypes['WebhookDelivery']> = {
+  attempts?: Resolver<Array<ResolversTypes['WebhookAttempt']>, ParentType, ContextType>;
+  completedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  endpointId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  event?: Resolver<ResolversTypes['WebhookEvent'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  identificationId?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  nextAttemptAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  state?: Resolver<ResolversTypes['WebhookDeliveryState'], ParentType, ContextType>;
+  webhookId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type WebhookDeliveryConnectionResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['WebhookDeliveryConnection'] = ResolversParentTypes['WebhookDeliveryConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['WebhookDeliveryEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type WebhookDeliveryEdgeResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['WebhookDeliveryEdge'] = ResolversParentTypes['WebhookDeliveryEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['WebhookDelivery'], ParentType, ContextType>;
+};
+
+export type WebhookEndpointResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['WebhookEndpoint'] = ResolversParentTypes['WebhookEndpoint']> = {
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  description?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  disabledAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  disabledReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  enabled?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  events?: Resolver<Array<ResolversTypes['WebhookEvent']>, ParentType, ContextType>;
+  failingSince?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  lastSuccessAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  secretRotationEndsAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  updatedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  url?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type WebhookEndpointWithSecretResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['WebhookEndpointWithSecret'] = ResolversParentTypes['WebhookEndpointWithSecret']> = {
+  endpoint?: Resolver<ResolversTypes['WebhookEndpoint'], ParentType, ContextType>;
+  secret?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type Resolvers<ContextType = AppContext> = {
   DateTime?: GraphQLScalarType;
   DetectedVehicle?: DetectedVehicleResolvers<ContextType>;
@@ -659,5 +892,11 @@ export type Resolvers<ContextType = AppContext> = {
   UsageBucket?: UsageBucketResolvers<ContextType>;
   VisionBackendState?: VisionBackendStateResolvers<ContextType>;
   VisionStatus?: VisionStatusResolvers<ContextType>;
+  WebhookAttempt?: WebhookAttemptResolvers<ContextType>;
+  WebhookDelivery?: WebhookDeliveryResolvers<ContextType>;
+  WebhookDeliveryConnection?: WebhookDeliveryConnectionResolvers<ContextType>;
+  WebhookDeliveryEdge?: WebhookDeliveryEdgeResolvers<ContextType>;
+  WebhookEndpoint?: WebhookEndpointResolvers<ContextType>;
+  WebhookEndpointWithSecret?: WebhookEndpointWithSecretResolvers<ContextType>;
 };
 

@@ -1,0 +1,142 @@
+// Webhooks as a capability: endpoint management for the GraphQL resolvers (`app.webhooks`), and the delivery
+// worker (registered with app.workers) that sends what HistoryStore.insertMany put in the outbox. Needs history
+// (the outbox lives in its database); with HISTORY=off `app.webhooks` is null.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { Counter } from 'prom-client'
+import type { AppServices } from '../services.ts'
+import { BadUserInputError, InvalidWebhookUrlError } from '../errors.ts'
+import type { History } from '../history/plugin.ts'
+import type { WebhooksConfig } from './config.ts'
+import { newSecret } from './signing.ts'
+import { checkEndpointUrl, systemResolver, UrlRefused, type Resolver } from './ssrf.ts'
+import { WebhookStore, type Endpoint } from './store.ts'
+import type { WebhookEventType } from './tables.ts'
+import { DeliveryWorker } from './worker.ts'
+
+export const MAX_DESCRIPTION_LENGTH = 500
+
+export interface Webhooks {
+  config: WebhooksConfig
+  store: WebhookStore
+  history: History
+  worker: DeliveryWorker
+  create (url: string, events: readonly WebhookEventType[], description: string | null): Promise<{ endpoint: Endpoint, secret: string }>
+  update (id: string, change: { url?: string, events?: readonly WebhookEventType[], description?: string | null, enabled?: boolean }):
+  Promise<Endpoint | undefined>
+  rotate (id: string): Promise<{ endpoint: Endpoint, secret: string } | undefined>
+  delete (id: string): Promise<boolean>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Webhook endpoints and their delivery; null when HISTORY=off. */
+    webhooks: Webhooks | null
+  }
+}
+
+export interface WebhooksPluginOptions extends AppServices {
+  /** Host name resolution for the SSRF checks (tests resolve names without DNS); dns.lookup by default. */
+  resolve?: Resolver
+  /** The clock of leases, retries and the five-day rule (tests); Date.now by default. */
+  now?: () => number
+}
+
+async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOptions): Promise<void> {
+  const { config: { webhooks: config }, events, metrics, resolve = systemResolver, now } = options
+  const history = app.history
+  if (history === null) {
+    app.decorate('webhooks', null)
+    return
+  }
+  const log = app.log.child({ component: 'webhooks' })
+  const store = new WebhookStore(history.store.db, history.dialect === 'postgres', now)
+
+  const deliveries = new Counter({
+    name: 'agrivision_webhook_attempts_total',
+    help: 'Webhook delivery attempts by outcome: succeeded, retried (failed, another attempt scheduled), failed (given up).',
+    labelNames: ['outcome'] as const,
+    registers: [metrics.registry]
+  })
+  let pending = 0
+  let disabled = 0
+  metrics.gauge('agrivision_webhook_deliveries_pending', 'Webhook deliveries waiting for an attempt (all instances).', () => pending)
+  metrics.gauge('agrivision_webhook_endpoints_disabled', 'Webhook endpoints disabled (410 Gone, failing for days, by an administrator).', () => disabled)
+
+  const thumbnails = app.thumbnails
+  const worker = new DeliveryWorker({
+    store,
+    config,
+    resolve,
+    log,
+    retentionDays: options.config.history.retentionDays,
+    payload: { thumbnailPath: thumbnails === null ? null : id => thumbnails.signer.sign(id).path, publicBaseUrl: config.publicBaseUrl },
+    hooks: {
+      outcome: result => deliveries.inc({ outcome: result }),
+      counts: (p, d) => { pending = p; disabled = d }
+    }
+  })
+  metrics.gauge('agrivision_webhook_attempts_in_flight', 'Webhook attempts in flight on this instance.', () => worker.inFlight)
+  app.workers.register(worker)
+  // A recorded identification may have put deliveries in the outbox: look now rather than at the next poll.
+  const wake = (): void => { void history.recorder.flushed().then(() => { worker.kick() }) }
+  events.on('completed', wake)
+  events.on('failed', wake)
+
+  const checkUrl = async (url: string): Promise<void> => {
+    try {
+      await checkEndpointUrl(url, { allowLoopback: config.allowLoopback, resolve })
+    } catch (err) {
+      if (err instanceof UrlRefused) throw new InvalidWebhookUrlError(err.message, err.reason)
+      throw err
+    }
+  }
+  const checkEvents = (list: readonly WebhookEventType[]): void => {
+    if (list.length === 0) throw new BadUserInputError('`events` must name at least one event type.', { argument: 'events' })
+  }
+  const checkDescription = (text: string | null | undefined): void => {
+    if (text != null && text.length > MAX_DESCRIPTION_LENGTH) {
+      throw new BadUserInputError(`\`description\` is at most ${MAX_DESCRIPTION_LENGTH} characters.`, { argument: 'description' })
+    }
+  }
+
+  const webhooks: Webhooks = {
+    config,
+    store,
+    history,
+    worker,
+    async create (url, list, description) {
+      checkEvents(list)
+      checkDescription(description)
+      await checkUrl(url)
+      if (await history.query(s => store.countEndpoints()) >= config.maxEndpoints) {
+        throw new BadUserInputError(`At most ${config.maxEndpoints} webhook endpoints (WEBHOOK_MAX_ENDPOINTS); delete one first.`, { reason: 'too_many_endpoints' })
+      }
+      const secret = newSecret()
+      const endpoint = await history.query(() => store.createEndpoint(url, [...new Set(list)], description, secret))
+      log.info({ endpoint: endpoint.id }, 'webhooks: endpoint created') // never its URL (it may carry a token) nor its secret
+      return { endpoint, secret }
+    },
+    async update (id, change) {
+      if (change.events !== undefined) checkEvents(change.events)
+      checkDescription(change.description)
+      if (change.url !== undefined) await checkUrl(change.url)
+      return await history.query(() => store.updateEndpoint(id, { ...change, events: change.events && [...new Set(change.events)] }))
+    },
+    async rotate (id) {
+      const secret = newSecret()
+      const endpoint = await history.query(() => store.rotateSecret(id, secret, config.rotationOverlapMs))
+      if (endpoint !== undefined) log.info({ endpoint: id }, 'webhooks: secret rotated')
+      return endpoint === undefined ? undefined : { endpoint, secret }
+    },
+    async delete (id) {
+      const deleted = await history.query(() => store.deleteEndpoint(id))
+      await worker.cancelEndpoint(id) // this instance's attempts in flight to it stop before the answer
+      if (deleted) log.info({ endpoint: id }, 'webhooks: endpoint deleted')
+      return deleted
+    }
+  }
+  app.decorate('webhooks', webhooks)
+}
+
+export default fp(webhooksPlugin, { name: 'webhooks', fastify: '5.x', dependencies: ['workers', 'history', 'thumbnails'] })
