@@ -4,7 +4,7 @@
 // 127.0.0.1; runs are bounded in time and count. Prints a table and writes BENCHMARKS.md.
 //
 // Options: --rounds N (scenario 1; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 5),
-//          --only 1,2,3,4,5,history (history: not in the default run, it takes ~7 minutes)
+//          --only 1,2,3,4,5,web,history (history: not in the default run, it takes ~7 minutes; web: the field app in Chromium)
 //          --profile (profile ours even when targets are met)   --no-profile   --no-write
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -23,13 +23,14 @@ import { estimateImageTokens, type ImageDetail } from '../src/image/tokens.ts'
 import { summarizeProfile, type ProfileSummary } from './lib/profile.ts'
 import type { HistoryReply, LoadJob, LoadResult, PipelineReply } from './lib/protocol.ts'
 import { MiB, median, mib, spread, table } from './lib/stats.ts'
+import { measureWeb } from './web.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const { values: opts } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
     duration: { type: 'string', default: '5' },
-    only: { type: 'string', default: '1,2,3,4,5' },
+    only: { type: 'string', default: '1,2,3,4,5,web' },
     profile: { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false }
@@ -39,7 +40,7 @@ const LOAD_SUITE_MARKER = '<!-- load-suite figures: recorded by hand from npm ru
 // Between this marker and LOAD_SUITE_MARKER: the summary rows of scenarios the last run did not cover, as earlier runs
 // measured them (one "### Scenario N, measured …" part each). A run that covers a scenario replaces its part.
 const EARLIER_MARKER = '<!-- earlier figures: scenarios the last run did not cover, as measured before; npm run bench keeps each until a run covers it -->'
-const SCENARIOS = ['1', '2', '3', '4', '5', 'history']
+const SCENARIOS = ['1', '2', '3', '4', '5', 'web', 'history']
 const ROUNDS = Number(opts.rounds)
 const AZURE_ROUNDS = Math.min(3, ROUNDS)
 const DURATION = Number(opts.duration)
@@ -554,6 +555,53 @@ async function scenarioHistory (): Promise<void> {
   sections.push(parts.join('\n\n'))
 }
 
+// ---------------------------------------------------------------- web: the field app in Chromium
+
+async function scenarioWeb (): Promise<void> {
+  log('web: the field app in Debian\'s Chromium (phone viewport) against the server process: first screen, in-browser downscale (bench/web.ts)')
+  let reply: Awaited<ReturnType<typeof measureWeb>>
+  try {
+    reply = await measureWeb({ runs: 10 })
+  } catch (err) {
+    log(`  error: ${(err as Error).message}`)
+    notes.push(`Web scenario failed: ${(err as Error).message.split('\n')[0]}`)
+    rows.push({ scenario: 'web', what: 'the field app', result: 'ERROR (see notes)', target: '—', met: false })
+    return
+  }
+  const ms = (values: number[]): string => `${median(values).toFixed(0)} ms (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`
+  const render = median(reply.renders)
+  const floor = median(reply.floor)
+  rows.push({
+    scenario: 'web',
+    what: `first screen rendered, fresh context, ${reply.renders.length} runs (floor: the same navigation to /health/live, ${ms(reply.floor)})`,
+    result: `${ms(reply.renders)}; ${(render / floor).toFixed(2)}× the floor`,
+    target: '< 1 s',
+    met: Math.max(...reply.renders) < 1000
+  })
+  rows.push({
+    scenario: 'web',
+    what: `4000 × 3000 JPEG (${(reply.photoBytes / MiB).toFixed(1)} MiB) downscaled and re-encoded in the browser (the app's User Timing), ${reply.downscales.length} runs`,
+    result: ms(reply.downscales),
+    target: '< 1.5 s',
+    met: Math.max(...reply.downscales) < 1500
+  })
+  const share = Math.max(...reply.uploadBytes) / reply.photoBytes
+  rows.push({
+    scenario: 'web',
+    what: 'its upload (the whole multipart request) against the photo\'s bytes',
+    result: `${(Math.max(...reply.uploadBytes) / 1024).toFixed(0)} KiB: ${(share * 100).toFixed(1)} %`,
+    target: '≤ 10 %',
+    met: share <= 0.1
+  })
+  rows.push({
+    scenario: 'web',
+    what: 'JavaScript loaded for the first screen, gzipped (web/dist/build.json)',
+    result: `${(reply.firstScreenJsGzip / 1024).toFixed(1)} KiB`,
+    target: '< 150 KiB',
+    met: reply.firstScreenJsGzip < 150 * 1024
+  })
+}
+
 // ---------------------------------------------------------------- main
 
 function machine (): string {
@@ -578,6 +626,7 @@ async function main (): Promise<void> {
     if (ONLY.has('2') || ONLY.has('5')) await scenariosAzure(small, tiny)
     if (ONLY.has('4')) await scenario4(large)
     if (ONLY.has('3')) await scenario3(camera)
+    if (ONLY.has('web')) await scenarioWeb()
     if (ONLY.has('history')) await scenarioHistory()
   } finally {
     await stop(load)
@@ -586,7 +635,7 @@ async function main (): Promise<void> {
 
   notes.push(...disturbanceNotes())
   const seconds = (performance.now() - began) / 1000
-  const order = ['1', '2', '3', '4', '5', 'history']
+  const order = ['1', '2', '3', '4', '5', 'web', 'history']
   const summary = table(['#', 'measure', 'result: median (min–max over rounds)', 'target', 'met'],
     [...rows].sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario))
       .map(r => [r.scenario, r.what, r.result, r.target, r.met === null ? '' : r.met ? 'met' : 'MISSED']))

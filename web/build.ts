@@ -62,9 +62,14 @@ export async function buildWeb (): Promise<BuildResult> {
   let firstScreenJsGzip = 0
   for (const file of firstScreen) firstScreenJsGzip += gzipSync(await readFile(file)).length
 
+  // The first screen's chunks and its config are asked for with the page, not one after another.
+  const preloads = [...firstScreen].filter(file => file !== entry[0])
+    .map(file => `  <link rel="modulepreload" href="${publicPath(file)}">`)
+    .concat('  <link rel="preload" href="/app-config.json" as="fetch" crossorigin="anonymous">')
   const template = await readFile(join(root, 'index.html'), 'utf8')
   await writeFile(join(dist, 'index.html'),
-    template.replace('/assets/%CSS%', publicPath(css[0])).replace('/assets/%JS%', publicPath(entry[0])))
+    template.replace('/assets/%CSS%', publicPath(css[0])).replace('/assets/%JS%', publicPath(entry[0]))
+      .replace('  <!-- preloads -->', preloads.join('\n')))
 
   for (const size of [192, 512]) {
     await sharp(Buffer.from(ICON)).resize(size, size).png().toFile(join(dist, 'icons', `icon-${size}.png`))

@@ -65,6 +65,7 @@ export default async function webAppPlugin (app: FastifyInstance, { webApp, auth
     wildcard: false, // a route per file, found once at start-up: nothing else under / is looked up on disk
     index: ['index.html'],
     serveDotFiles: false,
+    allowedPath: pathName => pathName !== '/build.json', // the build's own record (sizes, shell list), for tests and the bench
     cacheControl: false,
     setHeaders (reply, path) {
       // Hashed names never change; the page, worker and manifest are checked every time (a new version shows at once).

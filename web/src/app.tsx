@@ -124,7 +124,10 @@ function Capture ({ credentials, t, lang, hidden }: { credentials: Credentials, 
     setError('')
     setStatus(t.preparing)
     try {
+      const started = performance.now()
       const prepared = await prepareForUpload(file, 'auto')
+      // User Timing, for the bench (bench/web.ts) and the browser's own performance panel.
+      performance.measure('agrivision:prepare', { start: started })
       const percent = Math.max(0, Math.round(100 - prepared.photo.size / prepared.originalBytes * 100))
       setSaved(t.saved(formatBytes(prepared.originalBytes, lang), formatBytes(prepared.photo.size, lang), percent))
       const key = newKey()
