@@ -133,3 +133,40 @@ t.test('SQLite: the writer thread writes what the request thread then reads; a c
   await opened.close()
   await t.rejects(writer.insertMany([record({})]), /closed/)
 })
+
+t.test('recordDurably: resolves when its record is written, at once while the database is down, never after maxWaitMs', async t => {
+  const store = flakyStore()
+  let gate: () => void = () => {}
+  const slow = {
+    insertMany: async (records: readonly HistoryRecord[]) => {
+      await new Promise<void>(resolve => { gate = resolve })
+      await store.insertMany(records)
+    }
+  }
+  const recorder = new HistoryRecorder(slow, 100, log)
+  let done = false
+  const waiting = recorder.recordDurably(rec('a'), 10_000).then(() => { done = true })
+  await sleep(50)
+  t.notOk(done, 'waits while its batch is being written')
+  gate()
+  await waiting
+  t.same(store.written, ['a'], 'resolved once written')
+
+  const capped = new HistoryRecorder({ insertMany: async () => { await sleep(5_000) } }, 100, log)
+  const started = Date.now()
+  await capped.recordDurably(rec('b'), 200)
+  t.ok(Date.now() - started < 1_000, 'never longer than maxWaitMs')
+
+  store.up = false
+  const down = new HistoryRecorder(store, 100, log)
+  const first = Date.now()
+  await down.recordDurably(rec('c'), 10_000)
+  t.ok(Date.now() - first < 1_000, 'a failed write releases the waiting answer')
+  t.ok(down.failing)
+  const second = Date.now()
+  await down.recordDurably(rec('d'), 10_000)
+  t.ok(Date.now() - second < 50, 'and while the database is down, nothing waits')
+  t.equal(down.pending, 2, 'the records wait in the buffer')
+  await down.stop(10)
+  await capped.stop(10)
+})

@@ -45,3 +45,24 @@ t.test('a subscriber that throws or rejects does not break the identification', 
   await identify(app, await images.jpeg(64, 48))
   t.equal(later, 1, 'unsubscribed')
 })
+
+t.test('a durable subscriber makes the answer wait for it (bounded by itself); a failing one does not break it', async t => {
+  const app = await buildTestApp(t)
+  let release: () => void = () => {}
+  let called: () => void = () => {}
+  const durableCalled = new Promise<void>(resolve => { called = resolve })
+  app.identificationEvents.onDurable('completed', async () => {
+    called()
+    await new Promise<void>(resolve => { release = resolve })
+  })
+  app.identificationEvents.onDurable('completed', async () => { throw new Error('its store is down') })
+  let answered = false
+  const pending = identify(app, await images.jpeg(64, 48)).then(res => { answered = true; return res })
+  await durableCalled
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.notOk(answered, 'the answer waits for the durable subscriber')
+  release()
+  const res = await pending
+  t.equal(res.statusCode, 200)
+  t.ok(res.body.data.identifyVehicle.id, 'then it is answered, the failing subscriber notwithstanding')
+})

@@ -12,6 +12,7 @@ import { migrateToLatest, openDatabase } from './database.ts'
 import { HistoryStore } from './store.ts'
 import { HistoryRecorder } from './recorder.ts'
 import { recordOfCompleted, recordOfFailed } from './from-events.ts'
+import type { HistoryRecord } from './records.ts'
 import { createResultCache } from './result-cache.ts'
 import { retentionWorker } from './retention.ts'
 
@@ -29,7 +30,15 @@ export interface History {
    * its cause, so that a resolver never shows a driver's message (it may name hosts or users).
    */
   query<T> (run: (store: HistoryStore) => Promise<T>): Promise<T>
+  /**
+   * While `needed()` says so, an identification's answer waits (at most DURABLE_WAIT_MS) until its record is
+   * written: webhooks' outbox rows are written with it, so a crash after the answer loses no event.
+   */
+  writeBeforeAnswering (needed: () => boolean): void
 }
+
+/** The longest an answer waits for its record (a database that is down is not waited for at all). */
+export const DURABLE_WAIT_MS = 3_000
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -88,8 +97,13 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     dropped: () => metrics.history.inc({ result: 'dropped' })
   })
   metrics.gauge('agrivision_history_buffered_records', 'History records waiting to be written.', () => recorder.pending)
-  events.on('completed', event => { recorder.record(recordOfCompleted(event)) })
-  events.on('failed', event => { recorder.record(recordOfFailed(event)) })
+  let durable: () => boolean = () => false
+  const keep = async (record: HistoryRecord): Promise<void> => {
+    if (durable()) await recorder.recordDurably(record, DURABLE_WAIT_MS)
+    else recorder.record(record)
+  }
+  events.onDurable('completed', async event => { await keep(recordOfCompleted(event)) })
+  events.onDurable('failed', async event => { await keep(recordOfFailed(event)) })
 
   const answers = config.resultCache.ttlSeconds === 0
     ? null
@@ -108,6 +122,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     recorder,
     answers,
     saveThumbnail: async (id, jpeg, createdAt) => { await writes.saveThumbnail(id, jpeg, createdAt) },
+    writeBeforeAnswering: needed => { durable = needed },
     async query (run) {
       if (!migrated) throw new StorageUnavailableError('The history database is unavailable; identifications still work. Try again later.', 5)
       try {

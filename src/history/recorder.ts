@@ -26,6 +26,8 @@ export class HistoryRecorder {
   readonly #log: FastifyBaseLogger
   readonly #hooks: RecorderHooks
   readonly #buffer: HistoryRecord[] = []
+  /** Callers of recordDurably waiting for their record's batch. */
+  readonly #waiters = new Map<HistoryRecord, () => void>()
   #draining: Promise<void> | null = null
   #retryDelay = RETRY_MIN_MS
   #retryTimer: NodeJS.Timeout | null = null
@@ -50,6 +52,7 @@ export class HistoryRecorder {
   record (record: HistoryRecord): void {
     if (this.#buffer.length >= this.#capacity) {
       const oldest = this.#buffer.shift()
+      if (oldest !== undefined) this.#release(oldest)
       this.#dropped++
       this.#hooks.dropped?.()
       this.#log.error({ identification: oldest?.id, capacity: this.#capacity },
@@ -57,6 +60,30 @@ export class HistoryRecorder {
     }
     this.#buffer.push(record)
     if (this.#retryTimer === null) this.#drain()
+  }
+
+  /**
+   * Records, and resolves once the record is written: at most `maxWaitMs` later, and at once when the database
+   * is failing (the record then waits in the buffer like any other). For answers that must not outrun their record.
+   */
+  async recordDurably (record: HistoryRecord, maxWaitMs: number): Promise<void> {
+    if (this.#failing || this.#stopped) { this.record(record); return }
+    let timer: NodeJS.Timeout | undefined
+    const written = new Promise<void>(resolve => {
+      this.#waiters.set(record, resolve)
+      timer = setTimeout(resolve, maxWaitMs)
+    })
+    this.record(record)
+    await written
+    clearTimeout(timer)
+    this.#waiters.delete(record)
+  }
+
+  #release (record: HistoryRecord): void {
+    const resolve = this.#waiters.get(record)
+    if (resolve === undefined) return
+    this.#waiters.delete(record)
+    resolve()
   }
 
   /** Resolves once everything recorded so far is written (or the writer gave up for now). */
@@ -91,6 +118,8 @@ export class HistoryRecorder {
       } catch (err) {
         if (!this.#failing) this.#log.error({ err, pending: this.#buffer.length }, 'history: cannot write records; they wait in the buffer')
         this.#failing = true
+        // No answer waits for a database that is down: they go on, their records stay buffered.
+        for (const waiting of [...this.#waiters.keys()]) this.#release(waiting)
         if (!this.#stopped) {
           this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#drain() }, this.#retryDelay)
           this.#retryTimer.unref()
@@ -103,7 +132,10 @@ export class HistoryRecorder {
       let front = 0
       while (front < this.#buffer.length && writtenSet.has(this.#buffer[front] as HistoryRecord)) front++
       this.#buffer.splice(0, front)
-      for (let i = 0; i < batch.length; i++) this.#hooks.written?.()
+      for (const record of batch) {
+        this.#release(record)
+        this.#hooks.written?.()
+      }
       if (this.#failing) {
         this.#log.info({ pending: this.#buffer.length }, 'history: the database is back; writing the buffered records')
         this.#failing = false

@@ -1,6 +1,7 @@
-// The identification seam: the flow announces what happens; metrics, the log line (and later history,
-// subscriptions and webhooks) subscribe. A subscriber never changes or breaks the flow: its errors,
-// thrown or rejected, are logged and dropped.
+// The identification seam: the flow announces what happens; metrics, the log line, history, subscriptions
+// and webhooks subscribe. A subscriber never changes or breaks the flow: its errors, thrown or rejected, are
+// logged and dropped. One kind may make the answer wait for it (`onDurable`): history, while webhooks need the
+// record (and its outbox rows) on disk before the caller hears the answer, so that a crash loses no event.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Caller } from '../callers/caller.ts'
 import type { AppError } from '../errors.ts'
@@ -69,6 +70,9 @@ export class IdentificationEvents {
   readonly #listeners: { [K in keyof IdentificationEventMap]: Array<IdentificationListener<K>> } =
     { started: [], completed: [], failed: [] }
 
+  readonly #durable: { [K in keyof IdentificationEventMap]: Array<IdentificationListener<K>> } =
+    { started: [], completed: [], failed: [] }
+
   readonly #log: FastifyBaseLogger
 
   constructor (log: FastifyBaseLogger) {
@@ -85,11 +89,42 @@ export class IdentificationEvents {
     }
   }
 
+  /**
+   * Subscribes a listener the answer may wait for: `settle` awaits the promise it returns before the flow answers.
+   * It bounds its own wait (and returns nothing when there is nothing to wait for). `emit` calls it too, without waiting.
+   */
+  onDurable<K extends keyof IdentificationEventMap> (name: K, listener: IdentificationListener<K>): () => void {
+    const listeners = this.#durable[name] as Array<IdentificationListener<K>>
+    listeners.push(listener)
+    return () => {
+      const index = listeners.indexOf(listener)
+      if (index !== -1) listeners.splice(index, 1)
+    }
+  }
+
   emit<K extends keyof IdentificationEventMap> (name: K, event: IdentificationEventMap[K]): void {
-    for (const listener of this.#listeners[name] as Array<IdentificationListener<K>>) {
+    this.#dispatch(name, event, this.#listeners[name] as Array<IdentificationListener<K>>)
+    this.#dispatch(name, event, this.#durable[name] as Array<IdentificationListener<K>>)
+  }
+
+  /** Emits, then waits for what the durable listeners returned (never fails: their errors are logged). */
+  async settle<K extends keyof IdentificationEventMap> (name: K, event: IdentificationEventMap[K]): Promise<void> {
+    this.#dispatch(name, event, this.#listeners[name] as Array<IdentificationListener<K>>)
+    const waits: Array<Promise<void>> = []
+    this.#dispatch(name, event, this.#durable[name] as Array<IdentificationListener<K>>, waits)
+    if (waits.length > 0) await Promise.all(waits)
+  }
+
+  #dispatch<K extends keyof IdentificationEventMap> (
+    name: K, event: IdentificationEventMap[K], listeners: Array<IdentificationListener<K>>, waits?: Array<Promise<void>>
+  ): void {
+    for (const listener of listeners) {
       try {
         const result = listener(event)
-        if (result instanceof Promise) result.catch(err => { this.#failed(name, err) })
+        if (result instanceof Promise) {
+          const handled = result.catch(err => { this.#failed(name, err) })
+          waits?.push(handled)
+        }
       } catch (err) {
         this.#failed(name, err)
       }

@@ -92,12 +92,13 @@ export async function identifyVehicle (
       durationMs: elapsed(),
       createdAt: new Date()
     }
-    events.emit('completed', {
+    // settle: a durable subscriber (history, while webhooks are configured) may have the record written first.
+    await events.settle('completed', {
       ...base, identification, detail: input.detail, upstreamMs, upstreamStatus: result.upstreamStatus, cacheKey, sentImage: sent.bytes
     })
     return identification
   } catch (err) {
-    events.emit('failed', {
+    await events.settle('failed', {
       ...base,
       code: err instanceof AppError ? err.code : 'INTERNAL_SERVER_ERROR',
       error: err,

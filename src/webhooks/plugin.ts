@@ -15,6 +15,8 @@ import type { WebhookEventType } from './tables.ts'
 import { DeliveryWorker } from './worker.ts'
 
 export const MAX_DESCRIPTION_LENGTH = 500
+/** How often the count of endpoints receiving events is read again (another instance may have created one). */
+const ENABLED_REFRESH_MS = 5_000
 
 export interface Webhooks {
   config: WebhooksConfig
@@ -83,6 +85,19 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
   events.on('completed', wake)
   events.on('failed', wake)
 
+  // While an endpoint receives events, an answer waits for its record (and so its outbox rows) to be written:
+  // a process killed after answering then loses no event. Known here at once for this instance's changes, and
+  // within ENABLED_REFRESH_MS for another instance's (an endpoint created elsewhere).
+  let enabled = 0
+  const refreshEnabled = async (): Promise<void> => {
+    try { enabled = await store.countEnabled() } catch {} // the database is down: the recorder does not wait then anyway
+  }
+  history.writeBeforeAnswering(() => enabled > 0)
+  const enabledTimer = setInterval(() => { void refreshEnabled() }, ENABLED_REFRESH_MS)
+  enabledTimer.unref()
+  app.addHook('onReady', refreshEnabled)
+  app.addHook('onClose', async () => { clearInterval(enabledTimer) })
+
   const checkUrl = async (url: string): Promise<void> => {
     try {
       await checkEndpointUrl(url, { allowLoopback: config.allowLoopback, resolve })
@@ -115,13 +130,17 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
       const secret = newSecret()
       const endpoint = await history.query(() => store.createEndpoint(url, [...new Set(list)], description, secret))
       log.info({ endpoint: endpoint.id }, 'webhooks: endpoint created') // never its URL (it may carry a token) nor its secret
+      await refreshEnabled()
       return { endpoint, secret }
     },
     async update (id, change) {
       if (change.events !== undefined) checkEvents(change.events)
       checkDescription(change.description)
       if (change.url !== undefined) await checkUrl(change.url)
-      return await history.query(() => store.updateEndpoint(id, { ...change, events: change.events && [...new Set(change.events)] }))
+      const eventTypes = change.events && [...new Set(change.events)]
+      const updated = await history.query(() => store.updateEndpoint(id, { ...change, events: eventTypes }))
+      await refreshEnabled()
+      return updated
     },
     async rotate (id) {
       const secret = newSecret()
@@ -133,6 +152,7 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
       const deleted = await history.query(() => store.deleteEndpoint(id))
       await worker.cancelEndpoint(id) // this instance's attempts in flight to it stop before the answer
       if (deleted) log.info({ endpoint: id }, 'webhooks: endpoint deleted')
+      await refreshEnabled()
       return deleted
     }
   }

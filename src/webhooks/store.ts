@@ -368,6 +368,13 @@ export class WebhookStore {
     return Number(row.n)
   }
 
+  /** Endpoints that receive events now: while there is one, answers wait for their records (and outbox rows). */
+  async countEnabled (): Promise<number> {
+    const row = await this.db.selectFrom('webhook_endpoints').select(eb => eb.fn.countAll().as('n'))
+      .where('disabled_at', 'is', null).executeTakeFirstOrThrow()
+    return Number(row.n)
+  }
+
   async countDisabled (): Promise<number> {
     const row = await this.db.selectFrom('webhook_endpoints').select(eb => eb.fn.countAll().as('n'))
       .where('disabled_at', 'is not', null).executeTakeFirstOrThrow()

@@ -91,6 +91,7 @@ t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event 
 
   const started = performance.now()
   let acknowledged = 0
+  const answeredIds: string[] = []
   let refused = 0
   let restarting: Promise<void> | null = null
   const kills: number[] = []
@@ -113,8 +114,10 @@ t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event 
     }
     await restarting
     const outcome = await identify(server.origin, body, { agent: false, timeoutMs: 10_000 })
-    if (outcome.code === 'OK') acknowledged++
-    else refused++
+    if (outcome.code === 'OK') {
+      acknowledged++
+      answeredIds.push((outcome.body as { data: { identifyVehicle: { id: string } } }).data.identifyVehicle.id)
+    } else refused++
   })
   const submittedMs = performance.now() - started
 
@@ -156,6 +159,10 @@ t.test('2,000 identifications, 20 % failed attempts, SIGKILL twice: every event 
   t.comment(JSON.stringify(stats))
   t.ok(allDelivered, 'every delivery to the kept endpoint succeeded')
   t.same(missing, [], 'every event in history delivered')
+  // While an endpoint receives events, an answer waits for its record and outbox rows: what a caller was told, a
+  // SIGKILL right after cannot take back.
+  t.same(answeredIds.filter(id => !recorded.includes(id)), [], 'every answered identification was recorded before its answer')
+  t.same(answeredIds.filter(id => (succeeded.get(`msg_${id}`) ?? 0) === 0), [], 'every answered identification delivered')
   t.same(mixedIds, [], 'every request for an event carries its one webhook-id (duplicates included)')
   t.same(afterDeletion, [], 'nothing delivered to the deleted endpoint after its deletion returned')
   t.equal(unverified, 0, 'every request verifies with standardwebhooks')
