@@ -161,6 +161,55 @@ t.test('the field app on a phone', { timeout: 180_000 }, async t => {
   t.comment(`screenshots: ${screenshotDir()}`)
 })
 
+t.test('the queue: a photo cancelled while another is sent is not sent; refused credentials keep photos queued', { timeout: 90_000 }, async t => {
+  const browser = await launchChromium(t)
+  const context = await browser.newContext(PHONE)
+  context.setDefaultTimeout(WAIT_MS)
+  const page = await context.newPage()
+  const errors = await watchErrors(page)
+  await signIn(page)
+
+  // The first upload is held at the network until released; meanwhile a second photo is queued, then cancelled.
+  let release: () => void = () => {}
+  const held = new Promise<void>(resolve => { release = resolve })
+  let multipart = 0
+  await page.route('**/graphql', async route => {
+    if (!String(route.request().headers()['content-type']).startsWith('multipart/')) return await route.fallback()
+    if (multipart++ === 0) await held
+    await route.fallback()
+  })
+  const before = fake.chatRequests.length
+  await pick(page, 'first.jpg')
+  const queue = page.getByTestId('queue')
+  await queue.waitFor()
+  await pick(page, 'second.jpg')
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=queue] li').length === 2)
+  await queue.locator('li').nth(1).locator('button').click()
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=queue] li').length === 1)
+  release()
+  await queue.waitFor({ state: 'detached' })
+  await new Promise(resolve => setTimeout(resolve, 1500))
+  t.equal(fake.chatRequests.length, before + 1, 'only the first photo reached the model')
+  t.equal(multipart, 1, 'the cancelled one was never sent')
+  await page.unroute('**/graphql')
+
+  // A key the service refuses (revoked, mistyped): the photo stays queued, the user is told to sign in again.
+  await page.locator('header button').click() // sign out
+  await page.locator('#api-key').fill('agv_not-a-key-the-service-knows')
+  await page.locator('form button[type=submit]').click()
+  await page.locator('.capture').waitFor()
+  await pick(page, 'third.jpg')
+  await page.getByRole('alert').waitFor()
+  t.match(await page.getByRole('alert').innerText(), /sign in again/i)
+  t.equal(await queue.locator('li').count(), 1, 'the photo waits in the queue')
+  t.equal(fake.chatRequests.length, before + 1, 'and nothing reached the model')
+  await page.locator('header button').click()
+  await signIn(page) // the right key: the waiting photo goes
+  await queue.waitFor({ state: 'detached' })
+  t.equal(fake.chatRequests.length, before + 2, 'sent once signed in again')
+  t.strictSame(errors, [])
+})
+
 t.test('English interface, and a SIMULATED answer says so', { timeout: 60_000 }, async t => {
   const { buildTestApp } = await import('./helper.ts')
   const simulated = await buildTestApp(t)

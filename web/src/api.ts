@@ -37,6 +37,11 @@ export class ApiError extends Error {
     this.status = status
   }
 
+  /** The credentials were refused (a rotated key, an expired sign-in): the photo waits until the user signs in again. */
+  get needsSignIn (): boolean {
+    return this.code === 'UNAUTHENTICATED' || this.code === 'FORBIDDEN' || this.code === 'SIGN_IN'
+  }
+
   /** Worth sending again later (the network, the service or Azure were unavailable), rather than a bad photo. */
   get retryable (): boolean {
     return this.code === 'NETWORK' || this.status >= 500 || this.status === 408 || this.status === 409 || this.status === 429 ||

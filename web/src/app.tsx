@@ -107,6 +107,7 @@ function Capture ({ credentials, t, lang, hidden }: { credentials: Credentials, 
       },
       failed: (key, err) => {
         setProgress(({ [key]: _done, ...rest }) => rest)
+        if (err.needsSignIn) { setStatus(''); setError(t.signInAgain); return } // whichever photo it was: all wait
         if (latest.current !== key) return
         setStatus('')
         setError(err.retryable ? t.offlineQueued : `${t.error}: ${err.message} (${err.code})`)
@@ -199,22 +200,27 @@ function History ({ credentials, t, lang }: { credentials: Credentials, t: Strin
   const [more, setMore] = useState(true)
   const [error, setError] = useState('')
   const loading = useRef(false)
+  /** Bumped by each new filter: a page that arrives for an older one is dropped. */
+  const generation = useRef(0)
   const sentinel = useRef<HTMLLIElement>(null)
 
   async function load (reset: boolean): Promise<void> {
-    if (loading.current) return
+    if (reset) generation.current++
+    else if (loading.current) return
+    const mine = generation.current
     loading.current = true
     try {
       const page = await historyPage(credentials, filter, reset ? null : cursor)
+      if (mine !== generation.current) return
       const nodes = page.edges.map(edge => edge.node)
       setItems(previous => reset ? nodes : [...previous, ...nodes.filter(node => !previous.some(p => p.id === node.id))])
       setCursor(page.pageInfo.endCursor)
       setMore(page.pageInfo.hasNextPage)
       setError('')
     } catch (err) {
-      setError(`${t.error}: ${err instanceof ApiError ? err.code : String(err)}`)
+      if (mine === generation.current) setError(`${t.error}: ${err instanceof ApiError ? err.code : String(err)}`)
     } finally {
-      loading.current = false
+      if (mine === generation.current) loading.current = false
     }
   }
 
@@ -232,9 +238,11 @@ function History ({ credentials, t, lang }: { credentials: Credentials, t: Strin
   // Live: identifications from this phone or another device of the same caller.
   useEffect(() => subscribeToIdentifications(credentials, identification => {
     if (filter.category && !identification.vehicles.some(v => v.category === filter.category)) return
+    if (filter.from && identification.createdAt < new Date(`${filter.from}T00:00:00`).toISOString()) return
+    if (filter.to && identification.createdAt >= new Date(new Date(`${filter.to}T00:00:00`).getTime() + 86_400_000).toISOString()) return
     setItems(previous => previous.some(p => p.id === identification.id) ? previous : [identification, ...previous])
     setFresh(previous => new Set(previous).add(identification.id))
-  }), [credentials, filter.category])
+  }), [credentials, filter.category, filter.from, filter.to])
 
   async function remove (id: string): Promise<void> {
     try {

@@ -1,7 +1,7 @@
 // The offline queue: a photo taken with no connection waits in IndexedDB (it survives closing the page) and is
 // sent once the connection returns. Each entry keeps its Idempotency-Key, so a send that was cut off and sent
 // again is answered once by the service: never two identifications, never paid twice.
-import { createStore, del, entries, set } from 'idb-keyval'
+import { createStore, del, entries, get, set } from 'idb-keyval'
 import type { UploadRequest } from './api.ts'
 
 export interface QueuedPhoto extends UploadRequest {
@@ -17,6 +17,11 @@ export async function enqueue (photo: QueuedPhoto): Promise<void> {
 
 export async function queued (): Promise<QueuedPhoto[]> {
   return (await entries<string, QueuedPhoto>(store)).map(([, value]) => value).sort((a, b) => a.queuedAt - b.queuedAt)
+}
+
+/** Whether it still waits (not cancelled meanwhile). */
+export async function isQueued (key: string): Promise<boolean> {
+  return (await get(key, store)) !== undefined
 }
 
 export async function dequeue (key: string): Promise<void> {

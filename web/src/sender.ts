@@ -1,9 +1,10 @@
 // Every photo goes through the queue, online or not: it is stored first, then sent. A send that fails for a
 // reason that may pass (no network, the service or Azure unavailable) stays queued and is tried again later
-// with the same Idempotency-Key; a photo the service refuses (not an image, too large) leaves the queue with its error.
+// with the same Idempotency-Key; refused credentials keep it queued until the user signs in again; only a photo
+// the service itself refuses (not an image, too large) leaves the queue, with its error.
 import { ApiError, uploadIdentification, type Identification } from './api.ts'
 import type { Credentials } from './auth.ts'
-import { dequeue, enqueue, queued, type QueuedPhoto } from './queue.ts'
+import { dequeue, enqueue, isQueued, queued, type QueuedPhoto } from './queue.ts'
 
 export interface SenderEvents {
   /** The queue changed (added, sent, cancelled). */
@@ -61,6 +62,7 @@ export class Sender {
         this.#again = false
         if (!navigator.onLine) return
         for (const photo of await queued()) {
+          if (!await isQueued(photo.key)) continue // cancelled while an earlier one was being sent
           if (!await this.#send(photo)) return
         }
       } while (this.#again)
@@ -82,9 +84,11 @@ export class Sender {
       this.#events.answered(photo.key, identification)
       return true
     } catch (err) {
-      const error = err instanceof ApiError ? err : new ApiError(String(err), 'INTERNAL_SERVER_ERROR', 0)
+      // Not the service's answer (the sign-in library failed, a redirect to sign in started): keep the photo.
+      const error = err instanceof ApiError ? err : new ApiError(err instanceof Error ? err.message : String(err), 'SIGN_IN', 0)
       if (error.code === 'CANCELLED') return true
       this.#events.failed(photo.key, error)
+      if (error.needsSignIn) return false // waits in the queue; drain() runs again once signed in (a new Sender)
       if (error.retryable) {
         const delay = RETRY_DELAYS_MS[Math.min(this.#failures++, RETRY_DELAYS_MS.length - 1)] as number
         this.#timer = setTimeout(() => { void this.drain() }, delay)
