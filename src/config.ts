@@ -85,7 +85,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const history = readHistoryConfig(raw)
   const webApp = readWebAppConfig(raw)
   const subscriptions = readSubscriptionsConfig(raw)
-  const webhooks = readWebhooksConfig(raw)
+  const webhooks = readWebhooksConfig(raw, server.production)
 
   return {
     ...server,

@@ -16,6 +16,8 @@ t.test('WEBHOOK_RETRY_SCHEDULE compresses the schedule; nonsense is refused', as
   t.equal(loadConfig({ PUBLIC_BASE_URL: 'https://vision.example.com/some/path' }).webhooks.publicBaseUrl, 'https://vision.example.com')
   t.throws(() => loadConfig({ PUBLIC_BASE_URL: 'ftp://x' }), { name: 'ConfigError' })
   t.throws(() => loadConfig({ WEBHOOK_ALLOW_LOOPBACK: 'maybe' }), { name: 'ConfigError', message: /WEBHOOK_ALLOW_LOOPBACK/ })
+  t.throws(() => loadConfig({ WEBHOOK_ALLOW_LOOPBACK: 'true', NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' }),
+    { name: 'ConfigError', message: /WEBHOOK_ALLOW_LOOPBACK=true .* not NODE_ENV=production/ }, 'loopback receivers are for tests, not production')
 })
 
 t.test('Retry-After: seconds or an HTTP date, bounded', async t => {

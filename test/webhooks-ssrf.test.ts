@@ -29,8 +29,12 @@ t.test('addresses: internal ones in every shape are blocked, public ones pass', 
     '10.0.0.1', '172.16.5.4', '172.31.255.255', '192.168.0.1', '169.254.169.254', '169.254.0.1', '100.64.0.1', '100.127.255.254',
     '0.0.0.0', '0.1.2.3', '224.0.0.1', '239.255.255.250', '255.255.255.255', '240.0.0.1', '198.18.0.1', '192.0.2.1',
     '::', 'fe80::1', 'fe80::1%eth0', 'fc00::1', 'fd00:ec2::254', 'ff02::1', '2001:db8::1',
-    '::ffff:10.0.0.1', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '::ffff:0:0', '64:ff9b::a9fe:a9fe', '2002:a9fe:a9fe::1', '::169.254.169.254'
+    '::ffff:10.0.0.1', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '::ffff:0:0', '64:ff9b::a9fe:a9fe', '2002:a9fe:a9fe::1', '::169.254.169.254',
+    // Azure's WireServer, local-use NAT64, SIIT-translated addresses
+    '168.63.129.16', '::ffff:168.63.129.16', '64:ff9b:1::808:808', '::ffff:0:a9fe:a9fe', '::ffff:0:10.1.2.3'
   ]) t.equal(classifyAddress(address), 'blocked', address)
+  t.equal(classifyAddress('::ffff:0:127.0.0.1'), 'loopback', 'SIIT-translated loopback')
+  t.equal(classifyAddress('168.63.129.17'), 'ok', 'only the WireServer address itself, not its neighbours')
   t.equal(classifyAddress('::ffff:127.0.0.1'), 'loopback', 'IPv4-mapped loopback')
   for (const address of [PUBLIC, '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) {
     t.equal(classifyAddress(address), 'ok', address)

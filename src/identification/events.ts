@@ -102,16 +102,18 @@ export class IdentificationEvents {
     }
   }
 
+  // Durable listeners first: the others may rely on what they did (webhooks wake their worker once history has
+  // the record in its buffer, then written).
   emit<K extends keyof IdentificationEventMap> (name: K, event: IdentificationEventMap[K]): void {
-    this.#dispatch(name, event, this.#listeners[name] as Array<IdentificationListener<K>>)
     this.#dispatch(name, event, this.#durable[name] as Array<IdentificationListener<K>>)
+    this.#dispatch(name, event, this.#listeners[name] as Array<IdentificationListener<K>>)
   }
 
   /** Emits, then waits for what the durable listeners returned (never fails: their errors are logged). */
   async settle<K extends keyof IdentificationEventMap> (name: K, event: IdentificationEventMap[K]): Promise<void> {
-    this.#dispatch(name, event, this.#listeners[name] as Array<IdentificationListener<K>>)
     const waits: Array<Promise<void>> = []
     this.#dispatch(name, event, this.#durable[name] as Array<IdentificationListener<K>>, waits)
+    this.#dispatch(name, event, this.#listeners[name] as Array<IdentificationListener<K>>)
     if (waits.length > 0) await Promise.all(waits)
   }
 

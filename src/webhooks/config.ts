@@ -43,7 +43,10 @@ export interface WebhooksConfig {
   publicBaseUrl: string | null
 }
 
-export function readWebhooksConfig (raw: WebhooksEnv): WebhooksConfig {
+export function readWebhooksConfig (raw: WebhooksEnv, production = false): WebhooksConfig {
+  if (raw.WEBHOOK_ALLOW_LOOPBACK && production) {
+    throw new ConfigError('invalid configuration: WEBHOOK_ALLOW_LOOPBACK=true opens plain http to this machine\'s own ports; it is for tests, not NODE_ENV=production')
+  }
   let schedule = DEFAULT_RETRY_SCHEDULE_S
   if (raw.WEBHOOK_RETRY_SCHEDULE !== undefined) {
     schedule = readList(raw.WEBHOOK_RETRY_SCHEDULE).map(Number)

@@ -40,6 +40,7 @@ for (const [net, prefix] of [
   ['10.0.0.0', 8],
   ['100.64.0.0', 10], // CGNAT
   ['169.254.0.0', 16], // link-local: cloud metadata (Azure IMDS)
+  ['168.63.129.16', 32], // Azure's WireServer / platform DNS: reachable from every Azure VM, never a receiver
   ['172.16.0.0', 12],
   ['192.0.0.0', 24],
   ['192.0.2.0', 24],
@@ -60,6 +61,7 @@ for (const [net, prefix] of [
   ['100::', 64], // discard
   ['2001:db8::', 32], // documentation
   ['2001::', 23], // IETF protocol assignments (Teredo, ORCHID...)
+  ['64:ff9b:1::', 48], // local-use NAT64: translates to whatever the local network holds
   ['fc00::', 7], // unique-local
   ['fe80::', 10], // link-local
   ['fec0::', 10], // site-local (deprecated)
@@ -106,6 +108,7 @@ function embeddedV4 (g: number[]): string | null {
   const v4 = (hi: number, lo: number): string => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`
   const zeros = (from: number, to: number): boolean => g.slice(from, to).every(x => x === 0)
   if (zeros(0, 5) && g[5] === 0xffff) return v4(g[6]!, g[7]!) // ::ffff:a.b.c.d
+  if (zeros(0, 4) && g[4] === 0xffff && g[5] === 0) return v4(g[6]!, g[7]!) // ::ffff:0:a.b.c.d (SIIT)
   if (zeros(0, 6) && (g[6] !== 0 || g[7]! > 1)) return v4(g[6]!, g[7]!) // ::a.b.c.d (deprecated)
   if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return v4(g[6]!, g[7]!) // NAT64
   if (g[0] === 0x2002) return v4(g[1]!, g[2]!) // 6to4
