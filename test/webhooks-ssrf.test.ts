@@ -144,3 +144,30 @@ t.test('redirects are not followed: a 3xx is a failed attempt', async t => {
   t.equal(elsewhere.received.length, 0, 'the redirect target was never called')
   t.match((await deliveries(app, endpointId)).edges[0].node.attempts, [{ responseStatus: 307 }, { responseStatus: 307 }])
 })
+
+t.test('every checked address is offered to the connection (IPv6 first, IPv4 after), none unchecked', async t => {
+  const both = async (): Promise<ResolvedAddress[]> => [{ address: '2001:4860:4860::8888', family: 6 }, { address: PUBLIC, family: 4 }]
+  const checked = await checkEndpointUrl('https://dual.example/hook', { allowLoopback: false, resolve: both })
+  t.same(checked.addresses, [{ address: '2001:4860:4860::8888', family: 6 }, { address: PUBLIC, family: 4 }])
+  const mixed = async (): Promise<ResolvedAddress[]> => [{ address: PUBLIC, family: 4 }, { address: '10.0.0.7', family: 4 }]
+  const refused = await checkEndpointUrl('https://mixed.example/hook', { allowLoopback: false, resolve: mixed }).catch((err: unknown) => err)
+  t.ok(refused instanceof UrlRefused && refused.reason === 'private_address', 'one internal address among them refuses the whole name')
+})
+
+t.test('a resolver that hangs at delivery costs one attempt of WEBHOOK_TIMEOUT_MS, not the lease', async t => {
+  const receiver = await startReceiver(t)
+  let hang = false
+  const slow = async (host: string): Promise<ResolvedAddress[]> => {
+    if (hang && host === 'slow.example') await new Promise(() => {}) // never answers
+    return host === 'slow.example' ? [{ address: '127.0.0.1', family: 4 }] : []
+  }
+  const app = await buildWebhookApp(t, { WEBHOOK_RETRY_SCHEDULE: '0,0.2', WEBHOOK_TIMEOUT_MS: '300' }, { resolve: slow })
+  const { id: endpointId } = await createEndpoint(app, `http://slow.example:${receiver.port}/hook`)
+  hang = true
+  await identify(app)
+  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 10_000, 'given up')
+  t.match((await deliveries(app, endpointId)).edges[0].node.attempts, [
+    { responseStatus: null, error: /did not resolve within 300 ms/ }, { error: /did not resolve within 300 ms/ }
+  ], 'each attempt ends at the attempt timeout')
+  t.equal(receiver.received.length, 0)
+})

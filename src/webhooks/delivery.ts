@@ -32,11 +32,12 @@ export interface AttemptRequest {
 
 export async function attempt ({ target, headers, body, timeoutMs, signal }: AttemptRequest): Promise<AttemptOutcome> {
   const started = performance.now()
-  const { url, host, address } = target
-  // Whatever name the request would look up, it connects to the address checked.
+  const { url, host, address, addresses } = target
+  // Whatever name the request would look up, it connects to an address checked: asked for all (Node's
+  // happy-eyeballs fallback), every one that passed; else the first.
   const pinned: LookupFunction = (_hostname, options, callback) => {
     if ((options as { all?: boolean }).all === true) {
-      (callback as unknown as (err: null, addresses: Array<{ address: string, family: number }>) => void)(null, [address])
+      (callback as unknown as (err: null, all: Array<{ address: string, family: number }>) => void)(null, addresses)
     } else {
       callback(null, address.address, address.family)
     }

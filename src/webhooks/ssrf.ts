@@ -119,8 +119,10 @@ export interface CheckedUrl {
   url: URL
   /** The host name as in the URL (for the Host header and TLS SNI); brackets removed from IPv6 literals. */
   host: string
-  /** Where to connect: an address that passed the check. */
+  /** Where to connect: an address that passed the check (the first of `addresses`). */
   address: ResolvedAddress
+  /** Every address the name resolved to, all checked: the connection may fall back among them (IPv6 then IPv4...). */
+  addresses: ResolvedAddress[]
 }
 
 /** Parses and checks a URL's form only (no DNS): scheme, length, credentials. */
@@ -167,5 +169,5 @@ export async function checkEndpointUrl (
       throw new UrlRefused('not_loopback_http', 'Plain http is allowed only to loopback addresses (WEBHOOK_ALLOW_LOOPBACK); use https://.')
     }
   }
-  return { url, host, address: addresses[0]! }
+  return { url, host, address: addresses[0]!, addresses }
 }

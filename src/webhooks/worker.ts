@@ -191,16 +191,27 @@ export class DeliveryWorker implements Worker {
     let outcome: AttemptOutcome
     const controller = this.#aborts.get(delivery.endpointId)!
     try {
-      const target = await checkEndpointUrl(endpoint.url, { allowLoopback: config.allowLoopback, resolve: this.#o.resolve })
+      // The name is resolved within the attempt's time (a hung resolver must not outlast the lease), and abortably.
+      const target = await withinDeadline(checkEndpointUrl(endpoint.url, { allowLoopback: config.allowLoopback, resolve: this.#o.resolve }),
+        config.timeoutMs, controller.signal)
+      // Deleted (on any instance) while the payload was built and the name resolved: not sent.
+      if (await store.endpointForAttempt(delivery.endpointId) === undefined) {
+        await store.release(delivery.id, this.owner).catch(() => {})
+        return
+      }
       // The real clock, whatever clock the schedule runs on: receivers check the timestamp against theirs.
       const headers = signedHeaders(delivery.messageId, new Date(), payload.body, endpoint.secrets)
       const { timeoutMs } = config
       this.#attempted++
       outcome = await attempt({ target, headers: { ...headers }, body: payload.body, timeoutMs, signal: controller.signal })
     } catch (err) {
-      if (!(err instanceof UrlRefused)) throw err
-      // DNS changed since the endpoint was created: refused like a failed attempt (and retried: it may change back).
-      outcome = { status: null, durationMs: 0, error: `refused: ${err.reason}`, response: null, retryAfterMs: null }
+      if (err instanceof DeadlineError) {
+        outcome = { status: null, durationMs: config.timeoutMs, error: err.message, response: null, retryAfterMs: null }
+      } else {
+        if (!(err instanceof UrlRefused)) throw err
+        // DNS changed since the endpoint was created: refused like a failed attempt (and retried: it may change back).
+        outcome = { status: null, durationMs: 0, error: `refused: ${err.reason}`, response: null, retryAfterMs: null }
+      }
     }
     if (outcome.error === 'cancelled') { // deleted here, or stopping: nothing to record
       await store.release(delivery.id, this.owner).catch(() => {})
@@ -252,4 +263,22 @@ export class DeliveryWorker implements Worker {
 /** ±10 %: retries of many deliveries that failed together do not arrive together. */
 function jitter (ms: number): number {
   return Math.round(ms * (0.9 + Math.random() * 0.2))
+}
+
+/** The name lookup did not finish in time (or the attempt was cancelled meanwhile). */
+class DeadlineError extends Error {}
+
+async function withinDeadline<T> (work: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    if (signal.aborted) { reject(new DeadlineError('cancelled')); return }
+    timer = setTimeout(() => { reject(new DeadlineError(`the host name did not resolve within ${ms} ms`)) }, ms)
+    signal.addEventListener('abort', () => { reject(new DeadlineError('cancelled')) }, { once: true })
+  })
+  deadline.catch(() => {}) // settled after the race is won: never an unhandled rejection
+  try {
+    return await Promise.race([work, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
 }
