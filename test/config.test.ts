@@ -75,7 +75,9 @@ t.test('the defaults, in development', async t => {
       thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8 }
     },
     webApp: { enabled: true, entra: null },
-    subscriptions: { perCaller: 5, max: 10_000, maxPayloadBytes: 65_536, initTimeoutMs: 10_000, keepAliveMs: 30_000 },
+    subscriptions: {
+      perCaller: 5, max: 10_000, maxPayloadBytes: 65_536, initTimeoutMs: 10_000, idleTimeoutMs: 60_000, keepAliveMs: 30_000
+    },
     webhooks: {
       retryScheduleMs: [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 50_400_000, 72_000_000, 86_400_000],
       timeoutMs: 15_000,

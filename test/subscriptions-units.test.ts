@@ -1,6 +1,12 @@
 // The subscriptions' pure parts: the live filter (the meaning `identifications` gives IdentificationFilter),
-// the limits' leases, the compact message and back, and TOO_MANY_SUBSCRIPTIONS in the error catalogue.
+// the limits' leases, the compact message and back, TOO_MANY_SUBSCRIPTIONS in the error catalogue, and
+// a socket that closes while its caller is being verified (over a stand-in socket).
+import { EventEmitter } from 'node:events'
 import t from 'tap'
+import type { FastifyBaseLogger } from 'fastify'
+import type { WebSocket } from '@fastify/websocket'
+import { Connections, type ConnectionRefusal } from '../src/subscriptions/connections.ts'
+import type { Caller } from '../src/callers/caller.ts'
 import { matches, type LiveFilter } from '../src/subscriptions/filter.ts'
 import { SubscriptionLimits } from '../src/subscriptions/limits.ts'
 import { identificationOf, messageOf, type CompletedMessage } from '../src/subscriptions/payload.ts'
@@ -79,4 +85,59 @@ t.test('the message: JSON-safe, and back as the API shows it', async t => {
 t.test('TOO_MANY_SUBSCRIPTIONS in the catalogue', async t => {
   const err = new TooManySubscriptionsError(5)
   t.same([err.code, err.statusCode, err.extensions, err.name], ['TOO_MANY_SUBSCRIPTIONS', 429, { code: 'TOO_MANY_SUBSCRIPTIONS', limit: 5 }, 'TooManySubscriptionsError'])
+})
+
+/** What Connections uses of a ws socket. */
+class FakeSocket extends EventEmitter {
+  readonly OPEN = 1
+  readonly CLOSED = 3
+  readyState = 1
+  readonly closes: Array<[number | undefined, string | undefined]> = []
+  send (): void {}
+  close (code?: number, reason?: string): void {
+    this.closes.push([code, reason])
+    this.hangUp()
+  }
+
+  /** The peer went away. */
+  hangUp (): void {
+    if (this.readyState === this.CLOSED) return
+    this.readyState = this.CLOSED
+    this.emit('close')
+  }
+}
+
+t.test('a socket closed while its caller is verified: no expiry timer, no refusal, not counted for the caller', async t => {
+  const refused: ConnectionRefusal[] = []
+  const pending: Array<(caller: Caller) => void> = []
+  const connections = new Connections({
+    verify: async () => await new Promise<Caller>(resolve => pending.push(resolve)),
+    log: { info () {}, warn () {}, error () {} } as unknown as FastifyBaseLogger,
+    production: false,
+    initTimeoutMs: 10_000,
+    maxConnections: 10,
+    socketsPerCaller: 1,
+    idleTimeoutMs: 60_000,
+    refused: reason => refused.push(reason)
+  })
+  const caller = (): Caller => ({ kind: 'entra-user', id: 'farmer', roles: new Set(['Identify']), expiresAt: new Date(Date.now() + 50) } as Caller)
+  const init = Buffer.from(JSON.stringify({ type: 'connection_init', payload: { authorization: 'Bearer x' } }))
+
+  const gone = new FakeSocket()
+  connections.track(gone as unknown as WebSocket)
+  gone.emit('message', init, false)
+  gone.hangUp() // while verify() runs
+  pending.shift()!(caller())
+  await new Promise(resolve => setTimeout(resolve, 150)) // past the token's expiry
+  t.same(refused, [], 'no spurious `expired` refusal')
+  t.same(gone.closes, [], 'the closed socket is not closed again')
+  t.equal(connections.open, 0)
+
+  const next = new FakeSocket()
+  connections.track(next as unknown as WebSocket)
+  next.emit('message', init, false)
+  pending.shift()!(caller())
+  const accepted = await connections.caller(next as unknown as WebSocket)
+  t.equal(accepted?.caller.id, 'farmer', 'the caller\'s next socket is accepted: the closed one did not count')
+  next.hangUp()
 })

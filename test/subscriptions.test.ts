@@ -1,8 +1,9 @@
 // Subscriptions end to end with the graphql-ws client library over real sockets: authentication in
 // connection_init (refused with 4401/4403, accepted with an API key or an Entra token), a completed
 // identification made with the HTTP multipart mutation received as `identificationCompleted`, filters,
-// own versus all (ReadAll), the per-caller and total limits, the message size limit, the init timeout,
-// a token's expiry and the 1001 close at shutdown. Two instances through Redis: subscriptions-redis.test.ts.
+// own versus all (ReadAll), the per-caller (subscriptions and sockets) and total limits, the idle timeout,
+// a repeated subscription id (4409), the message size limit, the init timeout, a token's expiry and the
+// 1001 close at shutdown. Two instances through Redis: subscriptions-redis.test.ts.
 import http from 'node:http'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -11,7 +12,7 @@ import { buildTestApp } from './helper.ts'
 import { identifyBody } from './support/multipart.ts'
 import * as images from './support/images.ts'
 import { JwksServer, newSigningKey, nowSeconds, sign, userClaims, AUDIENCE, TENANT_ID } from './support/jwks.ts'
-import { subscribe, within, type Subscriber } from './support/subscriber.ts'
+import { COMPLETED, subscribe, within, type Subscriber } from './support/subscriber.ts'
 import { newApiKey } from '../src/callers/api-keys.ts'
 
 const farmer = newApiKey('farmer')
@@ -180,19 +181,25 @@ t.test('filters: category, make, time', async t => {
   await new Promise(resolve => setTimeout(resolve, 100))
   t.same([byCategory.received.length, byMake.received.length, otherMake.received.length, past.received.length], [1, 1, 0, 0], 'nothing else arrived')
 
-  const blank = watch(t, url, { connectionParams: key, variables: { filter: { make: ' ' } } })
-  t.match(await within(blank.error, 5000, 'error'), [{ extensions: { code: 'BAD_USER_INPUT', argument: 'filter.make' } }], 'a blank make is refused')
-  const invalid = watch(t, url, { connectionParams: key, query: 'subscription { identificationCompleted { nope } }' })
-  t.match(await within(invalid.error, 5000, 'error'), [{ message: /Cannot query field "nope"/ }], 'the document is validated')
+  // On a socket the caller has (it holds SUBSCRIPTIONS_PER_CALLER, 5, sockets already).
+  const refusedOn = async (subscriber: Subscriber, query: string, variables: Record<string, unknown> = {}): Promise<unknown> =>
+    await within(new Promise(resolve => subscriber.client.subscribe({ query, variables }, { next: () => {}, error: resolve, complete: () => {} })), 5000, 'error')
+  t.match(await refusedOn(byCategory, COMPLETED, { filter: { make: ' ' } }), [{ extensions: { code: 'BAD_USER_INPUT', argument: 'filter.make' } }], 'a blank make is refused')
+  t.match(await refusedOn(byCategory, 'subscription { identificationCompleted { nope } }'), [{ message: /Cannot query field "nope"/ }], 'the document is validated')
 })
 
-t.test('limits: SUBSCRIPTIONS_PER_CALLER across sockets, MAX_SUBSCRIPTIONS in all', async t => {
+t.test('limits: SUBSCRIPTIONS_PER_CALLER subscriptions across sockets and sockets per caller, MAX_SUBSCRIPTIONS in all', async t => {
   const { app, url, origin } = await listening(t, { SUBSCRIPTIONS_PER_CALLER: '2', MAX_SUBSCRIPTIONS: '3' })
   const key = { 'x-api-key': farmer.key }
   const one = await watching(t, app, url, { connectionParams: key })
-  await watching(t, app, url, { connectionParams: key })
-  const third = watch(t, url, { connectionParams: key })
-  t.match(await within(third.error, 5000, 'error'), [{ extensions: { code: 'TOO_MANY_SUBSCRIPTIONS', limit: 2 } }], 'the caller\'s third, on a third socket')
+  const two = await watching(t, app, url, { connectionParams: key })
+  const third = new Promise(resolve => two.client.subscribe({ query: 'subscription { identificationCompleted { id } }' }, { next: () => {}, error: resolve, complete: () => {} }))
+  t.match(await within(third, 5000, 'error'), [{ extensions: { code: 'TOO_MANY_SUBSCRIPTIONS', limit: 2 } }], 'the caller\'s third, on its second socket')
+  const thirdSocket = watch(t, url, { connectionParams: key })
+  t.same(await within(thirdSocket.closed, 5000, 'close'), { code: 1013, reason: 'Too many connections for this caller' },
+    'a third socket of the caller: closed with 1013 once authenticated')
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.match(metrics.payload, /agrivision_subscription_refusals_total\{reason="per_caller_connections"\} 1/, 'counted')
 
   await one.dispose() // ends its subscription: the caller may start another
   await new Promise(resolve => setTimeout(resolve, 100))
@@ -207,6 +214,89 @@ t.test('limits: SUBSCRIPTIONS_PER_CALLER across sockets, MAX_SUBSCRIPTIONS in al
   const made = await identify(origin, await images.jpeg(23, 20))
   t.equal((await again.next()).data.identificationCompleted.id, made.id, 'the others go on')
 })
+
+t.test('sockets per caller: a caller cannot hold every socket of the instance', async t => {
+  const { app, url } = await listening(t, { SUBSCRIPTIONS_PER_CALLER: '2', MAX_SUBSCRIPTIONS: '10' })
+  const closes: Array<Promise<{ code: number, reason: string } | 'acked'>> = []
+  for (let i = 0; i < 4; i++) {
+    const socket = await rawSocket(t, url)
+    closes.push(Promise.race([socket.closed, socket.acked.then(() => 'acked' as const)]))
+  }
+  const outcomes = await within(Promise.all(closes), 5000, 'outcomes')
+  t.same(outcomes.filter(outcome => outcome === 'acked').length, 2, 'two sockets of the caller accepted, without a subscription')
+  t.same(outcomes.filter(outcome => outcome !== 'acked'), [{ code: 1013, reason: 'Too many connections for this caller' }, { code: 1013, reason: 'Too many connections for this caller' }], 'the others closed')
+  const neighbours = watch(t, url, { connectionParams: { 'x-api-key': neighbour.key } })
+  await within(neighbours.connected, 5000, 'another caller still connects')
+  t.pass('another caller still connects')
+  t.equal((await app.inject({ method: 'GET', url: '/metrics' })).payload.match(/agrivision_subscription_connections (\d+)/)?.[1], '3')
+})
+
+t.test('an authenticated socket without a subscription is closed after SUBSCRIPTIONS_IDLE_TIMEOUT_MS with 1000', async t => {
+  const { app, url } = await listening(t, { SUBSCRIPTIONS_IDLE_TIMEOUT_MS: '300' })
+  const idle = await rawSocket(t, url)
+  await within(idle.acked, 5000, 'ack')
+  const started = performance.now()
+  t.same(await within(idle.closed, 5000, 'close'), { code: 1000, reason: 'Idle: no subscription' }, 'closed as idle')
+  t.ok(performance.now() - started >= 250, 'not before the timeout')
+
+  const busy = await rawSocket(t, url)
+  await within(busy.acked, 5000, 'ack')
+  busy.send({ id: 'a', type: 'subscribe', payload: { query: 'subscription { identificationCompleted { id } }' } })
+  await new Promise(resolve => setTimeout(resolve, 600))
+  t.equal(busy.socket.readyState, WebSocket.OPEN, 'a socket with a running subscription stays open')
+  busy.send({ id: 'a', type: 'complete' })
+  t.same(await within(busy.closed, 5000, 'close'), { code: 1000, reason: 'Idle: no subscription' }, 'once it completed, the socket is idle again')
+
+  const failing = await rawSocket(t, url)
+  await within(failing.acked, 5000, 'ack')
+  failing.send({ id: 'b', type: 'subscribe', payload: { query: 'subscription { identificationCompleted { nope } }' } })
+  t.same(await within(failing.closed, 5000, 'close'), { code: 1000, reason: 'Idle: no subscription' }, 'a subscription the server ended (error) frees its socket too')
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.match(metrics.payload, /agrivision_subscription_refusals_total\{reason="idle"\} 3/, 'counted')
+})
+
+t.test('a subscribe with an id already running closes the socket with 4409, and its lease is released', async t => {
+  const { app, url } = await listening(t)
+  const socket = await rawSocket(t, url)
+  await within(socket.acked, 5000, 'ack')
+  const subscribe = { id: 'one', type: 'subscribe', payload: { query: 'subscription { identificationCompleted { id } }' } }
+  socket.send(subscribe)
+  await until(async () => await activeSubscriptions(app) === 1, 'the subscription started')
+  socket.send({ id: 'one', type: 'complete' })
+  await until(async () => await activeSubscriptions(app) === 0, 'completed by the client')
+  socket.send(subscribe)
+  await until(async () => await activeSubscriptions(app) === 1, 'an id the client completed may be used again')
+  socket.send(subscribe)
+  t.same(await within(socket.closed, 5000, 'close'), { code: 4409, reason: 'Subscriber for one already exists' })
+  await until(async () => await activeSubscriptions(app) === 0, 'the lease released with the socket')
+  t.pass('the lease released with the socket')
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.match(metrics.payload, /agrivision_subscription_refusals_total\{reason="duplicate_id"\} 1/, 'counted')
+})
+
+async function until (condition: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+/** A graphql-transport-ws socket by hand (the farmer's connection_init sent): what the client library would not send. */
+async function rawSocket (t: Test, url: string, key = farmer.key): Promise<{
+  socket: WebSocket, acked: Promise<void>, closed: Promise<{ code: number, reason: string }>, send: (message: unknown) => void
+}> {
+  const socket = new WebSocket(url, 'graphql-transport-ws')
+  t.teardown(() => socket.close())
+  const closed = new Promise<{ code: number, reason: string }>(resolve => socket.addEventListener('close', ({ code, reason }) => resolve({ code, reason })))
+  const acked = new Promise<void>(resolve => socket.addEventListener('message', event => {
+    if (JSON.parse(String(event.data)).type === 'connection_ack') resolve()
+  }))
+  await new Promise(resolve => socket.addEventListener('open', resolve))
+  const send = (message: unknown): void => socket.send(JSON.stringify(message))
+  send({ type: 'connection_init', payload: { 'x-api-key': key } })
+  return { socket, acked, closed, send }
+}
 
 t.test('a message over SUBSCRIPTIONS_MAX_PAYLOAD_BYTES closes the socket with 1009', async t => {
   const { app, url } = await listening(t, { SUBSCRIPTIONS_MAX_PAYLOAD_BYTES: '2048' })

@@ -4,7 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 
 export const SubscriptionsEnv = Type.Object({
-  /** Active subscriptions per caller (all its sockets together). */
+  /** Active subscriptions per caller (all its sockets together); also the most authenticated sockets a caller keeps. */
   SUBSCRIPTIONS_PER_CALLER: Type.Integer({ minimum: 1, maximum: 10_000, default: 5 }),
   /** Active subscriptions on this instance, every caller together; also the most WebSocket connections it keeps. */
   MAX_SUBSCRIPTIONS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 10_000 }),
@@ -12,6 +12,8 @@ export const SubscriptionsEnv = Type.Object({
   SUBSCRIPTIONS_MAX_PAYLOAD_BYTES: Type.Integer({ minimum: 1024, maximum: 1_048_576, default: 65_536 }),
   /** How long a new socket has to send `connection_init`; then it is closed with 4408. */
   SUBSCRIPTIONS_INIT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
+  /** How long an authenticated socket may hold no subscription; then it is closed with 1000. */
+  SUBSCRIPTIONS_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
   /** How often the server pings an idle socket (keeps proxies from closing it); 0: never. */
   SUBSCRIPTIONS_KEEPALIVE_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 30_000 })
 })
@@ -22,6 +24,7 @@ export interface SubscriptionsConfig {
   max: number
   maxPayloadBytes: number
   initTimeoutMs: number
+  idleTimeoutMs: number
   keepAliveMs: number
 }
 
@@ -31,6 +34,7 @@ export function readSubscriptionsConfig (raw: SubscriptionsEnv): SubscriptionsCo
     max: raw.MAX_SUBSCRIPTIONS,
     maxPayloadBytes: raw.SUBSCRIPTIONS_MAX_PAYLOAD_BYTES,
     initTimeoutMs: raw.SUBSCRIPTIONS_INIT_TIMEOUT_MS,
+    idleTimeoutMs: raw.SUBSCRIPTIONS_IDLE_TIMEOUT_MS,
     keepAliveMs: raw.SUBSCRIPTIONS_KEEPALIVE_MS
   }
 }

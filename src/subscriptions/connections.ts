@@ -7,6 +7,12 @@
 // have and a close without a code. So this module listens on each socket first (its listener is added
 // when the socket opens, before mercurius'), verifies the payload as soon as it arrives, and closes
 // with the right code; mercurius' subscription context function then only waits for the outcome.
+//
+// The same listener keeps each socket's running subscription ids (graphql-transport-ws: a `subscribe`
+// with an id in use closes the socket with 4409, which mercurius does not do: it would replace the
+// running one without ending it), and from them closes an authenticated socket that has held no
+// subscription for SUBSCRIPTIONS_IDLE_TIMEOUT_MS. A caller keeps at most `socketsPerCaller` authenticated
+// sockets on an instance: one more is closed with 1013.
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from '@fastify/websocket'
 import { AppError, CallerVerificationUnavailableError, ForbiddenError, UnauthenticatedError } from '../errors.ts'
@@ -22,11 +28,14 @@ export const CLOSE = {
   forbidden: 4403,
   badRequest: 4400,
   initTimeout: 4408,
-  tooManyInits: 4429
+  subscriberExists: 4409,
+  tooManyInits: 4429,
+  normal: 1000
 } as const
 
 export type ConnectionRefusal =
-  'unauthenticated' | 'forbidden' | 'unavailable' | 'init_timeout' | 'too_many_inits' | 'max_connections' | 'expired' | 'failed_subscriptions'
+  'unauthenticated' | 'forbidden' | 'unavailable' | 'init_timeout' | 'too_many_inits' | 'max_connections' | 'expired' | 'failed_subscriptions' |
+  'per_caller_connections' | 'idle' | 'duplicate_id'
 
 export interface ConnectionsOptions {
   verify: CallerVerifier
@@ -36,6 +45,10 @@ export interface ConnectionsOptions {
   initTimeoutMs: number
   /** Sockets kept at most; more are closed with 1013 at once. */
   maxConnections: number
+  /** Authenticated sockets one caller keeps at most; more are closed with 1013 when they authenticate. */
+  socketsPerCaller: number
+  /** An authenticated socket without a subscription this long is closed with 1000. */
+  idleTimeoutMs: number
   refused?: (reason: ConnectionRefusal) => void
 }
 
@@ -44,6 +57,11 @@ type Outcome = { ok: true, caller: Caller } | { ok: false }
 interface Connection {
   initTimer: NodeJS.Timeout | null
   expiryTimer: NodeJS.Timeout | null
+  idleTimer: NodeJS.Timeout | null
+  /** Set once the socket is authenticated (and counted in its caller's sockets). */
+  callerId: string | null
+  /** The ids of the subscriptions running on this socket, as the client and mercurius' messages tell. */
+  running: Set<string>
   /** Set when `connection_init` arrives. */
   outcome: Promise<Outcome> | null
   closed: AbortController
@@ -70,6 +88,7 @@ const MAX_TIMER_MS = 2_147_483_647
 export class Connections {
   readonly #options: ConnectionsOptions
   readonly #open = new Map<WebSocket, Connection>()
+  readonly #socketsByCaller = new Map<string, number>()
   #closing = false
 
   constructor (options: ConnectionsOptions) {
@@ -91,20 +110,71 @@ export class Connections {
       return
     }
     const connection: Connection = {
-      initTimer: setTimeout(() => { this.#refuse(socket, 'init_timeout', CLOSE.initTimeout, 'Connection initialisation timeout') }, initTimeoutMs),
+      initTimer: setTimeout(() => { this.#refuse(socket, 'init_timeout', CLOSE.initTimeout, 'Connection initialisation timeout') }, initTimeoutMs).unref(),
       expiryTimer: null,
+      idleTimer: null,
+      callerId: null,
+      running: new Set(),
       outcome: null,
       closed: new AbortController(),
       failures: 0
     }
     this.#open.set(socket, connection)
-    socket.on('message', (data, isBinary) => { this.#onMessage(socket, connection, data, isBinary) })
+    // Messages pass through here before any listener (mercurius') hears them: a refused one is not heard.
+    const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean
+    socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+      if (event === 'message' && !this.#onMessage(socket, connection, args[0], args[1] === true)) return false
+      return emit(event, ...args)
+    }) as WebSocket['emit']
+    this.#watchSent(socket, connection)
     socket.once('close', () => {
       clearTimeout(connection.initTimer ?? undefined)
       clearTimeout(connection.expiryTimer ?? undefined)
+      clearTimeout(connection.idleTimer ?? undefined)
       connection.closed.abort()
       this.#open.delete(socket)
+      if (connection.callerId !== null) {
+        const left = (this.#socketsByCaller.get(connection.callerId) ?? 1) - 1
+        if (left === 0) this.#socketsByCaller.delete(connection.callerId)
+        else this.#socketsByCaller.set(connection.callerId, left)
+      }
     })
+  }
+
+  /**
+   * mercurius ends a subscription by sending `complete` (its stream ended) or `error` (it failed) for its
+   * id: from then on the id is free again. Its messages are JSON.stringify({ type, id, payload }).
+   */
+  #watchSent (socket: WebSocket, connection: Connection): void {
+    const send = socket.send.bind(socket) as (...args: unknown[]) => void
+    socket.send = ((data: unknown, ...rest: unknown[]) => {
+      if (typeof data === 'string' && (data.startsWith('{"type":"complete"') || data.startsWith('{"type":"error"'))) {
+        try {
+          const { id } = JSON.parse(data) as { id?: unknown }
+          if (typeof id === 'string') this.#ended(socket, connection, id)
+        } catch {}
+      }
+      send(data, ...rest)
+    }) as WebSocket['send']
+  }
+
+  #started (connection: Connection, id: string): void {
+    connection.running.add(id)
+    clearTimeout(connection.idleTimer ?? undefined)
+    connection.idleTimer = null
+  }
+
+  #ended (socket: WebSocket, connection: Connection, id: string): void {
+    if (!connection.running.delete(id)) return
+    if (connection.running.size === 0 && connection.callerId !== null) this.#idle(socket, connection)
+  }
+
+  /** Starts the idle clock of an authenticated socket that holds no subscription. */
+  #idle (socket: WebSocket, connection: Connection): void {
+    clearTimeout(connection.idleTimer ?? undefined)
+    connection.idleTimer = setTimeout(() => {
+      this.#refuse(socket, 'idle', CLOSE.normal, 'Idle: no subscription')
+    }, this.#options.idleTimeoutMs).unref()
   }
 
   /**
@@ -150,17 +220,39 @@ export class Connections {
     }
   }
 
-  #onMessage (socket: WebSocket, connection: Connection, data: unknown, isBinary: boolean): void {
+  /** Whether mercurius may have the message: not once the socket is closing (after a refusal, say). */
+  #onMessage (socket: WebSocket, connection: Connection, data: unknown, isBinary: boolean): boolean {
+    if (socket.readyState !== socket.OPEN) return false
+    this.#inspect(socket, connection, data, isBinary)
+    return socket.readyState === socket.OPEN
+  }
+
+  #inspect (socket: WebSocket, connection: Connection, data: unknown, isBinary: boolean): void {
     if (isBinary || !Buffer.isBuffer(data)) return // mercurius refuses these itself
-    // After the first connection_init only a second one matters: look for it without parsing everything.
-    if (connection.outcome !== null && !data.includes('connection_init')) return
+    // Only connection_init, subscribe and complete matter here: the rest (ping, pong) is not parsed.
+    if (!data.includes('connection_init') && !data.includes('subscribe') && !data.includes('complete')) return
     let message: unknown
     try {
       message = JSON.parse(data.toString('utf8'))
     } catch {
       return // mercurius answers malformed messages
     }
-    if (typeof message !== 'object' || message === null || (message as { type?: unknown }).type !== 'connection_init') return
+    if (typeof message !== 'object' || message === null) return
+    const { type, id } = message as { type?: unknown, id?: unknown }
+    if (type === 'subscribe' && typeof id === 'string') {
+      if (connection.running.has(id)) {
+        // Closed before mercurius sees it (it would replace the running one without ending it).
+        this.#refuse(socket, 'duplicate_id', CLOSE.subscriberExists, `Subscriber for ${id} already exists`)
+        return
+      }
+      this.#started(connection, id)
+      return
+    }
+    if (type === 'complete' && typeof id === 'string') {
+      this.#ended(socket, connection, id)
+      return
+    }
+    if (type !== 'connection_init') return
     if (connection.outcome !== null) {
       this.#refuse(socket, 'too_many_inits', CLOSE.tooManyInits, 'Too many initialisation requests')
       return
@@ -187,11 +279,21 @@ export class Connections {
       }
       return { ok: false }
     }
+    // The socket may have closed while the caller was verified: nothing to set up for it.
+    if (connection.closed.signal.aborted) return { ok: false }
+    const sockets = this.#socketsByCaller.get(caller.id) ?? 0
+    if (sockets >= this.#options.socketsPerCaller) {
+      this.#refuse(socket, 'per_caller_connections', CLOSE.tryAgainLater, 'Too many connections for this caller')
+      return { ok: false }
+    }
+    this.#socketsByCaller.set(caller.id, sockets + 1)
+    connection.callerId = caller.id
+    if (connection.running.size === 0) this.#idle(socket, connection)
     if (caller.expiresAt !== undefined) {
       // The token's end is the connection's: 4403, which graphql-ws' client retries, asking its
       // connectionParams again (for a fresh token), as graphql-ws' own recipe for expiring tokens does.
       const delay = Math.min(MAX_TIMER_MS, Math.max(0, caller.expiresAt.getTime() - Date.now()))
-      connection.expiryTimer = setTimeout(() => { this.#refuse(socket, 'expired', CLOSE.forbidden, 'Token expired') }, delay)
+      connection.expiryTimer = setTimeout(() => { this.#refuse(socket, 'expired', CLOSE.forbidden, 'Token expired') }, delay).unref()
     }
     return { ok: true, caller }
   }

@@ -73,6 +73,9 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     initTimeoutMs: settings.initTimeoutMs,
     // A socket that counts holds a subscription: never more sockets than subscriptions may exist.
     maxConnections: settings.max,
+    // A socket carries several subscriptions: a caller needs no more sockets than it may hold subscriptions.
+    socketsPerCaller: settings.perCaller,
+    idleTimeoutMs: settings.idleTimeoutMs,
     refused: reason => refusals.inc({ reason })
   })
   metrics.gauge('agrivision_subscriptions_active', 'GraphQL subscriptions running on this instance.', () => limits.active)
