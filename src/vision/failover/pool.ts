@@ -6,8 +6,11 @@ import { CircuitBreaker, type BreakerOptions, type BreakerState } from './circui
 
 /** 429 without retry-after (Azure always sends one; a proxy may not): hold it this long. */
 export const DEFAULT_HOLD_MS = 1000
-/** A bogus retry-after must not take a backend out for hours (the SDK caps its own wait the same way). */
-export const MAX_HOLD_MS = 60_000
+/**
+ * A bogus retry-after must not take a backend out for hours; within this, Azure's word is kept (no call before the
+ * hold ends). A deployment whose quota is spent for longer is tried again every 10 minutes.
+ */
+export const MAX_HOLD_MS = 600_000
 
 export interface PoolBackend<Client> {
   readonly config: AzureBackendConfig
