@@ -87,6 +87,7 @@ t.test('the defaults, in development', async t => {
       concurrency: 32,
       concurrencyPerEndpoint: 4,
       pollMs: 1000,
+      thumbnailWaitMs: 2000,
       maxEndpoints: 20,
       allowLoopback: false,
       publicBaseUrl: null

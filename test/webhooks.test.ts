@@ -36,7 +36,8 @@ t.test('webhook management is for Admin callers only', async t => {
 })
 
 t.test('a completed identification is delivered, signed, with the identification as the API shows it', async t => {
-  const app = await buildWebhookApp(t, { PUBLIC_BASE_URL: 'https://vision.example.com' })
+  // A thumbnail is made just after the answer; on a loaded CI machine that can take more than the default 2 s.
+  const app = await buildWebhookApp(t, { PUBLIC_BASE_URL: 'https://vision.example.com', WEBHOOK_THUMBNAIL_WAIT_MS: '20000' })
   const receiver = await startReceiver(t)
   const completed = await createEndpoint(app, receiver.url('/completed'), ['IDENTIFICATION_COMPLETED'])
   const failed = await createEndpoint(app, receiver.url('/failed'), ['IDENTIFICATION_FAILED'])

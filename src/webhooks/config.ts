@@ -21,6 +21,8 @@ export const WebhooksEnv = Type.Object({
   /** How often the outbox is looked at for due deliveries (new identifications also wake the worker). */
   WEBHOOK_POLL_MS: Type.Integer({ minimum: 20, maximum: 60_000, default: 1000 }),
   WEBHOOK_MAX_ENDPOINTS: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+  /** How long a completed identification's delivery waits for its thumbnail (made just after the answer); then sent without. */
+  WEBHOOK_THUMBNAIL_WAIT_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2_000 }),
   /** true: plain http to loopback addresses (127.0.0.0/8, ::1) is allowed. For tests and local receivers only. */
   WEBHOOK_ALLOW_LOOPBACK: Type.Boolean({ default: false }),
   /** The service's public origin (https://vision.example.com), so that thumbnail URLs in webhook bodies are absolute. */
@@ -38,6 +40,7 @@ export interface WebhooksConfig {
   concurrency: number
   concurrencyPerEndpoint: number
   pollMs: number
+  thumbnailWaitMs: number
   maxEndpoints: number
   allowLoopback: boolean
   publicBaseUrl: string | null
@@ -65,6 +68,7 @@ export function readWebhooksConfig (raw: WebhooksEnv, production = false): Webho
     concurrency: raw.WEBHOOK_CONCURRENCY,
     concurrencyPerEndpoint: raw.WEBHOOK_CONCURRENCY_PER_ENDPOINT,
     pollMs: raw.WEBHOOK_POLL_MS,
+    thumbnailWaitMs: raw.WEBHOOK_THUMBNAIL_WAIT_MS,
     maxEndpoints: raw.WEBHOOK_MAX_ENDPOINTS,
     allowLoopback: raw.WEBHOOK_ALLOW_LOOPBACK,
     publicBaseUrl: base === null ? null : base.origin

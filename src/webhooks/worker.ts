@@ -12,8 +12,6 @@ import { signedHeaders } from './signing.ts'
 import { checkEndpointUrl, UrlRefused, type Resolver } from './ssrf.ts'
 import type { ClaimedDelivery, WebhookStore } from './store.ts'
 
-/** How long a completed identification's delivery waits for its thumbnail (made just after the record). */
-const THUMBNAIL_WAIT_MS = 2_000
 const THUMBNAIL_RECHECK_MS = 200
 /** How often the pending and disabled counts (metrics) are refreshed. */
 const COUNTS_INTERVAL_MS = 5_000
@@ -183,7 +181,7 @@ export class DeliveryWorker implements Worker {
       hooks.outcome('failed')
       return
     }
-    if (payload.kind === 'no-thumbnail-yet' && startedAt.getTime() - delivery.createdAt < THUMBNAIL_WAIT_MS) {
+    if (payload.kind === 'no-thumbnail-yet' && startedAt.getTime() - delivery.createdAt < config.thumbnailWaitMs) {
       await store.postpone(delivery.id, this.owner, startedAt.getTime() + THUMBNAIL_RECHECK_MS)
       return
     }
