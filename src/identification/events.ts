@@ -81,12 +81,7 @@ export class IdentificationEvents {
 
   /** Subscribes; returns the function that unsubscribes. */
   on<K extends keyof IdentificationEventMap> (name: K, listener: IdentificationListener<K>): () => void {
-    const listeners = this.#listeners[name] as Array<IdentificationListener<K>>
-    listeners.push(listener)
-    return () => {
-      const index = listeners.indexOf(listener)
-      if (index !== -1) listeners.splice(index, 1)
-    }
+    return subscribe(this.#listeners[name] as Array<IdentificationListener<K>>, listener)
   }
 
   /**
@@ -94,12 +89,7 @@ export class IdentificationEvents {
    * It bounds its own wait (and returns nothing when there is nothing to wait for). `emit` calls it too, without waiting.
    */
   onDurable<K extends keyof IdentificationEventMap> (name: K, listener: IdentificationListener<K>): () => void {
-    const listeners = this.#durable[name] as Array<IdentificationListener<K>>
-    listeners.push(listener)
-    return () => {
-      const index = listeners.indexOf(listener)
-      if (index !== -1) listeners.splice(index, 1)
-    }
+    return subscribe(this.#durable[name] as Array<IdentificationListener<K>>, listener)
   }
 
   // Durable listeners first: the others may rely on what they did (webhooks wake their worker once history has
@@ -135,5 +125,14 @@ export class IdentificationEvents {
 
   #failed (name: string, err: unknown): void {
     this.#log.error({ err, event: name }, 'an identification subscriber failed')
+  }
+}
+
+/** Adds `listener` to `listeners`; returns the function that takes it out again. */
+function subscribe<T> (listeners: T[], listener: T): () => void {
+  listeners.push(listener)
+  return () => {
+    const index = listeners.indexOf(listener)
+    if (index !== -1) listeners.splice(index, 1)
   }
 }
