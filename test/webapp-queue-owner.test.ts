@@ -16,6 +16,9 @@ const BORIS = 'agv_queue-owner-boris'
 /** A key the service does not know: refused with 401. */
 const STRANGER = 'agv_queue-owner-not-a-key-the-service-knows'
 
+// Five phones in Chromium: more than tap's default file timeout on a loaded two-core machine.
+t.setTimeout(300_000)
+
 const app = await buildTestApp(t, { env: { AUTH_MODE: 'apikey', API_KEY_HASHES: `alice:${sha256Hex(ALICE)},boris:${sha256Hex(BORIS)}` } })
 
 /** Every multipart upload the service received: the key it carried and its Idempotency-Key. */
@@ -26,6 +29,7 @@ app.server.prependListener('request', (req: IncomingMessage) => {
   }
 })
 const base = await app.listen({ host: '127.0.0.1', port: 0 })
+const browser = await launchChromium(t)
 
 const sentWith = (apiKey: string): number => uploads.filter(upload => upload.apiKey === apiKey).length
 
@@ -75,8 +79,8 @@ async function until (what: string, done: () => Promise<boolean> | boolean): Pro
 }
 
 async function phone (t: Test, locale = 'en-GB'): Promise<{ context: BrowserContext, page: Page, errors: string[], external: string[] }> {
-  const browser = await launchChromium(t)
   const context = await browser.newContext({ ...PHONE, locale })
+  t.teardown(() => context.close())
   context.setDefaultTimeout(WAIT_MS)
   const external = await loopbackOnly(context)
   const page = await context.newPage()

@@ -17,6 +17,7 @@ export function App ({ config }: { config: AppConfig }) {
   const [screen, setScreen] = useState<'capture' | 'history'>('capture')
   /** Photos of the signed-in user still waiting when they asked to sign out: the question is open. */
   const [leaving, setLeaving] = useState(0)
+  const [signingOut, setSigningOut] = useState(false)
   const t = STRINGS[lang]
 
   useEffect(() => { document.documentElement.lang = lang; localStorage.setItem('agrivision.lang', lang) }, [lang])
@@ -36,12 +37,17 @@ export function App ({ config }: { config: AppConfig }) {
 
   async function signOut (current: Credentials, discard: boolean): Promise<void> {
     setLeaving(0)
-    setCredentials(null) // the capture screen goes, and its Sender stops with it
-    if (discard) await discardOwned(current.owner)
-    await current.signOut()
+    setSigningOut(true) // the capture screen goes, and its Sender stops with it: nothing more is sent as this user
+    try {
+      if (discard) await discardOwned(current.owner)
+      await current.signOut()
+      setCredentials(null)
+    } finally {
+      setSigningOut(false)
+    }
   }
 
-  if (credentials === undefined) return <main class='loading' aria-busy='true' />
+  if (credentials === undefined || signingOut) return <main class='loading' aria-busy='true' />
   return (
     <>
       <header>
