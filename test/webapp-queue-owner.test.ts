@@ -9,7 +9,7 @@ import sharp from 'sharp'
 import type { BrowserContext, Page } from 'playwright-core'
 import { sha256Hex } from '../src/callers/api-keys.ts'
 import { buildTestApp } from './helper.ts'
-import { launchChromium, loopbackOnly, PHONE, seriousViolations, WAIT_MS, watchErrors } from './support/browser.ts'
+import { launchChromium, loopbackOnly, PHONE, screenshots, seriousViolations, WAIT_MS, watchErrors } from './support/browser.ts'
 
 const ALICE = 'agv_queue-owner-alice'
 const BORIS = 'agv_queue-owner-boris'
@@ -106,6 +106,7 @@ t.test('kept for A at sign-out: B signed in online sends nothing; A signed in ag
   t.match(await dialog.innerText(), /Не отправлено ваших фото: 1[\s\S]*Никто другой/, 'the question, in Russian: the photo is A\'s, nobody else sends it')
   t.ok(await dialog.evaluate(element => (element as HTMLDialogElement).open && element.matches(':modal')), 'a modal dialog')
   t.strictSame(await seriousViolations(page), [], 'sign-out question: no serious or critical accessibility violation')
+  await screenshots(page, '6-sign-out-question')
   await page.keyboard.press('Escape')
   await dialog.waitFor({ state: 'detached' })
   t.equal(await page.getByTestId('queue').locator('li').count(), 1, 'Escape: still signed in, the photo still waits')
@@ -277,6 +278,7 @@ t.test('photos from before owners were recorded: sent by nobody until the signed
   t.equal(uploads.length, sent, 'not sent on sign-in')
   t.match(await card.innerText(), /1 photo waits on this phone from an earlier version[\s\S]*did not record who took them/)
   t.strictSame(await seriousViolations(page), [], 'the question: no serious or critical accessibility violation')
+  await screenshots(page, '7-unowned-photos')
   t.equal(await page.getByTestId('queue').count(), 0, 'not in B\'s queue either')
 
   await t.test('discarded: gone, never sent', async t => {
