@@ -127,7 +127,12 @@ export class HistoryRecorder {
 
   #drain (): void {
     if (this.#draining !== null) return
-    this.#draining = this.#writeAll().finally(() => { this.#draining = null })
+    this.#draining = this.#writeAll().finally(() => {
+      this.#draining = null
+      // A record that arrived after the writer's last look at the buffer (a released waiter's caller records the next
+      // at once, before this runs) found it still draining: write it now, not when another record comes.
+      if (this.#buffer.length > 0 && this.#retryTimer === null && !this.#failing) this.#drain()
+    })
   }
 
   async #writeAll (): Promise<void> {
