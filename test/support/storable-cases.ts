@@ -257,7 +257,7 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
     }
     t.equal(stored.get('/nul').response, 'ok\uFFFDdone')
     t.equal(stored.get('/zeros').response, '\uFFFD'.repeat(100))
-    t.notOk(/[\u0000]/.test(stored.get('/bytes').response), 'bytes: no NUL')
+    t.notOk(stored.get('/bytes').response.includes('\u0000'), 'bytes: no NUL')
     t.ok(stored.get('/bytes').response.isWellFormed() && stored.get('/bytes').response.startsWith('ok\uFFFD'), 'bytes: decoded lossily')
     t.equal(stored.get('/escapes').response, replies['/escapes'])
     t.match(stored.get('/refused'), { responseStatus: 200, response: null, error: /could not be stored/ }, 'refused details: the attempt counted without them')
