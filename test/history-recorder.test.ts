@@ -233,3 +233,14 @@ t.test('shutdown says what happened: the database unreachable, or still writing 
   const line = second.lines.find(l => /not written at shutdown/.test(l.msg))
   t.match(line?.msg, /still being written when the shutdown grace period ended/, 'not blamed on the database')
 })
+
+t.test('a record made right after a waited-for one is written without waiting for another', async t => {
+  for (const first of ['ok-1', 'bad-1']) { // written, or set aside: either releases the waiting caller as the drain ends
+    const store = refusingStore()
+    const recorder = new HistoryRecorder(store, 100, log)
+    await recorder.recordDurably(rec(first), 10_000)
+    recorder.record(rec('next')) // the writer has just released the first and is finishing its drain
+    await until(() => store.written.includes('next'), 2_000)
+    t.equal(await recorder.stop(100), 0, `${first}: nothing left at shutdown`)
+  }
+})
