@@ -91,6 +91,8 @@ t.test('TOO_MANY_SUBSCRIPTIONS in the catalogue', async t => {
 class FakeSocket extends EventEmitter {
   readonly OPEN = 1
   readonly CLOSED = 3
+  readonly protocol = 'graphql-transport-ws'
+  readonly bufferedAmount = 0
   readyState = 1
   readonly closes: Array<[number | undefined, string | undefined]> = []
   send (): void {}
@@ -118,6 +120,8 @@ t.test('a socket closed while its caller is verified: no expiry timer, no refusa
     maxConnections: 10,
     socketsPerCaller: 1,
     idleTimeoutMs: 60_000,
+    messagesPerSecond: 10,
+    maxQueuedBytes: 1_048_576,
     refused: reason => refused.push(reason)
   })
   const caller = (): Caller => ({ kind: 'entra-user', id: 'farmer', roles: new Set(['Identify']), expiresAt: new Date(Date.now() + 50) } as Caller)

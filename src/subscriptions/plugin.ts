@@ -1,6 +1,6 @@
-// Subscriptions as a capability: the WebSocket server (@fastify/websocket, with our message size limit
-// and a 1001 close for every socket at shutdown), each socket's authentication and lifecycle
-// (connections.ts), the limits (limits.ts), the channel between instances (emitter.ts, REDIS_URL), and
+// Subscriptions as a capability: the WebSocket server (@fastify/websocket, with our message size limit,
+// graphql-transport-ws only, and a 1001 close for every socket at shutdown), each socket's messages,
+// authentication and lifecycle (connections.ts), the limits (limits.ts), the channel between instances (emitter.ts, REDIS_URL), and
 // the publisher: every completed identification, as a compact message (payload.ts), to mercurius'
 // pubsub. The GraphQL plugin registers mercurius with `app.subscriptions.mercuriusOptions(...)`; the
 // resolver (src/graphql/subscription-resolvers.ts) starts each subscription with `app.subscriptions.subscribe`.
@@ -9,8 +9,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import websocket, { type WebSocket } from '@fastify/websocket'
 import type { MercuriusOptions, PubSub, SubscriptionContext } from 'mercurius'
 import { Counter } from 'prom-client'
+import { BadRequestError } from '../errors.ts'
 import type { AppServices } from '../services.ts'
-import { Connections, type Accepted } from './connections.ts'
+import { Connections, PROTOCOL, type Accepted, type Backlog } from './connections.ts'
 import { closeRedisEmitter, createRedisEmitter } from './emitter.ts'
 import { matches, type LiveFilter } from './filter.ts'
 import { SubscriptionLimits } from './limits.ts'
@@ -34,9 +35,12 @@ export interface Subscriptions {
   publishTo (pubsub: PubSub): void
   /**
    * One subscriber's stream of completed identifications that pass `filter`; counted against the limits
-   * (throws TOO_MANY_SUBSCRIPTIONS or OVERLOADED) until it ends.
+   * (throws TOO_MANY_SUBSCRIPTIONS or OVERLOADED) until it ends. `socketClosed` is the subscriber's
+   * `closed` signal: it tells the socket whose backlog the subscription's queue counts in.
    */
-  subscribe (pubsub: SubscriptionContext, callerId: string, filter: LiveFilter): Promise<AsyncIterableIterator<CompletedMessage>>
+  subscribe (
+    pubsub: SubscriptionContext, callerId: string, filter: LiveFilter, socketClosed: AbortSignal
+  ): Promise<AsyncIterableIterator<CompletedMessage>>
 }
 
 declare module 'fastify' {
@@ -76,13 +80,17 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     // A socket carries several subscriptions: a caller needs no more sockets than it may hold subscriptions.
     socketsPerCaller: settings.perCaller,
     idleTimeoutMs: settings.idleTimeoutMs,
+    messagesPerSecond: settings.messagesPerSecond,
+    maxQueuedBytes: settings.maxQueuedBytes,
     refused: reason => refusals.inc({ reason })
   })
+  const sizeOf = eventSizes()
   metrics.gauge('agrivision_subscriptions_active', 'GraphQL subscriptions running on this instance.', () => limits.active)
   metrics.gauge('agrivision_subscription_connections', 'Subscription WebSocket connections open on this instance.', () => connections.open)
 
   await app.register(websocket, {
-    options: { maxPayload: settings.maxPayloadBytes },
+    // The subprotocol answered: graphql-transport-ws when offered (an upgrade that does not offer it is refused below).
+    options: { maxPayload: settings.maxPayloadBytes, handleProtocols: (offered) => offered.has(PROTOCOL) ? PROTOCOL : false },
     // A client's protocol error (a message over the size limit: 1009) is the client's: ws is already
     // closing the socket with the right code, so it is not cut here (which would lose that code).
     errorHandler: (err, socket, request) => {
@@ -100,6 +108,14 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
   })
   // Emitted as a socket opens, just before mercurius gets it: our listeners come first.
   app.websocketServer.on('connection', (socket: WebSocket) => { connections.track(socket) })
+  // mercurius also speaks the legacy `graphql-ws` subprotocol (start/stop), and takes it when none is offered:
+  // an upgrade that does not offer graphql-transport-ws is refused before it is one (`ws`: set by @fastify/websocket).
+  app.addHook('onRequest', async (request) => {
+    if (request.ws && !offersProtocol(request.headers['sec-websocket-protocol'])) {
+      refusals.inc({ reason: 'subprotocol' })
+      throw new BadRequestError(`Subscriptions speak the ${PROTOCOL} subprotocol only (the graphql-ws client library's): offer it in Sec-WebSocket-Protocol.`)
+    }
+  })
 
   const emitter = config.limits.redisUrl === null ? undefined : createRedisEmitter(config.limits.redisUrl, log)
   if (emitter !== undefined) app.addHook('onClose', async () => { await closeRedisEmitter(emitter) })
@@ -108,11 +124,8 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     mercuriusOptions: (context) => ({
       ...(emitter === undefined ? {} : { emitter }),
       keepAlive: settings.keepAliveMs === 0 ? undefined : settings.keepAliveMs,
-      // Called by mercurius while it handles connection_init; a refused socket is already closing with its code.
-      context: async (socket, request) => {
-        const subscriber = await connections.caller(socket)
-        return subscriber === null ? {} : context(request, subscriber)
-      }
+      // Called by mercurius while it handles connection_init; for a refused socket (closing with its code) it never returns.
+      context: async (socket, request) => context(request, await connections.caller(socket))
     }),
 
     publishTo (pubsub) {
@@ -130,7 +143,8 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
       })
     },
 
-    async subscribe (pubsub, callerId, filter) {
+    async subscribe (pubsub, callerId, filter, socketClosed) {
+      const backlog = connections.backlog(socketClosed)
       const release = limits.acquire(callerId)
       let source: AsyncIterable<CompletedMessage>
       try {
@@ -140,25 +154,89 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
         release()
         throw err
       }
-      return filtered(source, message => matches(message, filter), release)
+      const queued = countQueued(source as unknown as QueueStream, backlog, sizeOf)
+      return filtered(source, message => matches(message, filter), () => { queued.end(); release() }, queued.taken)
     }
   } satisfies Subscriptions)
+}
+
+/** Whether a Sec-WebSocket-Protocol header offers graphql-transport-ws (a comma-separated list, maybe several headers). */
+function offersProtocol (header: string | string[] | undefined): boolean {
+  const values = header === undefined ? [] : Array.isArray(header) ? header : [header]
+  return values.some(value => value.split(',').some(offered => offered.trim() === PROTOCOL))
+}
+
+/** The part of mercurius' subscription queue (a Readable in object mode) the backlog is counted on. */
+interface QueueStream { push: (chunk: unknown) => boolean }
+
+/**
+ * An event's estimated size in a queue (its JSON's bytes), computed once per event: every local queue is
+ * pushed the same object (also one decoded from Redis).
+ */
+function eventSizes (): (event: unknown) => number {
+  const known = new WeakMap<object, number>()
+  return (event) => {
+    if (typeof event !== 'object' || event === null) return Buffer.byteLength(String(JSON.stringify(event)))
+    let bytes = known.get(event)
+    if (bytes === undefined) {
+      bytes = Buffer.byteLength(JSON.stringify(event))
+      known.set(event, bytes)
+    }
+    return bytes
+  }
+}
+
+/**
+ * Counts the events waiting in a subscription's queue in its socket's backlog: each one pushed (by
+ * mercurius' pubsub, for every event published, before the filter) until it is taken to be sent. An event
+ * the backlog refuses is dropped: its socket is being closed for being too slow.
+ */
+interface QueuedCount { taken: (event: unknown) => void, end: () => void }
+
+function countQueued (queue: QueueStream, backlog: Backlog, sizeOf: (event: unknown) => number): QueuedCount {
+  let held = 0
+  let ended = false
+  const push = queue.push.bind(queue)
+  queue.push = (chunk: unknown) => {
+    if (chunk === null || ended) return push(chunk)
+    const bytes = sizeOf(chunk)
+    if (!backlog.add(bytes)) return false
+    held += bytes
+    return push(chunk)
+  }
+  return {
+    taken: (event) => {
+      if (ended) return
+      const bytes = Math.min(held, sizeOf(event))
+      held -= bytes
+      backlog.remove(bytes)
+    },
+    end: () => {
+      if (ended) return
+      ended = true
+      backlog.remove(held)
+      held = 0
+    }
+  }
 }
 
 export default fp(subscriptionsPlugin, { name: 'subscriptions', fastify: '5.x', dependencies: ['caller-auth'] })
 
 /**
- * The messages of `source` that match; `release` runs once when the stream ends, either way. A plain
- * iterator rather than an async generator: a generator's return() waits for its pending next() (the
- * next event, maybe never), so an ended subscription would hold its lease until then.
+ * The messages of `source` that match; `taken` is told of each one read, `release` runs once when the
+ * stream ends, either way. A plain iterator rather than an async generator: a generator's return() waits
+ * for its pending next() (the next event, maybe never), so an ended subscription would hold its lease until then.
  */
-function filtered<T> (source: AsyncIterable<T>, match: (value: T) => boolean, release: () => void): AsyncIterableIterator<T> {
+function filtered<T> (
+  source: AsyncIterable<T>, match: (value: T) => boolean, release: () => void, taken: (value: T) => void
+): AsyncIterableIterator<T> {
   const iterator = source[Symbol.asyncIterator]()
   return {
     async next () {
       for (;;) {
         const result = await iterator.next()
         if (result.done === true) { release(); return result }
+        taken(result.value)
         if (match(result.value)) return result
       }
     },
