@@ -97,13 +97,13 @@ t.test('a second connection_init, however spelled, closes the socket with 4429; 
   for (const spelling of spellings) {
     const socket = await authenticated(t, url)
     socket.sendText(spelling)
-    t.same(await socket.closed, { code: 4429, reason: 'Too many initialisation requests' }, spelling)
+    t.same(await socket.closedWithin(), { code: 4429, reason: 'Too many initialisation requests' }, spelling)
     t.equal(socket.messages.filter(message => message.type === 'connection_ack').length, 1, 'acknowledged once')
   }
   // The flood of the report: many re-inits at once on one socket (each one used to start a keep-alive timer).
   const flooded = await authenticated(t, url)
   for (let i = 0; i < 500; i++) flooded.sendText('{"type":"connection\\u005finit"}')
-  t.same((await flooded.closed)?.code, 4429, 'a flood of re-inits: closed at the second')
+  t.same((await flooded.closedWithin())?.code, 4429, 'a flood of re-inits: closed at the second')
   t.equal(await metric(app, 'agrivision_subscription_refusals_total{reason="too_many_inits"}'), spellings.length + 1, 'counted')
   await nothingOutlives(t, app, url, timersBefore)
 })
@@ -124,7 +124,7 @@ t.test('a repeated subscription id, however spelled, closes with 4409; the lease
     for (const id of ['a', 'b', 'c', 'd', 'e']) socket.send(subscribe(id))
     await until(async () => await metric(app, 'agrivision_subscriptions_active') === PER_CALLER, 'five running')
     socket.sendText(repeat)
-    t.same(await socket.closed, { code: 4409, reason: 'Subscriber for a already exists' }, repeat)
+    t.same(await socket.closedWithin(), { code: 4409, reason: 'Subscriber for a already exists' }, repeat)
     await until(async () => await metric(app, 'agrivision_subscriptions_active') === 0, 'released with the socket')
   }
   t.equal(await metric(app, 'agrivision_subscription_refusals_total{reason="duplicate_id"}'), repeats.length, 'counted')
@@ -161,7 +161,7 @@ t.test('what the protocol does not have closes the socket with 4400 (binary fram
   for (const [what, send] of refused) {
     const socket = await authenticated(t, url)
     send(socket)
-    t.same((await socket.closed)?.code, 4400, what)
+    t.same((await socket.closedWithin())?.code, 4400, what)
   }
   t.equal(await metric(app, 'agrivision_subscription_refusals_total{reason="bad_message"}'), refused.length, 'counted')
   t.equal(await metric(app, 'agrivision_subscriptions_active'), 0, 'none of them started a subscription')
@@ -184,12 +184,12 @@ t.test('before connection_init: a subscribe closes with 4401; the init timeout s
     const socket = await RawWebSocket.connect(url)
     t.teardown(() => socket.destroy())
     socket.sendText(message)
-    t.same((await socket.closed)?.code, 4401, message)
+    t.same((await socket.closedWithin())?.code, 4401, message)
   }
   const pinging = await RawWebSocket.connect(url)
   t.teardown(() => pinging.destroy())
   pinging.send({ type: 'ping' })
-  t.same((await pinging.closed)?.code, 4408, 'pings are no connection_init')
+  t.same((await pinging.closedWithin())?.code, 4408, 'pings are no connection_init')
   await nothingOutlives(t, app, url, timersBefore)
 })
 
@@ -233,12 +233,12 @@ t.test('SUBSCRIPTIONS_MESSAGES_PER_SECOND: a socket sending faster is closed wit
   for (const [what, send] of floods) {
     const socket = await authenticated(t, url)
     for (let i = 0; i < 20; i++) send(socket, i)
-    t.same(await socket.closed, { code: 1008, reason: 'Too many messages' }, what)
+    t.same(await socket.closedWithin(), { code: 1008, reason: 'Too many messages' }, what)
   }
   const early = await RawWebSocket.connect(url)
   t.teardown(() => early.destroy())
   for (let i = 0; i < 20; i++) early.send({ type: 'ping' })
-  t.same((await early.closed)?.code, 1008, 'before connection_init too')
+  t.same((await early.closedWithin())?.code, 1008, 'before connection_init too')
   t.equal(await metric(app, 'agrivision_subscription_refusals_total{reason="message_rate"}'), floods.length + 1, 'counted')
 
   const paced = await authenticated(t, url)

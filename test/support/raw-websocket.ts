@@ -64,6 +64,18 @@ export class RawWebSocket {
   sendBinary (bytes: Buffer): void { this.socket.write(frame(OPCODE.binary, bytes)) }
   send (message: unknown): void { this.sendText(JSON.stringify(message)) }
 
+  /** The server's close frame (null: ended without one); rejects when the connection is still open after `ms`. */
+  async closedWithin (ms = 5000): Promise<Closed | null> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([this.closed, new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`the socket was not closed within ${ms} ms`)), ms)
+      })])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** Stops reading: what the server sends stays in the kernel's buffers, then in the server's. */
   pause (): void { this.socket.pause() }
   resume (): void { this.socket.resume() }
