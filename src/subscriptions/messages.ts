@@ -19,7 +19,9 @@ export interface SubscribePayload {
 }
 
 /** A message the protocol does not have (the socket is closed with 4400 and this text). */
-export class BadMessageError extends Error {}
+export class BadMessageError extends Error {
+  override name = 'BadMessageError'
+}
 
 /** The frame's text as a canonical message; throws BadMessageError when it is not one the protocol has. */
 export function parseClientMessage (text: string): ClientMessage {
