@@ -14,6 +14,7 @@ import { identificationOf, messageOf, type CompletedMessage } from '../src/subsc
 import { TooManySubscriptionsError, UnauthenticatedError } from '../src/errors.ts'
 import { BadMessageError, MAX_ID_BYTES, parseClientMessage, serialise } from '../src/subscriptions/messages.ts'
 import { MessageRate } from '../src/subscriptions/message-rate.ts'
+import { countQueued, eventSizes } from '../src/subscriptions/queued.ts'
 import type { IdentificationCompleted } from '../src/identification/events.ts'
 import type { DetectedVehicle } from '../src/vision/answer-schema.ts'
 
@@ -208,4 +209,33 @@ t.test('a refused socket: mercurius\' context never comes (so it neither acknowl
   t.same(refused, ['unauthenticated'])
   socket.emit('message', Buffer.from('{"type":"ping"}'), false)
   t.equal(heard.length, 1, 'nothing more reaches mercurius from a closed socket')
+})
+
+t.test('a queue counted in its socket\'s backlog: pushed until taken, dropped when refused, nothing left at the end', async t => {
+  let queued = 0
+  let room = 100
+  const backlog = {
+    add: (bytes: number) => { if (queued + bytes > room) return false; queued += bytes; return true },
+    remove: (bytes: number) => { queued -= bytes }
+  }
+  const pushed: unknown[] = []
+  const queue = { push: (chunk: unknown) => { pushed.push(chunk); return true } }
+  const sizeOf = eventSizes()
+  const count = countQueued(queue, backlog, sizeOf)
+  const a = { answer: 'x'.repeat(20) }
+  const b = { answer: 'y'.repeat(40) }
+  t.equal(sizeOf(a), JSON.stringify(a).length, 'an event counts its JSON')
+  queue.push(a)
+  queue.push(b)
+  t.equal(queued, sizeOf(a) + sizeOf(b))
+  t.equal(queue.push({ answer: 'z'.repeat(80) }), false, 'beyond the backlog: refused')
+  t.same(pushed, [a, b], 'and dropped')
+  count.taken(a)
+  t.equal(queued, sizeOf(b), 'taken: no longer counted')
+  room = 1000
+  queue.push(a)
+  count.end()
+  t.equal(queued, 0, 'ended: what the queue held no longer counts')
+  queue.push(null)
+  t.equal(pushed.at(-1), null, 'the end of the stream passes')
 })

@@ -11,11 +11,12 @@ import type { MercuriusOptions, PubSub, SubscriptionContext } from 'mercurius'
 import { Counter } from 'prom-client'
 import { BadRequestError } from '../errors.ts'
 import type { AppServices } from '../services.ts'
-import { Connections, PROTOCOL, type Accepted, type Backlog } from './connections.ts'
+import { Connections, PROTOCOL, type Accepted } from './connections.ts'
 import { closeRedisEmitter, createRedisEmitter } from './emitter.ts'
 import { matches, type LiveFilter } from './filter.ts'
 import { SubscriptionLimits } from './limits.ts'
 import { COMPLETED_TOPIC, messageOf, type CompletedMessage } from './payload.ts'
+import { countQueued, eventSizes, type QueueStream } from './queued.ts'
 
 type SubscriptionOptions = Exclude<NonNullable<MercuriusOptions['subscription']>, boolean>
 
@@ -164,60 +165,6 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
 function offersProtocol (header: string | string[] | undefined): boolean {
   const values = header === undefined ? [] : Array.isArray(header) ? header : [header]
   return values.some(value => value.split(',').some(offered => offered.trim() === PROTOCOL))
-}
-
-/** The part of mercurius' subscription queue (a Readable in object mode) the backlog is counted on. */
-interface QueueStream { push: (chunk: unknown) => boolean }
-
-/**
- * An event's estimated size in a queue (its JSON's bytes), computed once per event: every local queue is
- * pushed the same object (also one decoded from Redis).
- */
-function eventSizes (): (event: unknown) => number {
-  const known = new WeakMap<object, number>()
-  return (event) => {
-    if (typeof event !== 'object' || event === null) return Buffer.byteLength(String(JSON.stringify(event)))
-    let bytes = known.get(event)
-    if (bytes === undefined) {
-      bytes = Buffer.byteLength(JSON.stringify(event))
-      known.set(event, bytes)
-    }
-    return bytes
-  }
-}
-
-/**
- * Counts the events waiting in a subscription's queue in its socket's backlog: each one pushed (by
- * mercurius' pubsub, for every event published, before the filter) until it is taken to be sent. An event
- * the backlog refuses is dropped: its socket is being closed for being too slow.
- */
-interface QueuedCount { taken: (event: unknown) => void, end: () => void }
-
-function countQueued (queue: QueueStream, backlog: Backlog, sizeOf: (event: unknown) => number): QueuedCount {
-  let held = 0
-  let ended = false
-  const push = queue.push.bind(queue)
-  queue.push = (chunk: unknown) => {
-    if (chunk === null || ended) return push(chunk)
-    const bytes = sizeOf(chunk)
-    if (!backlog.add(bytes)) return false
-    held += bytes
-    return push(chunk)
-  }
-  return {
-    taken: (event) => {
-      if (ended) return
-      const bytes = Math.min(held, sizeOf(event))
-      held -= bytes
-      backlog.remove(bytes)
-    },
-    end: () => {
-      if (ended) return
-      ended = true
-      backlog.remove(held)
-      held = 0
-    }
-  }
 }
 
 export default fp(subscriptionsPlugin, { name: 'subscriptions', fastify: '5.x', dependencies: ['caller-auth'] })
