@@ -229,6 +229,17 @@ t.test('the legacy graphql-ws subprotocol is refused at the upgrade (400); graph
   const legacy = await RawWebSocket.connect(url, 'graphql-ws')
   t.equal(legacy.status, 400, 'a raw client offering graphql-ws is answered 400, never upgraded')
   legacy.destroy()
+
+  t.test('a refused upgrade spends the address\'s GRAPHQL_RATE_LIMIT_PER_MINUTE as any', async t => {
+    const { url } = await listening(t, { GRAPHQL_RATE_LIMIT_PER_MINUTE: '3' })
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++) {
+      const socket = await RawWebSocket.connect(url, 'graphql-ws')
+      statuses.push(socket.status)
+      socket.destroy()
+    }
+    t.same(statuses, [400, 400, 400, 429])
+  })
 })
 
 t.test('SUBSCRIPTIONS_MESSAGES_PER_SECOND: a socket sending faster is closed with 1008; a client within it is not', async t => {

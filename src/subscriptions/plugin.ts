@@ -111,7 +111,8 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
   app.websocketServer.on('connection', (socket: WebSocket) => { connections.track(socket) })
   // mercurius also speaks the legacy `graphql-ws` subprotocol (start/stop), and takes it when none is offered:
   // an upgrade that does not offer graphql-transport-ws is refused before it is one (`ws`: set by @fastify/websocket).
-  app.addHook('onRequest', async (request) => {
+  // Before the handler (which upgrades), after the onRequest hooks: a refused upgrade is rate-limited as any.
+  app.addHook('preHandler', async (request) => {
     if (request.ws && !offersProtocol(request.headers['sec-websocket-protocol'])) {
       refusals.inc({ reason: 'subprotocol' })
       throw new BadRequestError(`Subscriptions speak the ${PROTOCOL} subprotocol only (the graphql-ws client library's): offer it in Sec-WebSocket-Protocol.`)
