@@ -139,13 +139,6 @@ export class Connections {
   /** Sockets open now. */
   get open (): number { return this.#open.size }
 
-  /** Authenticated sockets counted for their callers now (for tests: 0 once every socket closed). */
-  get authenticated (): number {
-    let sockets = 0
-    for (const count of this.#socketsByCaller.values()) sockets += count
-    return sockets
-  }
-
   /** Called as a socket opens, before mercurius sees it. */
   track (socket: WebSocket): void {
     const { initTimeoutMs, maxConnections, messagesPerSecond } = this.#options
