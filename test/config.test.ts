@@ -76,7 +76,14 @@ t.test('the defaults, in development', async t => {
     },
     webApp: { enabled: true, entra: null },
     subscriptions: {
-      perCaller: 5, max: 10_000, maxPayloadBytes: 65_536, initTimeoutMs: 10_000, idleTimeoutMs: 60_000, keepAliveMs: 30_000
+      perCaller: 5,
+      max: 10_000,
+      maxPayloadBytes: 65_536,
+      initTimeoutMs: 10_000,
+      idleTimeoutMs: 60_000,
+      keepAliveMs: 30_000,
+      messagesPerSecond: 10,
+      maxQueuedBytes: 1_048_576
     },
     webhooks: {
       retryScheduleMs: [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 50_400_000, 72_000_000, 86_400_000],

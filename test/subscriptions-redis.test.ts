@@ -13,7 +13,8 @@ const farmer = newApiKey('farmer')
 const dashboard = newApiKey('dashboard')
 
 async function ready (server: ServerProcess): Promise<void> {
-  const deadline = Date.now() + 15_000
+  // Two servers start at once: on a loaded 2-core machine that took over 15 s (each ~7 s alone).
+  const deadline = Date.now() + 60_000
   for (;;) {
     try {
       if ((await fetch(`${server.origin}/health/ready`)).status === 200) return

@@ -357,7 +357,7 @@ t.test('Entra: the socket closes (4403) when the token expires; the client comes
 })
 
 t.test('a socket that keeps starting refused subscriptions is closed with 4400', async t => {
-  const { url } = await listening(t)
+  const { url } = await listening(t, { SUBSCRIPTIONS_MESSAGES_PER_SECOND: '1000' })
   const socket = new WebSocket(url, 'graphql-transport-ws')
   const closed = new Promise<CloseEvent>(resolve => socket.addEventListener('close', resolve))
   const messages: any[] = []

@@ -16,7 +16,8 @@ export const subscriptionResolvers: SubscriptionResolvers = {
       if (ctx.caller === null || ctx.caller === undefined) throw new UnauthenticatedError('Authenticate in connection_init first.')
       const { pubsub } = ctx as MercuriusContext // mercurius' own part of the context: this subscription's pubsub
       try {
-        return await ctx.request.server.subscriptions.subscribe(pubsub, ctx.caller.id, liveFilter(ctx, filter))
+        // ctx.signal: the socket's `closed` signal (its backlog counts this subscription's queue).
+        return await ctx.request.server.subscriptions.subscribe(pubsub, ctx.caller.id, liveFilter(ctx, filter), ctx.signal)
       } catch (err) {
         ctx.subscriptionFailed?.()
         throw err

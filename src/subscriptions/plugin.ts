@@ -1,6 +1,6 @@
-// Subscriptions as a capability: the WebSocket server (@fastify/websocket, with our message size limit
-// and a 1001 close for every socket at shutdown), each socket's authentication and lifecycle
-// (connections.ts), the limits (limits.ts), the channel between instances (emitter.ts, REDIS_URL), and
+// Subscriptions as a capability: the WebSocket server (@fastify/websocket, with our message size limit,
+// graphql-transport-ws only, and a 1001 close for every socket at shutdown), each socket's messages,
+// authentication and lifecycle (connections.ts), the limits (limits.ts), the channel between instances (emitter.ts, REDIS_URL), and
 // the publisher: every completed identification, as a compact message (payload.ts), to mercurius'
 // pubsub. The GraphQL plugin registers mercurius with `app.subscriptions.mercuriusOptions(...)`; the
 // resolver (src/graphql/subscription-resolvers.ts) starts each subscription with `app.subscriptions.subscribe`.
@@ -9,12 +9,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import websocket, { type WebSocket } from '@fastify/websocket'
 import type { MercuriusOptions, PubSub, SubscriptionContext } from 'mercurius'
 import { Counter } from 'prom-client'
+import { BadRequestError } from '../errors.ts'
 import type { AppServices } from '../services.ts'
-import { Connections, type Accepted } from './connections.ts'
+import { Connections, PROTOCOL, type Accepted } from './connections.ts'
 import { closeRedisEmitter, createRedisEmitter } from './emitter.ts'
 import { matches, type LiveFilter } from './filter.ts'
 import { SubscriptionLimits } from './limits.ts'
 import { COMPLETED_TOPIC, messageOf, type CompletedMessage } from './payload.ts'
+import { countQueued, eventSizes, type QueueStream } from './queued.ts'
 
 type SubscriptionOptions = Exclude<NonNullable<MercuriusOptions['subscription']>, boolean>
 
@@ -34,9 +36,12 @@ export interface Subscriptions {
   publishTo (pubsub: PubSub): void
   /**
    * One subscriber's stream of completed identifications that pass `filter`; counted against the limits
-   * (throws TOO_MANY_SUBSCRIPTIONS or OVERLOADED) until it ends.
+   * (throws TOO_MANY_SUBSCRIPTIONS or OVERLOADED) until it ends. `socketClosed` is the subscriber's
+   * `closed` signal: it tells the socket whose backlog the subscription's queue counts in.
    */
-  subscribe (pubsub: SubscriptionContext, callerId: string, filter: LiveFilter): Promise<AsyncIterableIterator<CompletedMessage>>
+  subscribe (
+    pubsub: SubscriptionContext, callerId: string, filter: LiveFilter, socketClosed: AbortSignal
+  ): Promise<AsyncIterableIterator<CompletedMessage>>
 }
 
 declare module 'fastify' {
@@ -76,13 +81,17 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     // A socket carries several subscriptions: a caller needs no more sockets than it may hold subscriptions.
     socketsPerCaller: settings.perCaller,
     idleTimeoutMs: settings.idleTimeoutMs,
+    messagesPerSecond: settings.messagesPerSecond,
+    maxQueuedBytes: settings.maxQueuedBytes,
     refused: reason => refusals.inc({ reason })
   })
+  const sizeOf = eventSizes()
   metrics.gauge('agrivision_subscriptions_active', 'GraphQL subscriptions running on this instance.', () => limits.active)
   metrics.gauge('agrivision_subscription_connections', 'Subscription WebSocket connections open on this instance.', () => connections.open)
 
   await app.register(websocket, {
-    options: { maxPayload: settings.maxPayloadBytes },
+    // The subprotocol answered: graphql-transport-ws when offered (an upgrade that does not offer it is refused below).
+    options: { maxPayload: settings.maxPayloadBytes, handleProtocols: (offered) => offered.has(PROTOCOL) ? PROTOCOL : false },
     // A client's protocol error (a message over the size limit: 1009) is the client's: ws is already
     // closing the socket with the right code, so it is not cut here (which would lose that code).
     errorHandler: (err, socket, request) => {
@@ -100,6 +109,15 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
   })
   // Emitted as a socket opens, just before mercurius gets it: our listeners come first.
   app.websocketServer.on('connection', (socket: WebSocket) => { connections.track(socket) })
+  // mercurius also speaks the legacy `graphql-ws` subprotocol (start/stop), and takes it when none is offered:
+  // an upgrade that does not offer graphql-transport-ws is refused before it is one (`ws`: set by @fastify/websocket).
+  // Before the handler (which upgrades), after the onRequest hooks: a refused upgrade is rate-limited as any.
+  app.addHook('preHandler', async (request) => {
+    if (request.ws && !offersProtocol(request.headers['sec-websocket-protocol'])) {
+      refusals.inc({ reason: 'subprotocol' })
+      throw new BadRequestError(`Subscriptions speak the ${PROTOCOL} subprotocol only (the graphql-ws client library's): offer it in Sec-WebSocket-Protocol.`)
+    }
+  })
 
   const emitter = config.limits.redisUrl === null ? undefined : createRedisEmitter(config.limits.redisUrl, log)
   if (emitter !== undefined) app.addHook('onClose', async () => { await closeRedisEmitter(emitter) })
@@ -108,11 +126,8 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     mercuriusOptions: (context) => ({
       ...(emitter === undefined ? {} : { emitter }),
       keepAlive: settings.keepAliveMs === 0 ? undefined : settings.keepAliveMs,
-      // Called by mercurius while it handles connection_init; a refused socket is already closing with its code.
-      context: async (socket, request) => {
-        const subscriber = await connections.caller(socket)
-        return subscriber === null ? {} : context(request, subscriber)
-      }
+      // Called by mercurius while it handles connection_init; for a refused socket (closing with its code) it never returns.
+      context: async (socket, request) => context(request, await connections.caller(socket))
     }),
 
     publishTo (pubsub) {
@@ -130,7 +145,8 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
       })
     },
 
-    async subscribe (pubsub, callerId, filter) {
+    async subscribe (pubsub, callerId, filter, socketClosed) {
+      const backlog = connections.backlog(socketClosed)
       const release = limits.acquire(callerId)
       let source: AsyncIterable<CompletedMessage>
       try {
@@ -140,25 +156,35 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
         release()
         throw err
       }
-      return filtered(source, message => matches(message, filter), release)
+      const queued = countQueued(source as unknown as QueueStream, backlog, sizeOf)
+      return filtered(source, message => matches(message, filter), () => { queued.end(); release() }, queued.taken)
     }
   } satisfies Subscriptions)
+}
+
+/** Whether a Sec-WebSocket-Protocol header offers graphql-transport-ws (a comma-separated list, maybe several headers). */
+function offersProtocol (header: string | string[] | undefined): boolean {
+  const values = header === undefined ? [] : Array.isArray(header) ? header : [header]
+  return values.some(value => value.split(',').some(offered => offered.trim() === PROTOCOL))
 }
 
 export default fp(subscriptionsPlugin, { name: 'subscriptions', fastify: '5.x', dependencies: ['caller-auth'] })
 
 /**
- * The messages of `source` that match; `release` runs once when the stream ends, either way. A plain
- * iterator rather than an async generator: a generator's return() waits for its pending next() (the
- * next event, maybe never), so an ended subscription would hold its lease until then.
+ * The messages of `source` that match; `taken` is told of each one read, `release` runs once when the
+ * stream ends, either way. A plain iterator rather than an async generator: a generator's return() waits
+ * for its pending next() (the next event, maybe never), so an ended subscription would hold its lease until then.
  */
-function filtered<T> (source: AsyncIterable<T>, match: (value: T) => boolean, release: () => void): AsyncIterableIterator<T> {
+function filtered<T> (
+  source: AsyncIterable<T>, match: (value: T) => boolean, release: () => void, taken: (value: T) => void
+): AsyncIterableIterator<T> {
   const iterator = source[Symbol.asyncIterator]()
   return {
     async next () {
       for (;;) {
         const result = await iterator.next()
         if (result.done === true) { release(); return result }
+        taken(result.value)
         if (match(result.value)) return result
       }
     },
