@@ -183,3 +183,27 @@ t.test('GET requests: unknown or ambiguous operations and mutations are coded 4x
     if (status === 405) t.equal(res.headers.allow, 'POST')
   }
 })
+
+t.test('a subscription sent over HTTP is a 400 that says where subscriptions are served, never a 500', async t => {
+  const app = await buildTestApp(t)
+  const subscription = 'subscription Live { identificationCompleted { id } }'
+  const shapes: Array<[string, () => Promise<{ status: number, raw: string }>]> = [
+    ['POST, the only operation', async () => await query(app, { query: subscription })],
+    ['POST, chosen by operationName', async () => await query(app, { query: `query Q { vision { ready } } ${subscription}`, operationName: 'Live' })],
+    ['GET', async () => {
+      const res = await app.inject({ method: 'GET', url: `/graphql?query=${encodeURIComponent(subscription)}`, headers: { 'graphql-require-preflight': '1' } })
+      return { status: res.statusCode, raw: res.body }
+    }]
+  ]
+  for (const [shape, send] of shapes) {
+    const { status, raw } = await send()
+    t.equal(status, 400, `${shape}: 400`)
+    const error = JSON.parse(raw).errors?.[0]
+    t.equal(error?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED', `${shape}: coded`)
+    t.match(error?.message, /WebSocket/, `${shape}: says where subscriptions are served`)
+  }
+  // The query beside it in the same document still runs when it is the one asked for.
+  const { status, raw } = await query(app, { query: `query Q { vision { ready } } ${subscription}`, operationName: 'Q' })
+  t.equal(status, 200, 'the query of the same document runs')
+  t.equal(JSON.parse(raw).data?.vision?.ready, true)
+})

@@ -4,6 +4,7 @@
 import { getOperationAST, parse, type DocumentNode } from 'graphql'
 import type { FastifyRequest } from 'fastify'
 import { MethodNotAllowedError, QueryRejectedError } from '../errors.ts'
+import { subscriptionOverHttp } from './http-subscriptions.ts'
 
 export function checkGetOperation (request: FastifyRequest, maxTokens: number): void {
   if (request.method !== 'GET') return
@@ -23,6 +24,7 @@ export function checkGetOperation (request: FastifyRequest, maxTokens: number): 
       ? `Unknown operation named "${operationName.slice(0, 64)}".`
       : 'The document has several operations: say which one with operationName.')
   }
+  if (operation.operation === 'subscription') throw subscriptionOverHttp()
   if (operation.operation !== 'query') {
     throw new MethodNotAllowedError(`A ${operation.operation} cannot be sent with GET: send it with POST.`, ['POST'])
   }

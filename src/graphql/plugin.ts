@@ -18,6 +18,7 @@ import { buildContext, buildSubscriptionContext } from './context.ts'
 import { clientGone } from './client-gone.ts'
 import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
+import { checkNotSubscriptionOverHttp } from './http-subscriptions.ts'
 import { checkStorableArguments } from './storable-arguments.ts'
 import { resolvers } from './resolvers.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
@@ -108,7 +109,8 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
   // Every execution (cached documents too), with its variables: no argument holds text that cannot be stored.
-  app.graphql.addHook('preExecution', async (_schema, document, _context, variables) => {
+  app.graphql.addHook('preExecution', async (_schema, document, context, variables) => {
+    checkNotSubscriptionOverHttp(document, context.reply?.request)
     checkStorableArguments(document, variables as Record<string, unknown> | undefined)
   })
   // mercurius runs a subscription's document unvalidated: the same bounds and rules as any other first.
