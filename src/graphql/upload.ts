@@ -172,17 +172,19 @@ function watchProgress (request: FastifyRequest, { idleTimeoutMs, minBytesPerSec
   if (raw.readableEnded) return () => {}
   const started = performance.now()
   let received = 0
+  let lastProgress = started
   const fail = (err: Error): void => { stop(); raw.emit('error', err) }
-  const idle = setTimeout(() => {
-    fail(Object.assign(new Error('upload stalled'), { code: 'UPLOAD_STALLED' }))
-  }, idleTimeoutMs)
+  const stalled = (): Error => Object.assign(new Error('upload stalled'), { code: 'UPLOAD_STALLED' })
+  const idle = setTimeout(() => { fail(stalled()) }, idleTimeoutMs)
   // Checked when the average would have fallen below the minimum had nothing arrived since the last check.
   let rateCheck: NodeJS.Timeout | undefined
   const checkRate = (): void => {
-    const elapsed = performance.now() - started
+    const now = performance.now()
+    const elapsed = now - started
     const due = received * 1000 / minBytesPerSecond // when the average reaches the minimum with what came so far
     if (due < elapsed - 1) {
-      fail(new UploadTooSlowError(minBytesPerSecond, received, elapsed)) // passed through as it is (an AppError)
+      // Nothing for the idle timeout is the plainer reason (both timers may be due together).
+      fail(now - lastProgress >= idleTimeoutMs - 1 ? stalled() : new UploadTooSlowError(minBytesPerSecond, received, elapsed))
       return
     }
     rateCheck = setTimeout(checkRate, Math.max(100, due - elapsed))
@@ -190,6 +192,7 @@ function watchProgress (request: FastifyRequest, { idleTimeoutMs, minBytesPerSec
   if (minBytesPerSecond > 0) rateCheck = setTimeout(checkRate, idleTimeoutMs)
   const progress = (chunk: Buffer): void => {
     received += chunk.length
+    lastProgress = performance.now()
     idle.refresh()
   }
   raw.on('data', progress)
