@@ -76,7 +76,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const { corsOrigins, ...server } = readServerConfig(raw)
-  const { graphiql, maxUploadBytes, uploadIdleTimeoutMs, uploadMinBytesPerSecond, ...queryLimits } = readGraphqlConfig(raw, server.production)
+  const graphql = readGraphqlConfig(raw, server.production)
+  const { graphiql, maxUploadBytes, uploadIdleTimeoutMs, uploadMinBytesPerSecond, ...queryLimits } = graphql
   const { rates, overload } = readLimitsConfig(raw)
   const images = readImageConfig(raw)
   const vision = readVisionConfig(raw)

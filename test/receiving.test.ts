@@ -15,7 +15,8 @@ import { MIN_UPLOAD_CHARGE, uploadCharge } from '../src/graphql/upload.ts'
 
 const photo = await images.jpeg(400, 300)
 /** About 300 KB: a photo as a phone would send it (the comment segments pad a small JPEG). */
-const bigPhoto = images.beforeJpegEnd(photo, Buffer.concat(Array.from({ length: 5 }, () => images.jpegSegment(0xfe, Buffer.alloc(60_000, 0x41)))))
+const padding = Array.from({ length: 5 }, () => images.jpegSegment(0xfe, Buffer.alloc(60_000, 0x41)))
+const bigPhoto = images.beforeJpegEnd(photo, Buffer.concat(padding))
 const keys = Array.from({ length: 20 }, (_, i) => newApiKey(`caller-${i}`))
 const [alice, bob] = keys as [typeof keys[0], typeof keys[0]]
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -217,7 +218,8 @@ t.test('one caller on many connections: refused past its byte budget (429, at on
 t.test('the total: past UPLOAD_BYTES_IN_FLIGHT, 503 OVERLOADED before the body is read; answered again once stalls are cut', async t => {
   const IDLE_MS = 800
   // 1 MiB in all; each upload counts at least 64 KiB: 16 stalls from 16 callers fill it.
-  const { app, port } = await listening(t, { ...SCENARIO, UPLOAD_BYTES_IN_FLIGHT: String(1024 * 1024), UPLOAD_IDLE_TIMEOUT_MS: String(IDLE_MS) })
+  const env = { ...SCENARIO, UPLOAD_BYTES_IN_FLIGHT: String(1024 * 1024), UPLOAD_IDLE_TIMEOUT_MS: String(IDLE_MS) }
+  const { app, port } = await listening(t, env)
   const body = await identifyBody(photo)
   const stalls = await Promise.all(keys.slice(2, 18).map(key => stall(port, key.key, body, 'mid-file')))
   t.teardown(() => { for (const { socket } of stalls) socket.destroy() })

@@ -99,7 +99,8 @@ t.test('capacity 2: a caller holding one gets no second while another caller wai
 t.test('one caller cannot fill the queue: a newcomer takes the place of its newest waiter', async t => {
   const refusals: AdmissionRefusal[] = []
   // The review's numbers: 2 slots, a queue of 2, a per-caller cap of 4 = the whole capacity.
-  const gate = new AdmissionGate({ maxConcurrency: 2, maxConcurrencyPerCaller: 4, queueSize: 2, queueTimeoutMs: 5000 }, { refused: reason => refusals.push(reason) })
+  const options = { maxConcurrency: 2, maxConcurrencyPerCaller: 4, queueSize: 2, queueTimeoutMs: 5000 }
+  const gate = new AdmissionGate(options, { refused: reason => refusals.push(reason) })
   const r = recorder(gate)
   await r.take('a', 'a1')
   await r.take('a', 'a2')
