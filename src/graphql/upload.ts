@@ -196,10 +196,13 @@ function watchProgress (request: FastifyRequest, { idleTimeoutMs, minBytesPerSec
     idle.refresh()
   }
   raw.on('data', progress)
+  // Received in full: parsing what arrived is no longer the client's doing (a busy event loop must not fail it).
+  raw.once('end', stop)
   function stop (): void {
     clearTimeout(idle)
     clearTimeout(rateCheck)
     raw.off('data', progress)
+    raw.off('end', stop)
   }
   return stop
 }
