@@ -170,3 +170,77 @@ t.test('recordDurably: resolves when its record is written, at once while the da
   await down.stop(10)
   await capped.stop(10)
 })
+
+/** A store whose records marked `bad` are refused for their data, as node:sqlite refuses a CHECK constraint. */
+function refusingStore () {
+  const store = {
+    written: [] as string[],
+    calls: [] as number[],
+    insertMany: async (records: readonly HistoryRecord[]) => {
+      store.calls.push(records.length)
+      await sleep(1)
+      if (records.some(record => record.id.startsWith('bad'))) {
+        throw Object.assign(new Error('CHECK constraint failed: secret content here'), { code: 'ERR_SQLITE_ERROR', errcode: 275, errstr: 'constraint failed' })
+      }
+      store.written.push(...records.map(record => record.id))
+    }
+  }
+  return store
+}
+
+function capturingLog () {
+  const lines: any[] = []
+  const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line)) } })
+  return { logger, lines }
+}
+
+t.test('a batch refused for its data is written record by record; the refused one is set aside, logged by id and reason only', async t => {
+  const store = refusingStore()
+  const { logger, lines } = capturingLog()
+  let rejected = 0
+  const recorder = new HistoryRecorder(store, 100, logger, { rejected: () => { rejected++ } })
+  store.calls.length = 0
+  for (const id of ['a', 'b', 'bad-1', 'c']) recorder.record(rec(id))
+  await recorder.flushed()
+  t.strictSame(store.written, ['a', 'b', 'c'], 'the others written, in order')
+  t.equal(recorder.rejected, 1)
+  t.equal(rejected, 1, 'counted')
+  t.equal(recorder.failing, false, 'not an outage')
+  t.equal(recorder.pending, 0)
+  const line = lines.find(l => l.identification === 'bad-1')
+  t.match(line, { level: 50, reason: { sqlite: 275, error: 'constraint failed' } })
+  t.notMatch(JSON.stringify(lines), /secret content/, 'the driver\'s message (it may quote the record) is not logged')
+  const calls = store.calls.length
+  await sleep(600)
+  t.equal(store.calls.length, calls, 'nothing retried')
+  await recorder.stop(100)
+})
+
+t.test('shutdown says what happened: the database unreachable, or still writing when the time was up', async t => {
+  const down = flakyStore()
+  down.up = false
+  const first = capturingLog()
+  const unreachable = new HistoryRecorder(down, 10, first.logger)
+  unreachable.record(rec('x'))
+  await until(() => unreachable.failing)
+  t.equal(await unreachable.stop(50), 1)
+  t.ok(first.lines.some(l => /not written at shutdown: the database was unreachable/.test(l.msg)), 'unreachable')
+
+  const second = capturingLog()
+  const slow = new HistoryRecorder({ insertMany: async () => { await sleep(2_000) } }, 10, second.logger)
+  slow.record(rec('y'))
+  t.equal(await slow.stop(50), 1)
+  const line = second.lines.find(l => /not written at shutdown/.test(l.msg))
+  t.match(line?.msg, /still being written when the shutdown grace period ended/, 'not blamed on the database')
+})
+
+t.test('a record made right after a waited-for one is written without waiting for another', async t => {
+  for (const first of ['ok-1', 'bad-1']) { // written, or set aside: either releases the waiting caller as the drain ends
+    const store = refusingStore()
+    const recorder = new HistoryRecorder(store, 100, log)
+    await recorder.recordDurably(rec(first), 10_000)
+    recorder.record(rec('next')) // the writer has just released the first and is finishing its drain
+    await until(() => store.written.includes('next'), 2_000)
+    t.equal(await recorder.stop(100), 0, `${first}: nothing left at shutdown`)
+  }
+})

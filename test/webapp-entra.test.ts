@@ -137,6 +137,26 @@ t.test('Entra sign-in with MSAL (authorization code + PKCE), then an identificat
   await app.history!.recorder.flushed() // written off the request path
   const stored = await app.inject({ method: 'POST', url: '/graphql', headers: { authorization: `Bearer ${await sign(key, userClaims())}` }, payload: { query: '{ identifications { edges { node { callerId } } } }' } })
   t.strictSame(stored.json().data.identifications.edges.map((e: { node: { callerId: string } }) => e.node.callerId), [USER_OID], 'identified as the signed-in user')
+
+  // A photo queued offline belongs to this account (its homeAccountId, nothing secret) and is sent once back online.
+  await context.setOffline(true)
+  const [offlineChooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('label.button').nth(1).click()])
+  await offlineChooser.setFiles({ name: 'offline.jpg', mimeType: 'image/jpeg', buffer: await sharp({ create: { width: 800, height: 600, channels: 3, background: '#6a3' } }).jpeg().toBuffer() })
+  await page.getByTestId('queue').waitFor()
+  const owners = await page.evaluate(async () => await new Promise<string[]>((resolve, reject) => {
+    const open = indexedDB.open('agrivision')
+    open.onerror = () => { reject(open.error) }
+    open.onsuccess = () => {
+      const all = open.result.transaction('queue').objectStore('queue').getAll()
+      all.onsuccess = () => { resolve(all.result.map((entry: { owner?: string }) => JSON.stringify(entry.owner))) }
+    }
+  }))
+  t.strictSame(owners, [JSON.stringify(`entra:${USER_OID}.${TENANT_ID}`)], 'the queued photo\'s owner is the account\'s homeAccountId')
+  await context.setOffline(false)
+  await page.getByTestId('queue').waitFor({ state: 'detached' })
+  await app.history!.recorder.flushed()
+  const after = await app.inject({ method: 'POST', url: '/graphql', headers: { authorization: `Bearer ${await sign(key, userClaims())}` }, payload: { query: '{ identifications { edges { node { callerId } } } }' } })
+  t.equal(after.json().data.identifications.edges.length, 2, 'sent once back online')
   t.strictSame(errors, [], 'no page error, console error or CSP violation')
   t.strictSame(external, [], 'nothing else requested off loopback')
 })

@@ -34,12 +34,19 @@ export function formatErrors (
 ): FormatterResult {
   const formatted = (execution.errors ?? []).flatMap(error => formatOne(error, log))
   let statusCode = 200
+  let deciding: AppError | undefined
   if (!execution.data) {
     statusCode = execution.statusCode ?? Math.max(200, ...formatted.map(f => f.statusCode))
     // A request-level refusal: the headers of the error that set the status.
-    const deciding = formatted.find(f => f.statusCode === statusCode)?.appError
-    if (reply !== undefined && deciding !== undefined) setErrorHeaders(reply, deciding, statusCode)
+    deciding = formatted.find(f => f.statusCode === statusCode)?.appError
+  } else {
+    // A field that failed because something the service needs is unavailable (the history database, ...) makes
+    // the whole response 503 with its Retry-After, even when other fields answered (a nullable field's error leaves
+    // `data`): clients and proxies retry on the status, and the README's error table promises it.
+    deciding = formatted.find(f => f.appError?.statusCode === UNAVAILABLE)?.appError
+    if (deciding !== undefined) statusCode = UNAVAILABLE
   }
+  if (reply !== undefined && deciding !== undefined) setErrorHeaders(reply, deciding, statusCode)
   return { statusCode, response: { data: execution.data ?? null, errors: formatted.map(f => f.error) } }
 }
 
@@ -48,6 +55,8 @@ export function sendError (reply: FastifyReply, err: AppError): FastifyReply {
   setErrorHeaders(reply, err, err.statusCode)
   return reply.code(err.statusCode).send({ data: null, errors: [{ message: err.message, extensions: err.extensions }] })
 }
+
+const UNAVAILABLE = 503
 
 /** Where Retry-After means something: rate limited, unavailable, and 409 IDEMPOTENCY_KEY_IN_USE (the first still runs). */
 const RETRY_AFTER_STATUSES = new Set([409, 429, 503])

@@ -19,6 +19,7 @@ import { callerKey, isUploadRequest } from '../limits/requests.ts'
 import { buildContext, buildSubscriptionContext } from './context.ts'
 import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
+import { checkStorableArguments } from './storable-arguments.ts'
 import { resolvers } from './resolvers.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
 import { loadSchemaSDL } from './schema.ts'
@@ -110,6 +111,10 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
   })
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
+  // Every execution (cached documents too), with its variables: no argument holds text that cannot be stored.
+  app.graphql.addHook('preExecution', async (_schema, document, _context, variables) => {
+    checkStorableArguments(document, variables as Record<string, unknown> | undefined)
+  })
   // mercurius runs a subscription's document unvalidated: the same bounds and rules as any other first.
   const rules = [...specifiedRules, ...validationRules(config.limits.introspection)]
   app.graphql.addHook('preSubscriptionExecution', async (schema, document, context) => {

@@ -1,6 +1,7 @@
 // Relay cursors for the identifications connection: the position (created_at, id) of the last row
 // seen, opaque to clients (base64url JSON). A cursor that does not decode is bad input, not a crash.
 import { BadUserInputError } from '../errors.ts'
+import { isStorableText } from './storable-text.ts'
 
 export interface Position {
   createdAt: number
@@ -15,7 +16,8 @@ export function decodeCursor (cursor: string): Position {
   try {
     if (cursor.length > 200) throw new Error('too long')
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string' && value[1].length <= 36) {
+    if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string' && value[1].length <= 36 &&
+      isStorableText(value[1])) {
       return { createdAt: value[0] as number, id: value[1] }
     }
   } catch {}

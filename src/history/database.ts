@@ -9,6 +9,7 @@ import { migrationProvider } from './migrations/index.ts'
 import { openSqlite } from './sqlite.ts'
 import { startSqliteWriter, type SqliteWriter } from './sqlite-writer.ts'
 import type { HistoryDatabase } from './tables.ts'
+import { StorableTextPlugin } from './storable-text.ts'
 
 export interface HistoryDb {
   db: Kysely<HistoryDatabase>
@@ -24,7 +25,7 @@ export function openDatabase (target: DatabaseTarget, onError: (message: string)
     mkdirSync(path.dirname(target.file), { recursive: true })
     const { database, raw } = openSqlite(target.file)
     const writer = startSqliteWriter(raw, target.file, onError)
-    const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }) })
+    const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }), plugins: [new StorableTextPlugin()] })
     return {
       db,
       dialect: 'sqlite',
@@ -49,7 +50,7 @@ export function openDatabase (target: DatabaseTarget, onError: (message: string)
   // which has no listener while checked out. The query in flight fails on its own; the pool replaces the client.
   pool.on('error', () => {})
   pool.on('connect', client => { client.on('error', () => {}) })
-  const db = new Kysely<HistoryDatabase>({ dialect: new PostgresDialect({ pool }) })
+  const db = new Kysely<HistoryDatabase>({ dialect: new PostgresDialect({ pool }), plugins: [new StorableTextPlugin()] })
   return { db, dialect: 'postgres', writer: null, close: async () => { await db.destroy() } }
 }
 

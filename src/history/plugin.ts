@@ -94,7 +94,8 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     }
   }, config.bufferSize, log, {
     written: () => metrics.history.inc({ result: 'written' }),
-    dropped: () => metrics.history.inc({ result: 'dropped' })
+    dropped: () => metrics.history.inc({ result: 'dropped' }),
+    rejected: () => metrics.history.inc({ result: 'rejected' })
   })
   metrics.gauge('agrivision_history_buffered_records', 'History records waiting to be written.', () => recorder.pending)
   let durable: () => boolean = () => false
@@ -144,7 +145,8 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
       await recorder.stop(SHUTDOWN_FLUSH_MS)
       await opened.close() // here, after the last records are written
     },
-    // Degraded, not unready: identifications go on while history waits for its database.
+    // Degraded, not unready: identifications go on while history waits for its database. A record refused for its
+    // data is set aside (and counted) without degrading anything: the database is up.
     degraded: () => !migrated || recorder.failing
   })
   app.workers.register(retentionWorker(store, config, log, () => migrated))

@@ -3,8 +3,12 @@
 // transaction of a few statements, so that a busy minute costs fewer commits, not more). While the database is down the buffer
 // holds them (the oldest is dropped, logged and counted, when it is full) and the writer retries with
 // backoff; identifications never wait for, or fail because of, the database.
+// A batch refused for its data (write-errors.ts: a constraint, a value the database will not take) is
+// written again record by record; a record refused on its own is set aside (logged by id and reason, never
+// its content, and counted) with its webhook events, which share its transaction, and the queue moves on.
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryRecord } from './records.ts'
+import { classifyWriteError } from './write-errors.ts'
 
 export interface RecorderStore {
   insertMany (records: readonly HistoryRecord[]): Promise<void>
@@ -13,6 +17,8 @@ export interface RecorderStore {
 export interface RecorderHooks {
   written?: () => void
   dropped?: () => void
+  /** A record whose data the database refused, set aside. */
+  rejected?: () => void
 }
 
 /** Records per transaction at most. */
@@ -34,6 +40,9 @@ export class HistoryRecorder {
   #failing = false
   #stopped = false
   #dropped = 0
+  #rejected = 0
+  /** Why the last write failed while failing (the driver's code): for the shutdown message. */
+  #lastFailure: Record<string, string | number> = {}
 
   constructor (store: RecorderStore, capacity: number, log: FastifyBaseLogger, hooks: RecorderHooks = {}) {
     this.#store = store
@@ -46,6 +55,8 @@ export class HistoryRecorder {
   get pending (): number { return this.#buffer.length }
   /** Records dropped because the buffer was full. */
   get dropped (): number { return this.#dropped }
+  /** Records set aside because the database refused their data. */
+  get rejected (): number { return this.#rejected }
   /** True while the last write failed (the database is unreachable): readiness reports history as degraded. */
   get failing (): boolean { return this.#failing }
 
@@ -101,13 +112,27 @@ export class HistoryRecorder {
     }
     await Promise.race([this.flushed(), new Promise(resolve => setTimeout(resolve, graceMs).unref())])
     const left = this.#buffer.length
-    if (left > 0) this.#log.error({ unwritten: left }, 'history: records not written at shutdown (the database was unreachable)')
+    if (left > 0) {
+      // Say what happened: a database that could not be reached, or one still writing when the time was up.
+      if (this.#failing) {
+        this.#log.error({ unwritten: left, rejected: this.#rejected, reason: this.#lastFailure },
+          'history: records not written at shutdown: the database was unreachable')
+      } else {
+        this.#log.error({ unwritten: left, rejected: this.#rejected, graceMs },
+          'history: records not written at shutdown: they were still being written when the shutdown grace period ended')
+      }
+    }
     return left
   }
 
   #drain (): void {
     if (this.#draining !== null) return
-    this.#draining = this.#writeAll().finally(() => { this.#draining = null })
+    this.#draining = this.#writeAll().finally(() => {
+      this.#draining = null
+      // A record that arrived after the writer's last look at the buffer (a released waiter's caller records the next
+      // at once, before this runs) found it still draining: write it now, not when another record comes.
+      if (this.#buffer.length > 0 && this.#retryTimer === null && !this.#failing) this.#drain()
+    })
   }
 
   async #writeAll (): Promise<void> {
@@ -115,32 +140,64 @@ export class HistoryRecorder {
       const batch = this.#buffer.slice(0, BATCH_SIZE)
       try {
         await this.#store.insertMany(batch)
+        this.#settle(batch)
       } catch (err) {
-        if (!this.#failing) this.#log.error({ err, pending: this.#buffer.length }, 'history: cannot write records; they wait in the buffer')
-        this.#failing = true
-        // No answer waits for a database that is down: they go on, their records stay buffered.
-        for (const waiting of [...this.#waiters.keys()]) this.#release(waiting)
-        if (!this.#stopped) {
-          this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#drain() }, this.#retryDelay)
-          this.#retryTimer.unref()
-          this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2)
-        }
-        return
-      }
-      // Written: take them off the buffer (from the front, where they still are unless dropped meanwhile).
-      const writtenSet = new Set(batch)
-      let front = 0
-      while (front < this.#buffer.length && writtenSet.has(this.#buffer[front] as HistoryRecord)) front++
-      this.#buffer.splice(0, front)
-      for (const record of batch) {
-        this.#release(record)
-        this.#hooks.written?.()
+        const failure = classifyWriteError(err)
+        if (!failure.data) { this.#unavailable(err, failure.reason); return }
+        // The database answered, and refused some record's data: find which, one at a time.
+        if (!await this.#writeOneByOne(batch)) return
       }
       if (this.#failing) {
         this.#log.info({ pending: this.#buffer.length }, 'history: the database is back; writing the buffered records')
         this.#failing = false
       }
       this.#retryDelay = RETRY_MIN_MS
+    }
+  }
+
+  /** Writes each record of a refused batch on its own; sets aside those refused alone. False: the database went away meanwhile. */
+  async #writeOneByOne (batch: readonly HistoryRecord[]): Promise<boolean> {
+    for (const record of batch) {
+      try {
+        await this.#store.insertMany([record])
+        this.#settle([record])
+      } catch (err) {
+        const failure = classifyWriteError(err)
+        if (!failure.data) { this.#unavailable(err, failure.reason); return false }
+        this.#rejected++
+        this.#hooks.rejected?.()
+        // Its id and the driver's reason only: the database's message may quote the record's content.
+        this.#log.error({ identification: record.id, reason: failure.reason },
+          'history: the database refused this record\'s data; it is set aside (not written, nor its webhook events)')
+        this.#settle([record], false)
+      }
+    }
+    return true
+  }
+
+  /** Takes records off the buffer (from the front, where they still are unless dropped meanwhile) and releases their waiters. */
+  #settle (records: readonly HistoryRecord[], written = true): void {
+    const settled = new Set(records)
+    let front = 0
+    while (front < this.#buffer.length && settled.has(this.#buffer[front] as HistoryRecord)) front++
+    this.#buffer.splice(0, front)
+    for (const record of records) {
+      this.#release(record)
+      if (written) this.#hooks.written?.()
+    }
+  }
+
+  /** The database cannot be reached (or is not ready): everything waits in the buffer; retried with backoff. */
+  #unavailable (err: unknown, reason: Record<string, string | number>): void {
+    if (!this.#failing) this.#log.error({ err, reason, pending: this.#buffer.length }, 'history: cannot reach the database to write records; they wait in the buffer')
+    this.#failing = true
+    this.#lastFailure = reason
+    // No answer waits for a database that is down: they go on, their records stay buffered.
+    for (const waiting of [...this.#waiters.keys()]) this.#release(waiting)
+    if (!this.#stopped) {
+      this.#retryTimer = setTimeout(() => { this.#retryTimer = null; this.#drain() }, this.#retryDelay)
+      this.#retryTimer.unref()
+      this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2)
     }
   }
 }

@@ -3,6 +3,7 @@ import type { DetectedVehicle } from '../vision/answer-schema.ts'
 import type { Identification, SentImageInfo } from '../identification/types.ts'
 import type { VisionBackend } from '../vision/types.ts'
 import type { IdentificationsTable } from './tables.ts'
+import { storableJsonReplacer } from './storable-text.ts'
 
 export interface HistoryRecord {
   id: string
@@ -43,8 +44,9 @@ export function toRow (record: HistoryRecord): IdentificationsTable {
     model: record.model,
     backend_name: record.backendName,
     answer: record.answer,
-    vehicles: record.outcome === OK ? JSON.stringify(record.vehicles) : null,
-    image: record.image === null ? null : JSON.stringify(record.image),
+    // JSON in text columns: its strings made storable like any other (a \u0000 escape would come back as U+0000).
+    vehicles: record.outcome === OK ? JSON.stringify(record.vehicles, storableJsonReplacer) : null,
+    image: record.image === null ? null : JSON.stringify(record.image, storableJsonReplacer),
     image_sha256: record.image?.sha256 ?? null,
     prompt_tokens: record.promptTokens,
     completion_tokens: record.completionTokens,

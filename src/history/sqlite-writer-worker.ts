@@ -6,11 +6,13 @@ import { Kysely, SqliteDialect } from 'kysely'
 import { openSqlite } from './sqlite.ts'
 import { HistoryStore } from './store.ts'
 import type { HistoryDatabase } from './tables.ts'
+import { StorableTextPlugin } from './storable-text.ts'
 import type { WriterJob, WriterReply } from './sqlite-writer.ts'
 
 const { file, checkpointIntervalMs } = workerData as { file: string, checkpointIntervalMs: number }
 const { database, raw } = openSqlite(file)
-const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }) })
+// The same plugin as every other connection: what the worker writes is made storable too.
+const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }), plugins: [new StorableTextPlugin()] })
 const store = new HistoryStore(db)
 const port = parentPort!
 
@@ -37,6 +39,12 @@ async function run (job: WriterJob): Promise<void> {
     else await store.saveThumbnail(job.id, job.jpeg, job.createdAt)
     port.postMessage({ type: 'done', job: job.job } satisfies WriterReply)
   } catch (err) {
-    port.postMessage({ type: 'failed', job: job.job, message: (err as Error).message } satisfies WriterReply)
+    const { code, errcode, errstr } = err as { code?: unknown, errcode?: unknown, errstr?: unknown }
+    const driver = {
+      ...(typeof code === 'string' ? { code } : {}),
+      ...(typeof errcode === 'number' ? { errcode } : {}),
+      ...(typeof errstr === 'string' ? { errstr } : {})
+    }
+    port.postMessage({ type: 'failed', job: job.job, message: (err as Error).message, driver } satisfies WriterReply)
   }
 }

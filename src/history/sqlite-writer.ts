@@ -21,8 +21,16 @@ export type WriterJob =
 
 export type WriterReply =
   | { type: 'done', job: number }
-  | { type: 'failed', job: number, message: string }
+  | { type: 'failed', job: number, message: string, driver?: DriverError }
   | { type: 'problem', message: string }
+
+/** What node:sqlite said, carried across the thread so that the recorder can tell a record's fault from the database's. */
+export interface DriverError { code?: string, errcode?: number, errstr?: string }
+
+/** The worker's failure as the caller's error, with node:sqlite's code and result code on it. */
+export function writerError (message: string, driver: DriverError = {}): Error {
+  return Object.assign(new Error(message), driver)
+}
 
 export interface SqliteWriter {
   insertMany (records: readonly HistoryRecord[]): Promise<void>
@@ -45,7 +53,7 @@ export function startSqliteWriter (raw: DatabaseSync, file: string, onProblem: (
       pending.delete(reply.job)
       if (pending.size === 0) started.unref()
       if (reply.type === 'done') waiter?.resolve()
-      else waiter?.reject(new Error(reply.message))
+      else waiter?.reject(writerError(reply.message, reply.driver))
     })
     const lost = (why: string): void => {
       if (worker === started) worker = null

@@ -64,7 +64,7 @@ export class Metrics {
 
   readonly history = new Counter({
     name: 'agrivision_history_records_total',
-    help: 'History records by what became of them: written, or dropped (buffer full while the database was down).',
+    help: 'History records by what became of them: written, dropped (buffer full while the database was down), or rejected (the database refused their data).',
     labelNames: ['result'] as const,
     registers: [this.registry]
   })

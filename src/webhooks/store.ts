@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
 import type { HistoryDatabase } from '../history/tables.ts'
+import { classifyWriteError } from '../history/write-errors.ts'
 import type { WebhookDeliveriesTable, WebhookEndpointsTable, WebhookEventType } from './tables.ts'
 
 export interface Endpoint {
@@ -42,6 +43,14 @@ export interface Delivery {
   attemptCount: number
   nextAttemptAt: Date | null
   completedAt: Date | null
+}
+
+/** An attempt's outcome as the worker hands it to complete(). */
+export interface CompletedAttempt {
+  attempt: Omit<Attempt, 'attempt'>
+  result: 'succeeded' | 'retry' | 'failed'
+  retryAt?: number
+  disable?: string | null
 }
 
 /** A claimed delivery with what its attempt needs. */
@@ -248,13 +257,29 @@ export class WebhookStore {
    * Records an attempt and what follows: success, a retry at `retryAt`, or failure for good; and the endpoint's
    * streak (last success, failing since), disabling it with `disable` (410 Gone, five days failing).
    * False when the claim was lost meanwhile (the endpoint deleted, or the lease expired and another took it).
+   * An attempt always counts: if the database refuses its details (the receiver's reply, made storable, still
+   * refused), it is recorded without them, then without its row; never left unrecorded to be sent again for ever.
+   * `detailsRefused`: the driver's reason when that happened (for the log).
    */
-  async complete (claimed: ClaimedDelivery, owner: string, outcome: {
-    attempt: Omit<Attempt, 'attempt'>
-    result: 'succeeded' | 'retry' | 'failed'
-    retryAt?: number
-    disable?: string | null
-  }, disableAfterFailingMs: number): Promise<{ recorded: boolean, disabled: string | null }> {
+  async complete (claimed: ClaimedDelivery, owner: string, outcome: CompletedAttempt, disableAfterFailingMs: number):
+  Promise<{ recorded: boolean, disabled: string | null, detailsRefused?: Record<string, string | number> }> {
+    try {
+      return await this.#complete(claimed, owner, outcome, disableAfterFailingMs, outcome.attempt)
+    } catch (err) {
+      const refused = classifyWriteError(err)
+      if (!refused.data) throw err // the database is unreachable: the lease expires and the attempt is made again
+      const bare = { ...outcome.attempt, response: null, error: 'The attempt was made; its details could not be stored.' }
+      try {
+        return { ...await this.#complete(claimed, owner, outcome, disableAfterFailingMs, bare), detailsRefused: refused.reason }
+      } catch (again) {
+        if (!classifyWriteError(again).data) throw again
+        return { ...await this.#complete(claimed, owner, outcome, disableAfterFailingMs, null), detailsRefused: refused.reason }
+      }
+    }
+  }
+
+  async #complete (claimed: ClaimedDelivery, owner: string, outcome: CompletedAttempt, disableAfterFailingMs: number,
+    attempt: Omit<Attempt, 'attempt'> | null): Promise<{ recorded: boolean, disabled: string | null }> {
     const now = this.now()
     return await this.db.transaction().execute(async trx => {
       const set: Partial<WebhookDeliveriesTable> = { attempts: claimed.attempts + 1, lease_until: null, leased_by: null }
@@ -264,16 +289,17 @@ export class WebhookStore {
         .where('id', '=', claimed.id).where('leased_by', '=', owner).where('attempts', '=', claimed.attempts)
         .executeTakeFirst()
       if (Number(updated.numUpdatedRows) === 0) return { recorded: false, disabled: null }
-      const { attempt } = outcome
-      await trx.insertInto('webhook_attempts').values({
-        delivery_id: claimed.id,
-        attempt: claimed.attempts + 1,
-        started_at: attempt.startedAt.getTime(),
-        duration_ms: attempt.durationMs,
-        status: attempt.status,
-        error: attempt.error?.slice(0, 500) ?? null,
-        response: attempt.response
-      }).execute()
+      if (attempt !== null) {
+        await trx.insertInto('webhook_attempts').values({
+          delivery_id: claimed.id,
+          attempt: claimed.attempts + 1,
+          started_at: attempt.startedAt.getTime(),
+          duration_ms: attempt.durationMs,
+          status: attempt.status,
+          error: attempt.error?.slice(0, 500) ?? null,
+          response: attempt.response
+        }).execute()
+      }
       if (outcome.result === 'succeeded') {
         await trx.updateTable('webhook_endpoints').set({ last_success_at: now, failing_since: null })
           .where('id', '=', claimed.endpointId).execute()
@@ -282,7 +308,7 @@ export class WebhookStore {
       const endpoint = await trx.selectFrom('webhook_endpoints').select(['failing_since', 'disabled_at'])
         .where('id', '=', claimed.endpointId).executeTakeFirst()
       if (endpoint === undefined) return { recorded: true, disabled: null }
-      const failingSince = endpoint.failing_since === null ? attempt.startedAt.getTime() : Number(endpoint.failing_since)
+      const failingSince = endpoint.failing_since === null ? outcome.attempt.startedAt.getTime() : Number(endpoint.failing_since)
       let disable = outcome.disable ?? null
       if (disable === null && now - failingSince >= disableAfterFailingMs) {
         disable = `Every delivery failed since ${new Date(failingSince).toISOString()} (at least ${formatDuration(disableAfterFailingMs)}).`

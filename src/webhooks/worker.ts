@@ -229,13 +229,16 @@ export class DeliveryWorker implements Worker {
       const scheduled = jitter(config.retryScheduleMs[attemptNumber]!)
       retryAt = store.now() + Math.max(scheduled, outcome.retryAfterMs ?? 0)
     }
-    const { recorded, disabled } = await store.complete(delivery, this.owner, {
+    const { recorded, disabled, detailsRefused } = await store.complete(delivery, this.owner, {
       attempt: record,
       result,
       retryAt,
       disable: gone ? 'The endpoint answered 410 Gone.' : null
     }, config.disableAfterFailingMs)
     if (!recorded) return
+    if (detailsRefused !== undefined) {
+      log.warn({ delivery: delivery.id, reason: detailsRefused }, 'webhooks: the database refused this attempt\'s details; the attempt is counted without them')
+    }
     hooks.outcome(result === 'retry' ? 'retried' : result)
     if (disabled !== null) log.warn({ endpoint: delivery.endpointId, reason: disabled }, 'webhooks: endpoint disabled')
   }

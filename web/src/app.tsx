@@ -2,11 +2,11 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { ApiError, deleteIdentification, historyPage, type HistoryFilter, type Identification } from './api.ts'
 import { anonymous, apiKeyCredentials, entraCredentials, savedApiKey, signInWithEntra, type AppConfig, type Credentials } from './auth.ts'
-import { HistoryItem, QueueList, ResultCard } from './components.tsx'
+import { HistoryItem, QueueList, ResultCard, SignOutDialog, UnownedPhotos } from './components.tsx'
 import { prepareForUpload } from './downscale.ts'
 import { browserLanguage, CATEGORIES, CATEGORY_NAMES, formatBytes, STRINGS, type Lang, type Strings } from './i18n.ts'
 import { subscribeToIdentifications } from './live.ts'
-import { queued, type QueuedPhoto } from './queue.ts'
+import { claimUnowned, discardOwned, discardUnowned, queued, unowned, type QueuedPhoto } from './queue.ts'
 import { newKey, Sender } from './sender.ts'
 
 const ANSWER_LANGUAGES = ['ru', 'en', 'uk', 'kk', 'de', 'fr', 'pl', 'es', 'pt-BR']
@@ -15,17 +15,39 @@ export function App ({ config }: { config: AppConfig }) {
   const [lang, setLang] = useState<Lang>(browserLanguage)
   const [credentials, setCredentials] = useState<Credentials | null | undefined>(undefined)
   const [screen, setScreen] = useState<'capture' | 'history'>('capture')
+  /** Photos of the signed-in user still waiting when they asked to sign out: the question is open. */
+  const [leaving, setLeaving] = useState(0)
+  const [signingOut, setSigningOut] = useState(false)
   const t = STRINGS[lang]
 
   useEffect(() => { document.documentElement.lang = lang; localStorage.setItem('agrivision.lang', lang) }, [lang])
   useEffect(() => {
     void (async () => {
-      const saved = savedApiKey() ?? await entraCredentials(config).catch(() => null)
+      const saved = await savedApiKey() ?? await entraCredentials(config).catch(() => null)
       setCredentials(saved ?? (config.auth.anonymous ? anonymous : null))
     })()
   }, [])
 
-  if (credentials === undefined) return <main class='loading' aria-busy='true' />
+  // Sign-out: the photos this user queued are theirs. Asked whether to keep them (for this user only) or discard them.
+  async function askSignOut (current: Credentials): Promise<void> {
+    const waiting = (await queued(current.owner)).length
+    if (waiting === 0) await signOut(current, false)
+    else setLeaving(waiting)
+  }
+
+  async function signOut (current: Credentials, discard: boolean): Promise<void> {
+    setLeaving(0)
+    setSigningOut(true) // the capture screen goes, and its Sender stops with it: nothing more is sent as this user
+    try {
+      if (discard) await discardOwned(current.owner)
+      await current.signOut()
+      setCredentials(null)
+    } finally {
+      setSigningOut(false)
+    }
+  }
+
+  if (credentials === undefined || signingOut) return <main class='loading' aria-busy='true' />
   return (
     <>
       <header>
@@ -38,11 +60,19 @@ export function App ({ config }: { config: AppConfig }) {
           </select>
         </label>
         {credentials !== null && credentials.kind !== 'anonymous' && (
-          <button type='button' class='secondary' onClick={() => { void credentials.signOut().then(() => { setCredentials(null) }) }}>
+          <button type='button' class='secondary' data-testid='sign-out' onClick={() => { void askSignOut(credentials) }}>
             {t.signOut}
           </button>
         )}
       </header>
+      {leaving > 0 && credentials !== null && (
+        <SignOutDialog
+          waiting={leaving} t={t}
+          onKeep={() => { void signOut(credentials, false) }}
+          onDiscard={() => { void signOut(credentials, true) }}
+          onStay={() => { setLeaving(0) }}
+        />
+      )}
       {credentials === null
         ? <SignIn config={config} t={t} onSignedIn={setCredentials} />
         : (
@@ -69,7 +99,7 @@ function SignIn ({ config, t, onSignedIn }: { config: AppConfig, t: Strings, onS
         <h2 id='sign-in-title'>{t.signInTitle}</h2>
         <p>{t.tagline}</p>
         {config.auth.apiKey && (
-          <form onSubmit={event => { event.preventDefault(); if (key.trim()) onSignedIn(apiKeyCredentials(key.trim())) }}>
+          <form onSubmit={event => { event.preventDefault(); if (key.trim()) void apiKeyCredentials(key.trim()).then(onSignedIn) }}>
             <label for='api-key'>{t.apiKey}</label>
             <input id='api-key' type='password' autocomplete='off' value={key} onInput={event => { setKey((event.target as HTMLInputElement).value) }} />
             <p class='hint'>{t.apiKeyHint}</p>
@@ -92,6 +122,7 @@ function Capture ({ credentials, t, lang, hidden }: { credentials: Credentials, 
   const [result, setResult] = useState<Identification | null>(null)
   const [error, setError] = useState<string>('')
   const [entries, setEntries] = useState<QueuedPhoto[]>([])
+  const [unclaimed, setUnclaimed] = useState<QueuedPhoto[]>([])
   const [progress, setProgress] = useState<Record<string, number>>({})
   const [dragging, setDragging] = useState(false)
   const sender = useRef<Sender | null>(null)
@@ -114,7 +145,8 @@ function Capture ({ credentials, t, lang, hidden }: { credentials: Credentials, 
       }
     })
     sender.current = s
-    void queued().then(setEntries)
+    void queued(credentials.owner).then(setEntries)
+    void unowned().then(setUnclaimed)
     void s.drain()
     return () => { s.stop() }
   }, [credentials])
@@ -141,6 +173,14 @@ function Capture ({ credentials, t, lang, hidden }: { credentials: Credentials, 
       setStatus('')
       setError(`${t.error}: ${err instanceof ApiError ? err.code : String(err)}`)
     }
+  }
+
+  async function settleUnowned (claim: boolean): Promise<void> {
+    if (claim) await claimUnowned(credentials.owner)
+    else await discardUnowned()
+    setUnclaimed(await unowned())
+    setEntries(await queued(credentials.owner))
+    if (claim) await sender.current?.drain()
   }
 
   const current = latest.current === null ? undefined : progress[latest.current]
@@ -187,6 +227,10 @@ function Capture ({ credentials, t, lang, hidden }: { credentials: Credentials, 
         {error && <p class='error' role='alert'>{error}</p>}
       </div>
       {result && <ResultCard identification={result} t={t} lang={lang} />}
+      <UnownedPhotos
+        entries={unclaimed} t={t} lang={lang}
+        onClaim={() => { void settleUnowned(true) }} onDiscard={() => { void settleUnowned(false) }}
+      />
       <QueueList entries={entries} t={t} lang={lang} progress={progress} onCancel={key => { void sender.current?.cancel(key) }} />
     </div>
   )

@@ -1,5 +1,7 @@
 // Who the phone is: an API key (kept in sessionStorage: gone when the tab closes), a Microsoft Entra ID sign-in
 // (MSAL, authorization code with PKCE, loaded only when used), or nobody when the service takes anonymous callers.
+import { ANONYMOUS_OWNER, apiKeyOwner, entraOwner } from './owner.ts'
+
 export interface AppConfig {
   auth: {
     /** The service takes callers without credentials (AUTH_MODE=none). */
@@ -13,6 +15,8 @@ export interface Credentials {
   kind: 'anonymous' | 'apikey' | 'entra'
   /** Shown in the header (never the key itself). */
   label: string
+  /** Who this is, as stored with each queued photo (owner.ts): stable across sign-ins, never a secret. */
+  owner: string
   headers (): Promise<Record<string, string>>
   /** graphql-ws connection_init payload: the same credentials, as a browser WebSocket cannot send headers. */
   connectionParams (): Promise<Record<string, string>>
@@ -24,25 +28,28 @@ const KEY_STORAGE = 'agrivision.apiKey'
 export const anonymous: Credentials = {
   kind: 'anonymous',
   label: '',
+  owner: ANONYMOUS_OWNER,
   headers: async () => ({}),
   connectionParams: async () => ({}),
   signOut: async () => {}
 }
 
-export function apiKeyCredentials (key: string): Credentials {
+export async function apiKeyCredentials (key: string): Promise<Credentials> {
+  const owner = await apiKeyOwner(key)
   sessionStorage.setItem(KEY_STORAGE, key)
   return {
     kind: 'apikey',
     label: `${key.slice(0, 8)}…`,
+    owner,
     headers: async () => ({ 'x-api-key': key }),
     connectionParams: async () => ({ 'x-api-key': key }),
     signOut: async () => { sessionStorage.removeItem(KEY_STORAGE) }
   }
 }
 
-export function savedApiKey (): Credentials | null {
+export async function savedApiKey (): Promise<Credentials | null> {
   const key = sessionStorage.getItem(KEY_STORAGE)
-  return key ? apiKeyCredentials(key) : null
+  return key ? await apiKeyCredentials(key) : null
 }
 
 type Msal = import('@azure/msal-browser').IPublicClientApplication
@@ -80,6 +87,7 @@ export async function entraCredentials (config: AppConfig): Promise<Credentials 
   return {
     kind: 'entra',
     label: account.username,
+    owner: entraOwner(account.homeAccountId),
     headers: async () => ({ authorization: `Bearer ${await token()}` }),
     connectionParams: async () => ({ authorization: `Bearer ${await token()}` }),
     signOut: async () => {

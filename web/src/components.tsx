@@ -1,4 +1,5 @@
-// The pieces of the screens: the answer card, a history entry, the queue.
+// The pieces of the screens: the answer card, a history entry, the queue, the sign-out question.
+import { useEffect, useRef } from 'preact/hooks'
 import type { Identification } from './api.ts'
 import { CATEGORY_ICONS, CATEGORY_NAMES, formatBytes, type Lang, type Strings } from './i18n.ts'
 import type { QueuedPhoto } from './queue.ts'
@@ -75,6 +76,57 @@ export function QueueList (
           </li>
         ))}
       </ul>
+    </section>
+  )
+}
+
+/** Sign-out with photos still waiting: they are this user's; keep them for this user, or discard them. */
+export function SignOutDialog (
+  { waiting, t, onKeep, onDiscard, onStay }: { waiting: number, t: Strings, onKeep: () => void, onDiscard: () => void, onStay: () => void }
+) {
+  const dialog = useRef<HTMLDialogElement>(null)
+  useEffect(() => {
+    const element = dialog.current
+    if (element !== null && !element.open) element.showModal()
+    return () => { element?.close() }
+  }, [])
+  return (
+    <dialog
+      ref={dialog} class='card sign-out' aria-labelledby='sign-out-title' aria-describedby='sign-out-waiting' data-testid='sign-out-dialog'
+      onCancel={event => { event.preventDefault(); onStay() }}
+    >
+      <h2 id='sign-out-title'>{t.signOutTitle}</h2>
+      <p id='sign-out-waiting'>{t.signOutWaiting(waiting)}</p>
+      <p>{t.signOutExplain}</p>
+      <div class='choices'>
+        <button type='button' data-choice='keep' onClick={onKeep}>{t.keepAndSignOut}</button>
+        <button type='button' class='secondary' data-choice='discard' onClick={onDiscard}>{t.discardAndSignOut}</button>
+        <button type='button' class='secondary' data-choice='stay' onClick={onStay}>{t.staySignedIn}</button>
+      </div>
+    </dialog>
+  )
+}
+
+/** Photos queued before owners were recorded: sent only if the signed-in user says they are theirs. */
+export function UnownedPhotos (
+  { entries, t, lang, onClaim, onDiscard }: {
+    entries: QueuedPhoto[], t: Strings, lang: Lang, onClaim: () => void, onDiscard: () => void
+  }
+) {
+  if (entries.length === 0) return null
+  return (
+    <section class='card unowned' aria-labelledby='unowned-title' data-testid='unowned'>
+      <h2 id='unowned-title'>{t.unownedTitle}</h2>
+      <p>{t.unownedExplain(entries.length)}</p>
+      <ul>
+        {entries.map(entry => (
+          <li key={entry.key}>{new Date(entry.queuedAt).toLocaleString(lang)} · {formatBytes(entry.bytes, lang)}</li>
+        ))}
+      </ul>
+      <div class='choices'>
+        <button type='button' data-choice='claim' onClick={onClaim}>{t.claimUnowned}</button>
+        <button type='button' class='secondary' data-choice='discard' onClick={onDiscard}>{t.discardUnowned}</button>
+      </div>
     </section>
   )
 }

@@ -1,0 +1,75 @@
+// Every string argument of a request, written in the document or passed as a variable, is checked once
+// before it runs: text holding U+0000 or an unpaired surrogate is refused as 400 BAD_USER_INPUT, whatever
+// the field (history ids, filters, cursors, webhook URLs and descriptions, instructions). Such text has no
+// honest use, PostgreSQL cannot compare or store it, and a lookup must not fail as STORAGE_UNAVAILABLE for it.
+import { Kind, type DocumentNode, type ValueNode } from 'graphql'
+import { BadUserInputError } from '../errors.ts'
+import { isStorableText } from '../history/storable-text.ts'
+
+export class UnstorableArgumentError extends BadUserInputError {
+  /** The request's fault, before anything runs: HTTP 400. */
+  override readonly statusCode = 400
+
+  constructor (argument: string) {
+    super(`\`${argument}\` holds U+0000 or an unpaired UTF-16 surrogate, which no field accepts: remove it.`,
+      { argument, reason: 'unstorable_text' })
+  }
+}
+
+export function checkStorableArguments (document: DocumentNode, variables: Record<string, unknown> | null | undefined): void {
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.OPERATION_DEFINITION && definition.kind !== Kind.FRAGMENT_DEFINITION) continue
+    // Arguments of fields and directives anywhere in the selection (iteratively: documents are bounded, but not shallow).
+    const nodes: unknown[] = [definition]
+    while (nodes.length > 0) {
+      const node = nodes.pop() as Record<string, unknown> | null
+      if (node === null || typeof node !== 'object') continue
+      if (node.kind === Kind.ARGUMENT) {
+        const argument = node as unknown as { name: { value: string }, value: ValueNode }
+        checkLiteral(argument.name.value, argument.value)
+        continue
+      }
+      for (const key of ['selectionSet', 'selections', 'arguments', 'directives'] as const) {
+        const child = node[key]
+        if (Array.isArray(child)) nodes.push(...child)
+        else if (child !== undefined) nodes.push(child)
+      }
+    }
+  }
+  if (variables != null) checkValue(variables, '')
+}
+
+function checkLiteral (argument: string, value: ValueNode): void {
+  const values: ValueNode[] = [value]
+  while (values.length > 0) {
+    const next = values.pop()!
+    if (next.kind === Kind.STRING && !isStorableText(next.value)) throw new UnstorableArgumentError(argument)
+    if (next.kind === Kind.LIST) values.push(...next.values)
+    if (next.kind === Kind.OBJECT) values.push(...next.fields.map(field => field.value))
+  }
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}
+
+/** Variables' values: strings, and the strings in lists and input objects (keys included), however deep. */
+function checkValue (root: unknown, rootPath: string): void {
+  const pending: Array<[unknown, string]> = [[root, rootPath]]
+  while (pending.length > 0) {
+    const [value, path] = pending.pop()!
+    if (typeof value === 'string') {
+      if (!isStorableText(value)) throw new UnstorableArgumentError(path)
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => pending.push([item, `${path}[${index}]`]))
+    } else if (isPlainObject(value)) { // parsed JSON; not an upload, a stream or bytes
+      for (const [key, item] of Object.entries(value)) {
+        const itemPath = path === '' ? `$${key}` : `${path}.${key}`
+        if (!isStorableText(key)) throw new UnstorableArgumentError(path === '' ? 'variables' : path)
+        pending.push([item, itemPath])
+      }
+    }
+  }
+}
