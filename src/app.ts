@@ -12,6 +12,7 @@ import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
 import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
 import { AdmissionGate } from './limits/admission.ts'
+import { UploadBudget } from './limits/receiving.ts'
 import { Metrics } from './metrics/registry.ts'
 import { countIdentifications } from './metrics/identifications.ts'
 import { measureVisionBackends } from './metrics/vision-backends.ts'
@@ -72,6 +73,13 @@ export async function buildApp (
   })
   metrics.gauge('agrivision_admission_active', 'Identifications holding a slot.', () => admission.active)
   metrics.gauge('agrivision_admission_queued', 'Identifications waiting for a slot.', () => admission.queued)
+  const uploads = new UploadBudget({
+    maxBytes: config.overload.uploadBytesInFlight,
+    maxBytesPerCaller: config.overload.uploadBytesInFlightPerCaller,
+    retryAfterSeconds: Math.max(1, Math.ceil(config.uploadIdleTimeoutMs / 1000))
+  }, reason => metrics.refusals.inc({ reason }))
+  metrics.gauge('agrivision_upload_bytes_in_flight', 'Bytes reserved by uploads being received or in progress.', () => uploads.bytes)
+  metrics.gauge('agrivision_uploads_in_flight', 'Uploads being received or in progress.', () => uploads.uploads)
   metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
   metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
   const stopMeasuringBackends = measureVisionBackends(vision, metrics)
@@ -80,7 +88,7 @@ export async function buildApp (
   countIdentifications(events, metrics)
   logIdentifications(events, app.log)
   app.decorate('identificationEvents', events) // capabilities' plugins subscribe here
-  const services: AppServices = { config, vision, images, metrics, admission, events }
+  const services: AppServices = { config, vision, images, metrics, admission, uploads, events }
 
   // External plugins
   await app.register(securityHeaders)

@@ -40,7 +40,7 @@ type Env = Static<typeof Env>
 /** Old names still accepted when the current name is unset. */
 const ALIASES: Record<string, keyof Env> = { ...AZURE_ENV_ALIASES }
 
-type GraphqlEndpointConfig = Pick<GraphqlConfig, 'graphiql' | 'maxUploadBytes' | 'uploadIdleTimeoutMs'>
+type GraphqlEndpointConfig = Pick<GraphqlConfig, 'graphiql' | 'maxUploadBytes' | 'uploadIdleTimeoutMs' | 'uploadMinBytesPerSecond'>
 
 export interface Config extends Omit<ServerConfig, 'corsOrigins'>, GraphqlEndpointConfig {
   auth: CallersConfig
@@ -76,7 +76,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const { corsOrigins, ...server } = readServerConfig(raw)
-  const { graphiql, maxUploadBytes, uploadIdleTimeoutMs, ...queryLimits } = readGraphqlConfig(raw, server.production)
+  const graphql = readGraphqlConfig(raw, server.production)
+  const { graphiql, maxUploadBytes, uploadIdleTimeoutMs, uploadMinBytesPerSecond, ...queryLimits } = graphql
   const { rates, overload } = readLimitsConfig(raw)
   const images = readImageConfig(raw)
   const vision = readVisionConfig(raw)
@@ -92,6 +93,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     graphiql,
     maxUploadBytes,
     uploadIdleTimeoutMs,
+    uploadMinBytesPerSecond,
     auth,
     limits: { ...rates, ...queryLimits, corsOrigins },
     overload,

@@ -121,6 +121,21 @@ export class UploadTimeoutError extends AppError {
   override details (): Record<string, unknown> { return { idleTimeoutMs: this.idleTimeoutMs } }
 }
 
+/** A drip: the body arrives, but slower on average than UPLOAD_MIN_BYTES_PER_SECOND. */
+export class UploadTooSlowError extends AppError {
+  readonly code = 'UPLOAD_TIMEOUT'
+  override readonly statusCode = 408
+  readonly minBytesPerSecond: number
+
+  constructor (minBytesPerSecond: number, receivedBytes: number, elapsedMs: number) {
+    super(`The upload arrived at ${Math.round(receivedBytes * 1000 / Math.max(1, elapsedMs))} bytes/s on average, slower than the ` +
+      `minimum of ${minBytesPerSecond} bytes/s, and was refused. Send it again on a better connection.`)
+    this.minBytesPerSecond = minBytesPerSecond
+  }
+
+  override details (): Record<string, unknown> { return { minBytesPerSecond: this.minBytesPerSecond } }
+}
+
 export class QueryRejectedError extends AppError {
   readonly code = 'GRAPHQL_VALIDATION_FAILED'
   override readonly statusCode = 400

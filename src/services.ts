@@ -3,6 +3,7 @@ import type { Config } from './config.ts'
 import type { IdentificationEvents } from './identification/events.ts'
 import type { ImagePipeline } from './image/pipeline.ts'
 import type { AdmissionGate } from './limits/admission.ts'
+import type { UploadBudget } from './limits/receiving.ts'
 import type { Metrics } from './metrics/registry.ts'
 import type { VisionService } from './vision/types.ts'
 
@@ -11,7 +12,10 @@ export interface AppServices {
   vision: VisionService
   images: ImagePipeline
   metrics: Metrics
+  /** Vision slots: taken by the identification flow for its work. */
   admission: AdmissionGate
+  /** Upload bytes in flight, per caller and in total: reserved by the HTTP layer before a body is read. */
+  uploads: UploadBudget
   /** Where identifications are announced: capabilities subscribe here. */
   events: IdentificationEvents
 }

@@ -13,7 +13,9 @@ export const GraphqlEnv = Type.Object({
   GRAPHQL_MAX_TOKENS: Type.Integer({ minimum: 500, maximum: 100_000, default: 2_000 }),
   GRAPHQL_MAX_BODY_BYTES: Type.Integer({ minimum: 1024, maximum: 10 * MiB, default: 100 * 1024 }),
   MAX_UPLOAD_BYTES: Type.Integer({ minimum: 1024, maximum: 100 * MiB, default: 20 * MiB }),
-  UPLOAD_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 500, maximum: 600_000, default: 10_000 })
+  UPLOAD_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 500, maximum: 600_000, default: 5_000 }),
+  /** 0: no minimum (the idle timeout and REQUEST_TIMEOUT_MS still apply). */
+  UPLOAD_MIN_BYTES_PER_SECOND: Type.Integer({ minimum: 0, maximum: 100 * MiB, default: 1024 })
 })
 export type GraphqlEnv = Static<typeof GraphqlEnv>
 
@@ -28,8 +30,10 @@ export interface GraphqlConfig {
   /** Largest JSON body (a GraphQL operation without a file). */
   maxBodyBytes: number
   maxUploadBytes: number
-  /** An upload whose body makes no progress for this long is refused and its slot freed. */
+  /** An upload whose body makes no progress for this long is refused and its bytes' budget freed. */
   uploadIdleTimeoutMs: number
+  /** After the idle timeout's time, an upload whose body averages less than this (bytes/s) is refused: a drip. */
+  uploadMinBytesPerSecond: number
 }
 
 export function readGraphqlConfig (raw: GraphqlEnv, production: boolean): GraphqlConfig {
@@ -41,6 +45,7 @@ export function readGraphqlConfig (raw: GraphqlEnv, production: boolean): Graphq
     maxQueryTokens: raw.GRAPHQL_MAX_TOKENS,
     maxBodyBytes: raw.GRAPHQL_MAX_BODY_BYTES,
     maxUploadBytes: raw.MAX_UPLOAD_BYTES,
-    uploadIdleTimeoutMs: raw.UPLOAD_IDLE_TIMEOUT_MS
+    uploadIdleTimeoutMs: raw.UPLOAD_IDLE_TIMEOUT_MS,
+    uploadMinBytesPerSecond: raw.UPLOAD_MIN_BYTES_PER_SECOND
   }
 }

@@ -4,8 +4,10 @@
 // Encapsulated: mercurius's error handler and these hooks apply to these routes only. It needs
 // `app.authenticate` (caller-auth), `app.rateLimit` (@fastify/rate-limit) and `app.subscriptions`, and says so.
 //
-// An identification passes, in order: caller authentication → rate limit (per caller) → admission
-// (a slot, or 503 at once when full) → the upload is read → GraphQL. Nothing is read before a slot is held.
+// An identification passes, in order: caller authentication → rate limit (per caller) → the upload's
+// bytes reserved (per caller and in total, or 429/503 at once) → the upload is read (bounded by the idle
+// timeout and the minimum rate) → GraphQL → the identification flow, which takes a vision slot for the
+// work (src/identification/flow.ts). Receiving a body holds no slot.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import mercurius from 'mercurius'
@@ -13,9 +15,8 @@ import { specifiedRules, validate } from 'graphql'
 import type { AppServices } from '../services.ts'
 import { RateLimitedError } from '../errors.ts'
 import type { Release } from '../limits/admission.ts'
-import { isUploadRequest } from '../limits/requests.ts'
+import { callerKey, isUploadRequest } from '../limits/requests.ts'
 import { buildContext, buildSubscriptionContext } from './context.ts'
-import { clientGone } from './client-gone.ts'
 import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
 import { checkNotSubscriptionOverHttp } from './http-subscriptions.ts'
@@ -23,7 +24,7 @@ import { checkStorableArguments } from './storable-arguments.ts'
 import { resolvers } from './resolvers.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
 import { loadSchemaSDL } from './schema.ts'
-import { readMultipartOperations, type UploadLimits } from './upload.ts'
+import { readMultipartOperations, uploadCharge, type UploadLimits } from './upload.ts'
 
 /** Header names that force a CORS preflight, as upload clients already send them. */
 export const PREFLIGHT_HEADERS = [
@@ -35,12 +36,13 @@ export const PREFLIGHT_HEADERS = [
 ]
 
 async function graphqlPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
-  const { config, admission, metrics } = services
+  const { config, uploads, metrics } = services
   const limits: UploadLimits = {
     maxFileBytes: config.maxUploadBytes,
     maxFiles: 1,
     maxFieldBytes: 64 * 1024,
-    idleTimeoutMs: config.uploadIdleTimeoutMs
+    idleTimeoutMs: config.uploadIdleTimeoutMs,
+    minBytesPerSecond: config.uploadMinBytesPerSecond
   }
   const operationLimits: OperationLimits = { maxFields: config.limits.maxQueryFields, maxDepth: config.limits.maxQueryDepth }
 
@@ -72,16 +74,18 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     checkGetOperation(request, config.limits.maxQueryTokens)
   }
 
+  // The body is read here, holding its bytes' reservation (not a vision slot) until the request ends:
+  // the upload's buffer lives as long as the request, through the wait for a slot and the work.
   async function receiveUpload (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (!request.isMultipart()) return
     let release: Release | undefined
     try {
-      release = await admission.acquire(callerKey(request), clientGone(request, reply))
+      release = uploads.reserve(callerKey(request), uploadCharge(request.headers['content-length'], limits))
       reply.raw.once('close', release)
       if (reply.raw.destroyed) release()
       request.body = await readMultipartOperations(request, limits)
     } catch (err) {
-      release?.() // a refused or stalled upload gives its slot back now, not when its connection closes
+      release?.() // a refused or stalled upload gives its bytes back now, not when its connection closes
       discardRest(request, reply)
       throw err
     }
@@ -136,11 +140,6 @@ export default fp(graphqlPlugin, {
 })
 
 const PARSED_DOCUMENT_CACHE_ENTRIES = 64
-
-/** Whose budget and slots a request spends: the caller's identity, else the client address. */
-function callerKey (request: FastifyRequest): string {
-  return request.caller && request.caller.kind !== 'anonymous' ? `caller:${request.caller.id}` : `ip:${request.ip}`
-}
 
 // After a refused upload the rest of the body is still arriving: read and drop it, so the client
 // gets its answer instead of a stalled connection, and close the connection afterwards.

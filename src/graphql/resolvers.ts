@@ -5,6 +5,7 @@ import { identifyVehicle } from '../identification/flow.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
+import { callerKey } from '../limits/requests.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import { historyMutations, historyQueries } from './history-resolvers.ts'
 import { subscriptionResolvers } from './subscription-resolvers.ts'
@@ -36,7 +37,7 @@ export const resolvers: Resolvers = {
     identifyVehicle: async (_root, args, ctx) => {
       const caller = ctx.caller ?? ANONYMOUS
       requireRole(caller, 'Identify')
-      const { vision, images, events } = ctx // the flow's services, not the GraphQL context
+      const { vision, images, events, admission } = ctx // the flow's services, not the GraphQL context
       const answers = ctx.history?.answers ?? null
       const input = {
         image: args.image.buffer,
@@ -46,8 +47,8 @@ export const resolvers: Resolvers = {
         signal: ctx.signal
       }
       // Idempotency-Key: a replay, a 409/422, or the identification itself (src/graphql/idempotency.ts).
-      const origin = { caller, requestId: ctx.requestId }
-      return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, answers }, origin, input))
+      const origin = { caller, requestId: ctx.requestId, share: callerKey(ctx.request) }
+      return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, admission, answers }, origin, input))
     },
     ...historyMutations,
     ...webhookMutations

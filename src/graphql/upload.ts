@@ -4,7 +4,7 @@
 // request can be malformed is answered 400 BAD_REQUEST (413 PAYLOAD_TOO_LARGE for an oversize file).
 import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
-import { AppError, BadRequestError, ClientClosedRequestError, PayloadTooLargeError, UploadTimeoutError } from '../errors.ts'
+import { AppError, BadRequestError, ClientClosedRequestError, PayloadTooLargeError, UploadTimeoutError, UploadTooSlowError } from '../errors.ts'
 
 /**
  * An uploaded file, fully received. Only its bytes: the client's file name and content type are
@@ -27,6 +27,28 @@ export interface UploadLimits {
   maxFieldBytes: number
   /** Refuse the upload when its body makes no progress for this long (UPLOAD_IDLE_TIMEOUT_MS). */
   idleTimeoutMs: number
+  /**
+   * Refuse the upload when, from `idleTimeoutMs` after its start on, its body has averaged fewer bytes
+   * per second than this (UPLOAD_MIN_BYTES_PER_SECOND; 0: no minimum): a drip is progress, but not enough.
+   */
+  minBytesPerSecond: number
+}
+
+/** Multipart framing around the file and the two fields: boundaries, part headers. */
+const FRAMING_BYTES = 16 * 1024
+/** The least an upload is counted for, whatever it declares: what its connection and parser may buffer. */
+export const MIN_UPLOAD_CHARGE = 64 * 1024
+
+/**
+ * The bytes an upload reserves before its body is read (src/limits/receiving.ts): its declared
+ * content-length, bounded by the most a request can bring (a file of `maxFileBytes` and its fields);
+ * without a content-length (chunked), that most.
+ */
+export function uploadCharge (contentLength: string | undefined, limits: UploadLimits): number {
+  const most = limits.maxFileBytes + 2 * limits.maxFieldBytes + FRAMING_BYTES
+  const declared = Number(contentLength)
+  const bytes = contentLength !== undefined && Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, most) : most
+  return Math.max(bytes, MIN_UPLOAD_CHARGE)
 }
 
 type Operations = Record<string, unknown>
@@ -55,7 +77,7 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
   let operations: Operations | undefined
   let fileToPaths: Map<string, string[]> | undefined
   const received = new Set<string>()
-  const stopWatching = watchProgress(request, limits.idleTimeoutMs)
+  const stopWatching = watchProgress(request, limits)
 
   try {
     for await (const part of parts) {
@@ -140,21 +162,49 @@ function quote (name: string): string {
 
 /**
  * Fails the multipart parse (through the request's 'error', which @fastify/multipart turns into a
- * rejected part) when no body bytes arrive for `idleMs`: a stalled client must not hold a slot for
- * the whole request timeout. Returns the function that stops watching.
+ * rejected part) when no body bytes arrive for `idleTimeoutMs`, or when, once `idleTimeoutMs` has
+ * passed, the body has averaged fewer than `minBytesPerSecond`: a stalled or dripping client must not
+ * hold its bytes' budget (and its connection) for the whole request timeout. Returns the function
+ * that stops watching.
  */
-function watchProgress (request: FastifyRequest, idleMs: number): () => void {
+function watchProgress (request: FastifyRequest, { idleTimeoutMs, minBytesPerSecond }: UploadLimits): () => void {
   const raw = request.raw
   if (raw.readableEnded) return () => {}
-  const timer = setTimeout(() => {
-    raw.emit('error', Object.assign(new Error('upload stalled'), { code: 'UPLOAD_STALLED' }))
-  }, idleMs)
-  const progress = (): void => { timer.refresh() }
-  raw.on('data', progress)
-  return () => {
-    clearTimeout(timer)
-    raw.off('data', progress)
+  const started = performance.now()
+  let received = 0
+  let lastProgress = started
+  const fail = (err: Error): void => { stop(); raw.emit('error', err) }
+  const stalled = (): Error => Object.assign(new Error('upload stalled'), { code: 'UPLOAD_STALLED' })
+  const idle = setTimeout(() => { fail(stalled()) }, idleTimeoutMs)
+  // Checked when the average would have fallen below the minimum had nothing arrived since the last check.
+  let rateCheck: NodeJS.Timeout | undefined
+  const checkRate = (): void => {
+    const now = performance.now()
+    const elapsed = now - started
+    const due = received * 1000 / minBytesPerSecond // when the average reaches the minimum with what came so far
+    if (due < elapsed - 1) {
+      // Nothing for the idle timeout is the plainer reason (both timers may be due together).
+      fail(now - lastProgress >= idleTimeoutMs - 1 ? stalled() : new UploadTooSlowError(minBytesPerSecond, received, elapsed))
+      return
+    }
+    rateCheck = setTimeout(checkRate, Math.max(100, due - elapsed))
   }
+  if (minBytesPerSecond > 0) rateCheck = setTimeout(checkRate, idleTimeoutMs)
+  const progress = (chunk: Buffer): void => {
+    received += chunk.length
+    lastProgress = performance.now()
+    idle.refresh()
+  }
+  raw.on('data', progress)
+  // Received in full: parsing what arrived is no longer the client's doing (a busy event loop must not fail it).
+  raw.once('end', stop)
+  function stop (): void {
+    clearTimeout(idle)
+    clearTimeout(rateCheck)
+    raw.off('data', progress)
+    raw.off('end', stop)
+  }
+  return stop
 }
 
 function fieldJson (part: FieldPart, limits: UploadLimits): unknown {

@@ -1,11 +1,14 @@
-// One identification, start to finish: inspect the upload, prepare what the model sees, ask the
-// vision service. What happens is announced on IdentificationEvents (started, completed, failed);
-// metrics, the log line and any later capability subscribe there instead of being called from here.
+// One identification, start to finish: take a vision slot, inspect the upload, prepare what the model
+// sees, ask the vision service, give the slot back. What happens is announced on IdentificationEvents
+// (started, completed, failed); metrics, the log line and any later capability subscribe there instead
+// of being called from here. The slot is taken here, not by an entry point, so that every entry point
+// (HTTP, bulk jobs) shares the same slots and fair shares (src/limits/admission.ts).
 import { createHash, randomUUID } from 'node:crypto'
 import type { Caller } from '../callers/caller.ts'
 import { AppError } from '../errors.ts'
 import { inspectImage } from '../image/inspect.ts'
 import type { ImagePipeline } from '../image/pipeline.ts'
+import type { Admission } from '../limits/admission.ts'
 import type { VisionService } from '../vision/types.ts'
 import type { IdentificationEvents } from './events.ts'
 import type { AnswerCache, Identification, IdentificationInput, SentImageInfo } from './types.ts'
@@ -14,6 +17,8 @@ export interface IdentificationDeps {
   vision: VisionService
   images: ImagePipeline
   events: IdentificationEvents
+  /** The vision slots: one is held for the work (image pipeline, model call). */
+  admission: Admission
   /** Earlier answers to the same question (history's result cache); none: always ask the model. */
   answers?: AnswerCache | null
 }
@@ -22,12 +27,33 @@ export interface IdentificationDeps {
 export interface IdentificationOrigin {
   caller: Caller
   requestId: string
+  /**
+   * Whose share of the slots this spends, keyed as the rate limits key it (src/limits/requests.ts
+   * `callerKey`: the identity, else the client address); `caller:<id>` when not given.
+   */
+  share?: string
 }
 
 export async function identifyVehicle (
-  { vision, images, events, answers = null }: IdentificationDeps,
-  { caller, requestId }: IdentificationOrigin,
+  { vision, images, events, admission, answers = null }: IdentificationDeps,
+  { caller, requestId, share = `caller:${caller.id}` }: IdentificationOrigin,
   input: IdentificationInput
+): Promise<Identification> {
+  // Refused (RATE_LIMITED, OVERLOADED) or abandoned before the work starts: no event, as before any work.
+  const release = await admission.acquire(share, input.signal)
+  try {
+    return await identifyHoldingSlot({ vision, images, events, answers }, { caller, requestId }, input, release)
+  } finally {
+    release()
+  }
+}
+
+/** The work, with a slot held: `release` gives it back as soon as the model has answered (or failed). */
+async function identifyHoldingSlot (
+  { vision, images, events, answers }: Omit<IdentificationDeps, 'admission' | 'answers'> & { answers: AnswerCache | null },
+  { caller, requestId }: IdentificationOrigin,
+  input: IdentificationInput,
+  release: () => void
 ): Promise<Identification> {
   const started = performance.now()
   const base = { id: randomUUID(), caller, requestId, backend: vision.backend }
@@ -66,6 +92,7 @@ export async function identifyVehicle (
         signal: input.signal
       })
     const upstreamMs = performance.now() - upstreamStarted
+    release() // recording and announcing the answer need no slot
     const identification: Identification = {
       id: base.id,
       callerId: caller.id,
@@ -98,6 +125,7 @@ export async function identifyVehicle (
     })
     return identification
   } catch (err) {
+    release()
     await events.settle('failed', {
       ...base,
       code: err instanceof AppError ? err.code : 'INTERNAL_SERVER_ERROR',

@@ -148,8 +148,8 @@ t.test('all the accepted worst cases at once', { timeout: 200_000 }, async t => 
   const rssBefore = peakRss(server.pid)
   const outcomes = await Promise.all(bodies.map(async body => await identify(server.origin, body, { timeoutMs: 180_000 })))
   const grown = peakRss(server.pid) - rssBefore
-  // The uploads themselves are held while they wait for an image slot (bounded by VISION_MAX_CONCURRENCY
-  // × MAX_UPLOAD_BYTES, by design); the target is about what decoding adds on top of them.
+  // The uploads themselves are held while they wait for an image slot (bounded by UPLOAD_BYTES_IN_FLIGHT,
+  // by design); the target is about what decoding adds on top of them.
   const uploaded = bodies.reduce((sum, body) => sum + body.payload.length, 0)
   rows.push(`  all ${bodies.length} accepted worst cases at once (${mb(uploaded)} uploaded): ${JSON.stringify(countBy(outcomes, o => o.code))}, peak RSS +${mb(grown)}`)
   t.same(countBy(outcomes, o => o.code), { OK: bodies.length }, 'all accepted')
