@@ -26,8 +26,8 @@ export class HistoryRecorder {
   readonly #log: FastifyBaseLogger
   readonly #hooks: RecorderHooks
   readonly #buffer: HistoryRecord[] = []
-  /** Callers of recordDurably waiting for their record's batch. */
-  readonly #waiters = new Map<HistoryRecord, () => void>()
+  /** Who waits for a record's batch (recordDurably, writtenFor). */
+  readonly #waiters = new Map<HistoryRecord, Array<() => void>>()
   #draining: Promise<void> | null = null
   #retryDelay = RETRY_MIN_MS
   #retryTimer: NodeJS.Timeout | null = null
@@ -68,22 +68,41 @@ export class HistoryRecorder {
    */
   async recordDurably (record: HistoryRecord, maxWaitMs: number): Promise<void> {
     if (this.#failing || this.#stopped) { this.record(record); return }
-    let timer: NodeJS.Timeout | undefined
-    const written = new Promise<void>(resolve => {
-      this.#waiters.set(record, resolve)
-      timer = setTimeout(resolve, maxWaitMs)
-    })
+    const written = this.#waitFor(record, maxWaitMs)
     this.record(record)
     await written
+  }
+
+  /**
+   * Read-your-writes: resolves once this instance's unwritten record `id` is written (or set aside, or dropped), at
+   * most `maxWaitMs` later; at once when none waits here (written already, another instance's, not the caller's:
+   * `callerId` null matches any) or the database is failing.
+   */
+  async writtenFor (id: string, callerId: string | null, maxWaitMs: number): Promise<void> {
+    if (this.#failing || this.#stopped) return
+    const record = this.#buffer.find(pending => pending.id === id && (callerId === null || pending.callerId === callerId))
+    if (record !== undefined) await this.#waitFor(record, maxWaitMs)
+  }
+
+  async #waitFor (record: HistoryRecord, maxWaitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    let done: () => void = () => {}
+    await new Promise<void>(resolve => {
+      done = resolve
+      this.#waiters.set(record, [...(this.#waiters.get(record) ?? []), resolve])
+      timer = setTimeout(resolve, maxWaitMs)
+    })
     clearTimeout(timer)
-    this.#waiters.delete(record)
+    const others = (this.#waiters.get(record) ?? []).filter(waiting => waiting !== done)
+    if (others.length > 0) this.#waiters.set(record, others)
+    else this.#waiters.delete(record)
   }
 
   #release (record: HistoryRecord): void {
-    const resolve = this.#waiters.get(record)
-    if (resolve === undefined) return
+    const waiting = this.#waiters.get(record)
+    if (waiting === undefined) return
     this.#waiters.delete(record)
-    resolve()
+    for (const resolve of waiting) resolve()
   }
 
   /** Resolves once everything recorded so far is written (or the writer gave up for now). */
