@@ -143,6 +143,14 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   }
   app.decorate('history', history)
 
+  // Records first. This hook runs once the server has closed (every in-flight request answered) and before the
+  // workers stop (webhooks and thumbnails wait seconds each for their own work): what the last answers left in the
+  // buffer is written before anything else can eat into SHUTDOWN_GRACE_MS. The worker's stop writes what is left.
+  app.addHook('onClose', async () => {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([recorder.flushed(), new Promise<void>(resolve => { timer = setTimeout(resolve, SHUTDOWN_FLUSH_MS) })])
+    clearTimeout(timer)
+  })
   app.workers.register({
     name: 'history',
     start: () => {},

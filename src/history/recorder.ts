@@ -110,15 +110,26 @@ export class HistoryRecorder {
     while (this.#draining !== null) await this.#draining
   }
 
-  /** Stops retrying; writes what it can within `graceMs`; says how many records were not written. */
+  /**
+   * Stops; writes what it can within `graceMs`, trying again after a failed write (a dropped connection, a
+   * deadlock: one failure must not lose what was answered) until the grace is over; says how many records were not written.
+   */
   async stop (graceMs: number): Promise<number> {
     this.#stopped = true
-    if (this.#retryTimer !== null) { // one last try: the database may be back
-      clearTimeout(this.#retryTimer)
-      this.#retryTimer = null
+    const deadline = Date.now() + graceMs
+    let timer: NodeJS.Timeout | undefined
+    const until = (ms: number): Promise<void> => new Promise(resolve => { timer = setTimeout(resolve, Math.max(0, ms)) })
+    // Always a drain of its own (not only when a retry was pending): whatever waits in the buffer is written now.
+    while (this.#buffer.length > 0 && Date.now() < deadline) {
+      if (this.#retryTimer !== null) { clearTimeout(this.#retryTimer); this.#retryTimer = null }
       this.#drain()
+      await Promise.race([this.flushed(), until(deadline - Date.now())])
+      clearTimeout(timer)
+      if (this.#buffer.length > 0 && this.#draining === null) { // the write failed: a moment, then again
+        await until(Math.min(RETRY_MIN_MS, deadline - Date.now()))
+        clearTimeout(timer)
+      }
     }
-    await Promise.race([this.flushed(), new Promise(resolve => setTimeout(resolve, graceMs).unref())])
     const left = this.#buffer.length
     if (left > 0) this.#log.error({ unwritten: left }, 'history: records not written at shutdown (the database was unreachable)')
     return left
@@ -126,7 +137,12 @@ export class HistoryRecorder {
 
   #drain (): void {
     if (this.#draining !== null) return
-    this.#draining = this.#writeAll().finally(() => { this.#draining = null })
+    this.#draining = this.#writeAll().finally(() => {
+      this.#draining = null
+      // A record queued while this drain was finishing (after its last look at the buffer, before this line) has no
+      // writer and no retry to take it: start one, or it waits for the next record, or is left behind at shutdown.
+      if (this.#buffer.length > 0 && this.#retryTimer === null && !this.#failing) this.#drain()
+    })
   }
 
   async #writeAll (): Promise<void> {
