@@ -27,6 +27,7 @@ export const historyQueries: Pick<QueryResolvers, 'identification' | 'identifica
   identification: async (_root, { id }, ctx) => {
     const { history, ownerFilter } = access(ctx)
     if (id.length > 64) return null
+    await history.recordWritten(id, ownerFilter) // the caller's own answer of a moment ago is found
     return await history.query(store => store.get(id, ownerFilter)) ?? null
   },
 
@@ -75,6 +76,7 @@ export const historyMutations: Pick<MutationResolvers, 'deleteIdentification'> =
   deleteIdentification: async (_root, { id }, ctx) => {
     const { history, ownerFilter } = access(ctx)
     if (id.length > 64) return false
+    await history.recordWritten(id, ownerFilter) // the caller's own answer of a moment ago can be deleted
     return await history.query(store => store.delete(id, ownerFilter))
   }
 }

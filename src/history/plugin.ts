@@ -35,6 +35,12 @@ export interface History {
    * written: webhooks' outbox rows are written with it, so a crash after the answer loses no event.
    */
   writeBeforeAnswering (needed: () => boolean): void
+  /**
+   * Read-your-writes: while this instance still holds the caller's record `id` unwritten (its answer has just
+   * gone), waits for it (at most DURABLE_WAIT_MS), so that reading or deleting it right after the answer finds it.
+   * `callerId` null: whoever's (ReadAll).
+   */
+  recordWritten (id: string, callerId: string | null): Promise<void>
 }
 
 /** The longest an answer waits for its record (a database that is down is not waited for at all). */
@@ -124,6 +130,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     answers,
     saveThumbnail: async (id, jpeg, createdAt) => { await writes.saveThumbnail(id, jpeg, createdAt) },
     writeBeforeAnswering: needed => { durable = needed },
+    recordWritten: async (id, callerId) => { await recorder.writtenFor(id, callerId, DURABLE_WAIT_MS) },
     async query (run) {
       if (!migrated) throw new StorageUnavailableError('The history database is unavailable; identifications still work. Try again later.', 5)
       try {
@@ -137,6 +144,14 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   }
   app.decorate('history', history)
 
+  // Records first. This hook runs once the server has closed (every in-flight request answered) and before the
+  // workers stop (webhooks and thumbnails wait seconds each for their own work): what the last answers left in the
+  // buffer is written before anything else can eat into SHUTDOWN_GRACE_MS. The worker's stop writes what is left.
+  app.addHook('onClose', async () => {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([recorder.flushed(), new Promise<void>(resolve => { timer = setTimeout(resolve, SHUTDOWN_FLUSH_MS) })])
+    clearTimeout(timer)
+  })
   app.workers.register({
     name: 'history',
     start: () => {},

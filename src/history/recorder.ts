@@ -32,8 +32,8 @@ export class HistoryRecorder {
   readonly #log: FastifyBaseLogger
   readonly #hooks: RecorderHooks
   readonly #buffer: HistoryRecord[] = []
-  /** Callers of recordDurably waiting for their record's batch. */
-  readonly #waiters = new Map<HistoryRecord, () => void>()
+  /** Who waits for a record's batch (recordDurably, writtenFor). */
+  readonly #waiters = new Map<HistoryRecord, Array<() => void>>()
   #draining: Promise<void> | null = null
   #retryDelay = RETRY_MIN_MS
   #retryTimer: NodeJS.Timeout | null = null
@@ -79,22 +79,41 @@ export class HistoryRecorder {
    */
   async recordDurably (record: HistoryRecord, maxWaitMs: number): Promise<void> {
     if (this.#failing || this.#stopped) { this.record(record); return }
-    let timer: NodeJS.Timeout | undefined
-    const written = new Promise<void>(resolve => {
-      this.#waiters.set(record, resolve)
-      timer = setTimeout(resolve, maxWaitMs)
-    })
+    const written = this.#waitFor(record, maxWaitMs)
     this.record(record)
     await written
+  }
+
+  /**
+   * Read-your-writes: resolves once this instance's unwritten record `id` is written (or set aside, or dropped), at
+   * most `maxWaitMs` later; at once when none waits here (written already, another instance's, not the caller's:
+   * `callerId` null matches any) or the database is failing.
+   */
+  async writtenFor (id: string, callerId: string | null, maxWaitMs: number): Promise<void> {
+    if (this.#failing || this.#stopped) return
+    const record = this.#buffer.find(pending => pending.id === id && (callerId === null || pending.callerId === callerId))
+    if (record !== undefined) await this.#waitFor(record, maxWaitMs)
+  }
+
+  async #waitFor (record: HistoryRecord, maxWaitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    let done: () => void = () => {}
+    await new Promise<void>(resolve => {
+      done = resolve
+      this.#waiters.set(record, [...(this.#waiters.get(record) ?? []), resolve])
+      timer = setTimeout(resolve, maxWaitMs)
+    })
     clearTimeout(timer)
-    this.#waiters.delete(record)
+    const others = (this.#waiters.get(record) ?? []).filter(waiting => waiting !== done)
+    if (others.length > 0) this.#waiters.set(record, others)
+    else this.#waiters.delete(record)
   }
 
   #release (record: HistoryRecord): void {
-    const resolve = this.#waiters.get(record)
-    if (resolve === undefined) return
+    const waiting = this.#waiters.get(record)
+    if (waiting === undefined) return
     this.#waiters.delete(record)
-    resolve()
+    for (const resolve of waiting) resolve()
   }
 
   /** Resolves once everything recorded so far is written (or the writer gave up for now). */
@@ -102,15 +121,26 @@ export class HistoryRecorder {
     while (this.#draining !== null) await this.#draining
   }
 
-  /** Stops retrying; writes what it can within `graceMs`; says how many records were not written. */
+  /**
+   * Stops; writes what it can within `graceMs`, trying again after a failed write (a dropped connection, a
+   * deadlock: one failure must not lose what was answered) until the grace is over; says how many records were not written.
+   */
   async stop (graceMs: number): Promise<number> {
     this.#stopped = true
-    if (this.#retryTimer !== null) { // one last try: the database may be back
-      clearTimeout(this.#retryTimer)
-      this.#retryTimer = null
+    const deadline = Date.now() + graceMs
+    let timer: NodeJS.Timeout | undefined
+    const until = (ms: number): Promise<void> => new Promise(resolve => { timer = setTimeout(resolve, Math.max(0, ms)) })
+    // Always a drain of its own (not only when a retry was pending): whatever waits in the buffer is written now.
+    while (this.#buffer.length > 0 && Date.now() < deadline) {
+      if (this.#retryTimer !== null) { clearTimeout(this.#retryTimer); this.#retryTimer = null }
       this.#drain()
+      await Promise.race([this.flushed(), until(deadline - Date.now())])
+      clearTimeout(timer)
+      if (this.#buffer.length > 0 && this.#draining === null) { // the write failed: a moment, then again
+        await until(Math.min(RETRY_MIN_MS, deadline - Date.now()))
+        clearTimeout(timer)
+      }
     }
-    await Promise.race([this.flushed(), new Promise(resolve => setTimeout(resolve, graceMs).unref())])
     const left = this.#buffer.length
     if (left > 0) {
       // Say what happened: a database that could not be reached, or one still writing when the time was up.

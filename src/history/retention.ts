@@ -1,5 +1,6 @@
 // Retention: records older than HISTORY_RETENTION_DAYS are deleted by a background worker, in small
-// batches (so a purge never holds the database for long), at start-up and then every hour.
+// batches (so a purge never holds the database for long), at start-up and then every hour; thumbnails
+// as old too, by their own time (one whose record was never written is reached no other way).
 import type { FastifyBaseLogger } from 'fastify'
 import type { Worker } from '../workers/plugin.ts'
 import type { HistoryConfig } from './config.ts'
@@ -27,8 +28,18 @@ export function retentionWorker (
         if (count < BATCH || stopping) break
         await new Promise(resolve => setImmediate(resolve)) // let requests in between batches
       }
+      // Thumbnails by their own age: those whose record was never written have no record to go with.
+      let thumbnails = 0
+      for (;;) {
+        if (stopping) break
+        const count = await store.purgeThumbnails(before, BATCH)
+        thumbnails += count
+        if (count < BATCH) break
+        await new Promise(resolve => setImmediate(resolve))
+      }
       await store.purgeExpiredIdempotencyKeys(new Date())
       if (purged > 0) log.info({ purged, before }, 'history: records past retention deleted')
+      if (thumbnails > 0) log.info({ thumbnails, before }, 'history: thumbnails past retention deleted (their records were never written)')
     } catch (err) {
       log.warn({ err }, 'history: retention purge failed; trying again at the next run')
     }

@@ -227,6 +227,17 @@ export class HistoryStore {
   }
 
   /**
+   * Deletes thumbnails older than `before` by their own time, at most `batch` of them; returns how many went.
+   * Those of purged records went with them; this finds the ones whose record was never written (dropped from a
+   * full buffer, lost in a crash), which no record leads to.
+   */
+  async purgeThumbnails (before: Date, batch: number): Promise<number> {
+    const old = this.db.selectFrom('thumbnails').select('identification_id').where('created_at', '<', before.getTime()).limit(batch)
+    const result = await this.db.deleteFrom('thumbnails').where('identification_id', 'in', old).executeTakeFirst()
+    return Number(result.numDeletedRows)
+  }
+
+  /**
    * Usage between from and to: whole UTC days from the daily totals, the partial days at either end
    * from the records themselves (so that a day's figures do not need a scan of that day, but an hour's range is exact).
    */

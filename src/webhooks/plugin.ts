@@ -124,11 +124,12 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
       checkEvents(list)
       checkDescription(description)
       await checkUrl(url)
-      if (await history.query(s => store.countEndpoints()) >= config.maxEndpoints) {
+      const secret = newSecret()
+      // The limit is checked in the insert's transaction (concurrent creates cannot all pass it).
+      const endpoint = await history.query(() => store.createEndpoint(url, [...new Set(list)], description, secret, config.maxEndpoints))
+      if (endpoint === undefined) {
         throw new BadUserInputError(`At most ${config.maxEndpoints} webhook endpoints (WEBHOOK_MAX_ENDPOINTS); delete one first.`, { reason: 'too_many_endpoints' })
       }
-      const secret = newSecret()
-      const endpoint = await history.query(() => store.createEndpoint(url, [...new Set(list)], description, secret))
       log.info({ endpoint: endpoint.id }, 'webhooks: endpoint created') // never its URL (it may carry a token) nor its secret
       await refreshEnabled()
       return { endpoint, secret }

@@ -71,6 +71,12 @@ export interface EndpointSecrets {
 
 type Row = WebhookEndpointsTable & { events: string | null }
 
+/** The advisory lock creates take on PostgreSQL (one number for "webhook endpoints", within this database). */
+const ENDPOINT_CREATE_LOCK = 0x77686b45 // 'whkE'
+
+/** Thrown inside createEndpoint's transaction to roll it back. */
+class EndpointLimitReached extends Error {}
+
 const date = (ms: number | null): Date | null => ms === null ? null : new Date(Number(ms))
 
 export class WebhookStore {
@@ -84,15 +90,20 @@ export class WebhookStore {
     this.now = now
   }
 
-  async countEndpoints (): Promise<number> {
-    const row = await this.db.selectFrom('webhook_endpoints').select(eb => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()
-    return Number(row.n)
-  }
-
-  async createEndpoint (url: string, events: readonly WebhookEventType[], description: string | null, secret: string): Promise<Endpoint> {
+  /**
+   * Creates an endpoint unless `maxEndpoints` exist already (then undefined). The count is taken inside the
+   * insert's transaction, after the insert, so that concurrent creates cannot all pass a check made before any
+   * of them wrote: on PostgreSQL every create first takes one transaction-scoped advisory lock (creates queue
+   * on it, deletes do not need it: they only make room); on SQLite the insert takes the database's write lock,
+   * which is held until the commit, so the count that follows sees every create committed before it.
+   */
+  async createEndpoint (
+    url: string, events: readonly WebhookEventType[], description: string | null, secret: string, maxEndpoints: number
+  ): Promise<Endpoint | undefined> {
     const id = randomUUID()
     const now = this.now()
-    await this.db.transaction().execute(async trx => {
+    const created = await this.db.transaction().execute(async trx => {
+      if (this.postgres) await sql`select pg_advisory_xact_lock(${sql.lit(ENDPOINT_CREATE_LOCK)})`.execute(trx)
       await trx.insertInto('webhook_endpoints').values({
         id,
         url,
@@ -107,9 +118,15 @@ export class WebhookStore {
         last_success_at: null,
         failing_since: null
       }).execute()
+      const row = await trx.selectFrom('webhook_endpoints').select(eb => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()
+      if (Number(row.n) > maxEndpoints) throw new EndpointLimitReached()
       await trx.insertInto('webhook_endpoint_events').values(events.map(event => ({ endpoint_id: id, event_type: event }))).execute()
+      return true
+    }).catch(err => {
+      if (err instanceof EndpointLimitReached) return false // rolled back: nothing was written
+      throw err
     })
-    return (await this.getEndpoint(id))!
+    return created ? await this.getEndpoint(id) : undefined
   }
 
   async listEndpoints (): Promise<Endpoint[]> {
