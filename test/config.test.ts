@@ -49,7 +49,7 @@ t.test('the defaults, in development', async t => {
       queueSize: 64,
       queueTimeoutMs: 30_000,
       uploadBytesInFlight: 256 * MiB,
-      uploadBytesInFlightPerCaller: 64 * MiB,
+      uploadBytesInFlightPerCaller: 96 * MiB,
       maxEventLoopDelayMs: 1_000,
       maxHeapUsedBytes: 0,
       maxRssBytes: 0

@@ -14,7 +14,8 @@ export const LimitsEnv = Type.Object({
   VISION_QUEUE_SIZE: Type.Integer({ minimum: 0, maximum: 10_000, default: 64 }),
   VISION_QUEUE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   UPLOAD_BYTES_IN_FLIGHT: Type.Integer({ minimum: 1 * MiB, maximum: 64 * 1024 * MiB, default: 256 * MiB }),
-  UPLOAD_BYTES_IN_FLIGHT_PER_CALLER: Type.Integer({ minimum: 64 * 1024, maximum: 64 * 1024 * MiB, default: 64 * MiB }),
+  // By default room for VISION_MAX_CONCURRENCY_PER_CALLER (4) uploads of MAX_UPLOAD_BYTES (20 MiB) and their framing.
+  UPLOAD_BYTES_IN_FLIGHT_PER_CALLER: Type.Integer({ minimum: 64 * 1024, maximum: 64 * 1024 * MiB, default: 96 * MiB }),
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1_000 }),
   PRESSURE_MAX_HEAP_USED_BYTES: Type.Integer({ minimum: 0, default: 0 }),
   PRESSURE_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 })
