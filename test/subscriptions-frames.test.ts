@@ -271,3 +271,32 @@ t.test('SUBSCRIPTIONS_MESSAGES_PER_SECOND: a socket sending faster is closed wit
   paced.destroy()
   await nothingOutlives(t, app, url, timersBefore)
 })
+
+t.test('a subscription ended while it is being set up leaves no listener behind (complete at once, socket gone at once)', async t => {
+  const { app, url } = await listening(t)
+  const timersBefore = activeTimers()
+  const shapes: Array<[string, (socket: RawWebSocket, id: string) => void]> = [
+    ['subscribe then complete', (socket, id) => { socket.send(subscribe(id)); socket.send({ id, type: 'complete' }) }],
+    ['subscribe and complete in one write', (socket, id) => {
+      socket.sendText(JSON.stringify(subscribe(id)))
+      socket.sendText(JSON.stringify({ id, type: 'complete' }))
+    }],
+    ['subscribe then the socket is gone', (socket, id) => { socket.send(subscribe(id)); socket.destroy() }]
+  ]
+  for (const [shape, end] of shapes) {
+    for (let round = 0; round < 4; round++) {
+      const socket = await authenticated(t, url)
+      for (let i = 0; i < 20; i++) {
+        if (socket.destroyed) break
+        end(socket, `${round}-${i}`)
+      }
+      socket.destroy()
+    }
+    await until(async () => await metric(app, 'agrivision_subscriptions_active') === 0, `${shape}: every lease released`)
+    await until(async () => await metric(app, 'agrivision_subscription_listeners') === 0, `${shape}: no listener left`)
+    t.pass(`${shape}: no lease, no listener`)
+  }
+  await nothingOutlives(t, app, url, timersBefore)
+  await until(async () => await metric(app, 'agrivision_subscription_listeners') === 0, 'the share taken again and given back: no listener')
+  t.pass('no listener left')
+})

@@ -88,6 +88,13 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
   const sizeOf = eventSizes()
   metrics.gauge('agrivision_subscriptions_active', 'GraphQL subscriptions running on this instance.', () => limits.active)
   metrics.gauge('agrivision_subscription_connections', 'Subscription WebSocket connections open on this instance.', () => connections.open)
+  // One listener per running subscription: more than agrivision_subscriptions_active would be a leak. Read from
+  // mqemitter's matcher (its only count; mqemitter-redis is an mqemitter too).
+  let publishedTo: PubSub | undefined
+  metrics.gauge('agrivision_subscription_listeners', 'Listeners for completed identifications in this process\'s emitter.', () => {
+    const emitter = (publishedTo as { emitter?: { _matcher?: { match: (topic: string) => unknown[] } } } | undefined)?.emitter
+    return emitter?._matcher?.match(COMPLETED_TOPIC).length ?? 0
+  })
 
   await app.register(websocket, {
     // The subprotocol answered: graphql-transport-ws when offered (an upgrade that does not offer it is refused below).
@@ -131,6 +138,7 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     }),
 
     publishTo (pubsub) {
+      publishedTo = pubsub
       events.on('completed', event => {
         // The callback's error is untyped in mercurius' types, but mqemitter-redis passes one.
         const done = (err?: Error | null): void => {
@@ -155,6 +163,13 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
       } catch (err) {
         release()
         throw err
+      }
+      if ((pubsub as { closed?: boolean }).closed === true || socketClosed.aborted) {
+        // mercurius closed this subscription (a `complete` right after its `subscribe`, or its socket went away)
+        // while the listener was being added: its closers ran before ours was registered, so remove it here.
+        for (const close of (source as { close?: Array<() => void> }).close ?? []) close()
+        release()
+        return (async function * () {})()
       }
       const queued = countQueued(source as unknown as QueueStream, backlog, sizeOf)
       return filtered(source, message => matches(message, filter), () => { queued.end(); release() }, queued.taken)

@@ -80,6 +80,7 @@ export class RawWebSocket {
   pause (): void { this.socket.pause() }
   resume (): void { this.socket.resume() }
   destroy (): void { this.socket.destroy() }
+  get destroyed (): boolean { return this.socket.destroyed }
 
   /** Resolves once a received message satisfies `predicate` (rejects after `ms`, or when the connection ends first). */
   async waitFor (predicate: (message: any) => boolean, ms = 5000): Promise<any> {
