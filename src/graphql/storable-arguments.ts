@@ -29,7 +29,12 @@ export function checkStorableArguments (document: DocumentNode, variables: Recor
         checkLiteral(argument.name.value, argument.value)
         continue
       }
-      for (const key of ['selectionSet', 'selections', 'arguments', 'directives'] as const) {
+      if (node.kind === Kind.VARIABLE_DEFINITION) { // a default value is an argument's value when no variable is sent
+        const variable = node as unknown as { variable: { name: { value: string } }, defaultValue?: ValueNode }
+        if (variable.defaultValue !== undefined) checkLiteral(`$${variable.variable.name.value}`, variable.defaultValue)
+        continue
+      }
+      for (const key of ['variableDefinitions', 'selectionSet', 'selections', 'arguments', 'directives'] as const) {
         const child = node[key]
         if (Array.isArray(child)) nodes.push(...child)
         else if (child !== undefined) nodes.push(child)

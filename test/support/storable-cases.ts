@@ -201,7 +201,10 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
       ['mutation ($id: ID!) { deleteIdentification(id: $id) }', { id: '\u0000' }, '$id'],
       ['mutation { createWebhookEndpoint(url: "https://example.com/\\u0000", events: [IDENTIFICATION_COMPLETED]) { secret } }', {}, 'url'],
       ['mutation ($d: String) { createWebhookEndpoint(url: "https://example.com/", events: [IDENTIFICATION_COMPLETED], description: $d) { secret } }',
-        { d: 'x\udfffy' }, '$d']
+        { d: 'x\udfffy' }, '$d'],
+      // A variable's default value is the argument's value when the variable is not sent.
+      ['query ($id: ID! = "a\\u0000b") { identification(id: $id) { id } }', {}, '$id'],
+      ['query ($f: IdentificationFilter = { make: "Deere\\u0000" }) { identifications(filter: $f) { edges { cursor } } }', {}, '$f']
     ]
     for (const [query, variables, argument] of shapes) {
       const res = await sendJson(app, { query, variables })
