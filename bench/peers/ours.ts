@@ -31,10 +31,12 @@ const config = loadConfig({
   VISION_MAX_CONCURRENCY_PER_CALLER: '1024',
   RESULT_CACHE_TTL_S: '0',
   ...process.env,
-  // History in SQLite under the temporary directory, whatever this shell's DATA_DIR or DATABASE_URL say.
+  // History in SQLite under the temporary directory, whatever this shell's DATA_DIR or DATABASE_URL say;
+  // on PostgreSQL when run.ts hands a throwaway cluster's URL (BENCH_DATABASE_URL).
   DATA_DIR: dataDir,
-  DATABASE_URL: undefined,
-  LOG_LEVEL: 'warn',
+  DATABASE_URL: process.env.BENCH_DATABASE_URL,
+  // The default (info: one access-log line per request, to stdout, which run.ts reads) unless run.ts says otherwise.
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
   PORT: String(port),
   HOST: '127.0.0.1'
 })
