@@ -1,5 +1,6 @@
 // Peer (c): our service, built by our app factory.
 //   BENCH_VISION=bench (default): `benchVision` (BENCH_LATENCY_MS holds each call that long).
+//   BENCH_VISION=simulated: `npm start`'s default backend (createVision with no Azure: the simulated one).
 //   BENCH_VISION=azure: the real backend (createVision: DefaultAzureCredential + openai) against the
 //   fake Azure whose identity environment run.ts put in our env; warmed up after listen, as src/server.ts does.
 // History is on (the default: SQLite) unless run.ts sets HISTORY=off. Its database is always in a temporary
@@ -44,6 +45,11 @@ const config = loadConfig({
 let app
 let vision
 if (mode === 'azure') {
+  const log = pino(loggerOptions(config))
+  vision = createVision(config, log)
+  app = await buildApp({ config, vision, logger: log })
+} else if (mode === 'simulated') {
+  // `npm start`'s default backend (no Azure configured): what createVision makes.
   const log = pino(loggerOptions(config))
   vision = createVision(config, log)
   app = await buildApp({ config, vision, logger: log })

@@ -47,7 +47,11 @@ export const resolvers: Resolvers = {
       }
       // Idempotency-Key: a replay, a 409/422, or the identification itself (src/graphql/idempotency.ts).
       const origin = { caller, requestId: ctx.requestId }
-      return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, answers }, origin, input))
+      try {
+        return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, answers }, origin, input))
+      } finally {
+        args.image.release() // the flow is over (whatever keeps the bytes longer copies them): the buffer is reused
+      }
     },
     ...historyMutations,
     ...webhookMutations
