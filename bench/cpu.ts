@@ -34,7 +34,8 @@ function bad (r: LoadResult): number {
 }
 
 export async function measureCpu (
-  load: LoadChild, image: BenchImage, target: CpuTarget, { requests, profile, answer }: { requests: number, profile: boolean, answer: string }
+  load: LoadChild, image: BenchImage, target: CpuTarget,
+  { requests, profile, answer }: { requests: number, profile: boolean, answer: string }
 ): Promise<CpuResult> {
   const job = (url: string, amount: number) => ({
     url, file: image.path, connections: 32, timeout: 30, expectSha256: image.sha256, expectAnswerPrefix: answer, amount
@@ -65,7 +66,8 @@ export async function measureCpu (
       steps = new Map(STEPS.map(s => [s, (shares.get(s) ?? 0) * mainUs]))
     }
   }
-  return { key: target.key, requests: plain.r.requests, mainUs, othersUs: plain.others / plain.r.requests * 1e6, steps, failures: bad(plain.r) }
+  const othersUs = plain.others / plain.r.requests * 1e6
+  return { key: target.key, requests: plain.r.requests, mainUs, othersUs, steps, failures: bad(plain.r) }
 }
 
 export function cpuTable (results: CpuResult[]): string {
