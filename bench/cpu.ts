@@ -118,7 +118,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       all.push({ key: 'azure-off', script: 'peers/ours.ts', env: { ...azure, HISTORY: 'off' } })
     }
     for (const target of all.filter(t => only.has(t.key))) {
-      const profile = !values['no-profile'] && target.key.startsWith('ours')
+      const profile = !values['no-profile'] && (target.key.startsWith('ours') || target.key.startsWith('azure'))
       const answer = target.key.startsWith('azure') ? 'A green tractor' : '[SIMULATED]'
       const r = await measureCpu(load, image, target, { requests: Number(values.requests), profile, answer })
       process.stdout.write(`${r.key}: main ${r.mainUs.toFixed(0)} µs, others ${r.othersUs.toFixed(0)} µs per request (${r.requests} requests, ${r.failures} failures)\n`)
