@@ -75,8 +75,7 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
   const load = eventLoopBusy(config.thumbnails.skipAboveUtilisation)
   events.on('completed', event => {
     if (load.busy()) { metrics.thumbnails.inc({ result: 'skipped' }); return }
-    // A copy: the bytes may be the upload's buffer, reused once the identification is over (graphql/upload-buffers.ts).
-    maker.offer({ id: event.id, image: Buffer.from(event.sentImage), createdAt: event.identification.createdAt })
+    maker.offer({ id: event.id, image: event.sentImage, createdAt: event.identification.createdAt })
   })
   app.workers.register({
     name: 'thumbnails',
