@@ -3,8 +3,11 @@
 // Every server, the fake Azure and the load generator (autocannon) run as separate child processes on
 // 127.0.0.1; runs are bounded in time and count. Prints a table and writes BENCHMARKS.md.
 //
-// Options: --rounds N (scenario 1; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 5),
-//          --only 1,2,3,4,5,web,history (history: not in the default run, it takes ~7 minutes; web: the field app in Chromium)
+// The headline (scenario 1, issue 19): `npm start`'s defaults against Apollo and Yoga, server and load generator pinned
+// to different cores (taskset), median of alternating rounds; then what one request costs in CPU, step by step (cpu).
+// Options: --rounds N (scenario 1, default 3; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 10),
+//          --only 1,cpu,2,3,4,5,web,history (history: not in the default run, it takes ~7 minutes; web: the field app in Chromium)
+//          --quick (CI: every server answers a hundred requests, every answer and record checked; no timing judged, nothing written)
 //          --profile (profile ours even when targets are met)   --no-profile   --no-write
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -24,13 +27,16 @@ import { summarizeProfile, type ProfileSummary } from './lib/profile.ts'
 import type { HistoryReply, LoadJob, LoadResult, PipelineReply } from './lib/protocol.ts'
 import { MiB, median, mib, spread, table } from './lib/stats.ts'
 import { measureWeb } from './web.ts'
+import { CPU_ENV, cpuTable, measureCpu, type CpuResult, type CpuTarget } from './cpu.ts'
+import { startPostgres, type Postgres } from '../test/support/postgres.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const { values: opts } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '5' },
-    duration: { type: 'string', default: '5' },
-    only: { type: 'string', default: '1,2,3,4,5,web' },
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '10' },
+    only: { type: 'string', default: '1,cpu,2,3,4,5,web' },
+    quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false }
@@ -40,7 +46,7 @@ const LOAD_SUITE_MARKER = '<!-- load-suite figures: recorded by hand from npm ru
 // Between this marker and LOAD_SUITE_MARKER: the summary rows of scenarios the last run did not cover, as earlier runs
 // measured them (one "### Scenario N, measured …" part each). A run that covers a scenario replaces its part.
 const EARLIER_MARKER = '<!-- earlier figures: scenarios the last run did not cover, as measured before; npm run bench keeps each until a run covers it -->'
-const SCENARIOS = ['1', '2', '3', '4', '5', 'web', 'history']
+const SCENARIOS = ['1', 'cpu', '2', '3', '4', '5', 'web', 'history']
 const ROUNDS = Number(opts.rounds)
 const AZURE_ROUNDS = Math.min(3, ROUNDS)
 const DURATION = Number(opts.duration)
@@ -136,49 +142,68 @@ function azureEnv (fake: FakeChild): Record<string, string> {
   return { ...fake.env, ...UNCAPPED, BENCH_VISION: 'azure', AZURE_OPENAI_ENDPOINT: fake.origin, AZURE_OPENAI_DEPLOYMENT: AZURE_DEPLOYMENT }
 }
 
-// ---------------------------------------------------------------- scenario 1
+// ---------------------------------------------------------------- scenario 1: the headline
 
-interface Peer { key: string, label: string, script: string, env?: Record<string, string> }
+interface Peer { key: string, label: string, script: string, env?: Record<string, string>, postgres?: boolean }
+/** `npm start`'s defaults for ours (simulated backend, history on SQLite, thumbnails, info logging); the same backend for the peers. */
+const HEADLINE_ENV = { BENCH_VISION: 'simulated' }
 const PEERS: Peer[] = [
-  { key: 'apollo', label: 'Apollo Server 5 + Express 5 + graphql-upload 17', script: 'peers/apollo.ts' },
-  { key: 'yoga', label: 'GraphQL Yoga 5 (node:http)', script: 'peers/yoga.ts' },
-  { key: 'ours', label: 'ours: Fastify 5 + mercurius 16 (history on: SQLite)', script: 'peers/ours.ts' },
-  { key: 'ours-off', label: 'ours with HISTORY=off', script: 'peers/ours.ts', env: { HISTORY: 'off' } }
+  { key: 'apollo', label: 'Apollo Server 5 + Express 5 + graphql-upload 17', script: 'peers/apollo.ts', env: HEADLINE_ENV },
+  { key: 'yoga', label: 'GraphQL Yoga 5 (node:http)', script: 'peers/yoga.ts', env: HEADLINE_ENV },
+  { key: 'ours', label: 'ours: Fastify 5 + mercurius 16, `npm start` defaults (history on SQLite, thumbnails, info logging)', script: 'peers/ours.ts', env: HEADLINE_ENV },
+  { key: 'ours-off', label: 'ours with HISTORY=off', script: 'peers/ours.ts', env: { ...HEADLINE_ENV, HISTORY: 'off' } },
+  { key: 'ours-pg', label: 'ours with DATABASE_URL (PostgreSQL, a throwaway loopback cluster)', script: 'peers/ours.ts', env: HEADLINE_ENV, postgres: true }
 ]
-/** c=1 runs of ours with history on and off: the latency of one identification at a time. */
-const SERIAL_ROUNDS = 2
-const SERIAL_SECONDS = 3
+/** Server and load generator on different cores where taskset exists (and there are two). */
+const PIN = hasTaskset() && os.cpus().length >= 2
+const SERVER_CPU = 0
+const LOAD_CPU = 1
+/** Per-request CPU table: requests per server. */
+const CPU_REQUESTS = 3000
+
+function hasTaskset (): boolean {
+  try { execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' }); return true } catch { return false }
+}
 
 interface PeerRounds { peer: Peer, rounds: Array<LoadResult | null>, peakRss: number }
 
 async function scenario1 (image: BenchImage): Promise<boolean> {
-  log(`scenario 1: ${image.name} (${(image.bytes / 1024).toFixed(0)} KiB), concurrency ${CONNECTIONS}, ${ROUNDS} rounds × ${DURATION} s per server, alternating`)
+  log(`scenario 1 (headline): ${image.name} (${(image.bytes / 1024).toFixed(0)} KiB), concurrency ${CONNECTIONS}, ${ROUNDS} rounds × ${DURATION} s per server, alternating` +
+    (PIN ? `; servers on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU} (taskset)` : '; not pinned (no taskset or one core)'))
   const servers = new Map<string, Child & { port: number }>()
   const results = new Map<string, PeerRounds>()
   // Ours records every identification into SQLite here (read back after it stops); never ./data.
   const dataDir = mkdtempSync(join(os.tmpdir(), 'agrivision-bench-data-'))
-  const answered = { on: 0, off: 0 }
-  const serial = { on: [] as LoadResult[], off: [] as LoadResult[] }
+  let answered = 0
   let recorded = NaN
+  let postgres: Postgres | null = null
+  const peers: Peer[] = []
   try {
+    try {
+      postgres = await startPostgres()
+    } catch (err) {
+      notes.push(`Scenario 1: no PostgreSQL row (${(err as Error).message.split('\n')[0]}).`)
+    }
     for (const peer of PEERS) {
-      const env = peer.key === 'ours' ? { ...peer.env, BENCH_DATA_DIR: dataDir } : peer.env
-      servers.set(peer.key, await startServer(peer.key, peer.script, { env }))
+      if (peer.postgres === true && postgres === null) continue
+      const env = { ...peer.env, ...(peer.key === 'ours' ? { BENCH_DATA_DIR: dataDir } : {}), ...(peer.postgres === true && postgres ? { BENCH_DATABASE_URL: postgres.url } : {}) }
+      servers.set(peer.key, await startServer(peer.key, peer.script, { env, ...(PIN ? { cpu: SERVER_CPU } : {}) }))
       results.set(peer.key, { peer, rounds: [], peakRss: 0 })
+      peers.push(peer)
     }
     const server = (key: string): Child & { port: number } => servers.get(key) as Child & { port: number }
     const url = (key: string): string => `http://127.0.0.1:${server(key).port}/graphql`
-    for (const peer of PEERS) {
+    for (const peer of peers) {
       const warm = await measure('Scenario 1', job(url(peer.key), image, SIM_ANSWER, { duration: WARMUP }))
-      if (peer.key === 'ours') answered.on += warm.requests
+      if (peer.key === 'ours') answered += warm.requests
       log(`  warm-up ${peer.key}: ${warm.rps.toFixed(0)} req/s${failures(warm) ? `, FAILURES: ${describeFailures(warm)}` : ''}`)
     }
     for (let round = 0; round < ROUNDS; round++) {
-      const order = PEERS.map((_, i) => PEERS[(i + round) % PEERS.length] as Peer)
+      const order = peers.map((_, i) => peers[(i + round) % peers.length] as Peer)
       const parts: string[] = []
       for (const peer of order) {
         const r = await measure('Scenario 1', job(url(peer.key), image, SIM_ANSWER, { duration: DURATION }))
-        if (peer.key === 'ours') answered.on += r.requests
+        if (peer.key === 'ours') answered += r.requests
         const valid = failures(r) === 0 && r.requests > 0
         if (!valid) notes.push(`Scenario 1, round ${round + 1}: ${peer.key} invalid (${describeFailures(r)}).`)
         results.get(peer.key)?.rounds.push(valid ? r : null)
@@ -186,17 +211,10 @@ async function scenario1 (image: BenchImage): Promise<boolean> {
       }
       log(`  round ${round + 1}: ${parts.join(', ')}`)
     }
-    for (let round = 0; round < SERIAL_ROUNDS; round++) {
-      for (const [key, which] of (round % 2 ? [['ours-off', 'off'], ['ours', 'on']] : [['ours', 'on'], ['ours-off', 'off']]) as Array<[string, 'on' | 'off']>) {
-        const r = await measure('Scenario 1 (c=1)', job(url(key), image, SIM_ANSWER, { duration: SERIAL_SECONDS, connections: 1 }))
-        if (which === 'on') answered.on += r.requests
-        if (failures(r) === 0) serial[which].push(r)
-        log(`  c=1, history ${which}: ${r.rps.toFixed(0)} req/s, mean ${r.mean.toFixed(2)} ms, p50 ${r.p50} ms, p99 ${r.p99} ms`)
-      }
-    }
-    for (const peer of PEERS) (results.get(peer.key) as PeerRounds).peakRss = memory(server(peer.key).pid).peakRss
+    for (const peer of peers) (results.get(peer.key) as PeerRounds).peakRss = memory(server(peer.key).pid).peakRss
   } finally {
     for (const server of servers.values()) await stop(server)
+    await postgres?.stop()
     try {
       const db = new DatabaseSync(join(dataDir, 'history.db'), { readOnly: true })
       recorded = Number((db.prepare('SELECT count(*) AS n FROM identifications').get() as { n: number }).n)
@@ -207,7 +225,7 @@ async function scenario1 (image: BenchImage): Promise<boolean> {
 
   const valid = (key: string): LoadResult[] => (results.get(key)?.rounds ?? []).filter((r): r is LoadResult => r !== null)
   const detail: string[][] = []
-  for (const peer of PEERS) {
+  for (const peer of peers) {
     const rs = valid(peer.key)
     const result = rs.length === 0
       ? 'INVALID (every round had errors)'
@@ -217,58 +235,96 @@ async function scenario1 (image: BenchImage): Promise<boolean> {
       String(rs.reduce((n, r) => n + r.requests, 0)), `${rs.length}/${ROUNDS}`, mib((results.get(peer.key) as PeerRounds).peakRss)])
   }
   let allMet = true
-  for (const [key, target] of [['apollo', 2], ['yoga', 1.3]] as const) {
-    const ours = results.get('ours') as PeerRounds
-    const peer = results.get(key) as PeerRounds
-    const perRound = ours.rounds.flatMap((o, i) => { const p = peer.rounds[i]; return o && p ? [o.rps / p.rps] : [] })
-    const ratio = median(valid('ours').map(r => r.rps)) / median(valid(key).map(r => r.rps))
-    const ok = Number.isFinite(ratio)
-    const met = ok && ratio >= target
+  const ratio = (ours: string, peer: string): { ratio: number, perRound: number[] } => {
+    const o = results.get(ours) as PeerRounds
+    const p = results.get(peer) as PeerRounds
+    return {
+      ratio: median(valid(ours).map(r => r.rps)) / median(valid(peer).map(r => r.rps)),
+      perRound: o.rounds.flatMap((r, i) => { const q = p.rounds[i]; return r && q ? [r.rps / q.rps] : [] })
+    }
+  }
+  const targets: Array<[string, string, number]> = [['ours', 'apollo', 2], ['ours', 'yoga', 1.6], ['ours-pg', 'apollo', 1.8]]
+  for (const [ours, key, target] of targets) {
+    if (!results.has(ours) || !results.has(key)) continue
+    const { ratio: r, perRound } = ratio(ours, key)
+    const ok = Number.isFinite(r)
+    const met = ok && r >= target
     allMet &&= met
     rows.push({
       scenario: '1',
-      what: `req/s ours ÷ ${peer.peer.label.split(' (')[0]}`,
-      result: ok ? `${ratio.toFixed(2)}× (per round ${perRound.length ? `${Math.min(...perRound).toFixed(2)}–${Math.max(...perRound).toFixed(2)}` : 'n/a'})` : 'n/a',
+      what: `req/s ${ours === 'ours' ? 'ours (defaults)' : 'ours on PostgreSQL'} ÷ ${(results.get(key) as PeerRounds).peer.label.split(' (')[0]}`,
+      result: ok ? `${r.toFixed(2)}× (per round ${perRound.length ? `${Math.min(...perRound).toFixed(2)}–${Math.max(...perRound).toFixed(2)}` : 'n/a'})` : 'n/a',
       target: `≥ ${target}×`,
       met
     })
   }
-  const onOff = median(valid('ours').map(r => r.rps)) / median(valid('ours-off').map(r => r.rps))
-  const perRoundOnOff = (results.get('ours') as PeerRounds).rounds.flatMap((o, i) => {
-    const p = (results.get('ours-off') as PeerRounds).rounds[i]
-    return o && p ? [o.rps / p.rps] : []
-  })
-  rows.push({
-    scenario: '1',
-    what: 'req/s ours with history on (SQLite) ÷ ours with HISTORY=off, same run',
-    result: `${onOff.toFixed(2)}× (per round ${perRoundOnOff.length ? `${Math.min(...perRoundOnOff).toFixed(2)}–${Math.max(...perRoundOnOff).toFixed(2)}` : 'n/a'}); ` +
-      `${recorded} records written for ${answered.on} answers the load generator counted`,
-    target: '(for comparison)',
-    met: null
-  })
-  if (serial.on.length && serial.off.length) {
-    const f = (rs: LoadResult[]): string => `mean ${spread(rs.map(r => r.mean), 2)} ms, p50 ${spread(rs.map(r => r.p50))} ms, p99 ${spread(rs.map(r => r.p99))} ms`
+  const oursP99 = median(valid('ours').map(r => r.p99))
+  const peersP99 = Math.min(...['apollo', 'yoga'].map(k => median(valid(k).map(r => r.p99))))
+  const p99Met = Number.isFinite(oursP99) && oursP99 <= peersP99
+  allMet &&= p99Met
+  rows.push({ scenario: '1', what: 'p99 ours (defaults) vs the better peer', result: `${oursP99} ms vs ${peersP99} ms`, target: 'no worse', met: p99Met })
+  if (results.has('ours-off')) {
+    const { ratio: onOff } = ratio('ours', 'ours-off')
     rows.push({
       scenario: '1',
-      what: `identification latency at concurrency 1 (${SERIAL_ROUNDS} × ${SERIAL_SECONDS} s each): history on vs HISTORY=off`,
-      result: `on: ${f(serial.on)}; off: ${f(serial.off)}`,
+      what: 'req/s ours (history on, SQLite) ÷ ours with HISTORY=off, same run',
+      result: `${onOff.toFixed(2)}×; ${recorded} records written for ${answered} answers the load generator counted`,
       target: '(for comparison)',
       met: null
     })
   }
-  sections.push('### Scenario 1: small photo, zero-latency vision, concurrency 32\n\n' +
+  sections.push('### Scenario 1 (the headline): `npm start` defaults, 800×600 photo, concurrency 32\n\n' +
     `Upload: ${image.name}, ${image.bytes} bytes. Median (min–max) over ${ROUNDS} rounds of ${DURATION} s after a ${WARMUP} s warm-up each; ` +
-    'the three servers run side by side and take turns, the order rotated each round. ' +
+    'the servers run side by side and take turns, the order rotated each round' +
+    (PIN ? `; every server is pinned to CPU ${SERVER_CPU} and the load generator to CPU ${LOAD_CPU} (taskset). ` : '. ') +
+    'Every server answers with the simulated backend (ours: `npm start` with no Azure; the peers: the same createSimulatedVision). ' +
+    'Ours runs with its defaults: history on SQLite in a fresh temporary DATA_DIR (never ./data), thumbnails, idempotency, metrics, ' +
+    'LOG_LEVEL=info (one access line per request, to a pipe the bench reads); only the rate limits lifted, one caller\'s slot cap lifted, ' +
+    'and the result cache off (RESULT_CACHE_TTL_S=0: the load sends one photo again and again, and a hit would answer from history instead of identifying). ' +
     'A round with any non-2xx, socket error, timeout or wrong answer (no data, GraphQL errors, wrong sha256) is invalid and left out. ' +
-    'Peak RSS is VmHWM over the server\'s life. ' +
-    'Ours runs twice: with history on (the default: every identification recorded into SQLite, node:sqlite, in a fresh temporary DATA_DIR, never ./data) ' +
-    'and with HISTORY=off. Both run with the result cache off (RESULT_CACHE_TTL_S=0): the load sends the same photo again and again, and a cache hit ' +
-    'would measure a history lookup instead of an identification and its recording. After the run the records in that SQLite file are counted ' +
-    '(none may be missing: the recorder writes off the request path from a bounded buffer, and a full buffer would drop records). ' +
-    `Then ${SERIAL_ROUNDS} alternating runs of ${SERIAL_SECONDS} s at concurrency 1 compare one identification's latency with history on and off ` +
-    '(autocannon reports percentiles in whole ms; the mean is finer).\n\n' +
-    table(['server', 'req/s', 'p50 ms', 'p99 ms', 'answers checked', 'valid rounds', 'peak RSS'], detail))
+    'Peak RSS is VmHWM over the server\'s life. After the run the records in the SQLite file are counted (none may be missing).' +
+    (results.has('ours-pg') ? ' The PostgreSQL row: a throwaway cluster (test/support/postgres.ts: fsync off, loopback, not pinned).' : '') +
+    '\n\n' + table(['server', 'req/s', 'p50 ms', 'p99 ms', 'answers checked', 'valid rounds', 'peak RSS'], detail))
   return allMet
+}
+
+// ---------------------------------------------------------------- per-request CPU
+
+async function scenarioCpu (image: BenchImage): Promise<void> {
+  log(`per-request CPU: ${CPU_REQUESTS} requests per server at concurrency 32 after a warm-up; ours profiled in a second run`)
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'agrivision-bench-cpu-'))
+  const results: CpuResult[] = []
+  try {
+    const targets: CpuTarget[] = [
+      { key: 'ours', script: 'peers/ours.ts', env: { ...CPU_ENV, BENCH_DATA_DIR: dataDir } },
+      { key: 'ours HISTORY=off', script: 'peers/ours.ts', env: { ...CPU_ENV, HISTORY: 'off' } },
+      { key: 'Apollo', script: 'peers/apollo.ts', env: CPU_ENV },
+      { key: 'Yoga', script: 'peers/yoga.ts', env: CPU_ENV }
+    ]
+    for (const target of targets) {
+      const r = await measureCpu(load, image, target, { requests: CPU_REQUESTS, profile: target.key.startsWith('ours'), answer: SIM_ANSWER })
+      log(`  ${target.key}: main thread ${r.mainUs.toFixed(0)} µs, other threads ${r.othersUs.toFixed(0)} µs per request`)
+      results.push(r)
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  const ours = results[0] as CpuResult
+  for (const peer of results.slice(2)) {
+    rows.push({
+      scenario: 'cpu',
+      what: `CPU per request (whole process): ${peer.key} ÷ ours`,
+      result: `${((peer.mainUs + peer.othersUs) / (ours.mainUs + ours.othersUs)).toFixed(2)}× (${(peer.mainUs + peer.othersUs).toFixed(0)} vs ${(ours.mainUs + ours.othersUs).toFixed(0)} µs)`,
+      target: '(for comparison)',
+      met: null
+    })
+  }
+  sections.push('### Per-request CPU: what one identification costs, step by step\n\n' +
+    `bench/cpu.ts: each server alone, ${CPU_REQUESTS} requests at concurrency 32 after a warm-up; CPU time of its threads from /proc ` +
+    '(not wall time: it holds on a machine other processes share), divided by the answers. Same setup as the headline (ours with its defaults, ' +
+    'the event-loop-delay pressure check off so that no request is refused on a busy machine). The steps split the main thread\'s time by a ' +
+    'second run under `--cpu-prof` (200 µs sampling), each sample given to the innermost frame of a known step; the other threads are ' +
+    'V8\'s GC helpers, the SQLite writer thread, libuv\'s pool and libvips.\n\n' + cpuTable(results))
 }
 
 // ---------------------------------------------------------------- profiles of ours
@@ -602,6 +658,42 @@ async function scenarioWeb (): Promise<void> {
   })
 }
 
+// ---------------------------------------------------------------- --quick: answers, not timings (CI)
+
+const QUICK_REQUESTS = 100
+
+/**
+ * Every server of the headline, a few hundred requests each at concurrency 8: every answer checked (2xx, no GraphQL
+ * errors, the photo's sha256, the simulated answer), and ours' SQLite file holds a record for every answer.
+ * No timing is judged. Throws on the first problem.
+ */
+async function quickCheck (image: BenchImage): Promise<void> {
+  const dataDir = mkdtempSync(join(os.tmpdir(), 'agrivision-bench-quick-'))
+  try {
+    for (const peer of PEERS.filter(p => p.postgres !== true)) {
+      const env = { ...peer.env, ...(peer.key === 'ours' ? { BENCH_DATA_DIR: dataDir } : {}) }
+      const server = await startServer(peer.key, peer.script, { env })
+      let r: LoadResult
+      try {
+        r = await load.run({ ...job(`http://127.0.0.1:${server.port}/graphql`, image, SIM_ANSWER, { amount: QUICK_REQUESTS }), connections: 8 }, 120_000)
+      } finally {
+        await stop(server)
+      }
+      if (failures(r) > 0 || r.requests !== QUICK_REQUESTS) throw new Error(`${peer.key}: ${r.requests} good answers of ${QUICK_REQUESTS} (${describeFailures(r)})`)
+      if (peer.key === 'ours') {
+        const db = new DatabaseSync(join(dataDir, 'history.db'), { readOnly: true })
+        const recorded = Number((db.prepare('SELECT count(*) AS n FROM identifications').get() as { n: number }).n)
+        const usage = Number((db.prepare('SELECT sum(identifications) AS n FROM usage_daily').get() as { n: number }).n)
+        db.close()
+        if (recorded !== QUICK_REQUESTS || usage !== QUICK_REQUESTS) throw new Error(`ours: ${recorded} records and usage ${usage} for ${QUICK_REQUESTS} answers`)
+      }
+      log(`quick: ${peer.key}: ${QUICK_REQUESTS} answers checked${peer.key === 'ours' ? `, ${QUICK_REQUESTS} records written` : ''}`)
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 function machine (): string {
@@ -615,14 +707,25 @@ async function main (): Promise<void> {
   const commit = gitCommit()
   const loadAtStart = os.loadavg().map(l => l.toFixed(2)).join(' ')
   log(`agrivision bench: Node ${process.version}; ${machine()}; load average ${os.loadavg().map(l => l.toFixed(2)).join(' ')}`)
+  const photo = await benchImage('photo')
+  load = await startLoad(PIN ? { cpu: LOAD_CPU } : {})
+  if (opts.quick) {
+    try {
+      await quickCheck(photo)
+      log('quick: every answer checked')
+    } finally {
+      await stop(load)
+      killAll()
+    }
+    return
+  }
   const [small, tiny, large, camera] = await Promise.all([benchImage('small'), benchImage('tiny'), benchImage('large'), benchImage('camera')])
-
-  load = await startLoad()
   try {
     if (ONLY.has('1')) {
-      const met = await scenario1(small)
-      if ((!met && !opts['no-profile']) || opts.profile) await profileOurs(`scenario 1 (benchVision, c=${CONNECTIONS})`, small, SIM_ANSWER)
+      const met = await scenario1(photo)
+      if ((!met && !opts['no-profile']) || opts.profile) await profileOurs(`scenario 1 (defaults, c=${CONNECTIONS})`, photo, SIM_ANSWER, HEADLINE_ENV)
     }
+    if (ONLY.has('cpu')) await scenarioCpu(photo)
     if (ONLY.has('2') || ONLY.has('5')) await scenariosAzure(small, tiny)
     if (ONLY.has('4')) await scenario4(large)
     if (ONLY.has('3')) await scenario3(camera)
@@ -635,7 +738,7 @@ async function main (): Promise<void> {
 
   notes.push(...disturbanceNotes())
   const seconds = (performance.now() - began) / 1000
-  const order = ['1', '2', '3', '4', '5', 'web', 'history']
+  const order = SCENARIOS
   const summary = table(['#', 'measure', 'result: median (min–max over rounds)', 'target', 'met'],
     [...rows].sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario))
       .map(r => [r.scenario, r.what, r.result, r.target, r.met === null ? '' : r.met ? 'met' : 'MISSED']))
@@ -653,7 +756,8 @@ async function main (): Promise<void> {
       '',
       'Our service (Fastify 5 + mercurius 16) against Apollo Server 5 + Express 5 + graphql-upload 17 and GraphQL Yoga 5 on node:http, ' +
       'all doing the same work per request (parse the multipart upload; sniff type, dimensions and sha256 with our `inspectImage`; ' +
-      'base64 the bytes into a data URL; answer with the simulated vision backend; same schema file, same response), plus our own targets. ' +
+      'answer with the simulated vision backend (scenario 1, the headline: `npm start`\'s; the other scenarios also base64 the bytes into a data URL ' +
+      'as the Azure backend does); same schema file, same response), plus our own targets. ' +
       'Generated by `bench/run.ts`; do not edit by hand.',
       '',
       `- Command: \`${command}\``,
@@ -663,7 +767,7 @@ async function main (): Promise<void> {
       `- Load average (1, 5, 15 min) at the start: ${loadAtStart}; at the end: ${os.loadavg().map(l => l.toFixed(2)).join(' ')}.`,
       `- Load: autocannon, ${CONNECTIONS} connections (scenario 4: ${BIG_UPLOADS}, scenario 5: 64), headers \`apollo-require-preflight: 1\` and ` +
       '`graphql-require-preflight: 1`; every answer is checked (2xx, no GraphQL errors, the uploaded image\'s sha256, the expected answer).',
-      '- Every server runs with NODE_ENV=production and its defaults; none logs per request (ours at LOG_LEVEL=warn). ' +
+      '- Every server runs with NODE_ENV=production and its defaults; ours at LOG_LEVEL=info (its default: one access line per request, to a pipe the bench reads), the peers log nothing per request. ' +
       'Ours also gets ALLOW_ANONYMOUS=true (no caller auth, like the peers), and no per-caller rate limits or slot share (RATE_LIMIT_PER_MINUTE=0, GRAPHQL_RATE_LIMIT_PER_MINUTE=0, VISION_MAX_CONCURRENCY_PER_CALLER=1024: all load comes from one caller); ' +
       'in scenarios 2, 4 and 5 VISION_MAX_CONCURRENCY=64, so the vision calls are not queued below the load\'s concurrency.',
       '- MiB = 2^20 bytes.',

@@ -17,7 +17,7 @@ import { Metrics } from './metrics/registry.ts'
 import { countIdentifications } from './metrics/identifications.ts'
 import { measureVisionBackends } from './metrics/vision-backends.ts'
 import { IdentificationEvents } from './identification/events.ts'
-import { logIdentifications } from './identification/log.ts'
+import { AccessLog, logIdentifications } from './identification/log.ts'
 import metricsPlugin from './metrics/plugin.ts'
 import securityHeaders from './security-headers.ts'
 import pressurePlugin from './limits/pressure.ts'
@@ -48,8 +48,11 @@ export interface AppOptions {
 export async function buildApp (
   { config, vision, images = createImagePipeline(config.images), logger, webhooks }: AppOptions
 ): Promise<FastifyInstance> {
+  // One access line per request, with the identification's fields (src/identification/log.ts).
+  const accessLog = new AccessLog()
   const app = Fastify({
     ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config) }),
+    logController: accessLog,
     genReqId: (req) => validRequestId(req.headers['x-request-id']) ?? randomUUID(),
     bodyLimit: config.limits.maxBodyBytes, // JSON bodies (GRAPHQL_MAX_BODY_BYTES); uploads have their own limits
     trustProxy: trustProxyOption(config.trustProxy),
@@ -86,7 +89,7 @@ export async function buildApp (
   app.addHook('onClose', async () => { stopMeasuringBackends() })
   const events = new IdentificationEvents(app.log)
   countIdentifications(events, metrics)
-  logIdentifications(events, app.log)
+  logIdentifications(events, app.log, accessLog)
   app.decorate('identificationEvents', events) // capabilities' plugins subscribe here
   const services: AppServices = { config, vision, images, metrics, admission, uploads, events }
 

@@ -100,13 +100,15 @@ t.test('no query value is logged: request lines, not-found messages, other route
   t.notOk(all.includes('plain-value'), 'no query value at all, even a harmless one')
 
   const entries = lines.map(line => JSON.parse(line) as Record<string, any>)
-  const incoming = entries.find(e => e.reqId === marker && e.msg === 'incoming request')
+  // One access line per request (no 'incoming request' line): the request as it came, at its end.
+  const incoming = entries.find(e => e.reqId === marker && e.msg === 'request completed')
   t.equal(incoming?.req?.url, '/graphql?api_key=[redacted]&other=[redacted]', 'the request line keeps the names, not the values')
   t.match(incoming?.req, { method: 'POST', remoteAddress: '127.0.0.1' }, 'and the rest of the request line')
   t.match(entries.find(e => e.reqId === marker && e.msg === 'caller refused'), { code: 'BAD_REQUEST', reason: /not accepted in the URL \(the query parameter "api_key"\)/ }, 'the refusal is logged')
   t.match(entries.find(e => e.reqId === `${marker}-3` && /not found/.test(e.msg))?.msg, /^Route GET:\/nowhere\?token=\[redacted\] not found$/, 'Fastify\'s not-found message is redacted')
-  t.equal(entries.find(e => e.reqId === `${marker}-4` && e.msg === 'incoming request')?.req?.url, '/health/ready?code=[redacted]')
-  t.equal(entries.find(e => e.reqId === `${marker}-5` && e.msg === 'incoming request')?.req?.url, '/graphiql?[redacted]', 'a bare secret as a parameter name')
+  t.equal(entries.find(e => e.reqId === `${marker}-4` && e.msg === 'request completed')?.req?.url, '/health/ready?code=[redacted]')
+  t.equal(entries.find(e => e.reqId === `${marker}-5` && e.msg === 'request completed')?.req?.url, '/graphiql?[redacted]', 'a bare secret as a parameter name')
+  t.notOk(entries.some(e => e.msg === 'incoming request'), 'no second line per request')
 })
 
 t.test('redactUrl', async t => {

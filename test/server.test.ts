@@ -80,10 +80,12 @@ t.test('against Azure: ready after the first token, one log line per identificat
 
   const log = server.output()
   const lines = log.split('\n').filter(line => line.startsWith('{')).map(line => JSON.parse(line))
-  const done = lines.filter(line => line.msg === 'identification done')
+  // One access line per request: an identification's request line carries its fields.
+  const done = lines.filter(line => line.msg === 'request completed' && line.identification !== undefined)
   t.equal(done.length, 6, 'one line per identification')
   t.match(done[0].identification, { sha256: /^[0-9a-f]{64}$/, bytes: photo.length, mime: 'image/jpeg', backend: 'AZURE_OPENAI', upstreamStatus: 200, usage: { totalTokens: Number } })
-  t.ok(done[0].reqId, 'with the request id')
+  t.match(done[0], { reqId: String, req: { method: 'POST', url: '/graphql' }, res: { statusCode: 200 }, responseTime: Number }, 'with the request id, the request and its status')
+  t.notOk(lines.some(line => line.msg === 'incoming request' || line.msg === 'identification done'), 'and no other line per request')
   for (const token of fake.issued.keys()) t.notOk(log.includes(token), 'no access token in the log')
   t.notOk(log.includes(fake.identityHeader), 'no identity header secret in the log')
   t.notOk(log.includes('an-api-key-that-must-not-be-used'), 'no API key in the log')

@@ -145,8 +145,8 @@ export interface LoadChild extends Child {
   run: (job: LoadJob, hardTimeoutMs: number) => Promise<LoadResult>
 }
 
-export async function startLoad (): Promise<LoadChild> {
-  const { child } = await start<LoadReply>('load', 'load.ts', 'ready')
+export async function startLoad (options: { cpu?: number } = {}): Promise<LoadChild> {
+  const { child } = await start<LoadReply>('load', 'load.ts', 'ready', options)
   let nextId = 1
   return {
     ...child,

@@ -28,7 +28,9 @@ interface Spec {
 }
 
 export const SPECS = {
-  /** ~100 KB photo-sized JPEG (scenarios 1 and 2). */
+  /** ~100 KB 800×600 JPEG: the headline's upload (issue 19's setup) and the per-request CPU table. */
+  photo: { name: 'photo-800x600.jpg', width: 800, height: 600, noise: 20, quality: 84 },
+  /** ~100 KB photo-sized JPEG (scenario 2). */
   small: { name: 'small-1024x768.jpg', width: 1024, height: 768, noise: 15, quality: 80 },
   /** A tiny JPEG, for the 10,000-request token count (scenario 5). */
   tiny: { name: 'tiny-320x240.jpg', width: 320, height: 240, noise: 8, quality: 80 },

@@ -1,5 +1,6 @@
 // Peer (c): our service, built by our app factory.
 //   BENCH_VISION=bench (default): `benchVision` (BENCH_LATENCY_MS holds each call that long).
+//   BENCH_VISION=simulated: `npm start`'s default backend (createVision with no Azure: the simulated one).
 //   BENCH_VISION=azure: the real backend (createVision: DefaultAzureCredential + openai) against the
 //   fake Azure whose identity environment run.ts put in our env; warmed up after listen, as src/server.ts does.
 // History is on (the default: SQLite) unless run.ts sets HISTORY=off. Its database is always in a temporary
@@ -31,10 +32,12 @@ const config = loadConfig({
   VISION_MAX_CONCURRENCY_PER_CALLER: '1024',
   RESULT_CACHE_TTL_S: '0',
   ...process.env,
-  // History in SQLite under the temporary directory, whatever this shell's DATA_DIR or DATABASE_URL say.
+  // History in SQLite under the temporary directory, whatever this shell's DATA_DIR or DATABASE_URL say;
+  // on PostgreSQL when run.ts hands a throwaway cluster's URL (BENCH_DATABASE_URL).
   DATA_DIR: dataDir,
-  DATABASE_URL: undefined,
-  LOG_LEVEL: 'warn',
+  DATABASE_URL: process.env.BENCH_DATABASE_URL,
+  // The default (info: one access-log line per request, to stdout, which run.ts reads) unless run.ts says otherwise.
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
   PORT: String(port),
   HOST: '127.0.0.1'
 })
@@ -42,6 +45,11 @@ const config = loadConfig({
 let app
 let vision
 if (mode === 'azure') {
+  const log = pino(loggerOptions(config))
+  vision = createVision(config, log)
+  app = await buildApp({ config, vision, logger: log })
+} else if (mode === 'simulated') {
+  // `npm start`'s default backend (no Azure configured): what createVision makes.
   const log = pino(loggerOptions(config))
   vision = createVision(config, log)
   app = await buildApp({ config, vision, logger: log })

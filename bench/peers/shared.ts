@@ -6,7 +6,7 @@ import { GraphQLScalarType } from 'graphql'
 import { LANGUAGE_TAG } from '../../src/vision/language.ts'
 import { loadSchemaSDL } from '../../src/graphql/schema.ts'
 import { inspectImage } from '../../src/image/inspect.ts'
-import { simulatedAnswer, simulatedVehicles } from '../../src/vision/simulated.ts'
+import { createSimulatedVision, simulatedAnswer, simulatedVehicles } from '../../src/vision/simulated.ts'
 import { DEFAULT_INSTRUCTIONS, type IdentifyRequest, type IdentifyResult, type VisionService } from '../../src/vision/types.ts'
 
 export const MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -38,7 +38,11 @@ export function createBenchVision ({ latencyMs = 0 }: { latencyMs?: number } = {
   }
 }
 
-export const benchVision: VisionService = createBenchVision()
+/**
+ * The peers' vision service: BENCH_VISION=simulated (the headline, as `npm start` runs with no Azure): the simulated
+ * backend itself, no data URL; otherwise benchVision (a data URL, as the Azure backend makes).
+ */
+export const benchVision: VisionService = process.env.BENCH_VISION === 'simulated' ? createSimulatedVision() : createBenchVision()
 
 export function encodedCharCount (): number {
   return encodedChars

@@ -25,6 +25,7 @@ import { resolvers } from './resolvers.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
 import { loadSchemaSDL } from './schema.ts'
 import { readMultipartOperations, uploadCharge, type UploadLimits } from './upload.ts'
+import { UploadBuffers } from './upload-buffers.ts'
 
 /** Header names that force a CORS preflight, as upload clients already send them. */
 export const PREFLIGHT_HEADERS = [
@@ -42,7 +43,8 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     maxFiles: 1,
     maxFieldBytes: 64 * 1024,
     idleTimeoutMs: config.uploadIdleTimeoutMs,
-    minBytesPerSecond: config.uploadMinBytesPerSecond
+    minBytesPerSecond: config.uploadMinBytesPerSecond,
+    buffers: new UploadBuffers() // reused across uploads (upload-buffers.ts)
   }
   const operationLimits: OperationLimits = { maxFields: config.limits.maxQueryFields, maxDepth: config.limits.maxQueryDepth }
 

@@ -48,7 +48,11 @@ export const resolvers: Resolvers = {
       }
       // Idempotency-Key: a replay, a 409/422, or the identification itself (src/graphql/idempotency.ts).
       const origin = { caller, requestId: ctx.requestId, share: callerKey(ctx.request) }
-      return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, admission, answers }, origin, input))
+      try {
+        return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, admission, answers }, origin, input))
+      } finally {
+        args.image.release() // the flow is over (whatever keeps the bytes longer copies them): the buffer is reused
+      }
     },
     ...historyMutations,
     ...webhookMutations

@@ -5,6 +5,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import { AppError, BadRequestError, ClientClosedRequestError, PayloadTooLargeError, UploadTimeoutError, UploadTooSlowError } from '../errors.ts'
+import type { UploadBuffers } from './upload-buffers.ts'
 
 /**
  * An uploaded file, fully received. Only its bytes: the client's file name and content type are
@@ -12,9 +13,18 @@ import { AppError, BadRequestError, ClientClosedRequestError, PayloadTooLargeErr
  */
 export class Upload {
   readonly buffer: Buffer
+  #release: (() => void) | null
 
-  constructor (buffer: Buffer) {
+  constructor (buffer: Buffer, release: (() => void) | null = null) {
     this.buffer = buffer
+    this.#release = release
+  }
+
+  /** Once nothing reads `buffer` any more (the identification is over): its memory is reused. Idempotent. */
+  release (): void {
+    const release = this.#release
+    this.#release = null
+    release?.()
   }
 }
 
@@ -32,6 +42,8 @@ export interface UploadLimits {
    * per second than this (UPLOAD_MIN_BYTES_PER_SECOND; 0: no minimum): a drip is progress, but not enough.
    */
   minBytesPerSecond: number
+  /** Where file buffers come from and go back to (none: each allocated, and collected). */
+  buffers?: UploadBuffers
 }
 
 /** Multipart framing around the file and the two fields: boundaries, part headers. */
@@ -100,8 +112,7 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
           throw new BadRequestError(`File field ${quote(part.fieldname)} is not in \`map\` (or was sent twice).`)
         }
         received.add(part.fieldname)
-        const buffer = await readFile(part, Number(request.headers['content-length']) || 0, limits.maxFileBytes)
-        const upload = new Upload(buffer)
+        const upload = await readFile(part, Number(request.headers['content-length']) || 0, limits.maxFileBytes, limits.buffers)
         for (const path of paths) setPath(operations, path, upload)
       }
     }
@@ -126,7 +137,7 @@ type FilePart = Extract<Multipart, { type: 'file' }>
  * (bounded by the limit): no second copy at the end as with toBuffer(), so a 10 MB upload peaks at
  * about 10 MB, not 20. Chunked requests (no content-length) grow the buffer by doubling.
  */
-async function readFile (part: FilePart, contentLength: number, maxBytes: number): Promise<Buffer> {
+async function readFile (part: FilePart, contentLength: number, maxBytes: number, buffers?: UploadBuffers): Promise<Upload> {
   const file = part.file as FilePart['file'] & { truncated?: boolean }
   // busboy reads ahead: the file may already be over the limit, and reading on would wait for the
   // end of a part a stalled client never sends. Fail as soon as the limit is crossed.
@@ -134,7 +145,9 @@ async function readFile (part: FilePart, contentLength: number, maxBytes: number
   if (file.truncated) throw tooLarge
   file.once('limit', () => file.destroy(tooLarge))
 
-  let buffer = Buffer.allocUnsafe(Math.min(contentLength > 0 ? contentLength : 64 * 1024, maxBytes + 1))
+  const first = Math.min(contentLength > 0 ? contentLength : 64 * 1024, maxBytes + 1)
+  const taken = buffers?.take(first) ?? Buffer.allocUnsafe(first)
+  let buffer = taken
   let length = 0
   for await (const chunk of file as AsyncIterable<Buffer>) {
     if (length + chunk.length > buffer.length) {
@@ -147,7 +160,9 @@ async function readFile (part: FilePart, contentLength: number, maxBytes: number
     length += chunk.length
   }
   if (file.truncated) throw tooLarge
-  return buffer.subarray(0, length)
+  // The pooled buffer goes back when the identification is over; a grown one (no content-length) is collected.
+  const pooled = buffer === taken && buffers !== undefined
+  return new Upload(buffer.subarray(0, length), pooled ? () => { buffers.give(taken) } : null)
 }
 
 function describe (part: Multipart): string {

@@ -5,6 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { Kysely, SqliteDialect } from 'kysely'
 import { openSqlite } from './sqlite.ts'
 import { HistoryStore } from './store.ts'
+import { prepareRecordWriter, type SqliteRecordWriter } from './sqlite-records.ts'
 import type { HistoryDatabase } from './tables.ts'
 import { StorableTextPlugin } from './storable-text.ts'
 import type { WriterJob, WriterReply } from './sqlite-writer.ts'
@@ -14,6 +15,7 @@ const { database, raw } = openSqlite(file)
 // The same plugin as every other connection: what the worker writes is made storable too.
 const db = new Kysely<HistoryDatabase>({ dialect: new SqliteDialect({ database }), plugins: [new StorableTextPlugin()] })
 const store = new HistoryStore(db)
+let writeRecords: SqliteRecordWriter | null = null // prepared at the first batch (the schema is migrated by then)
 const port = parentPort!
 
 const checkpoints = setInterval(() => {
@@ -24,7 +26,9 @@ const checkpoints = setInterval(() => {
   }
 }, checkpointIntervalMs)
 
-port.on('message', (job: WriterJob) => { void run(job) })
+// One job at a time: a batch's raw transaction must not start inside a thumbnail's Kysely transaction.
+let queue = Promise.resolve()
+port.on('message', (job: WriterJob) => { queue = queue.then(async () => { await run(job) }) })
 
 async function run (job: WriterJob): Promise<void> {
   if (job.type === 'close') {
@@ -35,7 +39,7 @@ async function run (job: WriterJob): Promise<void> {
     return
   }
   try {
-    if (job.type === 'insertMany') await store.insertMany(job.records)
+    if (job.type === 'insertMany') (writeRecords ??= prepareRecordWriter(raw))(job.records)
     else await store.saveThumbnail(job.id, job.jpeg, job.createdAt)
     port.postMessage({ type: 'done', job: job.job } satisfies WriterReply)
   } catch (err) {

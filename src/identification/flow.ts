@@ -68,10 +68,14 @@ async function identifyHoldingSlot (
     const sent = await images.prepare(input.image, image, input.detail)
     Object.assign(known, { sentMimeType: sent.mimeType, sentBytes: sent.bytes.length, sentWidth: sent.width, sentHeight: sent.height })
     // The result cache: the same image as sent (after orientation, stripping, downscaling) and the same question.
-    const cacheKey = answers === null
+    // The image is hashed once: the bytes sent are often the upload itself (inspectImage hashed those).
+    const sentSha256 = sent.bytes === input.image
+      ? image.sha256
+      : answers === null ? undefined : createHash('sha256').update(sent.bytes).digest('hex')
+    const cacheKey = answers === null || sentSha256 === undefined
       ? null
       : answers.keyFor({
-        sentSha256: createHash('sha256').update(sent.bytes).digest('hex'),
+        sentSha256,
         instructions: input.instructions,
         language: input.language,
         detail: input.detail
@@ -83,6 +87,7 @@ async function identifyHoldingSlot (
       ? { ...hit, usage: null, upstreamStatus: null }
       : await vision.identify({
         image: sent.bytes,
+        sha256: sentSha256,
         mimeType: sent.mimeType,
         width: sent.width,
         height: sent.height,

@@ -1,23 +1,30 @@
 // Identification metrics, as a subscriber of the identification events.
 import type { IdentificationEvents } from '../identification/events.ts'
-import type { Metrics } from './registry.ts'
+import { labelled, type Metrics } from './registry.ts'
 
 export function countIdentifications (events: IdentificationEvents, metrics: Metrics): void {
+  // Label children resolved once (labelled): these run on every identification.
+  const received = metrics.imageBytes.labels('received')
+  const sent = metrics.imageBytes.labels('sent')
+  const promptTokens = metrics.modelTokens.labels('prompt')
+  const completionTokens = metrics.modelTokens.labels('completion')
+  const upstream = labelled(metrics.upstreamDuration)
+  const outcomes = labelled(metrics.identifications)
   events.on('started', ({ bytes }) => {
-    metrics.imageBytes.inc({ direction: 'received' }, bytes)
+    received.inc(bytes)
   })
   events.on('completed', ({ backend, identification, upstreamMs }) => {
-    metrics.imageBytes.inc({ direction: 'sent' }, identification.image.sentBytes)
-    if (!identification.cached) metrics.upstreamDuration.observe({ outcome: 'OK', backend }, upstreamMs / 1000)
-    metrics.identifications.inc({ outcome: 'OK', backend })
+    sent.inc(identification.image.sentBytes)
+    if (!identification.cached) upstream('OK', backend).observe(upstreamMs / 1000)
+    outcomes('OK', backend).inc()
     if (identification.usage) {
-      metrics.modelTokens.inc({ kind: 'prompt' }, identification.usage.promptTokens)
-      metrics.modelTokens.inc({ kind: 'completion' }, identification.usage.completionTokens)
+      promptTokens.inc(identification.usage.promptTokens)
+      completionTokens.inc(identification.usage.completionTokens)
     }
   })
   events.on('failed', ({ backend, code, upstreamMs, image }) => {
-    if (image?.sentBytes !== undefined) metrics.imageBytes.inc({ direction: 'sent' }, image.sentBytes)
-    if (upstreamMs !== undefined) metrics.upstreamDuration.observe({ outcome: code, backend }, upstreamMs / 1000)
-    metrics.identifications.inc({ outcome: code, backend })
+    if (image?.sentBytes !== undefined) sent.inc(image.sentBytes)
+    if (upstreamMs !== undefined) upstream(code, backend).observe(upstreamMs / 1000)
+    outcomes(code, backend).inc()
   })
 }

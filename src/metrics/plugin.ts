@@ -2,7 +2,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Metrics } from './registry.ts'
+import { labelled, type Metrics } from './registry.ts'
 
 export interface MetricsPluginOptions {
   metrics: Metrics
@@ -10,10 +10,12 @@ export interface MetricsPluginOptions {
 }
 
 async function metricsPlugin (app: FastifyInstance, { metrics, token }: MetricsPluginOptions): Promise<void> {
+  const requests = labelled(metrics.httpRequests)
+  const durations = labelled(metrics.httpDuration)
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched'
-    metrics.httpRequests.inc({ route, method: request.method, status: reply.statusCode })
-    metrics.httpDuration.observe({ route }, reply.elapsedTime / 1000)
+    requests(route, request.method, reply.statusCode).inc()
+    durations(route).observe(reply.elapsedTime / 1000)
   })
 
   const expected = token === null ? null : digest(token)

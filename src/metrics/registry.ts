@@ -1,6 +1,24 @@
 // Prometheus metrics, one registry per app (no global default registry: tests build many apps).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
+/**
+ * A metric's child for a list of label values, resolved once and kept (prom-client hashes a label object on every
+ * inc/observe otherwise). For labels with few values only (routes, methods, status codes, outcomes, backends).
+ */
+export function labelled<M extends { labels: (...values: string[]) => unknown }> (metric: M): (...values: Array<string | number>) => ReturnType<M['labels']> {
+  type C = ReturnType<M['labels']>
+  const children = new Map<string, C>()
+  return (...values) => {
+    const key = values.join('\u0000')
+    let child = children.get(key)
+    if (child === undefined) {
+      child = metric.labels(...values.map(String)) as C
+      children.set(key, child)
+    }
+    return child
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry()
 

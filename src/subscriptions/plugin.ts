@@ -140,6 +140,8 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     publishTo (pubsub) {
       publishedTo = pubsub
       events.on('completed', event => {
+        // No subscription on this instance and no other instance to tell (no Redis): nobody to publish to.
+        if (emitter === undefined && limits.active === 0) return
         // The callback's error is untyped in mercurius' types, but mqemitter-redis passes one.
         const done = (err?: Error | null): void => {
           if (err) {

@@ -50,13 +50,15 @@ export class ThumbnailMaker {
   /** Jobs waiting (not counting the one being made). */
   get waiting (): number { return this.#queue.length }
 
-  /** Queues a thumbnail; false when it is skipped (queue full, or stopping). Never waits. */
+  /** Queues a thumbnail (a copy of its image); false when it is skipped (queue full, or stopping). Never waits. */
   offer (job: ThumbnailJob): boolean {
     if (this.#stopped || this.#queue.length >= this.#maxWaiting) {
       this.#options.counts?.skipped?.()
       return false
     }
-    this.#queue.push(job)
+    // A copy of the bytes, kept past the identification: they may be the upload's buffer, reused once it is over
+    // (graphql/upload-buffers.ts). Only for a job taken: a skipped one copies nothing.
+    this.#queue.push({ ...job, image: Buffer.from(job.image) })
     this.#running ??= this.#drain().finally(() => { this.#running = null })
     return true
   }

@@ -66,10 +66,10 @@ export const SIMULATED_CATEGORIES = VEHICLE_CATEGORIES.filter((category): catego
  * image bytes the backend received (the first 4 bytes, modulo the number of categories), make "Simulated",
  * confidence LOW. So a front end can render every field with no Azure.
  */
-export function simulatedVehicles (request: Pick<IdentifyRequest, 'image'>): DetectedVehicle[] {
-  const digest = createHash('sha256').update(request.image).digest()
-  const category = SIMULATED_CATEGORIES[digest.readUInt32BE(0) % SIMULATED_CATEGORIES.length] as Exclude<VehicleCategory, 'OTHER'>
-  const short = digest.toString('hex').slice(0, 8)
+export function simulatedVehicles (request: Pick<IdentifyRequest, 'image' | 'sha256'>): DetectedVehicle[] {
+  // The digest the flow already made of these bytes, else one made here (the same value either way).
+  const short = (request.sha256 ?? createHash('sha256').update(request.image).digest('hex')).slice(0, 8)
+  const category = SIMULATED_CATEGORIES[Number.parseInt(short, 16) % SIMULATED_CATEGORIES.length] as Exclude<VehicleCategory, 'OTHER'>
   return [{
     category,
     kind: SIMULATED_KIND[category],

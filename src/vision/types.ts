@@ -11,6 +11,8 @@ export type VisionBackend = 'AZURE_OPENAI' | 'SIMULATED'
 export interface IdentifyRequest {
   /** The image bytes to send (already validated). */
   image: Buffer
+  /** SHA-256 (hex) of `image` when the caller already has it (hashed once per request). */
+  sha256?: string
   mimeType: ImageMimeType
   width: number
   height: number

@@ -81,14 +81,15 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
   metrics.gauge('agrivision_webhook_attempts_in_flight', 'Webhook attempts in flight on this instance.', () => worker.inFlight)
   app.workers.register(worker)
   // A recorded identification may have put deliveries in the outbox: look now rather than at the next poll.
-  const wake = (): void => { void history.recorder.flushed().then(() => { worker.kick() }) }
-  events.on('completed', wake)
-  events.on('failed', wake)
-
   // While an endpoint receives events, an answer waits for its record (and so its outbox rows) to be written:
   // a process killed after answering then loses no event. Known here at once for this instance's changes, and
   // within ENABLED_REFRESH_MS for another instance's (an endpoint created elsewhere).
   let enabled = 0
+  // With no endpoint enabled there is nothing to deliver: nothing per identification (the poll finds the rest).
+  const wake = (): void => { if (enabled > 0) void history.recorder.flushed().then(() => { worker.kick() }) }
+  events.on('completed', wake)
+  events.on('failed', wake)
+
   const refreshEnabled = async (): Promise<void> => {
     try { enabled = await store.countEnabled() } catch {} // the database is down: the recorder does not wait then anyway
   }
