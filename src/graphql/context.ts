@@ -23,6 +23,11 @@ export interface AppContext extends AppServices {
   reply: FastifyReply
   /** On a subscription's socket: to report a subscription refused (too many close the socket). */
   subscriptionFailed?: () => void
+  /**
+   * Set before the operation runs: whether running it again repeats nothing but what failed (a query, or a mutation
+   * of one field). errors.ts makes a failed field a 503 (which clients retry) only then.
+   */
+  retrySafe?: boolean
 }
 
 declare module 'mercurius' {

@@ -30,12 +30,18 @@ export const CSRF_MESSAGE = 'This request has been blocked as a potential cross-
 export function formatErrors (
   execution: ExecutionResult & { statusCode?: number },
   log: FastifyBaseLogger,
-  reply?: FastifyReply
+  reply?: FastifyReply,
+  retrySafe = true
 ): FormatterResult {
   const formatted = (execution.errors ?? []).flatMap(error => formatOne(error, log))
   let statusCode = 200
   let deciding: AppError | undefined
-  if (!execution.data) {
+  // A mutation of several fields whose field failed may have done something before it (identified a photo): its
+  // field errors leave the status at 200, as GraphQL over HTTP has it, so that nothing retries it on the status.
+  const fieldErrorsOnly = (execution.errors ?? []).length > 0 && (execution.errors ?? []).every(error => error.path !== undefined)
+  if (!retrySafe && fieldErrorsOnly) {
+    statusCode = 200
+  } else if (!execution.data) {
     statusCode = execution.statusCode ?? Math.max(200, ...formatted.map(f => f.statusCode))
     // A request-level refusal: the headers of the error that set the status.
     deciding = formatted.find(f => f.statusCode === statusCode)?.appError

@@ -19,7 +19,7 @@ import { callerKey, isUploadRequest } from '../limits/requests.ts'
 import { buildContext, buildSubscriptionContext } from './context.ts'
 import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
-import { checkNotSubscriptionOverHttp } from './http-subscriptions.ts'
+import { checkHttpOperation } from './http-subscriptions.ts'
 import { checkStorableArguments } from './storable-arguments.ts'
 import { resolvers } from './resolvers.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
@@ -108,7 +108,7 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     validationRules: validationRules(config.limits.introspection),
     // Multipart posts need a header a cross-site HTML form cannot send; JSON posts already force a preflight.
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },
-    errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log, ctx.reply),
+    errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log, ctx.reply, ctx.retrySafe ?? true),
     additionalRouteOptions: { preValidation: [checkGet, receiveUpload] },
     subscription: app.subscriptions.mercuriusOptions(buildSubscriptionContext(services))
   })
@@ -116,7 +116,7 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
   // Every execution (cached documents too), with its variables: no argument holds text that cannot be stored.
   app.graphql.addHook('preExecution', async (_schema, document, context, variables) => {
-    checkNotSubscriptionOverHttp(document, context.reply?.request)
+    context.retrySafe = checkHttpOperation(document, context.reply?.request).retrySafe
     checkStorableArguments(document, variables as Record<string, unknown> | undefined)
   })
   // mercurius runs a subscription's document unvalidated: the same bounds and rules as any other first.

@@ -9,7 +9,7 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { buildAzureTestApp, buildTestApp } from '../helper.ts'
-import { identify as identifyPhoto, sendJson } from './http.ts'
+import { identify as identifyPhoto, sendJson, sendParts } from './http.ts'
 import { jpeg } from './images.ts'
 import { record, type DatabaseEnv } from './history-records.ts'
 import { DEFAULT_ANSWER, type FakeAzure } from './fake-azure.ts'
@@ -181,6 +181,21 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
       t.equal(res.statusCode, 503, `${query}: HTTP 503`)
       t.ok(Number(res.headers['retry-after']) > 0, `${query}: Retry-After`)
     }
+    // A mutation of several fields, one failed: not a 503, since a client retrying on the status would identify
+    // (and pay for) the photo again.
+    const both = await sendParts(app, [
+      ['operations', JSON.stringify({
+        query: 'mutation ($image: Upload!, $id: ID!) { identifyVehicle(image: $image) { id } deleteIdentification(id: $id) }',
+        variables: { image: null, id: before.id }
+      })],
+      ['map', JSON.stringify({ 0: ['variables.image'] })],
+      ['0', await jpeg(66, 48), 'photo.jpg', 'image/jpeg']
+    ])
+    t.equal(both.statusCode, 200, 'identified beside a failed delete: 200')
+    // deleteIdentification is Boolean!: its error nulls the whole `data` (GraphQL), though the identification ran.
+    t.equal(both.body.data, null)
+    t.equal(both.body.errors?.[0]?.extensions?.code, 'STORAGE_UNAVAILABLE', 'the delete says why it failed')
+    t.equal(both.headers['retry-after'], undefined, 'no Retry-After to invite a retry')
 
     await outage.end()
     await until(() => !recorder.failing && recorder.pending === 0, 60_000, 'written once the database is back')
