@@ -81,8 +81,44 @@ t.test('a full buffer drops the oldest, and says so', async t => {
   t.equal(dropped, 2)
   store.up = true
   await until(() => recorder.pending === 0)
-  t.strictSame(store.written.filter(id => id !== '1'), ['3', '4', '5'], 'the newest three kept (1 may have been in flight)')
+  t.strictSame(store.written, ['1', '4', '5'], 'the record on the wire kept (it may yet be written); the oldest others dropped')
   await recorder.stop(100)
+})
+
+t.test('a full buffer never drops the batch being written: each record is counted once, written or dropped', async t => {
+  let release = (): void => {}
+  const written: string[] = []
+  const store = {
+    insertMany: async (records: readonly HistoryRecord[]) => {
+      await new Promise<void>(resolve => { release = resolve })
+      written.push(...records.map(record => record.id))
+    }
+  }
+  let writtenCount = 0
+  let droppedCount = 0
+  const recorder = new HistoryRecorder(store, 2, log, { written: () => { writtenCount++ }, dropped: () => { droppedCount++ } })
+  recorder.record(rec('on-the-wire'))
+  await sleep(5) // its batch is being written
+  for (const id of ['b', 'c', 'd']) recorder.record(rec(id))
+  release()
+  await until(() => written.length === 1)
+  await sleep(5) // the next batch is on the wire
+  release()
+  await recorder.flushed()
+  t.ok(written.includes('on-the-wire'), 'the record on the wire is written')
+  t.strictSame(written, ['on-the-wire', 'd'], 'the oldest waiting ones dropped for the newest')
+  t.equal(writtenCount + droppedCount, 4, `every record counted once (${writtenCount} written, ${droppedCount} dropped)`)
+
+  // Every buffered record on the wire: the new one is the one dropped.
+  const full = new HistoryRecorder(store, 1, log, { dropped: () => { droppedCount++ } })
+  full.record(rec('x'))
+  await sleep(5)
+  full.record(rec('y'))
+  t.equal(full.dropped, 1, 'the new record dropped')
+  release()
+  await full.flushed()
+  t.equal(full.pending, 0)
+  t.strictSame(written.slice(-1), ['x'])
 })
 
 t.test('stop: writes what it can, reports what it could not', async t => {

@@ -26,6 +26,8 @@ export const BATCH_SIZE = 64
 const RETRY_MIN_MS = 250
 const RETRY_MAX_MS = 30_000
 
+const NONE: ReadonlySet<HistoryRecord> = new Set()
+
 export class HistoryRecorder {
   readonly #store: RecorderStore
   readonly #capacity: number
@@ -35,6 +37,8 @@ export class HistoryRecorder {
   /** Who waits for a record's batch (recordDurably, writtenFor). */
   readonly #waiters = new Map<HistoryRecord, Array<() => void>>()
   #draining: Promise<void> | null = null
+  /** The batch on the wire: never dropped from a full buffer (it may be written). */
+  #writing: ReadonlySet<HistoryRecord> = NONE
   #retryDelay = RETRY_MIN_MS
   #retryTimer: NodeJS.Timeout | null = null
   #failing = false
@@ -62,12 +66,16 @@ export class HistoryRecorder {
 
   record (record: HistoryRecord): void {
     if (this.#buffer.length >= this.#capacity) {
-      const oldest = this.#buffer.shift()
-      if (oldest !== undefined) this.#release(oldest)
+      // The oldest record not being written right now (one in the batch on the wire may yet be written: dropping it
+      // would count it as both dropped and written); the new one when every buffered record is on the wire.
+      const index = this.#buffer.findIndex(buffered => !this.#writing.has(buffered))
+      const dropped = index === -1 ? record : this.#buffer.splice(index, 1)[0] as HistoryRecord
+      this.#release(dropped)
       this.#dropped++
       this.#hooks.dropped?.()
-      this.#log.error({ identification: oldest?.id, capacity: this.#capacity },
+      this.#log.error({ identification: dropped.id, capacity: this.#capacity },
         'history buffer full (the database has been unreachable): the oldest unwritten record is dropped')
+      if (dropped === record) return
     }
     this.#buffer.push(record)
     if (this.#retryTimer === null) this.#drain()
@@ -168,6 +176,7 @@ export class HistoryRecorder {
   async #writeAll (): Promise<void> {
     while (this.#buffer.length > 0) {
       const batch = this.#buffer.slice(0, BATCH_SIZE)
+      this.#writing = new Set(batch)
       try {
         await this.#store.insertMany(batch)
         this.#settle(batch)
@@ -176,6 +185,8 @@ export class HistoryRecorder {
         if (!failure.data) { this.#unavailable(err, failure.reason); return }
         // The database answered, and refused some record's data: find which, one at a time.
         if (!await this.#writeOneByOne(batch)) return
+      } finally {
+        this.#writing = NONE
       }
       if (this.#failing) {
         this.#log.info({ pending: this.#buffer.length }, 'history: the database is back; writing the buffered records')
