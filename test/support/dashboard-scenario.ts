@@ -362,6 +362,9 @@ export async function dashboardScenario (t: Test, database: ScenarioDatabase): P
     remember('alice', keyedDuring.body.data.identifyVehicle)
     duringOutage.push(keyedDuring.body.data.identifyVehicle.id)
     t.ok(await waitFor(async () => (await health()).body?.degraded?.includes('history'), 10_000, 100), '/health/ready says history is degraded')
+    // The webhook worker finds the outbox unreachable at its next poll (WEBHOOK_POLL_MS; with no endpoint enabled
+    // identifications do not wake it).
+    await waitFor(async () => (await health()).body?.degraded?.includes('webhooks'), 10_000, 100)
     const ready = await health()
     t.equal(ready.status, 200, '/health/ready stays 200')
     t.same([...ready.body.degraded].sort(), ['history', 'webhooks'], 'degraded: history and webhooks (both wait for the database)')
