@@ -8,7 +8,7 @@ import {
   TokenUnavailableError, UnauthenticatedError, UploadTimeoutError, UpstreamAuthError, UpstreamError, UpstreamInvalidResponseError,
   UpstreamRateLimitedError, UpstreamTimeoutError, UpstreamUnavailableError
 } from '../src/errors.ts'
-import { sendError } from '../src/graphql/errors.ts'
+import { sendError } from '../src/http/send-error.ts'
 
 t.test('each kind has its fixed code, status and fields', async t => {
   const cases: Array<[AppError, string, number, Record<string, unknown>]> = [

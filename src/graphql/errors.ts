@@ -1,15 +1,16 @@
 // The one place errors become HTTP: every error leaves with `extensions.code` (Apollo's codes plus
 // ours), its status, and the headers its kind calls for (Retry-After, WWW-Authenticate, Allow),
 // whatever raised it: graphql-js (parse, validation, variables), mercurius (CSRF), our hooks and
-// resolvers, or a hook outside GraphQL (sendError). Unexpected errors get a generic message; their
+// resolvers (headers: src/http/send-error.ts, which also answers routes outside GraphQL). Unexpected errors get a generic message; their
 // detail goes to the log only.
 import { GraphQLError, type ExecutionResult, type FormattedExecutionResult, type GraphQLFormattedError } from 'graphql'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import {
-  AppError, CallerVerificationUnavailableError, ForbiddenError, MethodNotAllowedError, RetryableError, UnauthenticatedError, UpstreamError,
+  AppError, CallerVerificationUnavailableError, UpstreamError,
   type ErrorCode
 } from '../errors.ts'
 import { tooDeep } from './rules.ts'
+import { setErrorHeaders } from '../http/send-error.ts'
 
 interface FormatterResult {
   statusCode: number
@@ -56,26 +57,7 @@ export function formatErrors (
   return { statusCode, response: { data: execution.data ?? null, errors: formatted.map(f => f.error) } }
 }
 
-/** Answers a request with one of our errors outside GraphQL execution (e.g. the pressure hook), GraphQL-shaped. */
-export function sendError (reply: FastifyReply, err: AppError): FastifyReply {
-  setErrorHeaders(reply, err, err.statusCode)
-  return reply.code(err.statusCode).send({ data: null, errors: [{ message: err.message, extensions: err.extensions }] })
-}
-
 const UNAVAILABLE = 503
-
-/** Where Retry-After means something: rate limited, unavailable, and 409 IDEMPOTENCY_KEY_IN_USE (the first still runs). */
-const RETRY_AFTER_STATUSES = new Set([409, 429, 503])
-
-function setErrorHeaders (reply: FastifyReply, err: AppError, statusCode: number): void {
-  if (err instanceof RetryableError && err.retryAfterSeconds !== undefined && RETRY_AFTER_STATUSES.has(statusCode)) {
-    reply.header('retry-after', String(err.retryAfterSeconds))
-  }
-  if ((err instanceof UnauthenticatedError || err instanceof ForbiddenError) && err.challenge !== undefined) {
-    reply.header('www-authenticate', err.challenge)
-  }
-  if (err instanceof MethodNotAllowedError) reply.header('allow', err.allow.join(', '))
-}
 
 function formatOne (error: GraphQLError, log: FastifyBaseLogger): Formatted[] {
   const original = error.originalError as (Error & { code?: string, statusCode?: number, errors?: unknown }) | undefined

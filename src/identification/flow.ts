@@ -28,7 +28,7 @@ export interface IdentificationOrigin {
   caller: Caller
   requestId: string
   /**
-   * Whose share of the slots this spends, keyed as the rate limits key it (src/limits/requests.ts
+   * Whose share of the slots this spends, keyed as the rate limits key it (src/http/requests.ts
    * `callerKey`: the identity, else the client address); `caller:<id>` when not given.
    */
   share?: string

@@ -5,9 +5,9 @@ import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { OverloadedError } from '../errors.ts'
-import { sendError } from '../graphql/errors.ts'
+import { sendError } from '../http/send-error.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import { isUploadRequest } from './requests.ts'
+import { isUploadRequest } from '../http/requests.ts'
 
 const RETRY_AFTER_SECONDS = 5
 
