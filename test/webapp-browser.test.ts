@@ -247,7 +247,7 @@ t.test('English interface, and a SIMULATED answer says so', { timeout: 60_000 },
   t.match(await card.locator('.simulated').innerText(), /SIMULATED: no model was asked/, 'the card says the answer is simulated')
   await page.locator('header select').selectOption('ru')
   t.match(await page.locator('.capture h2').innerText(), /Сфотографируйте/, 'switched to Russian')
-  t.equal(await page.locator('html').getAttribute('lang'), 'ru')
+  t.equal(await page.locator('html').getAttribute('lang'), 'ru', 'the page\'s language changes with its text')
   t.strictSame(errors, [])
 })
 

@@ -1,5 +1,5 @@
 // The field app: sign in, photograph, see the answer, browse the history. Only the public GraphQL API.
-import { useEffect, useRef, useState } from 'preact/hooks'
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks'
 import { ApiError, deleteIdentification, historyPage, type HistoryFilter, type Identification } from './api.ts'
 import { anonymous, apiKeyCredentials, entraCredentials, savedApiKey, signInWithEntra, type AppConfig, type Credentials } from './auth.ts'
 import { HistoryItem, QueueList, ResultCard, SignOutDialog, UnownedPhotos } from './components.tsx'
@@ -20,7 +20,8 @@ export function App ({ config }: { config: AppConfig }) {
   const [signingOut, setSigningOut] = useState(false)
   const t = STRINGS[lang]
 
-  useEffect(() => { document.documentElement.lang = lang; localStorage.setItem('agrivision.lang', lang) }, [lang])
+  // In the same commit as the text (not after paint): a screen reader never reads Russian text as English.
+  useLayoutEffect(() => { document.documentElement.lang = lang; localStorage.setItem('agrivision.lang', lang) }, [lang])
   useEffect(() => {
     void (async () => {
       const saved = await savedApiKey() ?? await entraCredentials(config).catch(() => null)
