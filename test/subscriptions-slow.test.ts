@@ -8,6 +8,7 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helper.ts'
 import { RawWebSocket } from './support/raw-websocket.ts'
+import { activeTimers, listenForSockets, metric, until } from './support/socket-checks.ts'
 import { newApiKey } from '../src/callers/api-keys.ts'
 import type { IdentificationCompleted } from '../src/identification/events.ts'
 
@@ -28,27 +29,7 @@ async function listening (t: Test): Promise<{ app: FastifyInstance, url: string 
       SUBSCRIPTIONS_KEEPALIVE_MS: '600000'
     }
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as { port: number }
-  return { app, url: `ws://127.0.0.1:${port}/graphql` }
-}
-
-async function metric (app: FastifyInstance, name: string): Promise<number> {
-  const res = await app.inject({ method: 'GET', url: '/metrics' })
-  const match = new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(res.payload)
-  return Number(match?.[1] ?? 0)
-}
-
-function activeTimers (): number {
-  return process.getActiveResourcesInfo().filter(resource => resource === 'Timeout').length
-}
-
-async function until (condition: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
+  return { app, url: await listenForSockets(app) }
 }
 
 async function subscribed (t: Test, app: FastifyInstance, url: string, key: string, subscriptions: number): Promise<RawWebSocket> {
