@@ -4,7 +4,7 @@
 // honest use, PostgreSQL cannot compare or store it, and a lookup must not fail as STORAGE_UNAVAILABLE for it.
 import { Kind, type DocumentNode, type ValueNode } from 'graphql'
 import { BadUserInputError } from '../errors.ts'
-import { isStorableText } from '../history/storable-text.ts'
+import { isStorableText } from '../storable-text.ts'
 
 export class UnstorableArgumentError extends BadUserInputError {
   /** The request's fault, before anything runs: HTTP 400. */

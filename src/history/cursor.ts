@@ -1,7 +1,7 @@
 // Relay cursors for the identifications connection: the position (created_at, id) of the last row
 // seen, opaque to clients (base64url JSON). A cursor that does not decode is bad input, not a crash.
 import { BadUserInputError } from '../errors.ts'
-import { isStorableText } from './storable-text.ts'
+import { isStorableText } from '../storable-text.ts'
 
 export interface Position {
   createdAt: number

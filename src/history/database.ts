@@ -9,7 +9,7 @@ import { migrationProvider } from './migrations/index.ts'
 import { openSqlite } from './sqlite.ts'
 import { startSqliteWriter, type SqliteWriter } from './sqlite-writer.ts'
 import type { HistoryDatabase } from './tables.ts'
-import { StorableTextPlugin } from './storable-text.ts'
+import { StorableTextPlugin } from '../storable-text.ts'
 
 export interface HistoryDb {
   db: Kysely<HistoryDatabase>

@@ -3,7 +3,7 @@ import type { DetectedVehicle } from '../vision/answer-schema.ts'
 import type { Identification, SentImageInfo } from '../identification/types.ts'
 import type { VisionBackend } from '../vision/types.ts'
 import type { IdentificationsTable } from './tables.ts'
-import { storableJsonReplacer } from './storable-text.ts'
+import { storableJsonReplacer } from '../storable-text.ts'
 
 export interface HistoryRecord {
   id: string

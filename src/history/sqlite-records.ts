@@ -4,7 +4,7 @@
 // these ~150 µs, most of it SQLite's own B-tree and WAL work (a record touches some fifteen index entries).
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { filterKeys, OK, toRow, type HistoryRecord } from './records.ts'
-import { storableText } from './storable-text.ts'
+import { storableText } from '../storable-text.ts'
 import { EVENT_COMPLETED, EVENT_FAILED } from '../webhooks/tables.ts'
 
 const DAY_MS = 86_400_000

@@ -7,7 +7,7 @@ import { openSqlite } from './sqlite.ts'
 import { HistoryStore } from './store.ts'
 import { prepareRecordWriter, type SqliteRecordWriter } from './sqlite-records.ts'
 import type { HistoryDatabase } from './tables.ts'
-import { StorableTextPlugin } from './storable-text.ts'
+import { StorableTextPlugin } from '../storable-text.ts'
 import type { WriterJob, WriterReply } from './sqlite-writer.ts'
 
 const { file, checkpointIntervalMs } = workerData as { file: string, checkpointIntervalMs: number }
