@@ -30,6 +30,8 @@ import subscriptionsPlugin from './subscriptions/plugin.ts'
 import webhooksPlugin from './webhooks/plugin.ts'
 import type { Resolver } from './webhooks/ssrf.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
+import graphqlRegistry from './graphql/registry.ts'
+import identificationPlugin from './identification/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
 import webAppPlugin from './webapp/plugin.ts'
 import callerAuthPlugin from './callers/plugin.ts'
@@ -103,23 +105,42 @@ export async function buildApp (
     maxAge: 600
   })
   await app.register(multipart)
+
   await app.register(redisPlugin, { url: config.limits.redisUrl })
+
   // skipOnError: if Redis is down, identifications go on (unlimited) rather than all failing.
   await app.register(rateLimit, { global: false, ...(app.redis ? { redis: app.redis, nameSpace: 'agrivision-rl:', skipOnError: true } : {}) })
 
-  // The app's own
+  // The app's own: the kernel, then the core every feature builds on, then one block per feature.
+  // A feature plugs in by registering here, before graphql (it adds its GraphQL part to app.graphqlRegistry).
   await app.register(workersPlugin)
+
   await app.register(metricsPlugin, { metrics, token: config.metricsToken })
+
   await app.register(callerAuthPlugin, { auth: config.auth })
+
+  await app.register(graphqlRegistry)
+
+  await app.register(identificationPlugin, { vision, images, events, admission })
+
   await app.register(pressurePlugin, { config, metrics })
+
   await app.register(healthPlugin, { vision })
+
   await app.register(historyPlugin, services)
+
   await app.register(thumbnailsPlugin, services)
+
   await app.register(subscriptionsPlugin, services)
+
   await app.register(webhooksPlugin, { ...services, ...webhooks })
-  await app.register(graphqlPlugin, services)
+
   if (config.graphiql) await app.register(graphiqlPlugin)
+
   if (config.webApp.enabled) await app.register(webAppPlugin, { webApp: config.webApp, auth: config.auth })
+
+  // Last: composes the schema from every part registered above.
+  await app.register(graphqlPlugin, services)
 
   return app
 }

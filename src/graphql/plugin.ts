@@ -2,7 +2,8 @@
 // and subscriptions over a WebSocket upgrade of GET /graphql (src/subscriptions/: authentication in
 // `connection_init`, limits, the channel between instances).
 // Encapsulated: mercurius's error handler and these hooks apply to these routes only. It needs
-// `app.authenticate` (caller-auth), `app.rateLimit` (@fastify/rate-limit) and `app.subscriptions`, and says so.
+// `app.authenticate` (caller-auth) and `app.rateLimit` (@fastify/rate-limit), and says so. The schema is
+// composed from the parts features registered in `app.graphqlRegistry` (./registry.ts) before this plugin.
 //
 // An identification passes, in order: caller authentication → rate limit (per caller) → the upload's
 // bytes reserved (per caller and in total, or 429/503 at once) → the upload is read (bounded by the idle
@@ -10,7 +11,7 @@
 // work (src/identification/flow.ts). Receiving a body holds no slot.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import mercurius from 'mercurius'
+import mercurius, { type IResolvers } from 'mercurius'
 import { specifiedRules, validate } from 'graphql'
 import type { AppServices } from '../services.ts'
 import { RateLimitedError } from '../errors.ts'
@@ -22,6 +23,7 @@ import { formatErrors } from './errors.ts'
 import { checkHttpOperation } from './http-subscriptions.ts'
 import { checkStorableArguments } from './storable-arguments.ts'
 import { resolvers } from './resolvers.ts'
+import { mergeResolvers } from './registry.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
 import { loadSchemaSDL } from './schema.ts'
 import { readMultipartOperations, uploadCharge, type UploadLimits } from './upload.ts'
@@ -93,9 +95,10 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     }
   }
 
+  const { parts, subscriptions } = app.graphqlRegistry.compose()
   await app.register(mercurius, {
-    schema: loadSchemaSDL(),
-    resolvers,
+    schema: [loadSchemaSDL(), ...parts.flatMap(part => part.sdl ?? [])].join('\n'),
+    resolvers: mergeResolvers([{ name: 'graphql', resolvers: resolvers as IResolvers }, ...parts]),
     path: '/graphql',
     graphiql: false, // ours, self-hosted: see src/graphiql/
     context: buildContext(services),
@@ -110,7 +113,7 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },
     errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log, ctx.reply, ctx.retrySafe ?? true),
     additionalRouteOptions: { preValidation: [checkGet, receiveUpload] },
-    subscription: app.subscriptions.mercuriusOptions(buildSubscriptionContext(services))
+    subscription: subscriptions?.mercuriusOptions(buildSubscriptionContext(services)) ?? false
   })
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
@@ -131,14 +134,14 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
       throw err
     }
   })
-  app.subscriptions.publishTo(app.graphql.pubsub)
+  subscriptions?.publishTo(app.graphql.pubsub)
 }
 
 export default fp(graphqlPlugin, {
   name: 'graphql',
   fastify: '5.x',
   encapsulate: true,
-  dependencies: ['caller-auth', '@fastify/rate-limit', '@fastify/multipart', 'subscriptions']
+  dependencies: ['caller-auth', '@fastify/rate-limit', '@fastify/multipart', 'graphql-registry']
 })
 
 const PARSED_DOCUMENT_CACHE_ENTRIES = 64

@@ -1,7 +1,6 @@
 // Thin resolvers: validate the arguments and delegate.
 import { BadUserInputError } from '../errors.ts'
 import { LANGUAGE_TAG } from '../vision/language.ts'
-import { identifyVehicle } from '../identification/flow.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
@@ -37,8 +36,6 @@ export const resolvers: Resolvers = {
     identifyVehicle: async (_root, args, ctx) => {
       const caller = ctx.caller ?? ANONYMOUS
       requireRole(caller, 'Identify')
-      const { vision, images, events, admission } = ctx // the flow's services, not the GraphQL context
-      const answers = ctx.history?.answers ?? null
       const input = {
         image: args.image.buffer,
         instructions: readInstructions(args.instructions),
@@ -46,10 +43,11 @@ export const resolvers: Resolvers = {
         detail: args.detail ? IMAGE_DETAIL[args.detail] : ctx.config.images.detail,
         signal: ctx.signal
       }
-      // Idempotency-Key: a replay, a 409/422, or the identification itself (src/graphql/idempotency.ts).
       const origin = { caller, requestId: ctx.requestId, share: callerKey(ctx.request) }
+      const call = { origin, input, log: ctx.log, http: { request: ctx.request, reply: ctx.reply } }
       try {
-        return await withIdempotency(ctx, input, () => identifyVehicle({ vision, images, events, admission, answers }, origin, input))
+        // Idempotency-Key: a replay, a 409/422, or the identification itself (src/graphql/idempotency.ts).
+        return await withIdempotency(ctx, input, () => ctx.request.server.identification.identify(call))
       } finally {
         args.image.release() // the flow is over (whatever keeps the bytes longer copies them): the buffer is reused
       }

@@ -143,6 +143,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     }
   }
   app.decorate('history', history)
+  if (answers !== null) app.identification.useAnswers(answers)
 
   // Records first. This hook runs once the server has closed (every in-flight request answered) and before the
   // workers stop (webhooks and thumbnails wait seconds each for their own work): what the last answers left in the
@@ -167,7 +168,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   app.workers.register(retentionWorker(store, config, log, () => migrated))
 }
 
-export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers'] })
+export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers', 'identification'] })
 
 /**
  * Who answers, as part of the result cache's key: every deployment of the list (the same model, deployed

@@ -5,35 +5,22 @@
 // pubsub. The GraphQL plugin registers mercurius with `app.subscriptions.mercuriusOptions(...)`; the
 // resolver (src/graphql/subscription-resolvers.ts) starts each subscription with `app.subscriptions.subscribe`.
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import websocket, { type WebSocket } from '@fastify/websocket'
-import type { MercuriusOptions, PubSub, SubscriptionContext } from 'mercurius'
+import type { PubSub, SubscriptionContext } from 'mercurius'
+import type { SubscriptionTransport } from '../graphql/registry.ts'
 import { Counter } from 'prom-client'
 import { BadRequestError } from '../errors.ts'
 import type { AppServices } from '../services.ts'
-import { Connections, PROTOCOL, type Accepted } from './connections.ts'
+import { Connections, PROTOCOL } from './connections.ts'
 import { closeRedisEmitter, createRedisEmitter } from './emitter.ts'
 import { matches, type LiveFilter } from './filter.ts'
 import { SubscriptionLimits } from './limits.ts'
 import { COMPLETED_TOPIC, messageOf, type CompletedMessage } from './payload.ts'
 import { countQueued, eventSizes, type QueueStream } from './queued.ts'
 
-type SubscriptionOptions = Exclude<NonNullable<MercuriusOptions['subscription']>, boolean>
-
-/**
- * What a subscription's GraphQL context adds: who is watching, a signal aborted when its socket closes,
- * and `failed`, to call when one of its subscriptions is refused.
- */
-export type Subscriber = Accepted
-
-export interface Subscriptions {
-  /**
-   * mercurius' `subscription` option. `context` builds each connection's GraphQL context from the
-   * authenticated subscriber; it is called once `connection_init` has been verified.
-   */
-  mercuriusOptions (context: (request: FastifyRequest, subscriber: Subscriber) => Record<string, unknown>): SubscriptionOptions
-  /** Starts publishing completed identifications to mercurius' pubsub (once mercurius is registered). */
-  publishTo (pubsub: PubSub): void
+/** The transport the graphql plugin hands to mercurius (registered in `app.graphqlRegistry`), and the resolvers' entry. */
+export interface Subscriptions extends SubscriptionTransport {
   /**
    * One subscriber's stream of completed identifications that pass `filter`; counted against the limits
    * (throws TOO_MANY_SUBSCRIPTIONS or OVERLOADED) until it ends. `socketClosed` is the subscriber's
@@ -129,7 +116,7 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
   const emitter = config.limits.redisUrl === null ? undefined : createRedisEmitter(config.limits.redisUrl, log)
   if (emitter !== undefined) app.addHook('onClose', async () => { await closeRedisEmitter(emitter) })
 
-  app.decorate('subscriptions', {
+  const subscriptions: Subscriptions = {
     mercuriusOptions: (context) => ({
       ...(emitter === undefined ? {} : { emitter }),
       keepAlive: settings.keepAliveMs === 0 ? undefined : settings.keepAliveMs,
@@ -176,7 +163,9 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
       const queued = countQueued(source as unknown as QueueStream, backlog, sizeOf)
       return filtered(source, message => matches(message, filter), () => { queued.end(); release() }, queued.taken)
     }
-  } satisfies Subscriptions)
+  }
+  app.decorate('subscriptions', subscriptions)
+  app.graphqlRegistry.useSubscriptions(subscriptions)
 }
 
 /** Whether a Sec-WebSocket-Protocol header offers graphql-transport-ws (a comma-separated list, maybe several headers). */
@@ -185,7 +174,7 @@ function offersProtocol (header: string | string[] | undefined): boolean {
   return values.some(value => value.split(',').some(offered => offered.trim() === PROTOCOL))
 }
 
-export default fp(subscriptionsPlugin, { name: 'subscriptions', fastify: '5.x', dependencies: ['caller-auth'] })
+export default fp(subscriptionsPlugin, { name: 'subscriptions', fastify: '5.x', dependencies: ['caller-auth', 'graphql-registry'] })
 
 /**
  * The messages of `source` that match; `taken` is told of each one read, `release` runs once when the
