@@ -16,11 +16,12 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { Kysely, PostgresDialect, SqliteDialect, type LogEvent } from 'kysely'
 import pg from 'pg'
-import { migrateToLatest, openDatabase, type HistoryDb } from '../src/history/database.ts'
-import { openSqlite } from '../src/history/sqlite.ts'
+import { openDatabase, type OpenedDatabase } from '../src/database/open.ts'
+import { migrateToLatest } from '../src/migrations.ts'
+import { openSqlite } from '../src/database/sqlite.ts'
 import { HistoryStore, type ListFilter, type UsageGrouping } from '../src/history/store.ts'
 import { filterKeys, OK, toRow, type HistoryRecord } from '../src/history/records.ts'
-import type { HistoryDatabase } from '../src/history/tables.ts'
+import type { HistoryTables } from '../src/history/tables.ts'
 import { VEHICLE_CATEGORIES, type DetectedVehicle } from '../src/vision/answer-schema.ts'
 import { startPostgres } from '../test/support/postgres.ts'
 import { percentile } from './lib/stats.ts'
@@ -482,7 +483,7 @@ async function measureQueries (store: HistoryStore): Promise<HistoryQueryResult[
 /** Runs each case once through a Kysely that logs its SQL; returns the queries per case (parameters included). */
 type Captured = Array<{ name: string, queries: Array<{ sql: string, parameters: readonly unknown[] }> }>
 
-async function captureQueries (db: Kysely<HistoryDatabase>, log: LogEvent[]): Promise<Captured> {
+async function captureQueries (db: Kysely<HistoryTables>, log: LogEvent[]): Promise<Captured> {
   const store = new HistoryStore(db)
   const out = []
   for (const c of CASES) {
@@ -539,7 +540,7 @@ async function benchSqlite (): Promise<HistoryDbResult> {
   const dir = mkdtempSync(join(tmpdir(), 'agrivision-bench-history-'))
   const file = join(dir, 'history.db')
   try {
-    let opened: HistoryDb = openDatabase({ dialect: 'sqlite', file })
+    let opened: OpenedDatabase<HistoryTables> = openDatabase<HistoryTables>({ dialect: 'sqlite', file })
     await migrateToLatest(opened.db)
     const insertEmpty = await measureWrites(new HistoryStore(opened.db), 'empty database', false)
     await opened.close()
@@ -557,7 +558,7 @@ async function benchSqlite (): Promise<HistoryDbResult> {
     await opened.close()
     const events: LogEvent[] = []
     const dialect = new SqliteDialect({ database: openSqlite(file).database })
-    const capture = new Kysely<HistoryDatabase>({ dialect, log: e => { events.push(e) } })
+    const capture = new Kysely<HistoryTables>({ dialect, log: e => { events.push(e) } })
     const captured = await captureQueries(capture, events)
     await capture.destroy()
     return {
@@ -581,7 +582,7 @@ async function benchPostgres (): Promise<HistoryDbResult> {
     const admin = new pg.Pool({ connectionString: server.url, max: 2 })
     admin.on('error', () => {})
     const version = (await admin.query('SHOW server_version')).rows[0].server_version as string
-    let opened = openDatabase({ dialect: 'postgres', url: server.url, poolSize: 10 })
+    let opened = openDatabase<HistoryTables>({ dialect: 'postgres', url: server.url, poolSize: 10 })
     await migrateToLatest(opened.db)
     const insertEmpty = await measureWrites(new HistoryStore(opened.db), 'empty database, fsync off', false)
     await opened.close()
@@ -616,7 +617,7 @@ async function benchPostgres (): Promise<HistoryDbResult> {
       types: { getTypeParser: (oid: number, format?: string) => oid === 20 || oid === 1700 ? Number : pg.types.getTypeParser(oid, format as 'text') }
     })
     pool.on('error', () => {})
-    const capture = new Kysely<HistoryDatabase>({ dialect: new PostgresDialect({ pool }), log: e => { events.push(e) } })
+    const capture = new Kysely<HistoryTables>({ dialect: new PostgresDialect({ pool }), log: e => { events.push(e) } })
     const captured = await captureQueries(capture, events)
     const plans = await postgresPlans(admin, captured)
     await capture.destroy()

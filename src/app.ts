@@ -24,6 +24,7 @@ import pressurePlugin from './limits/pressure.ts'
 import healthPlugin from './health.ts'
 import redisPlugin from './redis/plugin.ts'
 import workersPlugin from './workers/plugin.ts'
+import databasePlugin from './database/plugin.ts'
 import historyPlugin from './history/plugin.ts'
 import thumbnailsPlugin from './thumbnails/plugin.ts'
 import subscriptionsPlugin from './subscriptions/plugin.ts'
@@ -126,6 +127,8 @@ export async function buildApp (
   await app.register(pressurePlugin, { config, metrics })
 
   await app.register(healthPlugin, { vision })
+
+  await app.register(databasePlugin, { config: config.history.enabled ? config.history.database : null })
 
   await app.register(historyPlugin, services)
 

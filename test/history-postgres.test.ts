@@ -6,8 +6,8 @@ import pg from 'pg'
 import { startPostgres, createDatabase } from './support/postgres.ts'
 import { historyCases } from './support/history-cases.ts'
 import { usageCases } from './support/usage-cases.ts'
-import { migrateToLatest, openDatabase } from '../src/history/database.ts'
-import { migrationProvider } from '../src/history/migrations/index.ts'
+import { openDatabase } from '../src/database/open.ts'
+import { migrateToLatest, migrationProvider } from '../src/migrations.ts'
 
 const server = await startPostgres(t)
 let databases = 0

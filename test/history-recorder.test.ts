@@ -6,7 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { HistoryRecorder } from '../src/history/recorder.ts'
 import type { HistoryRecord } from '../src/history/records.ts'
 import { buildTestApp, tempDataDir } from './helper.ts'
-import { migrateToLatest, openDatabase } from '../src/history/database.ts'
+import { openDatabase } from '../src/database/open.ts'
+import { migrateToLatest } from '../src/migrations.ts'
+import { startSqliteWriter } from '../src/history/sqlite-writer.ts'
 import { record } from './support/history-records.ts'
 import { identify } from './support/http.ts'
 import { jpeg } from './support/images.ts'
@@ -159,13 +161,14 @@ t.test('in the app: a broken database degrades readiness but not identifications
 t.test('SQLite: the writer thread writes what the request thread then reads; a closed writer refuses', async t => {
   const opened = openDatabase({ dialect: 'sqlite', file: `${tempDataDir()}/history.db` })
   await migrateToLatest(opened.db)
-  const writer = opened.writer!
+  const writer = startSqliteWriter(opened.sqlite!.raw, opened.sqlite!.file)
   const records = [record({}), record({}), record({})]
   await writer.insertMany(records)
   await writer.saveThumbnail(records[0]!.id, new Uint8Array([0xff, 0xd8, 0xff, 0xd9]), new Date())
   const rows = await opened.db.selectFrom('identifications').select(['id', 'has_thumbnail']).orderBy('id').execute()
   t.strictSame(rows.map(row => row.id), records.map(r => r.id).sort(), 'written by the worker, read here')
   t.equal(rows.find(row => row.id === records[0]!.id)?.has_thumbnail, 1)
+  await writer.close()
   await opened.close()
   await t.rejects(writer.insertMany([record({})]), /closed/)
 })

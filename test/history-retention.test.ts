@@ -2,7 +2,8 @@
 // start-up and hourly, in batches; younger ones stay; usage keeps what the purged ones cost.
 import t from 'tap'
 import { buildTestApp, tempDataDir } from './helper.ts'
-import { migrateToLatest, openDatabase } from '../src/history/database.ts'
+import { openDatabase } from '../src/database/open.ts'
+import { migrateToLatest } from '../src/migrations.ts'
 import { HistoryStore } from '../src/history/store.ts'
 import { record } from './support/history-records.ts'
 

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { DatabaseSync } from 'node:sqlite'
 import pg from 'pg'
-import { classifyWriteError } from '../src/history/write-errors.ts'
+import { classifyWriteError } from '../src/database/write-errors.ts'
 import { startPostgres } from './support/postgres.ts'
 
 async function failure (run: () => unknown): Promise<unknown> {

@@ -2,7 +2,8 @@
 // date and exits, for deployments that migrate before rolling out. The service also migrates at
 // start-up, under the same lock (PostgreSQL advisory lock), so running both is safe.
 import { loadConfig, ConfigError } from '../config.ts'
-import { migrateToLatest, openDatabase } from '../history/database.ts'
+import { openDatabase } from '../database/open.ts'
+import { migrateToLatest } from '../migrations.ts'
 
 try {
   const { history } = loadConfig()

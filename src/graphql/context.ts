@@ -2,7 +2,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppServices } from '../services.ts'
 import type { Caller } from '../callers/caller.ts'
-import type { History } from '../history/plugin.ts'
+import type { History } from '../history/public.ts'
 import type { Subscriber } from './registry.ts'
 import { clientGone } from './client-gone.ts'
 

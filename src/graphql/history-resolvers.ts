@@ -2,7 +2,7 @@
 import type { Caller } from '../callers/caller.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { BadUserInputError, ForbiddenError, StorageUnavailableError } from '../errors.ts'
-import type { History } from '../history/plugin.ts'
+import type { History } from '../history/public.ts'
 import { decodeCursor, encodeCursor } from '../history/cursor.ts'
 import { makeKey } from '../history/records.ts'
 import type { AppContext } from './context.ts'

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ANONYMOUS } from '../callers/caller.ts'
 import { IdempotencyKeyInUseError, StorageUnavailableError } from '../errors.ts'
 import type { Identification } from '../identification/types.ts'
-import type { History } from '../history/plugin.ts'
+import type { History } from '../history/public.ts'
 import {
   claimKey, completeKey, fingerprintOf, IDEMPOTENCY_HEADER, IDEMPOTENCY_LEASE_MS, IN_USE_RETRY_AFTER_S, parseIdempotencyKey,
   releaseKey, takeOver,

@@ -4,6 +4,7 @@
 import path from 'node:path'
 import { Type, type Static } from '@sinclair/typebox'
 import { ConfigError, StringEnum } from '../config-support.ts'
+import type { DatabaseTarget } from '../database/config.ts'
 
 export const HistoryEnv = Type.Object({
   /** off: nothing is recorded, and history, idempotency, the result cache and usage are unavailable. */
@@ -31,9 +32,7 @@ export const HistoryEnv = Type.Object({
 })
 export type HistoryEnv = Static<typeof HistoryEnv>
 
-export type DatabaseTarget =
-  | { dialect: 'sqlite', file: string }
-  | { dialect: 'postgres', url: string, poolSize: number }
+export type { DatabaseTarget }
 
 export interface HistoryConfig {
   enabled: boolean

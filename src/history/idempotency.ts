@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { IdempotencyKeyInUseError, InvalidIdempotencyKeyError, IdempotencyKeyReusedError } from '../errors.ts'
-import type { HistoryDatabase } from './tables.ts'
+import type { HistoryTables } from './tables.ts'
 
 /** How long a key is remembered after its first use. */
 export const IDEMPOTENCY_KEY_TTL_MS = 24 * 60 * 60 * 1000
@@ -91,7 +91,7 @@ export type Claim = Proceed | Replay
  * fingerprint) or IDEMPOTENCY_KEY_IN_USE (the first still running). Database errors propagate.
  */
 export async function claimKey (
-  db: Kysely<HistoryDatabase>, { callerId, key }: KeyRef, fingerprint: string, now: number, leaseMs: number = IDEMPOTENCY_LEASE_MS
+  db: Kysely<HistoryTables>, { callerId, key }: KeyRef, fingerprint: string, now: number, leaseMs: number = IDEMPOTENCY_LEASE_MS
 ): Promise<Claim> {
   await db.deleteFrom('idempotency_keys').where('caller_id', '=', callerId).where('key', '=', key).where('expires_at', '<=', now).execute()
   if (await insertClaim(db, { callerId, key }, fingerprint, now)) return { kind: 'proceed', lease: now }
@@ -112,7 +112,7 @@ export async function claimKey (
 }
 
 /** Inserts the running row; false when (caller, key) already has one. */
-async function insertClaim (db: Kysely<HistoryDatabase>, { callerId, key }: KeyRef, fingerprint: string, now: number): Promise<boolean> {
+async function insertClaim (db: Kysely<HistoryTables>, { callerId, key }: KeyRef, fingerprint: string, now: number): Promise<boolean> {
   const inserted = await db.insertInto('idempotency_keys')
     .values({ caller_id: callerId, key, fingerprint, state: 'running', identification_id: null, created_at: now, expires_at: now + IDEMPOTENCY_KEY_TTL_MS })
     .onConflict(oc => oc.columns(['caller_id', 'key']).doNothing())
@@ -124,7 +124,7 @@ async function insertClaim (db: Kysely<HistoryDatabase>, { callerId, key }: KeyR
  * Makes the row ours again, atomically: only if it still holds the lease we saw (so of two instances taking
  * over a stale lease, or replaying a record that is gone, one wins). The key keeps its fingerprint; its 24 h start again.
  */
-export async function takeOver (db: Kysely<HistoryDatabase>, { callerId, key }: KeyRef, seenLease: number, now: number): Promise<boolean> {
+export async function takeOver (db: Kysely<HistoryTables>, { callerId, key }: KeyRef, seenLease: number, now: number): Promise<boolean> {
   const result = await db.updateTable('idempotency_keys')
     .set({ state: 'running', identification_id: null, created_at: now, expires_at: now + IDEMPOTENCY_KEY_TTL_MS })
     .where('caller_id', '=', callerId).where('key', '=', key).where('created_at', '=', seenLease)
@@ -134,7 +134,7 @@ export async function takeOver (db: Kysely<HistoryDatabase>, { callerId, key }: 
 
 /** The identification succeeded: later requests with the key replay it. */
 export async function completeKey (
-  db: Kysely<HistoryDatabase>, { callerId, key }: KeyRef, lease: number, identificationId: string
+  db: Kysely<HistoryTables>, { callerId, key }: KeyRef, lease: number, identificationId: string
 ): Promise<void> {
   await db.updateTable('idempotency_keys')
     .set({ state: 'done', identification_id: identificationId })
@@ -143,7 +143,7 @@ export async function completeKey (
 }
 
 /** The identification failed: the key is forgotten, so that a retry runs again. */
-export async function releaseKey (db: Kysely<HistoryDatabase>, { callerId, key }: KeyRef, lease: number): Promise<void> {
+export async function releaseKey (db: Kysely<HistoryTables>, { callerId, key }: KeyRef, lease: number): Promise<void> {
   await db.deleteFrom('idempotency_keys')
     .where('caller_id', '=', callerId).where('key', '=', key).where('created_at', '=', lease).where('state', '=', 'running')
     .execute()

@@ -1,59 +1,25 @@
-// History as a capability: opens the database (migrating it under a lock), records every
-// identification from the identification events, answers repeated questions from the result cache,
-// purges old records, and decorates `app.history` for the GraphQL resolvers. HISTORY=off: `app.history` is null.
+// History as a capability: hands its migrations to app.database, records every identification from the
+// identification events (with other features' rows in the same transaction: onRecordTransaction), answers
+// repeated questions from the result cache, purges old records, and decorates `app.history` for the GraphQL
+// resolvers. HISTORY=off: `app.history` is null.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AppServices } from '../services.ts'
-import type { AnswerCache } from '../identification/types.ts'
 import type { AzureConfig } from '../azure/config.ts'
-import { AppError, StorageUnavailableError } from '../errors.ts'
-import type { HistoryConfig } from './config.ts'
-import { migrateToLatest, openDatabase } from './database.ts'
+import type { History, RecordHook } from './public.ts'
+import { HISTORY_MIGRATIONS } from './migrations/index.ts'
+import type { HistoryTables } from './tables.ts'
 import { HistoryStore } from './store.ts'
+import { startSqliteWriter } from './sqlite-writer.ts'
 import { HistoryRecorder } from './recorder.ts'
 import { recordOfCompleted, recordOfFailed } from './from-events.ts'
 import type { HistoryRecord } from './records.ts'
 import { createResultCache } from './result-cache.ts'
 import { retentionWorker } from './retention.ts'
 
-export interface History {
-  config: HistoryConfig
-  dialect: 'sqlite' | 'postgres'
-  store: HistoryStore
-  recorder: HistoryRecorder
-  /** Stores a thumbnail (off the request thread on SQLite). */
-  saveThumbnail (id: string, jpeg: Uint8Array, createdAt: Date): Promise<void>
-  /** The result cache for the identification flow; null when RESULT_CACHE_TTL_S=0. */
-  answers: AnswerCache | null
-  /**
-   * Runs a history query; any database failure becomes STORAGE_UNAVAILABLE (503), logged once here with
-   * its cause, so that a resolver never shows a driver's message (it may name hosts or users).
-   */
-  query<T> (run: (store: HistoryStore) => Promise<T>): Promise<T>
-  /**
-   * While `needed()` says so, an identification's answer waits (at most DURABLE_WAIT_MS) until its record is
-   * written: webhooks' outbox rows are written with it, so a crash after the answer loses no event.
-   */
-  writeBeforeAnswering (needed: () => boolean): void
-  /**
-   * Read-your-writes: while this instance still holds the caller's record `id` unwritten (its answer has just
-   * gone), waits for it (at most DURABLE_WAIT_MS), so that reading or deleting it right after the answer finds it.
-   * `callerId` null: whoever's (ReadAll).
-   */
-  recordWritten (id: string, callerId: string | null): Promise<void>
-}
-
 /** The longest an answer waits for its record (a database that is down is not waited for at all). */
 export const DURABLE_WAIT_MS = 3_000
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The identification history; null when HISTORY=off. */
-    history: History | null
-  }
-}
-
-const MIGRATION_RETRY_MS = 5_000
 /** How long closing waits for buffered records to be written. */
 const SHUTDOWN_FLUSH_MS = 5_000
 
@@ -63,39 +29,25 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     app.decorate('history', null)
     return
   }
+  const database = app.database
+  if (database === null) throw new Error('history: no database (register the database plugin with a target when HISTORY=on)')
   const log = app.log.child({ component: 'history' })
-  let opened: ReturnType<typeof openDatabase>
-  try {
-    opened = openDatabase(config.database, message => { log.warn({ problem: message }, 'history: SQLite writer problem') })
-  } catch (err) {
-    // SQLite only (a pool opens lazily): a folder that cannot be written is a configuration error.
-    throw new Error(`history: cannot open ${config.database.dialect === 'sqlite' ? config.database.file : 'the database'} ` +
-      `(${(err as Error).message}). Set DATA_DIR to a writable folder, DATABASE_URL for PostgreSQL, or HISTORY=off.`, { cause: err })
-  }
-  const store = new HistoryStore(opened.db)
-  // Records and thumbnails: through SQLite's writer thread, or the PostgreSQL pool.
-  const writes = opened.writer ?? store
-
-  // The schema first. When the database cannot be reached at start-up the service starts anyway,
-  // degraded, and keeps trying: identifications must not wait for history.
-  let migrated = false
-  let migrationTimer: NodeJS.Timeout | null = null
-  const migrate = async (): Promise<void> => {
-    try {
-      const applied = await migrateToLatest(opened.db)
-      migrated = true
-      if (applied.length > 0) log.info({ migrations: applied, dialect: opened.dialect }, 'history: migrations applied')
-    } catch (err) {
-      log.error({ err }, `history: cannot bring the database schema up to date; retrying in ${MIGRATION_RETRY_MS / 1000} s`)
-      migrationTimer = setTimeout(() => { migrationTimer = null; void migrate() }, MIGRATION_RETRY_MS)
-      migrationTimer.unref()
-    }
-  }
-  await migrate()
+  database.registerMigrations('history', HISTORY_MIGRATIONS)
+  const hooks: RecordHook[] = []
+  let started = false
+  const store = new HistoryStore(database.db.withTables<HistoryTables>(), hooks)
+  // Records and thumbnails: through SQLite's writer thread (its own connection), or the PostgreSQL pool.
+  const writer = database.sqlite === null
+    ? null
+    : startSqliteWriter(database.sqlite.raw, database.sqlite.file,
+      message => { log.warn({ problem: message }, 'history: SQLite writer problem') },
+      () => hooks.map(hook => hook.sqliteModule.href))
+  const writes = writer ?? store
+  const migrated = (): boolean => database.ready()
 
   const recorder = new HistoryRecorder({
     insertMany: async (records) => {
-      if (!migrated) throw new Error('history schema not migrated yet')
+      if (!migrated()) throw new Error('history schema not migrated yet')
       await writes.insertMany(records)
     }
   }, config.bufferSize, log, {
@@ -124,23 +76,26 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
 
   const history: History = {
     config,
-    dialect: opened.dialect,
+    dialect: database.dialect,
     store,
     recorder,
     answers,
+    prices: config.prices,
+    get: async (id, callerId) => await database.query(() => store.get(id, callerId)),
+    getRecord: async id => await database.query(() => store.getRecord(id)),
+    list: async (filter, first, after) => await database.query(() => store.list(filter, first, after)),
+    usage: async (from, to, callerId, groupBy) => await database.query(() => store.usage(from, to, callerId, groupBy)),
+    delete: async (id, callerId) => await database.query(() => store.delete(id, callerId)),
+    getThumbnail: async id => await database.query(() => store.getThumbnail(id)),
     saveThumbnail: async (id, jpeg, createdAt) => { await writes.saveThumbnail(id, jpeg, createdAt) },
+    flushed: async () => { await recorder.flushed() },
     writeBeforeAnswering: needed => { durable = needed },
     recordWritten: async (id, callerId) => { await recorder.writtenFor(id, callerId, DURABLE_WAIT_MS) },
-    async query (run) {
-      if (!migrated) throw new StorageUnavailableError('The history database is unavailable; identifications still work. Try again later.', 5)
-      try {
-        return await run(store)
-      } catch (err) {
-        if (err instanceof AppError) throw err // one of ours (BAD_USER_INPUT from a cursor, ...)
-        log.error({ err }, 'history: query failed')
-        throw new StorageUnavailableError('The history database is unavailable; identifications still work. Try again later.', 5, { cause: err })
-      }
-    }
+    onRecordTransaction: hook => {
+      if (started) throw new Error(`history: record hook ${hook.name} added after start-up`)
+      hooks.push(hook)
+    },
+    query: async run => await database.query(() => run(store))
   }
   app.decorate('history', history)
   if (answers !== null) app.identification.useAnswers(answers)
@@ -155,20 +110,19 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   })
   app.workers.register({
     name: 'history',
-    start: () => {},
+    start: () => { started = true },
     stop: async () => {
-      if (migrationTimer !== null) clearTimeout(migrationTimer)
       await recorder.stop(SHUTDOWN_FLUSH_MS)
-      await opened.close() // here, after the last records are written
+      await writer?.close() // here, after the last records are written (its last checkpoint takes them all)
     },
     // Degraded, not unready: identifications go on while history waits for its database. A record refused for its
     // data is set aside (and counted) without degrading anything: the database is up.
-    degraded: () => !migrated || recorder.failing
+    degraded: () => !migrated() || recorder.failing
   })
-  app.workers.register(retentionWorker(store, config, log, () => migrated))
+  app.workers.register(retentionWorker(store, config, log, migrated))
 }
 
-export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers', 'identification'] })
+export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers', 'database', 'identification'] })
 
 /**
  * Who answers, as part of the result cache's key: every deployment of the list (the same model, deployed

@@ -8,7 +8,7 @@
 // its content, and counted) with its webhook events, which share its transaction, and the queue moves on.
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryRecord } from './records.ts'
-import { classifyWriteError } from './write-errors.ts'
+import { classifyWriteError } from '../database/write-errors.ts'
 
 export interface RecorderStore {
   insertMany (records: readonly HistoryRecord[]): Promise<void>

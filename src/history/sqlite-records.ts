@@ -5,7 +5,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { filterKeys, OK, toRow, type HistoryRecord } from './records.ts'
 import { storableText } from '../storable-text.ts'
-import { EVENT_COMPLETED, EVENT_FAILED } from '../webhooks/tables.ts'
+import type { SqliteRecordHook, WrittenRecord } from './types.ts'
 
 const DAY_MS = 86_400_000
 
@@ -16,8 +16,11 @@ const COLUMNS = ['id', 'caller_id', 'caller_kind', 'created_at', 'outcome', 'cac
 
 export type SqliteRecordWriter = (records: readonly HistoryRecord[]) => void
 
-/** Prepares the statements (the schema must be migrated); returns the function that writes a batch. */
-export function prepareRecordWriter (db: DatabaseSync): SqliteRecordWriter {
+/**
+ * Prepares the statements (the schema must be migrated); returns the function that writes a batch, with every
+ * RecordHook's rows (other features', prepared by their sqliteModule) in the same transaction.
+ */
+export function prepareRecordWriter (db: DatabaseSync, hooks: readonly SqliteRecordHook[] = []): SqliteRecordWriter {
   const statement = (sql: string): StatementSync => db.prepare(sql)
   const identification = statement(
     `insert into identifications (${COLUMNS.join(', ')}) values (` +
@@ -32,22 +35,13 @@ export function prepareRecordWriter (db: DatabaseSync): SqliteRecordWriter {
     'values (?, ?, ?, 1, ?, ?, ?, ?) on conflict (day, caller_id, model) do update set ' +
     'identifications = identifications + 1, failed = failed + excluded.failed, cached = cached + excluded.cached, ' +
     'prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens')
-  // The webhook outbox, as store.ts's insertOutbox: one delivery per (record, enabled endpoint subscribed to its type).
-  const outbox = statement(
-    'insert into webhook_deliveries (endpoint_id, message_id, event_type, identification_id, created_at, state, attempts, next_attempt_at) ' +
-    "select s.endpoint_id, 'msg_' || i.id, s.event_type, i.id, i.created_at, 'pending', 0, ? " +
-    'from identifications as i ' +
-    `inner join webhook_endpoint_events as s on s.event_type = case when i.outcome = '${OK}' then '${EVENT_COMPLETED}' else '${EVENT_FAILED}' end ` +
-    'inner join webhook_endpoints as w on w.id = s.endpoint_id ' +
-    'where i.id in (select value from json_each(?)) and w.disabled_at is null')
-  const anyEndpoint = statement('select 1 as one from webhook_endpoints where disabled_at is null limit 1')
   const params = new Array<string | number | null>(COLUMNS.length)
 
   return (records) => {
     if (records.length === 0) return
     db.exec('BEGIN IMMEDIATE')
     try {
-      const written: string[] = []
+      const written: WrittenRecord[] = []
       for (const record of records) {
         const row = toRow(record) as unknown as Record<string, string | number | null>
         for (let i = 0; i < COLUMNS.length; i++) {
@@ -58,8 +52,8 @@ export function prepareRecordWriter (db: DatabaseSync): SqliteRecordWriter {
         }
         // A record already written (a batch retried after a lost reply) changes nothing.
         if (identification.run(...params).changes === 0) continue
-        written.push(storableText(record.id))
         const createdAt = record.createdAt.getTime()
+        written.push({ id: storableText(record.id), ok: record.outcome === OK, createdAt })
         const keys = filterKeys(record.vehicles)
         const id = storableText(record.id)
         const callerId = storableText(record.callerId)
@@ -69,7 +63,7 @@ export function prepareRecordWriter (db: DatabaseSync): SqliteRecordWriter {
         usage.run(Math.floor(createdAt / DAY_MS), callerId, storableText(record.model ?? ''), record.outcome === OK ? 0 : 1,
           record.cached ? 1 : 0, record.promptTokens, record.completionTokens)
       }
-      if (written.length > 0 && anyEndpoint.get() !== undefined) outbox.run(Date.now(), JSON.stringify(written))
+      if (written.length > 0) for (const hook of hooks) hook(written)
       db.exec('COMMIT')
     } catch (err) {
       try { db.exec('ROLLBACK') } catch {}

@@ -38,7 +38,10 @@ export interface SqliteWriter {
   close (): Promise<void>
 }
 
-export function startSqliteWriter (raw: DatabaseSync, file: string, onProblem: (message: string) => void = () => {}): SqliteWriter {
+/** `hooks`: the RecordHooks' sqliteModule hrefs, read when a worker starts (they are all registered by then). */
+export function startSqliteWriter (
+  raw: DatabaseSync, file: string, onProblem: (message: string) => void = () => {}, hooks: () => readonly string[] = () => []
+): SqliteWriter {
   raw.exec('PRAGMA wal_autocheckpoint = 0')
   const pending = new Map<number, { resolve: () => void, reject: (err: Error) => void }>()
   let nextJob = 0
@@ -46,7 +49,7 @@ export function startSqliteWriter (raw: DatabaseSync, file: string, onProblem: (
   let closed = false
 
   const start = (): Worker => {
-    const started = new Worker(WORKER, { workerData: { file, checkpointIntervalMs: CHECKPOINT_INTERVAL_MS } })
+    const started = new Worker(WORKER, { workerData: { file, checkpointIntervalMs: CHECKPOINT_INTERVAL_MS, hooks: [...hooks()] } })
     started.on('message', (reply: WriterReply) => {
       if (reply.type === 'problem') { onProblem(reply.message); return }
       const waiter = pending.get(reply.job)

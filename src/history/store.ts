@@ -1,66 +1,23 @@
 // Every query history makes, written once for SQLite and PostgreSQL (Kysely). A record's rows (the
-// identification, its filter keys, its usage) are written in one transaction.
+// identification, its filter keys, its usage, and other features' rows through a RecordHook) are written in one transaction.
 import { type Kysely, sql } from 'kysely'
-import type { HistoryDatabase, UsageDailyTable } from './tables.ts'
+import type { HistoryTables, UsageDailyTable } from './tables.ts'
 import { filterKeys, fromRow, OK, toRow, type HistoryRecord, type StoredIdentification } from './records.ts'
 import type { Position } from './cursor.ts'
-import { EVENT_COMPLETED, EVENT_FAILED } from '../webhooks/tables.ts'
+import type { ListFilter, RecordedOutcome, RecordHook, UsageGrouping, UsageTotals, WrittenRecord } from './types.ts'
+
+export type { ListFilter, UsageGrouping, UsageTotals }
 
 const DAY_MS = 86_400_000
 
-export interface ListFilter {
-  category?: string | null
-  make?: string | null
-  from?: Date | null
-  to?: Date | null
-  /** Only this caller's; null: every caller's (ReadAll). */
-  callerId: string | null
-}
-
-export interface UsageTotals {
-  key: string
-  identifications: number
-  failed: number
-  cached: number
-  promptTokens: number
-  completionTokens: number
-}
-
-export type UsageGrouping = 'DAY' | 'CALLER' | 'MODEL'
-
-/**
- * The webhook outbox, in the records' transaction (a crash between the two would lose events): one delivery per
- * (record, enabled endpoint subscribed to its event type), in one INSERT … SELECT, whatever the batch's size;
- * with no endpoints it writes nothing. The body is made when it is delivered (so its thumbnail URL is fresh).
- */
-async function insertOutbox (trx: Kysely<HistoryDatabase>, ids: string[]): Promise<void> {
-  const eventType = sql<string>`case when i.outcome = ${sql.lit(OK)} then ${sql.lit(EVENT_COMPLETED)} else ${sql.lit(EVENT_FAILED)} end`
-  await trx.insertInto('webhook_deliveries')
-    .columns(['endpoint_id', 'message_id', 'event_type', 'identification_id', 'created_at', 'state', 'attempts', 'next_attempt_at'])
-    .expression(trx.selectFrom('identifications as i')
-      .innerJoin('webhook_endpoint_events as s', join => join.on(sql<boolean>`s.event_type = ${eventType}`))
-      .innerJoin('webhook_endpoints as w', 'w.id', 's.endpoint_id')
-      .select([
-        's.endpoint_id',
-        // webhook-id: one per event, whatever the endpoint or attempt (the receiver's idempotency key).
-        sql<string>`${sql.lit('msg_')} || i.id`.as('message_id'),
-        's.event_type',
-        'i.id',
-        'i.created_at',
-        sql<string>`${sql.lit('pending')}`.as('state'),
-        sql<number>`${sql.lit(0)}`.as('attempts'),
-        sql<number>`${sql.lit(Date.now())}`.as('next_attempt_at')
-      ])
-      .where('i.id', 'in', ids)
-      .where('w.disabled_at', 'is', null))
-    .execute()
-}
-
 export class HistoryStore {
-  readonly db: Kysely<HistoryDatabase>
+  readonly db: Kysely<HistoryTables>
+  /** Other features' rows, written in each batch's transaction (onRecordTransaction); read at each batch. */
+  readonly #hooks: readonly RecordHook[]
 
-  constructor (db: Kysely<HistoryDatabase>) {
+  constructor (db: Kysely<HistoryTables>, hooks: readonly RecordHook[] = []) {
     this.db = db
+    this.#hooks = hooks
   }
 
   async insert (record: HistoryRecord): Promise<void> {
@@ -125,7 +82,10 @@ export class HistoryStore {
           completion_tokens: eb('usage_daily.completion_tokens', '+', eb.ref('excluded.completion_tokens'))
         })))
         .execute()
-      await insertOutbox(trx, written.map(record => record.id))
+      const done: WrittenRecord[] = written.map(record => ({
+        id: record.id, ok: record.outcome === OK, createdAt: record.createdAt.getTime()
+      }))
+      for (const hook of this.#hooks) await hook.kysely(trx, done)
     })
   }
 
@@ -135,6 +95,25 @@ export class HistoryStore {
     if (callerId !== null) query = query.where('caller_id', '=', callerId)
     const row = await query.executeTakeFirst()
     return row === undefined ? undefined : fromRow(row)
+  }
+
+  /** Any recorded identification (success or failure), whoever's; undefined when absent or withdrawn. */
+  async getRecord (id: string): Promise<RecordedOutcome | undefined> {
+    const row = await this.db.selectFrom('identifications').selectAll().where('id', '=', id).executeTakeFirst()
+    if (row === undefined || row.deleted === 1) return undefined
+    if (row.outcome === OK) return { ok: true, identification: fromRow(row) }
+    return {
+      ok: false,
+      failure: {
+        id: row.id,
+        callerId: row.caller_id,
+        code: row.outcome,
+        language: row.language,
+        backend: row.backend,
+        durationMs: row.duration_ms,
+        createdAt: new Date(Number(row.created_at))
+      }
+    }
   }
 
   /**

@@ -1,7 +1,6 @@
 // The history database's tables as Kysely sees them. Times are epoch milliseconds (BIGINT) in both
 // dialects, so that keyset pagination, ranges and day buckets are the same SQL on SQLite and PostgreSQL.
 import type { Generated } from 'kysely'
-import type { WebhookTables } from '../webhooks/tables.ts'
 
 export interface IdentificationsTable {
   id: string
@@ -90,8 +89,8 @@ export interface IdempotencyKeysTable {
   expires_at: number
 }
 
-/** The webhook tables live in the same database: their outbox is written in the records' transaction. */
-export interface HistoryDatabase extends WebhookTables {
+/** History's tables (other features' tables live in the same database, typed by them). */
+export type HistoryTables = {
   identifications: IdentificationsTable
   identification_categories: IdentificationCategoriesTable
   identification_makes: IdentificationMakesTable

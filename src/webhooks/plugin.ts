@@ -3,15 +3,19 @@
 // (the outbox lives in its database); with HISTORY=off `app.webhooks` is null.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import type { Kysely } from 'kysely'
 import { Counter } from 'prom-client'
 import type { AppServices } from '../services.ts'
 import { BadUserInputError, InvalidWebhookUrlError } from '../errors.ts'
-import type { History } from '../history/plugin.ts'
+import type { History } from '../history/public.ts'
 import type { WebhooksConfig } from './config.ts'
 import { newSecret } from './signing.ts'
 import { checkEndpointUrl, systemResolver, UrlRefused, type Resolver } from './ssrf.ts'
 import { WebhookStore, type Endpoint } from './store.ts'
-import type { WebhookEventType } from './tables.ts'
+import type { WebhookEventType, WebhookTables } from './tables.ts'
+import type { HistoryTables } from '../history/tables.ts'
+import { WEBHOOKS_MIGRATIONS } from './migrations/index.ts'
+import { outboxHook } from './outbox.ts'
 import { DeliveryWorker } from './worker.ts'
 
 export const MAX_DESCRIPTION_LENGTH = 500
@@ -51,8 +55,13 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
     app.decorate('webhooks', null)
     return
   }
+  const database = app.database
+  if (database === null) throw new Error('webhooks: no database')
   const log = app.log.child({ component: 'webhooks' })
-  const store = new WebhookStore(history.store.db, history.dialect === 'postgres', now)
+  database.registerMigrations('webhooks', WEBHOOKS_MIGRATIONS)
+  // The outbox rows are written in the records' transaction.
+  history.onRecordTransaction(outboxHook)
+  const store = new WebhookStore(database.db as unknown as Kysely<HistoryTables & WebhookTables>, database.dialect === 'postgres', now)
 
   const deliveries = new Counter({
     name: 'agrivision_webhook_attempts_total',
@@ -86,7 +95,7 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
   // within ENABLED_REFRESH_MS for another instance's (an endpoint created elsewhere).
   let enabled = 0
   // With no endpoint enabled there is nothing to deliver: nothing per identification (the poll finds the rest).
-  const wake = (): void => { if (enabled > 0) void history.recorder.flushed().then(() => { worker.kick() }) }
+  const wake = (): void => { if (enabled > 0) void history.flushed().then(() => { worker.kick() }) }
   events.on('completed', wake)
   events.on('failed', wake)
 
@@ -161,4 +170,4 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
   app.decorate('webhooks', webhooks)
 }
 
-export default fp(webhooksPlugin, { name: 'webhooks', fastify: '5.x', dependencies: ['workers', 'history', 'thumbnails'] })
+export default fp(webhooksPlugin, { name: 'webhooks', fastify: '5.x', dependencies: ['workers', 'database', 'history', 'thumbnails'] })

@@ -4,9 +4,13 @@
 // an attempt's result), as history's deletes and idempotency keys do; the records' writes stay on the writer thread.
 import { randomUUID } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
-import type { HistoryDatabase } from '../history/tables.ts'
-import { classifyWriteError } from '../history/write-errors.ts'
+import type { HistoryTables } from '../history/tables.ts'
+import type { WebhookTables } from './tables.ts'
+import { classifyWriteError } from '../database/write-errors.ts'
 import type { WebhookDeliveriesTable, WebhookEndpointsTable, WebhookEventType } from './tables.ts'
+
+// Seam of issue 18: webhooks read identifications until they go through app.history.getRecord.
+type HistoryDatabase = HistoryTables & WebhookTables
 
 export interface Endpoint {
   id: string
