@@ -5,7 +5,8 @@
 import type { CodegenConfig } from '@graphql-codegen/cli'
 
 const config: CodegenConfig = {
-  schema: 'schema/*.graphql',
+  // The core's SDL (schema/) and every feature's, beside its resolvers.
+  schema: ['schema/*.graphql', 'src/**/*.graphql'],
   overwrite: true,
   generates: {
     'src/graphql/generated/schema-types.ts': {

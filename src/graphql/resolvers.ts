@@ -6,10 +6,8 @@ import { DEFAULT_INSTRUCTIONS } from '../vision/types.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { callerKey } from '../http/requests.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
-import { historyMutations, historyQueries } from './history-resolvers.ts'
 import { subscriptionResolvers } from './subscription-resolvers.ts'
 import { webhookMutations, webhookQueries } from './webhook-resolvers.ts'
-import { withIdempotency } from './idempotency.ts'
 import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
 export const MAX_INSTRUCTIONS_LENGTH = 2000
@@ -29,7 +27,6 @@ export const resolvers: Resolvers = {
       // backends: read by its own resolver below, for the Admin role only.
       return { backend, deployment, ready: ready && !ctx.underPressure(), backends: [] }
     },
-    ...historyQueries,
     ...webhookQueries
   },
   Mutation: {
@@ -46,13 +43,11 @@ export const resolvers: Resolvers = {
       const origin = { caller, requestId: ctx.requestId, share: callerKey(ctx.request) }
       const call = { origin, input, log: ctx.log, http: { request: ctx.request, reply: ctx.reply } }
       try {
-        // Idempotency-Key: a replay, a 409/422, or the identification itself (src/graphql/idempotency.ts).
-        return await withIdempotency(ctx, input, () => ctx.request.server.identification.identify(call))
+        return await ctx.request.server.identification.identify(call)
       } finally {
         args.image.release() // the flow is over (whatever keeps the bytes longer copies them): the buffer is reused
       }
     },
-    ...historyMutations,
     ...webhookMutations
   },
   VisionStatus: {
@@ -62,11 +57,7 @@ export const resolvers: Resolvers = {
       return ctx.vision.backends?.() ?? []
     }
   },
-  Subscription: subscriptionResolvers,
-  Identification: {
-    // Signed thumbnail URLs: src/thumbnails/ (made off the request path, so not there yet for a fresh answer: null).
-    thumbnailUrl: (parent, _args, ctx) => ctx.request.server.thumbnails?.url(ctx.request, parent) ?? null
-  }
+  Subscription: subscriptionResolvers
 }
 
 function readInstructions (value: string | null | undefined): string {

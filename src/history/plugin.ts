@@ -16,6 +16,9 @@ import { recordOfCompleted, recordOfFailed } from './from-events.ts'
 import type { HistoryRecord } from './records.ts'
 import { createResultCache } from './result-cache.ts'
 import { retentionWorker } from './retention.ts'
+import { historyGraphql } from './graphql.ts'
+import { idempotencyHeader } from './idempotency-header.ts'
+import { historyMetrics } from './metrics.ts'
 
 /** The longest an answer waits for its record (a database that is down is not waited for at all). */
 export const DURABLE_WAIT_MS = 3_000
@@ -25,12 +28,18 @@ const SHUTDOWN_FLUSH_MS = 5_000
 
 async function historyPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
   const { config: { history: config, vision }, events, metrics } = services
-  if (!config.enabled) {
+  // The same schema, metrics and Idempotency-Key handling whether history is on or off (its fields then fail).
+  const counts = historyMetrics(metrics)
+  app.graphqlRegistry.add(historyGraphql({ production: services.config.production }))
+  // The longest an identification can legitimately take here: the whole upload, the wait for a slot, the model call.
+  const { requestTimeoutMs, overload } = services.config
+  const longestIdentificationMs = requestTimeoutMs + overload.queueTimeoutMs + services.config.vision.timeoutMs
+  const database = app.database
+  if (!config.enabled || database === null) {
     app.decorate('history', null)
+    app.identification.around(idempotencyHeader(null, longestIdentificationMs))
     return
   }
-  const database = app.database
-  if (database === null) throw new Error('history: no database (register the database plugin with a target when HISTORY=on)')
   const log = app.log.child({ component: 'history' })
   database.registerMigrations('history', HISTORY_MIGRATIONS)
   const hooks: RecordHook[] = []
@@ -51,9 +60,9 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
       await writes.insertMany(records)
     }
   }, config.bufferSize, log, {
-    written: () => metrics.history.inc({ result: 'written' }),
-    dropped: () => metrics.history.inc({ result: 'dropped' }),
-    rejected: () => metrics.history.inc({ result: 'rejected' })
+    written: () => counts.records.inc({ result: 'written' }),
+    dropped: () => counts.records.inc({ result: 'dropped' }),
+    rejected: () => counts.records.inc({ result: 'rejected' })
   })
   metrics.gauge('agrivision_history_buffered_records', 'History records waiting to be written.', () => recorder.pending)
   let durable: () => boolean = () => false
@@ -70,8 +79,8 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
       ...config.resultCache,
       answeredBy: answeredBy(vision.azure)
     }, log, {
-      hit: () => metrics.resultCache.inc({ result: 'hit' }),
-      miss: () => metrics.resultCache.inc({ result: 'miss' })
+      hit: () => counts.resultCache.inc({ result: 'hit' }),
+      miss: () => counts.resultCache.inc({ result: 'miss' })
     })
 
   const history: History = {
@@ -99,6 +108,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   }
   app.decorate('history', history)
   if (answers !== null) app.identification.useAnswers(answers)
+  app.identification.around(idempotencyHeader({ history, database }, longestIdentificationMs))
 
   // Records first. This hook runs once the server has closed (every in-flight request answered) and before the
   // workers stop (webhooks and thumbnails wait seconds each for their own work): what the last answers left in the
@@ -122,7 +132,7 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
   app.workers.register(retentionWorker(store, config, log, migrated))
 }
 
-export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers', 'database', 'identification'] })
+export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers', 'database', 'identification', 'graphql-registry'] })
 
 /**
  * Who answers, as part of the result cache's key: every deployment of the list (the same model, deployed

@@ -80,27 +80,6 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  readonly history = new Counter({
-    name: 'agrivision_history_records_total',
-    help: 'History records by what became of them: written, dropped (buffer full while the database was down), or rejected (the database refused their data).',
-    labelNames: ['result'] as const,
-    registers: [this.registry]
-  })
-
-  readonly resultCache = new Counter({
-    name: 'agrivision_result_cache_lookups_total',
-    help: 'Result cache lookups by result (hit, miss).',
-    labelNames: ['result'] as const,
-    registers: [this.registry]
-  })
-
-  readonly thumbnails = new Counter({
-    name: 'agrivision_thumbnails_total',
-    help: 'Thumbnails by result: made, skipped (queue full under load), failed (decode or database).',
-    labelNames: ['result'] as const,
-    registers: [this.registry]
-  })
-
   constructor () {
     collectDefaultMetrics({ register: this.registry })
   }

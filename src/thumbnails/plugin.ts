@@ -4,27 +4,18 @@
 // sends no Authorization header), the signature is the authorization. `app.thumbnails.url(request, identification)`
 // makes such a URL for the resolver. With HISTORY=off there is nowhere to keep thumbnails: `app.thumbnails` is null.
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { AppServices } from '../services.ts'
 import { AppError, ForbiddenError, NotFoundError, RateLimitedError } from '../errors.ts'
 import { sendError } from '../http/send-error.ts'
 import { ThumbnailMaker } from './maker.ts'
 import { eventLoopBusy } from './busy.ts'
-import { createUrlSigner, MAX_THUMBNAIL_URL_LENGTH, THUMBNAIL_PATH_PREFIX, type UrlSigner } from './signing.ts'
+import { createUrlSigner, MAX_THUMBNAIL_URL_LENGTH, THUMBNAIL_PATH_PREFIX } from './signing.ts'
+import type { Thumbnails } from './public.ts'
+import { thumbnailsGraphql } from './graphql.ts'
+import { thumbnailMetrics } from './metrics.ts'
 
-export interface Thumbnails {
-  maker: ThumbnailMaker
-  signer: UrlSigner
-  /** The absolute signed URL of an identification's thumbnail, for this request's origin; null when it has none. */
-  url (request: FastifyRequest, identification: { id: string, hasThumbnail?: boolean }): string | null
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Thumbnails of identifications; null when HISTORY=off. */
-    thumbnails: Thumbnails | null
-  }
-}
+export type { Thumbnails }
 
 export interface ThumbnailsPluginOptions extends AppServices {
   /** The clock URLs are signed and checked by (tests); Date.now by default. */
@@ -40,6 +31,8 @@ const HOST = /^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-
 
 async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPluginOptions): Promise<void> {
   const { config: { history: config, production }, events, metrics, now } = options
+  const results = thumbnailMetrics(metrics)
+  app.graphqlRegistry.add(thumbnailsGraphql)
   const history = app.history
   if (history === null) {
     app.decorate('thumbnails', null)
@@ -59,14 +52,14 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
     // The record first, so that saving marks it as having a thumbnail (not for ever: the database may be down).
     beforeSave: async () => {
       let timer: NodeJS.Timeout | undefined
-      await Promise.race([history.recorder.flushed(), new Promise<void>(resolve => { timer = setTimeout(resolve, RECORD_WAIT_MS) })])
+      await Promise.race([history.flushed(), new Promise<void>(resolve => { timer = setTimeout(resolve, RECORD_WAIT_MS) })])
       clearTimeout(timer)
     },
     log,
     counts: {
-      made: () => metrics.thumbnails.inc({ result: 'made' }),
-      skipped: () => metrics.thumbnails.inc({ result: 'skipped' }),
-      failed: () => metrics.thumbnails.inc({ result: 'failed' })
+      made: () => results.inc({ result: 'made' }),
+      skipped: () => results.inc({ result: 'skipped' }),
+      failed: () => results.inc({ result: 'failed' })
     }
   })
   metrics.gauge('agrivision_thumbnails_queued', 'Thumbnails waiting to be made.', () => maker.waiting)
@@ -74,7 +67,7 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
   // Skipped, not queued, while the event loop is this busy: identifications come first.
   const load = eventLoopBusy(config.thumbnails.skipAboveUtilisation)
   events.on('completed', event => {
-    if (load.busy()) { metrics.thumbnails.inc({ result: 'skipped' }); return }
+    if (load.busy()) { results.inc({ result: 'skipped' }); return }
     maker.offer({ id: event.id, image: event.sentImage, createdAt: event.identification.createdAt })
   })
   app.workers.register({
@@ -128,9 +121,9 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
     }
     let jpeg: Buffer | undefined
     try {
-      jpeg = await history.query(store => store.getThumbnail(checked.id))
+      jpeg = await history.getThumbnail(checked.id)
     } catch (err) {
-      if (err instanceof AppError) return await sendError(reply, err) // STORAGE_UNAVAILABLE (503), logged by history.query
+      if (err instanceof AppError) return await sendError(reply, err) // STORAGE_UNAVAILABLE (503), logged by app.database
       throw err
     }
     if (jpeg === undefined) {
@@ -146,4 +139,4 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
   })
 }
 
-export default fp(thumbnailsPlugin, { name: 'thumbnails', fastify: '5.x', dependencies: ['history', 'workers'] })
+export default fp(thumbnailsPlugin, { name: 'thumbnails', fastify: '5.x', dependencies: ['history', 'workers', 'graphql-registry'] })

@@ -1,38 +1,53 @@
-// The history's queries and mutation: who may see what, the arguments checked, then the store.
+// History's part of the GraphQL API (history.graphql): who may see what, the arguments checked, then app.history.
+// Registered even with HISTORY=off (the schema does not change): its fields then fail with STORAGE_UNAVAILABLE.
+import { readFileSync } from 'node:fs'
 import type { Caller } from '../callers/caller.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { BadUserInputError, ForbiddenError, StorageUnavailableError } from '../errors.ts'
-import type { History } from '../history/public.ts'
-import { decodeCursor, encodeCursor } from '../history/cursor.ts'
-import { makeKey } from '../history/records.ts'
-import type { AppContext } from './context.ts'
-import type { QueryResolvers, MutationResolvers } from './generated/schema-types.ts'
+import type { GraphqlPart } from '../graphql/registry.ts'
+import type { AppContext } from '../graphql/context.ts'
+import type { QueryResolvers, MutationResolvers } from '../graphql/generated/schema-types.ts'
+import type { History } from './public.ts'
+import { decodeCursor, encodeCursor } from './cursor.ts'
+import { makeKey } from './records.ts'
 
 export const MAX_PAGE_SIZE = 100
+
+const SDL = readFileSync(new URL('./history.graphql', import.meta.url), 'utf8')
+
+/** `production`: anonymous callers (AUTH_MODE=none) are refused history there. */
+export function historyGraphql (options: { production: boolean }): GraphqlPart {
+  return {
+    name: 'history',
+    sdl: SDL,
+    resolvers: { Query: historyQueries(options), Mutation: historyMutations(options) } as GraphqlPart['resolvers']
+  }
+}
 
 /**
  * The history and whose records the caller may read: its own (null = everyone's with ReadAll).
  * Anonymous callers (AUTH_MODE=none) share one id, so they see one shared history, and only outside production.
  */
-function access (ctx: AppContext): { history: History, caller: Caller, ownerFilter: string | null } {
-  if (ctx.history === null) throw new StorageUnavailableError('History is off on this server (HISTORY=off).', undefined)
+function access (ctx: AppContext, production: boolean): { history: History, caller: Caller, ownerFilter: string | null } {
+  const history = ctx.request.server.history
+  if (history === null) throw new StorageUnavailableError('History is off on this server (HISTORY=off).', undefined)
   const caller = ctx.caller ?? ANONYMOUS
-  if (caller.kind === 'anonymous' && ctx.config.production) {
+  if (caller.kind === 'anonymous' && production) {
     throw new ForbiddenError('History needs a signed-in caller: anonymous callers share one identity.')
   }
-  return { history: ctx.history, caller, ownerFilter: caller.roles.has('ReadAll') ? null : caller.id }
+  return { history, caller, ownerFilter: caller.roles.has('ReadAll') ? null : caller.id }
 }
 
-export const historyQueries: Pick<QueryResolvers, 'identification' | 'identifications' | 'usage'> = {
+const historyQueries = ({ production }: { production: boolean }): Pick<QueryResolvers, 'identification' | 'identifications' | 'usage'> => ({
   identification: async (_root, { id }, ctx) => {
-    const { history, ownerFilter } = access(ctx)
+    const { history, ownerFilter } = access(ctx, production)
     if (id.length > 64) return null
     await history.recordWritten(id, ownerFilter) // the caller's own answer of a moment ago is found
-    return await history.query(store => store.get(id, ownerFilter)) ?? null
+    return await history.get(id, ownerFilter) ?? null
   },
 
   identifications: async (_root, { first, after, filter }, ctx) => {
-    const { history, caller, ownerFilter } = access(ctx)
+    const { history, caller, ownerFilter } = access(ctx, production)
     const size = first ?? 20
     if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
       throw new BadUserInputError(`\`first\` must be between 1 and ${MAX_PAGE_SIZE}.`, { argument: 'first' })
@@ -45,9 +60,9 @@ export const historyQueries: Pick<QueryResolvers, 'identification' | 'identifica
     const make = filter?.make == null ? null : makeKey(filter.make)
     if (make === '') throw new BadUserInputError('`filter.make` is blank.', { argument: 'filter.make' })
     const position = after == null ? null : decodeCursor(after)
-    const { rows, hasNextPage } = await history.query(store => store.list({
+    const { rows, hasNextPage } = await history.list({
       callerId, category: filter?.category ?? null, make, from: filter?.from ?? null, to: filter?.to ?? null
-    }, size, position))
+    }, size, position)
     const edges = rows.map(node => ({ cursor: encodeCursor({ createdAt: node.createdAt.getTime(), id: node.id }), node }))
     return {
       edges,
@@ -56,13 +71,13 @@ export const historyQueries: Pick<QueryResolvers, 'identification' | 'identifica
   },
 
   usage: async (_root, { from, to, groupBy }, ctx) => {
-    const { history, ownerFilter } = access(ctx)
+    const { history, ownerFilter } = access(ctx, production)
     if (to.getTime() <= from.getTime()) throw new BadUserInputError('`to` must be after `from`.', { argument: 'to' })
     if (to.getTime() - from.getTime() > 366 * 86_400_000) {
       throw new BadUserInputError('A usage range spans at most 366 days.', { argument: 'to' })
     }
-    const prices = history.config.prices
-    const buckets = await history.query(store => store.usage(from, to, ownerFilter, groupBy ?? 'DAY'))
+    const prices = history.prices
+    const buckets = await history.usage(from, to, ownerFilter, groupBy ?? 'DAY')
     return buckets.map(bucket => ({
       ...bucket,
       estimatedCost: prices === null
@@ -70,13 +85,13 @@ export const historyQueries: Pick<QueryResolvers, 'identification' | 'identifica
         : Math.round((bucket.promptTokens * prices.inputPerMillion + bucket.completionTokens * prices.outputPerMillion) / 1e6 * 1e6) / 1e6
     }))
   }
-}
+})
 
-export const historyMutations: Pick<MutationResolvers, 'deleteIdentification'> = {
+const historyMutations = ({ production }: { production: boolean }): Pick<MutationResolvers, 'deleteIdentification'> => ({
   deleteIdentification: async (_root, { id }, ctx) => {
-    const { history, ownerFilter } = access(ctx)
+    const { history, ownerFilter } = access(ctx, production)
     if (id.length > 64) return false
     await history.recordWritten(id, ownerFilter) // the caller's own answer of a moment ago can be deleted
-    return await history.query(store => store.delete(id, ownerFilter))
+    return await history.delete(id, ownerFilter)
   }
-}
+})
