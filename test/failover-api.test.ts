@@ -25,13 +25,13 @@ t.test('Identification.backendName says which deployment answered, and history k
   const first = await identify(app, photo, { headers: asCaller })
   t.equal(first.body.errors, undefined)
   const id = first.body.data.identifyVehicle.id as string
-  await app.history!.recorder.flushed()
+  await app.history!.flushed()
   const stored = await sendJson(app, { query: 'query ($id: ID!) { identification(id: $id) { backendName model } }', variables: { id } }, asCaller)
   t.strictSame(stored.body.data.identification, { backendName: 'ptu', model: 'gpt-4o-2024-11-20' })
 
   ptu.chatFault = () => ({ kind: 'status', status: 429, retryAfterMs: '30000' })
   const second = await identify(app, photo, { headers: asCaller })
-  await app.history!.recorder.flushed()
+  await app.history!.flushed()
   const spilled = await sendJson(app, { query: 'query ($id: ID!) { identification(id: $id) { backendName } }', variables: { id: second.body.data.identifyVehicle.id } }, asCaller)
   t.equal(spilled.body.data.identification.backendName, 'west', 'the held region\'s request went to the next one')
 })

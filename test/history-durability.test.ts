@@ -17,7 +17,7 @@ import { openDatabase } from '../src/database/open.ts'
 import { migrateToLatest } from '../src/migrations.ts'
 import type { DatabaseTarget } from '../src/database/config.ts'
 import { HistoryStore } from '../src/history/store.ts'
-import { DURABLE_WAIT_MS } from '../src/history/plugin.ts'
+import { historyInternals, DURABLE_WAIT_MS } from '../src/history/plugin.ts'
 import { record } from './support/history-records.ts'
 
 const DAY = 86_400_000
@@ -87,7 +87,7 @@ for (const [name, fresh] of kinds) {
     const app = await buildTestApp(t, { env: { ...AUTH_ENV, ...database.env } })
     // Warm: the first write also waits for SQLite's writer thread to start, longer than the bound on a busy machine.
     await identified(app, alice, 59)
-    await app.history!.recorder.flushed()
+    await app.history!.flushed()
     for (let i = 0; i < 8; i++) {
       const id = await identified(app, alice, 60 + i)
       const found = await sendJson(app, { query: ONE, variables: { id } }, as(alice))
@@ -105,12 +105,12 @@ for (const [name, fresh] of kinds) {
     const database = await fresh()
     const app = await buildTestApp(t, { env: { ...AUTH_ENV, ...database.env } })
     await identified(app, alice, 50) // the schema and the connections warm
-    await app.history!.recorder.flushed()
+    await app.history!.flushed()
 
     let release = await database.holdWrites()
     const read = await identified(app, alice, 51)
     const doomed = await identified(app, alice, 52)
-    t.ok(app.history!.recorder.pending >= 2, 'both records wait in the buffer')
+    t.ok(historyInternals(app.history!).recorder.pending >= 2, 'both records wait in the buffer')
     let started = performance.now()
     const bobReads = await sendJson(app, { query: ONE, variables: { id: read } }, as(bob))
     t.equal(bobReads.body.data?.identification, null, 'another caller cannot read it')
@@ -141,7 +141,7 @@ for (const [name, fresh] of kinds) {
     t.equal(unwritten.body.data?.identification, null, 'still unwritten: not found')
     t.ok(bounded >= DURABLE_WAIT_MS - 100 && bounded < DURABLE_WAIT_MS + 1500, `within the bound (${Math.round(bounded)} ms)`)
     await release()
-    await app.history!.recorder.flushed()
+    await app.history!.flushed()
     t.equal((await sendJson(app, { query: ONE, variables: { id: late } }, as(alice))).body.data?.identification?.id, late, 'written afterwards')
   })
 
@@ -164,12 +164,12 @@ for (const [name, fresh] of kinds) {
     await seeded.close()
 
     const app = await buildTestApp(t, { env: { ...database.env, HISTORY_RETENTION_DAYS: '30' } })
-    const db = app.history!.store.db
+    const db = historyInternals(app.history!).store.db
     const left = async (): Promise<string[]> =>
       (await db.selectFrom('thumbnails').select('identification_id').execute()).map(row => row.identification_id)
     const deadline = Date.now() + 20_000
     while ((await left()).length > 2 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 50))
     t.strictSame((await left()).sort(), [youngOrphan, kept.id].sort(), 'every old thumbnail went (more than one batch); the young ones stay')
-    t.ok(await app.history!.store.getThumbnail(kept.id), 'a kept record keeps its thumbnail')
+    t.ok(await historyInternals(app.history!).store.getThumbnail(kept.id), 'a kept record keeps its thumbnail')
   })
 }

@@ -12,6 +12,7 @@ import { startSqliteWriter } from '../src/history/sqlite-writer.ts'
 import { record } from './support/history-records.ts'
 import { identify } from './support/http.ts'
 import { jpeg } from './support/images.ts'
+import { historyInternals } from '../src/history/plugin.ts'
 
 const log = pino({ level: 'silent' })
 const rec = (id: string) => ({ id } as HistoryRecord)
@@ -138,11 +139,11 @@ t.test('stop: writes what it can, reports what it could not', async t => {
 
 t.test('in the app: a broken database degrades readiness but not identifications; records arrive when it is back', async t => {
   const app = await buildTestApp(t)
-  const db = app.history!.store.db
+  const db = historyInternals(app.history!).store.db
   await db.schema.alterTable('identifications').renameTo('identifications_away').execute()
   const res = await identify(app, await jpeg(64, 48))
   t.notOk(res.body.errors, 'the identification is answered')
-  await until(() => app.history!.recorder.failing, 30_000) // a bound, not a speed target: a busy CI machine is slow
+  await until(() => historyInternals(app.history!).recorder.failing, 30_000) // a bound, not a speed target: a busy CI machine is slow
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200, 'still ready: identifications work')
   t.strictSame(ready.json().degraded, ['history'])
@@ -152,8 +153,8 @@ t.test('in the app: a broken database degrades readiness but not identifications
   t.notMatch(list.payload, /identifications_away|no such table/, 'the driver\'s message is not shown')
 
   await db.schema.alterTable('identifications_away').renameTo('identifications').execute()
-  await until(() => !app.history!.recorder.failing && app.history!.recorder.pending === 0, 30_000)
-  const found = await app.history!.store.get(res.body.data.identifyVehicle.id, null)
+  await until(() => !historyInternals(app.history!).recorder.failing && historyInternals(app.history!).recorder.pending === 0, 30_000)
+  const found = await historyInternals(app.history!).store.get(res.body.data.identifyVehicle.id, null)
   t.ok(found, 'the buffered record was written')
   t.equal((await app.inject('/health/ready')).json().degraded, undefined)
 })

@@ -6,6 +6,7 @@ import { openDatabase } from '../src/database/open.ts'
 import { migrateToLatest } from '../src/migrations.ts'
 import { HistoryStore } from '../src/history/store.ts'
 import { record } from './support/history-records.ts'
+import { historyInternals } from '../src/history/plugin.ts'
 
 const DAY = 86_400_000
 
@@ -27,7 +28,7 @@ t.test('records past retention are purged at start-up, in batches, with what han
   await seeded.close()
 
   const app = await buildTestApp(t, { env: { DATA_DIR: dataDir, HISTORY_RETENTION_DAYS: '30' } })
-  const db = app.history!.store.db
+  const db = historyInternals(app.history!).store.db
   const deadline = Date.now() + 20_000
   while ((await db.selectFrom('identifications').select(eb => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n !== 1) {
     if (Date.now() > deadline) throw new Error('not purged')
@@ -35,19 +36,19 @@ t.test('records past retention are purged at start-up, in batches, with what han
   }
   t.strictSame((await db.selectFrom('identifications').select('id').execute()).map(row => row.id), [young.id], 'only the young one is left')
   t.equal((await db.selectFrom('identification_categories').select('identification_id').execute()).length, 1, 'filter keys purged too')
-  t.equal(await app.history!.store.getThumbnail(old[0]!), undefined, 'thumbnails purged too')
-  const spent = await app.history!.store.usage(new Date(Date.now() - 60 * DAY), new Date(), null, 'CALLER')
+  t.equal(await historyInternals(app.history!).store.getThumbnail(old[0]!), undefined, 'thumbnails purged too')
+  const spent = await historyInternals(app.history!).store.usage(new Date(Date.now() - 60 * DAY), new Date(), null, 'CALLER')
   t.equal(spent[0]?.identifications, 2_501, 'usage still counts the purged records')
 })
 
 t.test('expired idempotency keys are purged', async t => {
   const app = await buildTestApp(t)
-  const db = app.history!.store.db
+  const db = historyInternals(app.history!).store.db
   const now = Date.now()
   await db.insertInto('idempotency_keys').values([
     { caller_id: 'a', key: 'old', fingerprint: 'f', state: 'done', identification_id: null, created_at: now - 2 * DAY, expires_at: now - DAY },
     { caller_id: 'a', key: 'new', fingerprint: 'f', state: 'done', identification_id: null, created_at: now, expires_at: now + DAY }
   ]).execute()
-  await app.history!.store.purgeExpiredIdempotencyKeys(new Date())
+  await historyInternals(app.history!).store.purgeExpiredIdempotencyKeys(new Date())
   t.strictSame((await db.selectFrom('idempotency_keys').select('key').execute()).map(row => row.key), ['new'])
 })

@@ -19,7 +19,7 @@ t.test('across instances sharing PostgreSQL: 409 on B while A runs, then B repla
   const b = gatedVision()
   const appA = await buildTestApp(t, { vision: a.vision, env: { DATABASE_URL: url } })
   const appB = await buildTestApp(t, { vision: b.vision, env: { DATABASE_URL: url } })
-  t.equal(appA.history!.dialect, 'postgres')
+  t.equal(appA.database!.dialect, 'postgres')
   const photo = await jpeg(64, 48)
 
   const { started } = a.hold()

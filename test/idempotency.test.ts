@@ -13,6 +13,7 @@ import { newApiKey } from '../src/callers/api-keys.ts'
 import {
   claimKey, completeKey, fingerprintOf, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_LEASE_MS, parseIdempotencyKey
 } from '../src/history/idempotency.ts'
+import { historyInternals } from '../src/history/plugin.ts'
 
 async function identifyWithKey (
   app: FastifyInstance, file: Buffer, key: string, variables: IdentifyVariables = {}, headers: Record<string, string> = {}
@@ -157,7 +158,7 @@ t.test('an invalid key is BAD_USER_INPUT naming the header; nothing runs', async
 
 t.test('keys expire after 24 h; a stale lease is taken over (claims with a given clock)', async t => {
   const app = await buildTestApp(t)
-  const db = app.history!.store.db
+  const db = historyInternals(app.history!).store.db
   const ref = { callerId: 'c', key: 'k' }
   const fp = fingerprintOf({ image: Buffer.from('image'), instructions: 'i', language: 'en', detail: 'auto' })
   const other = fingerprintOf({ image: Buffer.from('image2'), instructions: 'i', language: 'en', detail: 'auto' })
@@ -214,8 +215,8 @@ t.test('a replay whose identification was deleted runs afresh', async t => {
   const app = await buildTestApp(t, { vision: gated.vision })
   const photo = await jpeg(64, 48)
   const first = await identifyWithKey(app, photo, 'gone')
-  await app.history!.recorder.flushed()
-  t.ok(await app.history!.store.delete(first.body.data.identifyVehicle.id, null))
+  await app.history!.flushed()
+  t.ok(await historyInternals(app.history!).store.delete(first.body.data.identifyVehicle.id, null))
   const again = await identifyWithKey(app, photo, 'gone')
   t.equal(again.statusCode, 200)
   t.notOk(again.headers['idempotency-replayed'])
@@ -229,7 +230,7 @@ t.test('the database down: identifications with a key still answer (without idem
   t.test('a broken store (its table gone)', async t => {
     const gated = gatedVision()
     const app = await buildTestApp(t, { vision: gated.vision })
-    await sql`drop table idempotency_keys`.execute(app.history!.store.db)
+    await sql`drop table idempotency_keys`.execute(historyInternals(app.history!).store.db)
     const photo = await jpeg(64, 48)
     const a = await identifyWithKey(app, photo, 'k')
     const b = await identifyWithKey(app, photo, 'k')

@@ -8,6 +8,7 @@ import { jpeg } from './support/images.ts'
 import { createSimulatedVision } from '../src/vision/simulated.ts'
 import type { VisionService } from '../src/vision/types.ts'
 import { newApiKey } from '../src/callers/api-keys.ts'
+import { historyInternals } from '../src/history/plugin.ts'
 
 function countingVision (): VisionService & { calls: number } {
   const inner = createSimulatedVision()
@@ -23,7 +24,7 @@ function countingVision (): VisionService & { calls: number } {
 async function ask (app: FastifyInstance, file: Buffer, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   const res = await identify(app, file, { variables: variables as never, headers })
   if (res.body.errors) throw new Error(JSON.stringify(res.body.errors))
-  await app.history!.recorder.flushed() // the next lookup sees this record
+  await app.history!.flushed() // the next lookup sees this record
   return res.body.data.identifyVehicle
 }
 
@@ -44,7 +45,7 @@ t.test('a repeated question is a cache hit: no model call, a new record, cached:
   t.equal(vision.calls, 1, 'a hit answers from the model-made record, not from another hit')
   t.equal(third.answer, first.answer)
 
-  const rows = await app.history!.store.db.selectFrom('identifications').select(['id', 'cached']).execute()
+  const rows = await historyInternals(app.history!).store.db.selectFrom('identifications').select(['id', 'cached']).execute()
   t.equal(rows.length, 3, 'every identification is recorded')
   t.equal(rows.filter(row => row.cached === 1).length, 2)
   const metrics = await app.inject('/metrics')
@@ -97,7 +98,7 @@ t.test('expiry and off', async t => {
   const photo = await jpeg(200, 100)
   const first = await ask(app, photo)
   // Age the record past the TTL.
-  await app.history!.store.db.updateTable('identifications').set({ created_at: Date.now() - 3601_000 }).where('id', '=', first.id).execute()
+  await historyInternals(app.history!).store.db.updateTable('identifications').set({ created_at: Date.now() - 3601_000 }).where('id', '=', first.id).execute()
   t.equal((await ask(app, photo)).cached, false, 'an answer older than RESULT_CACHE_TTL_S is not used')
   t.equal(vision.calls, 2)
 
@@ -106,7 +107,7 @@ t.test('expiry and off', async t => {
   await ask(noCache, photo)
   t.equal((await ask(noCache, photo)).cached, false, 'RESULT_CACHE_TTL_S=0: off')
   t.equal(off.calls, 2)
-  t.equal(noCache.history!.answers, null)
+  t.equal(historyInternals(noCache.history!).answers, null)
 })
 
 t.test('a failed lookup (database gone) is a miss, not a failed identification', async t => {
@@ -114,8 +115,8 @@ t.test('a failed lookup (database gone) is a miss, not a failed identification',
   const app = await buildTestApp(t, { vision, env: { RESULT_CACHE_TTL_S: '3600' } })
   const photo = await jpeg(200, 100)
   await ask(app, photo)
-  await app.history!.store.db.schema.dropTable('identification_makes').execute() // breaks nothing the lookup needs...
-  await app.history!.store.db.schema.alterTable('identifications').renameTo('identifications_gone').execute() // ...this does
+  await historyInternals(app.history!).store.db.schema.dropTable('identification_makes').execute() // breaks nothing the lookup needs...
+  await historyInternals(app.history!).store.db.schema.alterTable('identifications').renameTo('identifications_gone').execute() // ...this does
   const res = await identify(app, photo)
   t.notOk(res.body.errors, 'still answered')
   t.equal(res.body.data.identifyVehicle.cached, false)

@@ -28,9 +28,9 @@ async function identified (app: FastifyInstance, file: Buffer, headers: Record<s
 
 /** History written and every queued thumbnail made. */
 async function settled (app: FastifyInstance): Promise<void> {
-  await app.history!.recorder.flushed()
+  await app.history!.flushed()
   await app.thumbnails!.maker.idle()
-  await app.history!.recorder.flushed()
+  await app.history!.flushed()
 }
 
 async function thumbnailUrl (app: FastifyInstance, id: string, headers: Record<string, string> = {}): Promise<string | null> {

@@ -8,6 +8,7 @@ import { createSimulatedVision } from '../src/vision/simulated.ts'
 import type { VisionService } from '../src/vision/types.ts'
 import { newApiKey } from '../src/callers/api-keys.ts'
 import { usage, usageCases } from './support/usage-cases.ts'
+import { historyInternals } from '../src/history/plugin.ts'
 
 usageCases(t, async () => ({ DATA_DIR: tempDataDir() }))
 
@@ -39,7 +40,7 @@ t.test('through identifications: tokens, failures, prices; own usage, everyone\'
   await identify(app, await jpeg(65, 48), { headers: as(alice) })
   await identify(app, text, { headers: as(alice) })
   await identify(app, await jpeg(66, 48), { headers: as(bob) })
-  await app.history!.recorder.flushed()
+  await app.history!.flushed()
   const range = { from: new Date(Date.now() - 3_600_000).toISOString(), to: new Date(Date.now() + 3_600_000).toISOString() }
 
   const own = await usage(app, { ...range, groupBy: 'CALLER' }, as(alice))
@@ -57,6 +58,6 @@ t.test('through identifications: tokens, failures, prices; own usage, everyone\'
   const partial = await usage(app, range, as(alice))
   t.equal(partial.data.usage[0].identifications, 3, 'and over a partial day (from the withdrawn record\'s bare row)')
   t.equal(partial.data.usage[0].promptTokens, 2000)
-  const row = await app.history!.store.db.selectFrom('identifications').selectAll().where('id', '=', made.body.data.identifyVehicle.id).executeTakeFirstOrThrow()
+  const row = await historyInternals(app.history!).store.db.selectFrom('identifications').selectAll().where('id', '=', made.body.data.identifyVehicle.id).executeTakeFirstOrThrow()
   t.strictSame([row.answer, row.vehicles, row.image, row.image_sha256, row.cache_key], [null, null, null, null, null], 'its content is erased')
 })

@@ -134,7 +134,7 @@ t.test('Entra sign-in with MSAL (authorization code + PKCE), then an identificat
   const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('label.button').nth(1).click()])
   await chooser.setFiles({ name: 'tractor.jpg', mimeType: 'image/jpeg', buffer: await sharp({ create: { width: 800, height: 600, channels: 3, background: '#3a6' } }).jpeg().toBuffer() })
   await page.getByTestId('result').waitFor()
-  await app.history!.recorder.flushed() // written off the request path
+  await app.history!.flushed() // written off the request path
   const stored = await app.inject({ method: 'POST', url: '/graphql', headers: { authorization: `Bearer ${await sign(key, userClaims())}` }, payload: { query: '{ identifications { edges { node { callerId } } } }' } })
   t.strictSame(stored.json().data.identifications.edges.map((e: { node: { callerId: string } }) => e.node.callerId), [USER_OID], 'identified as the signed-in user')
 
@@ -154,7 +154,7 @@ t.test('Entra sign-in with MSAL (authorization code + PKCE), then an identificat
   t.strictSame(owners, [JSON.stringify(`entra:${USER_OID}.${TENANT_ID}`)], 'the queued photo\'s owner is the account\'s homeAccountId')
   await context.setOffline(false)
   await page.getByTestId('queue').waitFor({ state: 'detached' })
-  await app.history!.recorder.flushed()
+  await app.history!.flushed()
   const after = await app.inject({ method: 'POST', url: '/graphql', headers: { authorization: `Bearer ${await sign(key, userClaims())}` }, payload: { query: '{ identifications { edges { node { callerId } } } }' } })
   t.equal(after.json().data.identifications.edges.length, 2, 'sent once back online')
   t.strictSame(errors, [], 'no page error, console error or CSP violation')

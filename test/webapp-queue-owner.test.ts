@@ -35,7 +35,7 @@ const sentWith = (apiKey: string): number => uploads.filter(upload => upload.api
 
 /** The identifications the service recorded for this key's caller. */
 async function historyOf (apiKey: string): Promise<string[]> {
-  await app.history!.recorder.flushed()
+  await app.history!.flushed()
   const res = await app.inject({ method: 'POST', url: '/graphql', headers: { 'x-api-key': apiKey }, payload: { query: '{ identifications(first: 100) { edges { node { id callerId } } } }' } })
   return res.json().data.identifications.edges.map((edge: { node: { callerId: string } }) => edge.node.callerId)
 }

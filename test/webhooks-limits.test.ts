@@ -6,6 +6,7 @@ import { tempDataDir } from './helper.ts'
 import { createDatabase, startPostgres } from './support/postgres.ts'
 import { startReceiver } from './support/webhook-receiver.ts'
 import { buildWebhookApp, createEndpoint, endpoints, gql } from './support/webhooks.ts'
+import { historyInternals } from '../src/history/plugin.ts'
 
 const LIMIT = 20
 // Not about the GraphQL rate limit: every request comes from one address.
@@ -20,7 +21,7 @@ const databasesUnderTest: Array<[string, () => Promise<Record<string, string>>]>
 ]
 
 async function countRows (app: Awaited<ReturnType<typeof buildWebhookApp>>): Promise<number> {
-  const row = await app.history!.store.db.selectFrom('webhook_endpoints').select(eb => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()
+  const row = await historyInternals(app.history!).store.db.selectFrom('webhook_endpoints').select(eb => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()
   return Number(row.n)
 }
 
@@ -36,7 +37,7 @@ for (const [name, databaseEnv] of databasesUnderTest) {
       'every other one is refused with too_many_endpoints')
     t.equal(await countRows(app), LIMIT, 'the table holds the limit, no more')
     t.equal((await endpoints(app)).length, LIMIT)
-    const noEvents = await app.history!.store.db.selectFrom('webhook_endpoint_events').select('endpoint_id').distinct().execute()
+    const noEvents = await historyInternals(app.history!).store.db.selectFrom('webhook_endpoint_events').select('endpoint_id').distinct().execute()
     t.equal(noEvents.length, LIMIT, 'a refused create left no subscription rows behind')
 
     // A second wave, smaller and mixed with single creates: still none beyond the limit.

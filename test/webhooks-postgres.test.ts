@@ -5,6 +5,7 @@ import t from 'tap'
 import { startPostgres, createDatabase } from './support/postgres.ts'
 import { startReceiver, verifies } from './support/webhook-receiver.ts'
 import { buildWebhookApp, createEndpoint, deliveries, endpoints, identify, sleep, waitFor } from './support/webhooks.ts'
+import { historyInternals } from '../src/history/plugin.ts'
 
 const server = await startPostgres(t)
 let databases = 0
@@ -24,7 +25,7 @@ t.test('PostgreSQL: the outbox is written with the records; retries and 410', as
   t.ok(ours.every(r => r.webhookId === `msg_${id}` && verifies(secret, r)))
   await waitFor(async () => (await endpoints(app)).find(e => e.id === gone.id)?.enabled === false, 10_000, 'disabled by 410')
   t.match((await endpoints(app)).find(e => e.id === gone.id), { disabledReason: /410/ })
-  const rows = await app.history!.store.db.selectFrom('webhook_deliveries').select(['endpoint_id', 'message_id']).execute()
+  const rows = await historyInternals(app.history!).store.db.selectFrom('webhook_deliveries').select(['endpoint_id', 'message_id']).execute()
   t.equal(rows.length, 2, 'one outbox row per endpoint, written with the record')
 })
 
@@ -44,7 +45,7 @@ t.test('two instances sharing PostgreSQL deliver every event once', async t => {
   t.same([...counts.values()].filter(n => n > 1), [], 'no event sent twice')
   t.equal(receiver.received.length, ids.length)
   t.ok(receiver.received.every(r => verifies(secret, r)))
-  const owners = await a.history!.store.db.selectFrom('webhook_attempts').select('delivery_id').execute()
+  const owners = await historyInternals(a.history!).store.db.selectFrom('webhook_attempts').select('delivery_id').execute()
   t.equal(owners.length, ids.length, 'one attempt each')
   t.ok(a.webhooks!.worker.attempted > 0 && b.webhooks!.worker.attempted > 0,
     `both instances delivered (${a.webhooks!.worker.attempted} + ${b.webhooks!.worker.attempted})`)
@@ -57,7 +58,7 @@ t.test('an attempt claimed by an instance that died is taken up by another when 
   await dead.webhooks!.worker.stop() // it records, but delivers nothing: as if killed mid-attempt
   const { secret } = await createEndpoint(dead, receiver.url())
   const id = await identify(dead)
-  await dead.history!.recorder.flushed()
+  await dead.history!.flushed()
   const claimed = await dead.webhooks!.store.claim('killed-instance', 10, 1500, [])
   t.equal(claimed.length, 1, 'the dead instance held the claim')
   const claimedAt = performance.now()

@@ -8,6 +8,7 @@ import { startReceiver, verifies } from './support/webhook-receiver.ts'
 import {
   admin, buildWebhookApp, createEndpoint, deliveries, endpoints, gql, identifier, identify, identifyFailing, sleep, waitFor
 } from './support/webhooks.ts'
+import { historyInternals } from '../src/history/plugin.ts'
 
 t.test('webhook management is for Admin callers only', async t => {
   const app = await buildWebhookApp(t)
@@ -265,7 +266,7 @@ t.test('the outbox is written with the record: deliveries wait for a worker that
   const { secret } = await createEndpoint(first, receiver.url())
   first.webhooks!.worker.stop() // as if it died before delivering
   const ids = [await identify(first), await identify(first), await identify(first)]
-  await first.history!.recorder.flushed()
+  await first.history!.flushed()
   const pending = await first.webhooks!.store.countPending()
   t.equal(pending, 3, 'three deliveries in the outbox, written with their records')
   // The same record written again (a batch retried after a lost reply) adds none; a new one adds its own.
@@ -289,7 +290,7 @@ t.test('the outbox is written with the record: deliveries wait for a worker that
     durationMs: 1,
     cacheKey: null
   }
-  await first.history!.store.insertMany([record, { ...record, id: '00000000-0000-4000-8000-000000000001' }])
+  await historyInternals(first.history!).store.insertMany([record, { ...record, id: '00000000-0000-4000-8000-000000000001' }])
   t.equal(await first.webhooks!.store.countPending(), 4, 'a retried batch adds deliveries for its new records only')
   await first.close()
   t.equal(receiver.received.length, 0)

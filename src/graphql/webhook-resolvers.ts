@@ -60,7 +60,7 @@ function decodeAfter (after: string | null | undefined): number | null {
 export const webhookQueries: Pick<QueryResolvers, 'webhookEndpoints' | 'webhookDeliveries'> = {
   webhookEndpoints: async (_root, _args, ctx) => {
     const webhooks = admin(ctx)
-    return (await webhooks.history.query(() => webhooks.store.listEndpoints())).map(toEndpoint)
+    return (await ctx.request.server.database!.query(() => webhooks.store.listEndpoints())).map(toEndpoint)
   },
 
   webhookDeliveries: async (_root, { endpointId, first, after }, ctx) => {
@@ -72,8 +72,8 @@ export const webhookQueries: Pick<QueryResolvers, 'webhookEndpoints' | 'webhookD
     const afterId = decodeAfter(after)
     const empty = { edges: [], pageInfo: { hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null } }
     if (endpointId.length > MAX_ID_LENGTH) return empty
-    const { rows, hasNextPage } = await webhooks.history.query(() => webhooks.store.listDeliveries(endpointId, size, afterId))
-    const attempts = await webhooks.history.query(() => webhooks.store.attemptsOfMany(rows.map(row => Number(row.id))))
+    const { rows, hasNextPage } = await ctx.request.server.database!.query(() => webhooks.store.listDeliveries(endpointId, size, afterId))
+    const attempts = await ctx.request.server.database!.query(() => webhooks.store.attemptsOfMany(rows.map(row => Number(row.id))))
     const edges = rows.map(row => ({ cursor: Buffer.from(row.id).toString('base64url'), node: toDelivery(row, attempts.get(Number(row.id)) ?? []) }))
     return {
       edges,
@@ -119,7 +119,7 @@ export const webhookMutations: Pick<MutationResolvers,
       const webhooks = admin(ctx)
       const id = deliveryId(text)
       if (id === null) return null
-      const delivery = await webhooks.history.query(() => webhooks.store.redeliver(id))
+      const delivery = await ctx.request.server.database!.query(() => webhooks.store.redeliver(id))
       if (delivery === undefined) return null
       webhooks.worker.kick()
       return toDelivery(delivery, [])

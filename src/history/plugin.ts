@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AppServices } from '../services.ts'
 import type { AzureConfig } from '../azure/config.ts'
-import type { History, RecordHook } from './public.ts'
+import type { History, HistoryInternals, RecordHook } from './public.ts'
 import { HISTORY_MIGRATIONS } from './migrations/index.ts'
 import type { HistoryTables } from './tables.ts'
 import { HistoryStore } from './store.ts'
@@ -19,6 +19,15 @@ import { retentionWorker } from './retention.ts'
 import { historyGraphql } from './graphql.ts'
 import { idempotencyHeader } from './idempotency-header.ts'
 import { historyMetrics } from './metrics.ts'
+
+const INTERNALS = Symbol('history internals')
+
+/** For tests: the store (its `db` over every table), the recorder, the result cache, behind `app.history`. */
+export function historyInternals (history: History): HistoryInternals {
+  const internals = (history as History & { [INTERNALS]?: HistoryInternals })[INTERNALS]
+  if (internals === undefined) throw new Error('not the history plugin\'s app.history')
+  return internals
+}
 
 /** The longest an answer waits for its record (a database that is down is not waited for at all). */
 export const DURABLE_WAIT_MS = 3_000
@@ -84,11 +93,6 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     })
 
   const history: History = {
-    config,
-    dialect: database.dialect,
-    store,
-    recorder,
-    answers,
     prices: config.prices,
     get: async (id, callerId) => await database.query(() => store.get(id, callerId)),
     getRecord: async id => await database.query(() => store.getRecord(id)),
@@ -103,9 +107,9 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     onRecordTransaction: hook => {
       if (started) throw new Error(`history: record hook ${hook.name} added after start-up`)
       hooks.push(hook)
-    },
-    query: async run => await database.query(() => run(store))
+    }
   }
+  Object.defineProperty(history, INTERNALS, { value: { dialect: database.dialect, store, recorder, answers } satisfies HistoryInternals })
   app.decorate('history', history)
   if (answers !== null) app.identification.useAnswers(answers)
   app.identification.around(idempotencyHeader({ history, database }, longestIdentificationMs))

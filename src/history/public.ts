@@ -41,17 +41,14 @@ export interface History {
   writeBeforeAnswering (needed: () => boolean): void
   /** Adds rows to every record batch's transaction; before the app is ready. */
   onRecordTransaction (hook: RecordHook): void
-  /** @deprecated transitional (issue 18 seam): leaves once the resolvers and tests use the calls above. */
+}
+
+/** What tests reach behind the public surface (historyInternals in plugin.ts): never a feature, which uses History and app.database. */
+export interface HistoryInternals {
   store: Omit<import('./store.ts').HistoryStore, 'db'> & { db: Kysely<any> }
-  /** @deprecated transitional */
   recorder: import('./recorder.ts').HistoryRecorder
-  /** @deprecated transitional: use app.database.dialect */
   dialect: 'sqlite' | 'postgres'
-  /** @deprecated transitional */
-  config: import('./config.ts').HistoryConfig
-  /** @deprecated transitional: use app.database.query */
-  query<T> (run: (store: import('./store.ts').HistoryStore) => Promise<T>): Promise<T>
-  /** The result cache for the identification flow; null when RESULT_CACHE_TTL_S=0. @deprecated transitional */
+  /** The result cache for the identification flow; null when RESULT_CACHE_TTL_S=0. */
   answers: import('../identification/types.ts').AnswerCache | null
 }
 

@@ -136,7 +136,7 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
       await checkUrl(url)
       const secret = newSecret()
       // The limit is checked in the insert's transaction (concurrent creates cannot all pass it).
-      const endpoint = await history.query(() => store.createEndpoint(url, [...new Set(list)], description, secret, config.maxEndpoints))
+      const endpoint = await database.query(() => store.createEndpoint(url, [...new Set(list)], description, secret, config.maxEndpoints))
       if (endpoint === undefined) {
         throw new BadUserInputError(`At most ${config.maxEndpoints} webhook endpoints (WEBHOOK_MAX_ENDPOINTS); delete one first.`, { reason: 'too_many_endpoints' })
       }
@@ -149,18 +149,18 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
       checkDescription(change.description)
       if (change.url !== undefined) await checkUrl(change.url)
       const eventTypes = change.events && [...new Set(change.events)]
-      const updated = await history.query(() => store.updateEndpoint(id, { ...change, events: eventTypes }))
+      const updated = await database.query(() => store.updateEndpoint(id, { ...change, events: eventTypes }))
       await refreshEnabled()
       return updated
     },
     async rotate (id) {
       const secret = newSecret()
-      const endpoint = await history.query(() => store.rotateSecret(id, secret, config.rotationOverlapMs))
+      const endpoint = await database.query(() => store.rotateSecret(id, secret, config.rotationOverlapMs))
       if (endpoint !== undefined) log.info({ endpoint: id }, 'webhooks: secret rotated')
       return endpoint === undefined ? undefined : { endpoint, secret }
     },
     async delete (id) {
-      const deleted = await history.query(() => store.deleteEndpoint(id))
+      const deleted = await database.query(() => store.deleteEndpoint(id))
       await worker.cancelEndpoint(id) // this instance's attempts in flight to it stop before the answer
       if (deleted) log.info({ endpoint: id }, 'webhooks: endpoint deleted')
       await refreshEnabled()

@@ -8,6 +8,7 @@ import { identify, sendJson, type Answer } from './http.ts'
 import { jpeg, png, text } from './images.ts'
 import { newApiKey } from '../../src/callers/api-keys.ts'
 import { record, type DatabaseEnv } from './history-records.ts'
+import { historyInternals } from '../../src/history/plugin.ts'
 
 const LIST = `query ($first: Int, $after: String, $filter: IdentificationFilter) {
   identifications(first: $first, after: $after, filter: $filter) {
@@ -25,7 +26,7 @@ async function identified (
 }
 
 async function flushed (app: FastifyInstance): Promise<void> {
-  await app.history!.recorder.flushed()
+  await app.history!.flushed()
 }
 
 export function historyCases (t: Test, databaseEnv: DatabaseEnv): void {
@@ -93,7 +94,7 @@ export function historyCases (t: Test, databaseEnv: DatabaseEnv): void {
     await flushed(app)
     const list = await sendJson(app, { query: LIST })
     t.equal(list.body.data.identifications.edges.length, 1)
-    const rows = await app.history!.store.db.selectFrom('identifications').select(['outcome']).execute()
+    const rows = await historyInternals(app.history!).store.db.selectFrom('identifications').select(['outcome']).execute()
     t.strictSame(rows.map(r => r.outcome).sort(), ['BAD_USER_INPUT', 'OK'])
   })
 
@@ -132,7 +133,7 @@ export function historyCases (t: Test, databaseEnv: DatabaseEnv): void {
 
   t.test('a batch written twice (a retry after a lost reply) is recorded and counted once', async t => {
     const app = await buildTestApp(t, { env: await databaseEnv(t) })
-    const store = app.history!.store
+    const store = historyInternals(app.history!).store
     const at = new Date('2026-11-10T12:00:00Z')
     const batch = [0, 1, 2].map(i => record({ createdAt: new Date(at.getTime() + i), promptTokens: 100 }))
     await store.insertMany(batch)
@@ -146,7 +147,7 @@ export function historyCases (t: Test, databaseEnv: DatabaseEnv): void {
 
   t.test('category and make together match one vehicle of both', async t => {
     const app = await buildTestApp(t, { env: await databaseEnv(t) })
-    const store = app.history!.store
+    const store = historyInternals(app.history!).store
     const both = record({
       createdAt: new Date(Date.now() - 1000),
       vehicles: [

@@ -15,11 +15,12 @@ import { record, type DatabaseEnv } from './history-records.ts'
 import { DEFAULT_ANSWER, type FakeAzure } from './fake-azure.ts'
 import { startReceiver } from './webhook-receiver.ts'
 import { buildWebhookApp, createEndpoint, deliveries, identify, sleep } from './webhooks.ts'
+import { historyInternals } from '../../src/history/plugin.ts'
 
 /** Refusals the database makes for a marked value, whatever the sanitising: CHECK constraints, or triggers on SQLite. */
 async function refuseMarkedRows (app: FastifyInstance): Promise<void> {
-  const db = app.history!.store.db
-  const statements = app.history!.dialect === 'postgres'
+  const db = historyInternals(app.history!).store.db
+  const statements = app.database!.dialect === 'postgres'
     ? [
         'alter table identifications add constraint refuse_marked_answer check (answer is null or answer not like \'%REFUSE-ME%\')',
         'alter table identification_makes add constraint refuse_marked_make check (make_key <> \'refuse-me\')',
@@ -38,7 +39,7 @@ async function refuseMarkedRows (app: FastifyInstance): Promise<void> {
 
 /** A webhook endpoint for identification.completed, written straight into the tables; its id. */
 async function insertEndpoint (app: FastifyInstance, description: string | null): Promise<string> {
-  const db = app.history!.store.db
+  const db = historyInternals(app.history!).store.db
   const id = crypto.randomUUID()
   await db.insertInto('webhook_endpoints').values({
     id, url: 'https://example.com/hook', description, secret: 'whsec_test', created_at: 1, updated_at: 1
@@ -77,9 +78,9 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
     const first = await identifyPhoto(app, photo, { headers: { 'idempotency-key': 'poisoned-1' } })
     t.notOk(first.body.errors, 'answered')
     const id = first.body.data.identifyVehicle.id
-    await app.history!.recorder.flushed()
-    t.equal(app.history!.recorder.failing, false, 'the writer is not stuck')
-    t.equal(app.history!.recorder.pending, 0)
+    await app.history!.flushed()
+    t.equal(historyInternals(app.history!).recorder.failing, false, 'the writer is not stuck')
+    t.equal(historyInternals(app.history!).recorder.pending, 0)
 
     const one = await sendJson(app, { query: 'query ($id: ID!) { identification(id: $id) { id answer vehicles { make evidence } } }', variables: { id } })
     t.equal(one.statusCode, 200)
@@ -96,14 +97,14 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
 
     fake.chatFault = () => ({ kind: 'ok' })
     const next = await identifyPhoto(app, await jpeg(65, 48))
-    await app.history!.recorder.flushed()
-    t.ok(await app.history!.store.get(next.body.data.identifyVehicle.id, null), 'the next caller\'s record is written too')
+    await app.history!.flushed()
+    t.ok(await historyInternals(app.history!).store.get(next.body.data.identifyVehicle.id, null), 'the next caller\'s record is written too')
     t.equal((await app.inject('/health/ready')).json().degraded, undefined, 'not degraded')
   })
 
   t.test('every write goes through the same path: other tables\' text is made storable too', async t => {
     const app = await buildTestApp(t, { env: await databaseEnv(t) })
-    const db = app.history!.store.db
+    const db = historyInternals(app.history!).store.db
     await db.insertInto('idempotency_keys').values({
       caller_id: 'c\u0000', key: 'k\ud800', fingerprint: 'f', state: 'running', identification_id: null, created_at: 1, expires_at: 2
     }).execute()
@@ -119,7 +120,7 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
 
   t.test('a record the database refuses is set aside (with its webhook events); the others are written; nothing retried for ever', async t => {
     const app = await buildTestApp(t, { env: await databaseEnv(t) })
-    const { recorder, store } = app.history!
+    const { recorder, store } = historyInternals(app.history!)
     await refuseMarkedRows(app)
     // An endpoint straight in the tables, so that each written record gets its outbox row; no worker sends anything.
     await app.webhooks!.worker.stop()
@@ -129,7 +130,7 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
       record({ answer: 'please REFUSE-ME' }), // refused by the identifications row
       record({ vehicles: [{ category: 'TRACTOR', kind: 'MACHINE', make: ' Refuse-Me ', model: null, confidence: 'LOW', evidence: [] }] }) // by a filter key, later in the transaction
     ]
-    if (app.history!.dialect === 'postgres') refused.push(record({ model: 'm'.repeat(300) })) // too long for varchar(255): 22001
+    if (app.database!.dialect === 'postgres') refused.push(record({ model: 'm'.repeat(300) })) // too long for varchar(255): 22001
     const order = [good[0]!, refused[0]!, good[1]!, refused[1]!, good[2]!, ...refused.slice(2), good[3]!]
     for (const one of order) recorder.record(one)
     await until(() => recorder.pending === 0, 20_000, 'the queue drained')
@@ -159,7 +160,7 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
 
   t.test('an outage is not a data error: records wait (none set aside); a history query answers 503 with Retry-After', async t => {
     const app = await buildTestApp(t, { env: await databaseEnv(t) })
-    const { recorder, store } = app.history!
+    const { recorder, store } = historyInternals(app.history!)
     const before = record({})
     recorder.record(before)
     await recorder.flushed()
@@ -279,7 +280,7 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
     t.ok(stored.get('/bytes').response.isWellFormed() && stored.get('/bytes').response.startsWith('ok\uFFFD'), 'bytes: decoded lossily')
     t.equal(stored.get('/escapes').response, replies['/escapes'])
     t.match(stored.get('/refused'), { responseStatus: 200, response: null, error: /could not be stored/ }, 'refused details: the attempt counted without them')
-    const rows = await app.history!.store.db.selectFrom('webhook_deliveries').select(['state', 'attempts']).execute()
+    const rows = await historyInternals(app.history!).store.db.selectFrom('webhook_deliveries').select(['state', 'attempts']).execute()
     t.ok(rows.every(row => row.state === 'succeeded' && Number(row.attempts) === 1), 'each delivery advanced after its one attempt')
   })
 }

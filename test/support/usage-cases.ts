@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helper.ts'
 import { sendJson } from './http.ts'
 import { record, type DatabaseEnv } from './history-records.ts'
+import { historyInternals } from '../../src/history/plugin.ts'
 
 const USAGE = `query ($from: DateTime!, $to: DateTime!, $groupBy: UsageGrouping) {
   usage(from: $from, to: $to, groupBy: $groupBy) { key identifications failed cached promptTokens completionTokens estimatedCost }
@@ -17,7 +18,7 @@ export async function usage (app: FastifyInstance, variables: Record<string, unk
 export function usageCases (t: Test, databaseEnv: DatabaseEnv): void {
   t.test('whole days from the daily totals, partial days from the records, exact at the edges', async t => {
     const app = await buildTestApp(t, { env: await databaseEnv(t) })
-    const store = app.history!.store
+    const store = historyInternals(app.history!).store
     const at = (iso: string) => new Date(iso)
     for (const createdAt of ['2026-11-01T00:00:00.000Z', '2026-11-01T12:00:00.000Z', '2026-11-02T23:59:59.999Z', '2026-11-03T06:00:00.000Z']) {
       await store.insert(record({ createdAt: at(createdAt) }))
