@@ -73,7 +73,7 @@ const SPECIFIC: Rule[] = [
   [has('src/image/pipeline.ts', 'src/image/decode-cost.ts', 'src/image/tokens.ts', 'node_modules/sharp/'), 'image pipeline decision'],
   [has('node_modules/busboy/', 'node_modules/streamsearch/', 'node_modules/@fastify/busboy/', 'node_modules/@fastify/multipart/', 'src/graphql/upload.ts'), 'multipart parse (busboy, our reader)'],
   [has('src/vision/', 'bench/peers/shared.ts'), 'vision backend (simulated: answer, base64)'],
-  [has('src/history/idempotency.ts', 'src/graphql/idempotency.ts', 'src/history/result-cache.ts'), 'idempotency + result cache'],
+  [has('src/history/idempotency.ts', 'src/history/idempotency-header.ts', 'src/history/result-cache.ts'), 'idempotency + result cache'],
   [has('src/history/', 'node_modules/kysely/'), 'history record (recorder, writer post)'],
   [has('src/thumbnails/'), 'thumbnails (decision, queue)'],
   [has('src/subscriptions/', 'src/webhooks/', 'node_modules/mqemitter'), 'subscriptions + webhooks'],

@@ -4,7 +4,11 @@
 // resolvers. HISTORY=off: `app.history` is null.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { AppServices } from '../services.ts'
+import type { IdentificationEvents } from '../identification/events.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import type { VisionConfig } from '../vision/config.ts'
+import type { VisionService } from '../vision/types.ts'
+import type { HistoryConfig } from './config.ts'
 import type { AzureConfig } from '../azure/config.ts'
 import type { History, HistoryInternals, RecordHook } from './public.ts'
 import { HISTORY_MIGRATIONS } from './migrations/index.ts'
@@ -35,7 +39,21 @@ export const DURABLE_WAIT_MS = 3_000
 /** How long closing waits for buffered records to be written. */
 const SHUTDOWN_FLUSH_MS = 5_000
 
-async function historyPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
+/** What history needs of the app's services (src/app.ts hands it those). */
+export interface HistoryPluginOptions {
+  config: {
+    history: HistoryConfig
+    vision: VisionConfig
+    production: boolean
+    requestTimeoutMs: number
+    overload: { queueTimeoutMs: number }
+  }
+  vision: VisionService
+  events: IdentificationEvents
+  metrics: Metrics
+}
+
+async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptions): Promise<void> {
   const { config: { history: config, vision }, events, metrics } = services
   // The same schema, metrics and Idempotency-Key handling whether history is on or off (its fields then fail).
   const counts = historyMetrics(metrics)

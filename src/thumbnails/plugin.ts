@@ -5,7 +5,9 @@
 // makes such a URL for the resolver. With HISTORY=off there is nowhere to keep thumbnails: `app.thumbnails` is null.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { AppServices } from '../services.ts'
+import type { IdentificationEvents } from '../identification/events.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import type { ThumbnailsConfig } from './config.ts'
 import { AppError, ForbiddenError, NotFoundError, RateLimitedError } from '../errors.ts'
 import { sendError } from '../http/send-error.ts'
 import { ThumbnailMaker } from './maker.ts'
@@ -17,7 +19,11 @@ import { thumbnailMetrics } from './metrics.ts'
 
 export type { Thumbnails }
 
-export interface ThumbnailsPluginOptions extends AppServices {
+/** What thumbnails need of the app's services (src/app.ts hands it those). */
+export interface ThumbnailsPluginOptions {
+  config: { history: { thumbnails: ThumbnailsConfig }, production: boolean, limits: { operationsPerMinute: number } }
+  events: IdentificationEvents
+  metrics: Metrics
   /** The clock URLs are signed and checked by (tests); Date.now by default. */
   now?: () => number
 }
