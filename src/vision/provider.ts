@@ -56,8 +56,8 @@ export interface VisionProvider extends PoolMember {
   /** Who answers, as the result cache's key part: the same for every provider that serves the same model the same way. */
   cacheIdentity (): string
   /**
-   * Optional lifecycle and metrics. Providers sharing a resource (one token for every Azure deployment)
-   * share the function itself: the service calls each distinct function once.
+   * Optional lifecycle and metrics, as plain functions (closures: called unbound). Providers sharing a resource
+   * (one token for every Azure deployment) share the function itself: the service calls each distinct one once.
    */
   warmUp? (): Promise<void>
   close? (): Promise<void>
