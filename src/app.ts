@@ -15,7 +15,7 @@ import { AdmissionGate } from './limits/admission.ts'
 import { UploadBudget } from './limits/receiving.ts'
 import { Metrics } from './metrics/registry.ts'
 import { countIdentifications } from './metrics/identifications.ts'
-import { measureVisionBackends } from './metrics/vision-backends.ts'
+import visionPlugin from './vision/plugin.ts'
 import { IdentificationEvents } from './identification/events.ts'
 import { AccessLog, logIdentifications } from './identification/log.ts'
 import metricsPlugin from './metrics/plugin.ts'
@@ -85,10 +85,8 @@ export async function buildApp (
   }, reason => metrics.refusals.inc({ reason }))
   metrics.gauge('agrivision_upload_bytes_in_flight', 'Bytes reserved by uploads being received or in progress.', () => uploads.bytes)
   metrics.gauge('agrivision_uploads_in_flight', 'Uploads being received or in progress.', () => uploads.uploads)
-  metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
-  metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
-  const stopMeasuringBackends = measureVisionBackends(vision, metrics)
-  app.addHook('onClose', async () => { stopMeasuringBackends() })
+  // `app.vision`: its metrics, warm-up once listening, closed with the app.
+  await app.register(visionPlugin, { vision, metrics })
   const events = new IdentificationEvents(app.log)
   countIdentifications(events, metrics)
   logIdentifications(events, app.log, accessLog)

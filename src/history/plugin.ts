@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AppServices } from '../services.ts'
 import type { AnswerCache } from '../identification/types.ts'
-import type { AzureConfig } from '../azure/config.ts'
+import { cacheIdentityOf } from '../vision/types.ts'
 import { AppError, StorageUnavailableError } from '../errors.ts'
 import type { HistoryConfig } from './config.ts'
 import { migrateToLatest, openDatabase } from './database.ts'
@@ -58,7 +58,7 @@ const MIGRATION_RETRY_MS = 5_000
 const SHUTDOWN_FLUSH_MS = 5_000
 
 async function historyPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
-  const { config: { history: config, vision }, events, metrics } = services
+  const { config: { history: config }, vision, events, metrics } = services
   if (!config.enabled) {
     app.decorate('history', null)
     return
@@ -116,7 +116,9 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
     ? null
     : createResultCache(store, {
       ...config.resultCache,
-      answeredBy: answeredBy(vision.azure)
+      // Who answers: every deployment of the list (the same model, deployed several times), so an answer
+      // from any of them serves the others; another list is another model.
+      answeredBy: cacheIdentityOf(vision)
     }, log, {
       hit: () => metrics.resultCache.inc({ result: 'hit' }),
       miss: () => metrics.resultCache.inc({ result: 'miss' })
@@ -169,12 +171,3 @@ async function historyPlugin (app: FastifyInstance, services: AppServices): Prom
 }
 
 export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers', 'identification'] })
-
-/**
- * Who answers, as part of the result cache's key: every deployment of the list (the same model, deployed
- * several times), so an answer from any of them serves the others; another list is another model.
- */
-function answeredBy (azure: AzureConfig | null): string {
-  if (azure === null) return 'simulated'
-  return 'azure:' + azure.backends.map(b => `${b.endpoint}/${b.deployment}`).sort().join(',')
-}
