@@ -11,10 +11,9 @@ import type { AppServices } from './services.ts'
 import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
 import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
-import { AdmissionGate } from './limits/admission.ts'
-import { UploadBudget } from './limits/receiving.ts'
+import limitsPlugin from './limits/plugin.ts'
 import { Metrics } from './metrics/registry.ts'
-import { countIdentifications } from './metrics/identifications.ts'
+import { countIdentifications } from './identification/metrics.ts'
 import { measureVisionBackends } from './metrics/vision-backends.ts'
 import { IdentificationEvents } from './identification/events.ts'
 import { AccessLog, logIdentifications } from './identification/log.ts'
@@ -70,19 +69,9 @@ export async function buildApp (
   }
 
   const metrics = new Metrics()
-  const admission = new AdmissionGate(config.overload, {
-    waited: (ms) => metrics.queueWait.observe(ms / 1000),
-    refused: (reason) => metrics.refusals.inc({ reason })
-  })
-  metrics.gauge('agrivision_admission_active', 'Identifications holding a slot.', () => admission.active)
-  metrics.gauge('agrivision_admission_queued', 'Identifications waiting for a slot.', () => admission.queued)
-  const uploads = new UploadBudget({
-    maxBytes: config.overload.uploadBytesInFlight,
-    maxBytesPerCaller: config.overload.uploadBytesInFlightPerCaller,
-    retryAfterSeconds: Math.max(1, Math.ceil(config.uploadIdleTimeoutMs / 1000))
-  }, reason => metrics.refusals.inc({ reason }))
-  metrics.gauge('agrivision_upload_bytes_in_flight', 'Bytes reserved by uploads being received or in progress.', () => uploads.bytes)
-  metrics.gauge('agrivision_uploads_in_flight', 'Uploads being received or in progress.', () => uploads.uploads)
+  // Vision slots and upload bytes: `app.limits`, with their metrics (src/limits/plugin.ts).
+  await app.register(limitsPlugin, { overload: config.overload, uploadIdleTimeoutMs: config.uploadIdleTimeoutMs, metrics })
+  const { admission, uploads } = app.limits
   metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
   metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
   const stopMeasuringBackends = measureVisionBackends(vision, metrics)
@@ -111,7 +100,7 @@ export async function buildApp (
   await app.register(workersPlugin)
   await app.register(metricsPlugin, { metrics, token: config.metricsToken })
   await app.register(callerAuthPlugin, { auth: config.auth })
-  await app.register(pressurePlugin, { config, metrics })
+  await app.register(pressurePlugin, { overload: config.overload, metrics })
   await app.register(healthPlugin, { vision })
   await app.register(historyPlugin, services)
   await app.register(thumbnailsPlugin, services)
