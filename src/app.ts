@@ -11,10 +11,9 @@ import type { AppServices } from './services.ts'
 import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
 import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
-import { AdmissionGate } from './limits/admission.ts'
-import { UploadBudget } from './limits/receiving.ts'
+import limitsPlugin from './limits/plugin.ts'
 import { Metrics } from './metrics/registry.ts'
-import { countIdentifications } from './metrics/identifications.ts'
+import { countIdentifications } from './identification/metrics.ts'
 import visionPlugin from './vision/plugin.ts'
 import { IdentificationEvents } from './identification/events.ts'
 import { AccessLog, logIdentifications } from './identification/log.ts'
@@ -72,19 +71,9 @@ export async function buildApp (
   }
 
   const metrics = new Metrics()
-  const admission = new AdmissionGate(config.overload, {
-    waited: (ms) => metrics.queueWait.observe(ms / 1000),
-    refused: (reason) => metrics.refusals.inc({ reason })
-  })
-  metrics.gauge('agrivision_admission_active', 'Identifications holding a slot.', () => admission.active)
-  metrics.gauge('agrivision_admission_queued', 'Identifications waiting for a slot.', () => admission.queued)
-  const uploads = new UploadBudget({
-    maxBytes: config.overload.uploadBytesInFlight,
-    maxBytesPerCaller: config.overload.uploadBytesInFlightPerCaller,
-    retryAfterSeconds: Math.max(1, Math.ceil(config.uploadIdleTimeoutMs / 1000))
-  }, reason => metrics.refusals.inc({ reason }))
-  metrics.gauge('agrivision_upload_bytes_in_flight', 'Bytes reserved by uploads being received or in progress.', () => uploads.bytes)
-  metrics.gauge('agrivision_uploads_in_flight', 'Uploads being received or in progress.', () => uploads.uploads)
+  // Vision slots and upload bytes: `app.limits`, with their metrics (src/limits/plugin.ts).
+  await app.register(limitsPlugin, { overload: config.overload, uploadIdleTimeoutMs: config.uploadIdleTimeoutMs, metrics })
+  const { admission, uploads } = app.limits
   // `app.vision`: its metrics, warm-up once listening, closed with the app.
   await app.register(visionPlugin, { vision, metrics })
   const events = new IdentificationEvents(app.log)
@@ -121,7 +110,7 @@ export async function buildApp (
 
   await app.register(identificationPlugin, { vision, images, events, admission })
 
-  await app.register(pressurePlugin, { config, metrics })
+  await app.register(pressurePlugin, { overload: config.overload, metrics })
 
   await app.register(healthPlugin, { vision })
 
