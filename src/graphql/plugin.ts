@@ -170,6 +170,14 @@ export default fp(graphqlPlugin, {
 
 const PARSED_DOCUMENT_CACHE_ENTRIES = 64
 
+// After a refused upload the rest of the body is still arriving: read and drop it, so the client
+// gets its answer instead of a stalled connection, and close the connection afterwards.
+function discardRest (request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('connection', 'close')
+  request.raw.unpipe()
+  request.raw.resume()
+}
+
 /**
  * The core's own SDL: the .graphql files beside this module (the scalars), and schema/*.graphql, which
  * holds the SDL not yet moved beside its feature.
@@ -188,19 +196,16 @@ function coreSchemaSDL (): string[] {
  * API without a word (the schema is the same whatever is switched off).
  */
 function checkEveryFileComposed (sdl: readonly string[]): void {
-  const missing = schemaFiles().filter(file => {
-    const text = readFileSync(file, 'utf8')
-    return !sdl.some(part => part.includes(text))
-  })
+  const missing = sdlNotComposed(schemaFiles(), sdl)
   if (missing.length > 0) {
     throw new Error(`GraphQL SDL that no part hands in: ${missing.join(', ')}. A feature registers its .graphql with app.graphqlRegistry.add, enabled or not.`)
   }
 }
 
-// After a refused upload the rest of the body is still arriving: read and drop it, so the client
-// gets its answer instead of a stalled connection, and close the connection afterwards.
-function discardRest (request: FastifyRequest, reply: FastifyReply): void {
-  reply.header('connection', 'close')
-  request.raw.unpipe()
-  request.raw.resume()
+/** Which of `files` no text of `sdl` contains. */
+export function sdlNotComposed (files: readonly string[], sdl: readonly string[]): string[] {
+  return files.filter(file => {
+    const text = readFileSync(file, 'utf8')
+    return !sdl.some(part => part.includes(text))
+  })
 }
