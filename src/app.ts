@@ -128,13 +128,6 @@ export async function buildApp (
 
   await app.register(healthPlugin, { vision })
 
-  await app.register(identifyPlugin, {
-    vision,
-    language: config.vision.language,
-    detail: config.images.detail,
-    idempotencyLease: config // until history wraps identifications itself (identification.around)
-  })
-
   await app.register(historyPlugin, services)
 
   await app.register(thumbnailsPlugin, services)
@@ -146,6 +139,14 @@ export async function buildApp (
     shutdownGraceMs: config.shutdownGraceMs,
     events,
     metrics
+  })
+
+  await app.register(identifyPlugin, {
+    vision,
+    language: config.vision.language,
+    detail: config.images.detail,
+    // Until history wraps identifications itself (identification.around): what an Idempotency-Key's lease outlasts.
+    idempotencyLease: { requestTimeoutMs: config.requestTimeoutMs, overload: config.overload, vision: config.vision }
   })
 
   await app.register(webhooksPlugin, { ...services, ...webhooks })
@@ -165,7 +166,7 @@ export async function buildApp (
       uploadIdleTimeoutMs: config.uploadIdleTimeoutMs,
       uploadMinBytesPerSecond: config.uploadMinBytesPerSecond
     },
-    rates: config.limits,
+    rates: { ratePerMinute: config.limits.ratePerMinute, operationsPerMinute: config.limits.operationsPerMinute },
     uploads,
     rateLimited: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
     context: { production: config.production }
