@@ -30,6 +30,7 @@ import webhooksPlugin from './webhooks/plugin.ts'
 import type { Resolver } from './webhooks/ssrf.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphqlRegistry from './graphql/registry.ts'
+import identifyPlugin from './identify/plugin.ts'
 import identificationPlugin from './identification/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
 import webAppPlugin from './webapp/plugin.ts'
@@ -118,7 +119,22 @@ export async function buildApp (
 
   await app.register(thumbnailsPlugin, services)
 
-  await app.register(subscriptionsPlugin, services)
+  await app.register(subscriptionsPlugin, {
+    config: config.subscriptions,
+    redisUrl: config.limits.redisUrl,
+    production: config.production,
+    shutdownGraceMs: config.shutdownGraceMs,
+    events,
+    metrics
+  })
+
+  await app.register(identifyPlugin, {
+    vision,
+    language: config.vision.language,
+    detail: config.images.detail,
+    // Until history wraps identifications itself (identification.around): what an Idempotency-Key's lease outlasts.
+    idempotencyLease: { requestTimeoutMs: config.requestTimeoutMs, overload: config.overload, vision: config.vision }
+  })
 
   await app.register(webhooksPlugin, { ...services, ...webhooks })
 
@@ -127,7 +143,21 @@ export async function buildApp (
   if (config.webApp.enabled) await app.register(webAppPlugin, { webApp: config.webApp, auth: config.auth })
 
   // Last: composes the schema from every part registered above.
-  await app.register(graphqlPlugin, services)
+  await app.register(graphqlPlugin, {
+    graphql: {
+      introspection: config.limits.introspection,
+      maxQueryDepth: config.limits.maxQueryDepth,
+      maxQueryFields: config.limits.maxQueryFields,
+      maxQueryTokens: config.limits.maxQueryTokens,
+      maxUploadBytes: config.maxUploadBytes,
+      uploadIdleTimeoutMs: config.uploadIdleTimeoutMs,
+      uploadMinBytesPerSecond: config.uploadMinBytesPerSecond
+    },
+    rates: { ratePerMinute: config.limits.ratePerMinute, operationsPerMinute: config.limits.operationsPerMinute },
+    uploads,
+    rateLimited: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
+    context: { production: config.production }
+  })
 
   return app
 }

@@ -15,12 +15,13 @@ export const MAX_PAGE_SIZE = 100
  * Anonymous callers (AUTH_MODE=none) share one id, so they see one shared history, and only outside production.
  */
 function access (ctx: AppContext): { history: History, caller: Caller, ownerFilter: string | null } {
-  if (ctx.history === null) throw new StorageUnavailableError('History is off on this server (HISTORY=off).', undefined)
+  const history = ctx.request.server.history
+  if (history === null) throw new StorageUnavailableError('History is off on this server (HISTORY=off).', undefined)
   const caller = ctx.caller ?? ANONYMOUS
   if (caller.kind === 'anonymous' && ctx.config.production) {
     throw new ForbiddenError('History needs a signed-in caller: anonymous callers share one identity.')
   }
-  return { history: ctx.history, caller, ownerFilter: caller.roles.has('ReadAll') ? null : caller.id }
+  return { history, caller, ownerFilter: caller.roles.has('ReadAll') ? null : caller.id }
 }
 
 export const historyQueries: Pick<QueryResolvers, 'identification' | 'identifications' | 'usage'> = {

@@ -19,8 +19,15 @@ import type { AppContext } from './context.ts'
 const RECORD_WAIT_MS = 2_000
 const RECORD_POLL_MS = 100
 
+/** The timeouts an identification's lease must outlast (REQUEST_TIMEOUT_MS, VISION_QUEUE_TIMEOUT_MS, VISION_TIMEOUT_MS). */
+export interface IdempotencyLease {
+  requestTimeoutMs: number
+  overload: { queueTimeoutMs: number }
+  vision: { timeoutMs: number }
+}
+
 export async function withIdempotency (
-  ctx: Pick<AppContext, 'request' | 'reply' | 'history' | 'caller' | 'log' | 'config'>,
+  ctx: Pick<AppContext, 'request' | 'reply' | 'caller' | 'log'> & { history: History | null, lease: IdempotencyLease },
   inputs: FingerprintInputs,
   run: () => Promise<Identification>,
   now: number = Date.now()
@@ -41,7 +48,7 @@ export async function withIdempotency (
 
   let claim: Claim
   try {
-    claim = await history.query(store => claimKey(store.db, ref, fingerprintOf(inputs), now, leaseFor(ctx.config)))
+    claim = await history.query(store => claimKey(store.db, ref, fingerprintOf(inputs), now, leaseFor(ctx.lease)))
   } catch (err) {
     if (storageDown(err, 'claim')) return await run()
     throw err // IDEMPOTENCY_KEY_IN_USE, IDEMPOTENCY_KEY_REUSED
@@ -51,7 +58,7 @@ export async function withIdempotency (
     try {
       const stored = await storedIdentification(history, ref.callerId, claim.identificationId)
       if (stored !== undefined) {
-        ctx.reply.header('idempotency-replayed', 'true')
+        ctx.reply?.header('idempotency-replayed', 'true')
         return stored
       }
       // Its record is gone (deleted, or never written while the database was down): the key starts afresh.
@@ -107,6 +114,6 @@ async function storedIdentification (history: History, callerId: string, id: str
  * 10 minutes, and never less than the longest an identification can legitimately take here (the whole upload,
  * the wait for a slot, the model call), so a slow but live request never loses its key.
  */
-function leaseFor (config: AppContext['config']): number {
+function leaseFor (config: IdempotencyLease): number {
   return Math.max(IDEMPOTENCY_LEASE_MS, config.requestTimeoutMs + config.overload.queueTimeoutMs + config.vision.timeoutMs)
 }
