@@ -1,25 +1,35 @@
-// graphql-codegen: TypeScript types for the resolvers and results, generated from the SDL in schema/.
-// `npm run codegen` writes src/graphql/generated/schema-types.ts (committed); `npm run codegen:check`
-// (run by `npm test`) fails when that file is stale. Relative paths in `contextType`, `mappers` and
-// `scalars` are relative to the generated file.
+// graphql-codegen: TypeScript types generated from the SDL, the same files the server loads
+// (src/graphql/schema.ts): schema/*.graphql and every *.graphql under src/. Two outputs, both committed:
+// - src/graphql/generated/schema-types.ts: the resolvers' and results' types;
+// - src/generated/schema-enums.ts: the enums alone, `ErrorCode` among them (src/errors.ts);
+// - web/src/generated/schema-types.ts and api-types.ts: the field app's enums and inputs (`ErrorCode` among
+//   them), and its operations' variables and results (strings marked `/* GraphQL */` in web/src/).
+// `npm run codegen` writes them; `npm run codegen:check` (run by `npm test`) fails when either is stale.
+// Relative paths in `contextType`, `mappers` and `scalars` are relative to the generated file.
 import type { CodegenConfig } from '@graphql-codegen/cli'
 
+const header = (from: string): string[] => [
+  `// GENERATED FILE, DO NOT EDIT: made from ${from} by \`npm run codegen\` (codegen.ts).`,
+  '// `npm test` fails when it is stale (`npm run codegen:check`).',
+  '/* eslint-disable */'
+]
+
+// The field app's generated types: bundled by esbuild and checked by tsc with verbatimModuleSyntax (string
+// unions, type-only imports); scalars as they travel in JSON (DateTime) and in the multipart request (Upload).
+const fieldAppTypes = {
+  enumsAsTypes: true,
+  useTypeImports: true,
+  strictScalars: true,
+  scalars: { DateTime: 'string', Upload: 'Blob' }
+}
+
 const config: CodegenConfig = {
-  // The core's SDL (schema/) and every feature's, beside its resolvers.
   schema: ['schema/*.graphql', 'src/**/*.graphql'],
   overwrite: true,
   generates: {
     'src/graphql/generated/schema-types.ts': {
       plugins: [
-        {
-          add: {
-            content: [
-              '// GENERATED FILE, DO NOT EDIT: made from schema/*.graphql by `npm run codegen` (codegen.ts).',
-              '// `npm test` fails when it is stale (`npm run codegen:check`).',
-              '/* eslint-disable */'
-            ]
-          }
-        },
+        { add: { content: header('schema/*.graphql and src/**/*.graphql') } },
         'typescript',
         'typescript-resolvers'
       ],
@@ -38,6 +48,42 @@ const config: CodegenConfig = {
         // No `mappers`: the domain types (e.g. `Identification` in src/identification/types.ts) are
         // the result shapes, so a resolver's return value is checked against the SDL type itself. A
         // mapper would tell codegen to trust field resolvers to convert, turning that check off.
+      }
+    },
+    // The same enums as bare string unions, importing nothing: what the kernel takes from the schema (src/errors.ts
+    // its ErrorCode) without a type-level cycle through the resolvers' context.
+    'src/generated/schema-enums.ts': {
+      plugins: [
+        { add: { content: header('schema/*.graphql and src/**/*.graphql') } },
+        'typescript'
+      ],
+      config: { enumsAsTypes: true, onlyEnums: true }
+    },
+    // typescript-operations 6 writes the enums and inputs an operation uses itself, so the schema's types
+    // (ErrorCode among them, which no operation names) go to a file of their own that it imports.
+    'web/src/generated/schema-types.ts': {
+      plugins: [
+        { add: { content: header('schema/*.graphql and src/**/*.graphql') } },
+        'typescript'
+      ],
+      config: {
+        ...fieldAppTypes,
+        // Enums, inputs and scalars only: the result types come from the operations (api-types.ts).
+        onlyOperationTypes: true
+      }
+    },
+    'web/src/generated/api-types.ts': {
+      // The generated files themselves are not documents: only the app's own strings.
+      documents: ['web/src/**/*.ts', 'web/src/**/*.tsx', '!web/src/generated/**'],
+      plugins: [
+        { add: { content: header('the SDL and the `/* GraphQL */` strings in web/src/') } },
+        'typescript-operations'
+      ],
+      config: {
+        ...fieldAppTypes,
+        importSchemaTypesFrom: 'web/src/generated/schema-types.ts',
+        namespacedImportName: 'Types',
+        importExtension: '.ts' // as every import in the app (allowImportingTsExtensions)
       }
     }
   }

@@ -11,11 +11,10 @@ import type { AppServices } from './services.ts'
 import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
 import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
-import { AdmissionGate } from './limits/admission.ts'
-import { UploadBudget } from './limits/receiving.ts'
+import limitsPlugin from './limits/plugin.ts'
 import { Metrics } from './metrics/registry.ts'
-import { countIdentifications } from './metrics/identifications.ts'
-import { measureVisionBackends } from './metrics/vision-backends.ts'
+import { countIdentifications } from './identification/metrics.ts'
+import visionPlugin from './vision/plugin.ts'
 import { IdentificationEvents } from './identification/events.ts'
 import { AccessLog, logIdentifications } from './identification/log.ts'
 import metricsPlugin from './metrics/plugin.ts'
@@ -32,6 +31,7 @@ import webhooksPlugin from './webhooks/plugin.ts'
 import type { Resolver } from './webhooks/ssrf.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphqlRegistry from './graphql/registry.ts'
+import identifyPlugin from './identify/plugin.ts'
 import identificationPlugin from './identification/plugin.ts'
 import graphiqlPlugin from './graphiql/plugin.ts'
 import webAppPlugin from './webapp/plugin.ts'
@@ -73,23 +73,11 @@ export async function buildApp (
   }
 
   const metrics = new Metrics()
-  const admission = new AdmissionGate(config.overload, {
-    waited: (ms) => metrics.queueWait.observe(ms / 1000),
-    refused: (reason) => metrics.refusals.inc({ reason })
-  })
-  metrics.gauge('agrivision_admission_active', 'Identifications holding a slot.', () => admission.active)
-  metrics.gauge('agrivision_admission_queued', 'Identifications waiting for a slot.', () => admission.queued)
-  const uploads = new UploadBudget({
-    maxBytes: config.overload.uploadBytesInFlight,
-    maxBytesPerCaller: config.overload.uploadBytesInFlightPerCaller,
-    retryAfterSeconds: Math.max(1, Math.ceil(config.uploadIdleTimeoutMs / 1000))
-  }, reason => metrics.refusals.inc({ reason }))
-  metrics.gauge('agrivision_upload_bytes_in_flight', 'Bytes reserved by uploads being received or in progress.', () => uploads.bytes)
-  metrics.gauge('agrivision_uploads_in_flight', 'Uploads being received or in progress.', () => uploads.uploads)
-  metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
-  metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
-  const stopMeasuringBackends = measureVisionBackends(vision, metrics)
-  app.addHook('onClose', async () => { stopMeasuringBackends() })
+  // Vision slots and upload bytes: `app.limits`, with their metrics (src/limits/plugin.ts).
+  await app.register(limitsPlugin, { overload: config.overload, uploadIdleTimeoutMs: config.uploadIdleTimeoutMs, metrics })
+  const { admission, uploads } = app.limits
+  // `app.vision`: its metrics, warm-up once listening, closed with the app.
+  await app.register(visionPlugin, { vision, metrics })
   const events = new IdentificationEvents(app.log)
   countIdentifications(events, metrics)
   logIdentifications(events, app.log, accessLog)
@@ -124,7 +112,7 @@ export async function buildApp (
 
   await app.register(identificationPlugin, { vision, images, events, admission })
 
-  await app.register(pressurePlugin, { config, metrics })
+  await app.register(pressurePlugin, { overload: config.overload, metrics })
 
   await app.register(healthPlugin, { vision })
 
@@ -134,7 +122,20 @@ export async function buildApp (
 
   await app.register(thumbnailsPlugin, services)
 
-  await app.register(subscriptionsPlugin, services)
+  await app.register(subscriptionsPlugin, {
+    config: config.subscriptions,
+    redisUrl: config.limits.redisUrl,
+    production: config.production,
+    shutdownGraceMs: config.shutdownGraceMs,
+    events,
+    metrics
+  })
+
+  await app.register(identifyPlugin, {
+    vision,
+    language: config.vision.language,
+    detail: config.images.detail
+  })
 
   await app.register(webhooksPlugin, { ...services, ...webhooks })
 
@@ -143,7 +144,21 @@ export async function buildApp (
   if (config.webApp.enabled) await app.register(webAppPlugin, { webApp: config.webApp, auth: config.auth })
 
   // Last: composes the schema from every part registered above.
-  await app.register(graphqlPlugin, services)
+  await app.register(graphqlPlugin, {
+    graphql: {
+      introspection: config.limits.introspection,
+      maxQueryDepth: config.limits.maxQueryDepth,
+      maxQueryFields: config.limits.maxQueryFields,
+      maxQueryTokens: config.limits.maxQueryTokens,
+      maxUploadBytes: config.maxUploadBytes,
+      uploadIdleTimeoutMs: config.uploadIdleTimeoutMs,
+      uploadMinBytesPerSecond: config.uploadMinBytesPerSecond
+    },
+    rates: { ratePerMinute: config.limits.ratePerMinute, operationsPerMinute: config.limits.operationsPerMinute },
+    uploads,
+    rateLimited: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
+    context: { production: config.production }
+  })
 
   return app
 }

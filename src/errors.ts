@@ -4,33 +4,11 @@
 // endpoint in front of it) did. src/graphql/errors.ts turns any of them into status, headers and
 // `extensions`, in one place. Messages never carry secrets, tokens or image bytes.
 
-export type ErrorCode =
-  | 'BAD_REQUEST'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'UPLOAD_TIMEOUT'
-  | 'BAD_USER_INPUT'
-  | 'GRAPHQL_PARSE_FAILED'
-  | 'GRAPHQL_VALIDATION_FAILED'
-  | 'UPSTREAM_RATE_LIMITED'
-  | 'UPSTREAM_UNAVAILABLE'
-  | 'UPSTREAM_TIMEOUT'
-  | 'UPSTREAM_AUTH'
-  | 'CONTENT_FILTERED'
-  | 'MODEL_REFUSED'
-  | 'UPSTREAM_INVALID_RESPONSE'
-  | 'AUTH_UNAVAILABLE'
-  | 'CLIENT_CLOSED_REQUEST'
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'RATE_LIMITED'
-  | 'OVERLOADED'
-  | 'TOO_MANY_SUBSCRIPTIONS'
-  | 'STORAGE_UNAVAILABLE'
-  | 'NOT_FOUND'
-  | 'IDEMPOTENCY_KEY_IN_USE'
-  | 'IDEMPOTENCY_KEY_REUSED'
-  | 'WEBHOOK_URL_REFUSED'
-  | 'INTERNAL_SERVER_ERROR'
+// The codes are the SDL's `enum ErrorCode` (src/graphql/kernel.graphql): each class's `code` must be one of
+// them, so tsc keeps the classes, the schema and the field app (generated from the same SDL) in step.
+import type { ErrorCode } from './generated/schema-enums.ts'
+
+export type { ErrorCode }
 
 export interface ErrorOptions {
   cause?: unknown

@@ -4,7 +4,6 @@
 // debugging), values are replaced: in the request's `url`, in message strings (Fastify's "Route GET:/x?…
 // not found") and in error messages and stacks.
 import { stdSerializers, type LoggerOptions } from 'pino'
-import type { Config } from './config.ts'
 
 const SECRET_HEADERS = ['authorization', 'x-api-key', 'x-identity-header', 'cookie', 'api-key']
 const REDACTED = '[redacted]'
@@ -52,7 +51,7 @@ interface LoggedRequest {
   socket?: { remotePort?: number }
 }
 
-export function loggerOptions (config: Pick<Config, 'logLevel'>): LoggerOptions {
+export function loggerOptions (config: { logLevel: LoggerOptions['level'] }): LoggerOptions {
   return {
     level: config.logLevel,
     redact: {

@@ -19,6 +19,7 @@ try {
 // falls behind) blocks the event loop in atomic-sleep until it drains; measured at 13 % of the main thread under
 // the bench's load. Lines still pending are flushed when the process exits.
 const log = pino(loggerOptions(config), pino.destination({ dest: 1, sync: false }))
+// Handed to the app, whose vision plugin warms it up once listening (ready once the first token is in) and closes it.
 const vision = createVision(config, log)
 let app: Awaited<ReturnType<typeof buildApp>>
 try {
@@ -44,8 +45,3 @@ closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, 
 
 await app.listen({ host: config.host, port: config.port })
 if (config.graphiql) log.info(`GraphiQL: http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}/graphiql`)
-
-// Ready (GET /health/ready) once the first token is in; the fetch never throws, failures are logged.
-const warmUpStarted = performance.now()
-await vision.warmUp?.()
-if (vision.status().ready) log.info({ ms: Math.round(performance.now() - warmUpStarted) }, 'vision backend ready')

@@ -8,7 +8,11 @@ import {
   TokenUnavailableError, UnauthenticatedError, UploadTimeoutError, UpstreamAuthError, UpstreamError, UpstreamInvalidResponseError,
   UpstreamRateLimitedError, UpstreamTimeoutError, UpstreamUnavailableError
 } from '../src/errors.ts'
+import * as errorKinds from '../src/errors.ts'
 import { sendError } from '../src/http/send-error.ts'
+import { loadSchemaSDL } from '../src/graphql/schema.ts'
+import { buildSchema, type GraphQLEnumType } from 'graphql'
+import { buildTestApp } from './helper.ts'
 
 t.test('each kind has its fixed code, status and fields', async t => {
   const cases: Array<[AppError, string, number, Record<string, unknown>]> = [
@@ -71,4 +75,28 @@ t.test('sendError: status, headers and a GraphQL-shaped body from the kind', asy
   t.equal(method.statusCode, 405)
   t.equal(method.headers.allow, 'POST')
   t.equal((await app.inject('/limited')).headers['retry-after'], '12')
+})
+
+// tsc checks one way (a class's `code` must be an ErrorCode of the SDL); this checks the other: no value of the
+// SDL's enum that nothing sends, and the running server publishes the enum for clients to generate from.
+t.test('the SDL\'s ErrorCode is exactly the codes the error kinds carry, and the server publishes it', async t => {
+  const codesOfKinds = new Set<string>()
+  for (const kind of Object.values(errorKinds)) {
+    if (typeof kind !== 'function' || !(kind.prototype instanceof AppError)) continue
+    // Instance fields hold the code: make one (abstract kinds are classes at run time; their code stays undefined).
+    const instance = new (kind as unknown as new (...args: unknown[]) => AppError)('x', 1)
+    if (typeof instance.code === 'string') codesOfKinds.add(instance.code)
+  }
+  // Made by src/graphql/errors.ts from graphql-js's own syntax errors, not by a kind.
+  codesOfKinds.add('GRAPHQL_PARSE_FAILED')
+  const inSdl = (buildSchema(loadSchemaSDL()).getType('ErrorCode') as GraphQLEnumType).getValues().map(value => value.name)
+  t.same(inSdl.toSorted(), [...codesOfKinds].sort())
+  t.ok(codesOfKinds.has('WEBHOOK_URL_REFUSED') && codesOfKinds.size > 20, 'the kinds were all found')
+
+  const app = await buildTestApp(t)
+  const published = await app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ __type(name: "ErrorCode") { kind enumValues { name description } } }' } })
+  const type = published.json().data.__type
+  t.equal(type.kind, 'ENUM')
+  t.same(type.enumValues.map((value: { name: string }) => value.name), inSdl)
+  t.ok(type.enumValues.every((value: { description: string | null }) => (value.description ?? '').length > 0), 'each value says what it means')
 })

@@ -1,12 +1,17 @@
-// The typed GraphQL context: what every resolver may use, built once per request.
+// The typed GraphQL context: what every resolver may use, built once per request. It names no feature:
+// a feature's resolver reaches its service through its decorator, `ctx.request.server.<feature>`.
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import type { AppServices } from '../services.ts'
 import type { Caller } from '../callers/caller.ts'
-import type { History } from '../history/public.ts'
 import type { Subscriber } from './registry.ts'
 import { clientGone } from './client-gone.ts'
 
-export interface AppContext extends AppServices {
+/** What of the server's configuration a resolver may read. */
+export interface ContextConfig {
+  /** NODE_ENV=production: some rules are stricter there (anonymous callers see no shared history). */
+  production: boolean
+}
+
+export interface AppContext {
   log: FastifyBaseLogger
   /** Who is calling (anonymous when AUTH_MODE=none). */
   caller: Caller | null
@@ -16,11 +21,10 @@ export interface AppContext extends AppServices {
   signal: AbortSignal
   /** True while the process is under memory or event-loop pressure (new identifications are refused). */
   underPressure: () => boolean
-  /** The identification history; null when HISTORY=off. */
-  history: History | null
-  /** The request, for what only it knows (the origin thumbnail URLs are made for, the Idempotency-Key header). */
+  /** The request: its headers, its origin, and `request.server`, where each feature's decorator is. */
   request: FastifyRequest
-  reply: FastifyReply
+  /** None on a subscription's socket (the request is its WebSocket upgrade). */
+  reply?: FastifyReply
   /** On a subscription's socket: to report a subscription refused (too many close the socket). */
   subscriptionFailed?: () => void
   /**
@@ -28,24 +32,24 @@ export interface AppContext extends AppServices {
    * of one field). errors.ts makes a failed field a 503 (which clients retry) only then.
    */
   retrySafe?: boolean
+  config: ContextConfig
 }
 
 declare module 'mercurius' {
   interface MercuriusContext extends AppContext {}
 }
 
-export function buildContext (services: AppServices) {
+export function buildContext (config: ContextConfig) {
   return (request: FastifyRequest, reply: FastifyReply): AppContext => {
     return {
-      ...services,
       caller: request.caller,
       requestId: String(request.id),
       log: request.log,
       signal: clientGone(request, reply),
       underPressure: () => request.server.isUnderPressure(),
-      history: request.server.history,
       request,
-      reply
+      reply,
+      config
     }
   }
 }
@@ -54,18 +58,17 @@ export function buildContext (services: AppServices) {
  * A subscription connection's context: built once, when its `connection_init` has been verified. The
  * request is the WebSocket upgrade (its host makes thumbnail URLs); there is no reply to set headers on.
  */
-export function buildSubscriptionContext (services: AppServices) {
+export function buildSubscriptionContext (config: ContextConfig) {
   return (request: FastifyRequest, { caller, closed, failed }: Subscriber): Omit<AppContext, 'reply'> => {
     return {
-      ...services,
       caller,
       requestId: String(request.id),
       log: caller.kind === 'anonymous' ? request.log : request.log.child({ caller: caller.id, callerKind: caller.kind }),
       signal: closed,
       underPressure: () => request.server.isUnderPressure(),
-      history: request.server.history,
       request,
-      subscriptionFailed: failed
+      subscriptionFailed: failed,
+      config
     }
   }
 }

@@ -1,23 +1,26 @@
-// POST/GET /graphql: mercurius with our schema, resolvers, error codes, CSRF prevention and uploads;
-// and subscriptions over a WebSocket upgrade of GET /graphql (src/subscriptions/: authentication in
-// `connection_init`, limits, the channel between instances).
+// POST/GET /graphql: mercurius with the composed schema, error codes, CSRF prevention, query limits and
+// uploads; and subscriptions over a WebSocket upgrade of GET /graphql when a feature hands in their
+// transport (src/subscriptions/: authentication in `connection_init`, limits, the channel between instances).
 // Encapsulated: mercurius's error handler and these hooks apply to these routes only. It needs
 // `app.authenticate` (caller-auth) and `app.rateLimit` (@fastify/rate-limit), and says so. The schema is
-// composed from the parts features registered in `app.graphqlRegistry` (./registry.ts) before this plugin.
+// the core's SDL (the scalars, beside this file) and the parts features registered in `app.graphqlRegistry`
+// (./registry.ts) before this plugin; every .graphql file must be in it (checked at start-up).
 //
 // An identification passes, in order: caller authentication → rate limit (per caller) → the upload's
 // bytes reserved (per caller and in total, or 429/503 at once) → the upload is read (bounded by the idle
 // timeout and the minimum rate) → GraphQL → the identification flow, which takes a vision slot for the
 // work (src/identification/flow.ts). Receiving a body holds no slot.
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import mercurius, { type IResolvers } from 'mercurius'
 import { specifiedRules, validate } from 'graphql'
-import type { AppServices } from '../services.ts'
 import { RateLimitedError } from '../errors.ts'
-import type { Release } from '../limits/admission.ts'
 import { callerKey, isUploadRequest } from '../http/requests.ts'
-import { buildContext, buildSubscriptionContext } from './context.ts'
+import type { GraphqlConfig } from './config.ts'
+import { buildContext, buildSubscriptionContext, type ContextConfig } from './context.ts'
 import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
 import { checkHttpOperation } from './http-subscriptions.ts'
@@ -25,7 +28,7 @@ import { checkStorableArguments } from './storable-arguments.ts'
 import { resolvers } from './resolvers.ts'
 import { mergeResolvers } from './registry.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
-import { loadSchemaSDL } from './schema.ts'
+import { schemaFiles } from './schema.ts'
 import { readMultipartOperations, uploadCharge, type UploadLimits } from './upload.ts'
 import { UploadBuffers } from './upload-buffers.ts'
 
@@ -38,8 +41,26 @@ export const PREFLIGHT_HEADERS = [
   'x-mercurius-operation-name'
 ]
 
-async function graphqlPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
-  const { config, uploads, metrics } = services
+export interface GraphqlOptions {
+  /** What one operation and one upload may cost (GRAPHQL_*, MAX_UPLOAD_BYTES, UPLOAD_*). */
+  graphql: Omit<GraphqlConfig, 'graphiql' | 'maxBodyBytes'>
+  /** Per caller and minute: identifications (a multipart upload) and every other operation; 0 is no limit. */
+  rates: { ratePerMinute: number, operationsPerMinute: number }
+  /** Upload bytes in flight (src/limits/receiving.ts): reserved before a body is read, or refused. */
+  uploads: UploadReservations
+  /** Told of each request the rate limit refuses (a metric). */
+  rateLimited?: () => void
+  /** What resolvers may read of the configuration (ctx.config). */
+  context: ContextConfig
+}
+
+/** Reserves an upload's bytes for a caller, or throws (429/503); the function returned gives them back. */
+export interface UploadReservations {
+  reserve (caller: string, bytes: number): () => void
+}
+
+async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Promise<void> {
+  const { graphql: config, rates, uploads } = options
   const limits: UploadLimits = {
     maxFileBytes: config.maxUploadBytes,
     maxFiles: 1,
@@ -48,7 +69,7 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     minBytesPerSecond: config.uploadMinBytesPerSecond,
     buffers: new UploadBuffers() // reused across uploads (upload-buffers.ts)
   }
-  const operationLimits: OperationLimits = { maxFields: config.limits.maxQueryFields, maxDepth: config.limits.maxQueryDepth }
+  const operationLimits: OperationLimits = { maxFields: config.maxQueryFields, maxDepth: config.maxQueryDepth }
 
   // Who is calling, before anything of the request is read (a WebSocket upgrade: in its connection_init).
   app.addHook('onRequest', app.authenticate)
@@ -61,28 +82,28 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
 
   // Two budgets per caller (identity, else IP) per minute: identifications, and every other operation.
   // One hook: @fastify/rate-limit runs at most one limiter per request. A budget of 0 is no limit.
-  const { ratePerMinute, operationsPerMinute } = config.limits
+  const { ratePerMinute, operationsPerMinute } = rates
   const budget = (request: FastifyRequest): number => isUploadRequest(request) ? ratePerMinute : operationsPerMinute
   app.addHook('onRequest', app.rateLimit({
     max: (request) => budget(request),
     timeWindow: 60_000,
     allowList: (request) => budget(request) === 0,
     keyGenerator: (request) => `${isUploadRequest(request) ? 'identify' : 'operation'}:${callerKey(request)}`,
-    onExceeded: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
+    onExceeded: () => { options.rateLimited?.() },
     errorResponseBuilder: (request, context) => new RateLimitedError(
       `Too many ${isUploadRequest(request) ? 'identifications' : 'GraphQL requests'}: at most ${context.max} per minute. Try again in ${context.after}.`,
       Math.max(1, Math.ceil(context.ttl / 1000)))
   }))
 
   async function checkGet (request: FastifyRequest): Promise<void> {
-    checkGetOperation(request, config.limits.maxQueryTokens)
+    checkGetOperation(request, config.maxQueryTokens)
   }
 
   // The body is read here, holding its bytes' reservation (not a vision slot) until the request ends:
   // the upload's buffer lives as long as the request, through the wait for a slot and the work.
   async function receiveUpload (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (!request.isMultipart()) return
-    let release: Release | undefined
+    let release: (() => void) | undefined
     try {
       release = uploads.reserve(callerKey(request), uploadCharge(request.headers['content-length'], limits))
       reply.raw.once('close', release)
@@ -96,24 +117,27 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
   }
 
   const { parts, subscriptions } = app.graphqlRegistry.compose()
+  const core = { name: 'graphql', sdl: coreSchemaSDL().join('\n'), resolvers: resolvers as IResolvers }
+  const sdl = [core, ...parts].flatMap(part => part.sdl ?? [])
+  checkEveryFileComposed(sdl)
   await app.register(mercurius, {
-    schema: [loadSchemaSDL(), ...parts.flatMap(part => part.sdl ?? [])].join('\n'),
-    resolvers: mergeResolvers([{ name: 'graphql', resolvers: resolvers as IResolvers }, ...parts]),
+    schema: sdl.join('\n'),
+    resolvers: mergeResolvers([core, ...parts]),
     path: '/graphql',
     graphiql: false, // ours, self-hosted: see src/graphiql/
-    context: buildContext(services),
+    context: buildContext(options.context),
     allowBatchedQueries: false,
     jit: 1, // compile a query to JS after its first use (graphql-jit): the dashboard sends the same few
     // Parsed documents (and failed ones, in a second cache) are kept by source text. Each holds at most
     // GRAPHQL_MAX_TOKENS tokens (~320 bytes each parsed), so the caches hold at most 2 × 64 × that.
     cache: PARSED_DOCUMENT_CACHE_ENTRIES,
-    graphql: { parseOptions: { maxTokens: config.limits.maxQueryTokens } },
-    validationRules: validationRules(config.limits.introspection),
+    graphql: { parseOptions: { maxTokens: config.maxQueryTokens } },
+    validationRules: validationRules(config.introspection),
     // Multipart posts need a header a cross-site HTML form cannot send; JSON posts already force a preflight.
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },
     errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log, ctx.reply, ctx.retrySafe ?? true),
     additionalRouteOptions: { preValidation: [checkGet, receiveUpload] },
-    subscription: subscriptions?.mercuriusOptions(buildSubscriptionContext(services)) ?? false
+    subscription: subscriptions?.mercuriusOptions(buildSubscriptionContext(options.context)) ?? false
   })
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
@@ -123,7 +147,7 @@ async function graphqlPlugin (app: FastifyInstance, services: AppServices): Prom
     checkStorableArguments(document, variables as Record<string, unknown> | undefined)
   })
   // mercurius runs a subscription's document unvalidated: the same bounds and rules as any other first.
-  const rules = [...specifiedRules, ...validationRules(config.limits.introspection)]
+  const rules = [...specifiedRules, ...validationRules(config.introspection)]
   app.graphql.addHook('preSubscriptionExecution', async (schema, document, context) => {
     try {
       checkOperationCost(document, operationLimits)
@@ -152,4 +176,36 @@ function discardRest (request: FastifyRequest, reply: FastifyReply): void {
   reply.header('connection', 'close')
   request.raw.unpipe()
   request.raw.resume()
+}
+
+/**
+ * The core's own SDL: the .graphql files beside this module (the scalars), and schema/*.graphql, which
+ * holds the SDL not yet moved beside its feature.
+ */
+function coreSchemaSDL (): string[] {
+  return [new URL('./', import.meta.url), new URL('../../schema/', import.meta.url)].flatMap(dir => {
+    const path = fileURLToPath(dir) // not dir.pathname: that one is percent-encoded (spaces in the path)
+    if (!existsSync(path)) return []
+    return readdirSync(path).filter(name => name.endsWith('.graphql')).sort().map(name => readFileSync(join(path, name), 'utf8'))
+  })
+}
+
+/**
+ * Every .graphql file of the service (./schema.ts: what codegen reads too) is in the schema served: a
+ * feature that forgot to register its part, or registers it only when enabled, would otherwise change the
+ * API without a word (the schema is the same whatever is switched off).
+ */
+function checkEveryFileComposed (sdl: readonly string[]): void {
+  const missing = sdlNotComposed(schemaFiles(), sdl)
+  if (missing.length > 0) {
+    throw new Error(`GraphQL SDL that no part hands in: ${missing.join(', ')}. A feature registers its .graphql with app.graphqlRegistry.add, enabled or not.`)
+  }
+}
+
+/** Which of `files` no text of `sdl` contains. */
+export function sdlNotComposed (files: readonly string[], sdl: readonly string[]): string[] {
+  return files.filter(file => {
+    const text = readFileSync(file, 'utf8')
+    return !sdl.some(part => part.includes(text))
+  })
 }

@@ -1,13 +1,31 @@
-// The SDL in schema/*.graphql is the schema's one source of truth, read once at start-up.
-import { readdirSync, readFileSync } from 'node:fs'
+// The SDL is the schema's one source of truth, read once at start-up: schema/*.graphql, then every
+// *.graphql under src/ (the SDL each part keeps beside its code). codegen.ts reads the same files.
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const SCHEMA_DIR = new URL('../../schema/', import.meta.url)
+/** The project's root: schema/ and src/ are under it. */
+export const PROJECT_ROOT = new URL('../../', import.meta.url)
 
-export function loadSchemaSDL (dir: URL = SCHEMA_DIR): string {
-  const path = fileURLToPath(dir) // not dir.pathname: that one is percent-encoded (spaces in the path)
-  const files = readdirSync(path).filter(name => name.endsWith('.graphql')).sort()
-  if (files.length === 0) throw new Error(`no .graphql files in ${path}`)
-  return files.map(name => readFileSync(join(path, name), 'utf8')).join('\n')
+/**
+ * The SDL files, absolute paths in a fixed order: schema/*.graphql, then src/**\/*.graphql, each sorted by
+ * path (readdirSync's order depends on the file system). A missing schema/ is skipped.
+ */
+export function schemaFiles (root: URL = PROJECT_ROOT): string[] {
+  const path = fileURLToPath(root) // not root.pathname: that one is percent-encoded (spaces in the path)
+  return ['schema', 'src'].flatMap(dir => graphqlFilesUnder(join(path, dir)))
+}
+
+export function loadSchemaSDL (root: URL = PROJECT_ROOT): string {
+  const files = schemaFiles(root)
+  if (files.length === 0) throw new Error(`no .graphql files in schema/ or src/ under ${fileURLToPath(root)}`)
+  return files.map(file => readFileSync(file, 'utf8')).join('\n')
+}
+
+function graphqlFilesUnder (dir: string): string[] {
+  if (!existsSync(dir)) return []
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter(name => name.endsWith('.graphql'))
+    .map(name => join(dir, name))
+    .sort()
 }

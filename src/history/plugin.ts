@@ -6,10 +6,8 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { IdentificationEvents } from '../identification/events.ts'
 import type { Metrics } from '../metrics/registry.ts'
-import type { VisionConfig } from '../vision/config.ts'
-import type { VisionService } from '../vision/types.ts'
+import { cacheIdentityOf, type VisionService } from '../vision/types.ts'
 import type { HistoryConfig } from './config.ts'
-import type { AzureConfig } from '../azure/config.ts'
 import type { History, HistoryInternals, RecordHook } from './public.ts'
 import { HISTORY_MIGRATIONS } from './migrations/index.ts'
 import type { HistoryTables } from './tables.ts'
@@ -43,7 +41,7 @@ const SHUTDOWN_FLUSH_MS = 5_000
 export interface HistoryPluginOptions {
   config: {
     history: HistoryConfig
-    vision: VisionConfig
+    vision: { timeoutMs: number }
     production: boolean
     requestTimeoutMs: number
     overload: { queueTimeoutMs: number }
@@ -54,7 +52,7 @@ export interface HistoryPluginOptions {
 }
 
 async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptions): Promise<void> {
-  const { config: { history: config, vision }, events, metrics } = services
+  const { config: { history: config }, vision, events, metrics } = services
   // The same schema, metrics and Idempotency-Key handling whether history is on or off (its fields then fail).
   const counts = historyMetrics(metrics)
   app.graphqlRegistry.add(historyGraphql({ production: services.config.production }))
@@ -104,7 +102,9 @@ async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptio
     ? null
     : createResultCache(store, {
       ...config.resultCache,
-      answeredBy: answeredBy(vision.azure)
+      // Who answers: every deployment of the list (the same model, deployed several times), so an answer
+      // from any of them serves the others; another list is another model.
+      answeredBy: cacheIdentityOf(vision)
     }, log, {
       hit: () => counts.resultCache.inc({ result: 'hit' }),
       miss: () => counts.resultCache.inc({ result: 'miss' })
@@ -155,12 +155,3 @@ async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptio
 }
 
 export default fp(historyPlugin, { name: 'history', fastify: '5.x', dependencies: ['workers', 'database', 'identification', 'graphql-registry'] })
-
-/**
- * Who answers, as part of the result cache's key: every deployment of the list (the same model, deployed
- * several times), so an answer from any of them serves the others; another list is another model.
- */
-function answeredBy (azure: AzureConfig | null): string {
-  if (azure === null) return 'simulated'
-  return 'azure:' + azure.backends.map(b => `${b.endpoint}/${b.deployment}`).sort().join(',')
-}

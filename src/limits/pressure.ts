@@ -3,19 +3,25 @@
 import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
-import type { Config } from '../config.ts'
 import { OverloadedError } from '../errors.ts'
 import { sendError } from '../http/send-error.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import { isUploadRequest } from '../http/requests.ts'
+import type { OverloadConfig } from './config.ts'
 
 const RETRY_AFTER_SECONDS = 5
 
-async function pressure (app: FastifyInstance, { config, metrics }: { config: Config, metrics: Metrics }): Promise<void> {
+export interface PressurePluginOptions {
+  /** The PRESSURE_* thresholds (0: not watched). */
+  overload: Pick<OverloadConfig, 'maxEventLoopDelayMs' | 'maxHeapUsedBytes' | 'maxRssBytes'>
+  metrics: Metrics
+}
+
+async function pressure (app: FastifyInstance, { overload, metrics }: PressurePluginOptions): Promise<void> {
   await app.register(underPressure, {
-    maxEventLoopDelay: config.overload.maxEventLoopDelayMs,
-    maxHeapUsedBytes: config.overload.maxHeapUsedBytes,
-    maxRssBytes: config.overload.maxRssBytes,
+    maxEventLoopDelay: overload.maxEventLoopDelayMs,
+    maxHeapUsedBytes: overload.maxHeapUsedBytes,
+    maxRssBytes: overload.maxRssBytes,
     pressureHandler: (request, reply, type) => {
       if (!isUploadRequest(request)) return // handled as usual
       metrics.refusals.inc({ reason: 'pressure' })

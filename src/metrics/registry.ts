@@ -52,13 +52,6 @@ export class Metrics {
     registers: [this.registry]
   })
 
-  readonly queueWait = new Histogram({
-    name: 'agrivision_admission_wait_seconds',
-    help: 'Time identifications waited for a slot.',
-    buckets: [0, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
-    registers: [this.registry]
-  })
-
   readonly imageBytes = new Counter({
     name: 'agrivision_image_bytes_total',
     help: 'Image bytes received from clients and sent upstream.',
@@ -73,6 +66,7 @@ export class Metrics {
     registers: [this.registry]
   })
 
+  /** Shared by every limit (src/limits/, the rate limits), each counting its own reasons. */
   readonly refusals = new Counter({
     name: 'agrivision_refusals_total',
     help: 'Requests refused to protect the service: rate limit, overload (queue full, queue timeout, pressure).',

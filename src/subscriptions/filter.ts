@@ -2,7 +2,6 @@
 // then `IdentificationFilter` with the meaning `identifications` gives it (src/history/store.ts), checked
 // in memory against each message instead of in SQL.
 import type { VehicleCategory } from '../vision/answer-schema.ts'
-import { makeKey } from '../history/records.ts'
 import type { CompletedMessage } from './payload.ts'
 
 export interface LiveFilter {
@@ -15,6 +14,14 @@ export interface LiveFilter {
   from: number | null
   /** Made before. */
   to: number | null
+}
+
+/**
+ * How makes compare: case and surrounding spaces do not matter (John Deere = john deere). The same rule as
+ * history's (its makeKey, src/history/records.ts), so a filter means the same live and in `identifications`.
+ */
+export function makeKey (make: string): string {
+  return make.trim().toLowerCase().slice(0, 255)
 }
 
 export function matches (message: CompletedMessage, filter: LiveFilter): boolean {

@@ -2,22 +2,27 @@
 // graphql-transport-ws only, and a 1001 close for every socket at shutdown), each socket's messages,
 // authentication and lifecycle (connections.ts), the limits (limits.ts), the channel between instances (emitter.ts, REDIS_URL), and
 // the publisher: every completed identification, as a compact message (payload.ts), to mercurius'
-// pubsub. The GraphQL plugin registers mercurius with `app.subscriptions.mercuriusOptions(...)`; the
-// resolver (src/graphql/subscription-resolvers.ts) starts each subscription with `app.subscriptions.subscribe`.
+// pubsub. It hands the GraphQL core its part (./subscriptions.graphql, ./graphql.ts) and its transport
+// (`app.graphqlRegistry.useSubscriptions`): the graphql plugin registers mercurius with `mercuriusOptions(...)`;
+// the resolver starts each subscription with `app.subscriptions.subscribe`.
+import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import websocket, { type WebSocket } from '@fastify/websocket'
-import type { PubSub, SubscriptionContext } from 'mercurius'
+import type { IResolvers, PubSub, SubscriptionContext } from 'mercurius'
 import type { SubscriptionTransport } from '../graphql/registry.ts'
 import { Counter } from 'prom-client'
 import { BadRequestError } from '../errors.ts'
-import type { AppServices } from '../services.ts'
+import type { IdentificationEvents } from '../identification/events.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import type { SubscriptionsConfig } from './config.ts'
 import { Connections, PROTOCOL } from './connections.ts'
 import { closeRedisEmitter, createRedisEmitter } from './emitter.ts'
 import { matches, type LiveFilter } from './filter.ts'
 import { SubscriptionLimits } from './limits.ts'
 import { COMPLETED_TOPIC, messageOf, type CompletedMessage } from './payload.ts'
 import { countQueued, eventSizes, type QueueStream } from './queued.ts'
+import { subscriptionResolvers } from './graphql.ts'
 
 /** The transport the graphql plugin hands to mercurius (registered in `app.graphqlRegistry`), and the resolvers' entry. */
 export interface Subscriptions extends SubscriptionTransport {
@@ -40,9 +45,20 @@ declare module 'fastify' {
 /** Of the shutdown grace, how long sockets get to finish their closing handshake before they are cut. */
 const CLOSE_WAIT_MS = 5_000
 
-async function subscriptionsPlugin (app: FastifyInstance, services: AppServices): Promise<void> {
-  const { config, events, metrics } = services
-  const settings = config.subscriptions
+export interface SubscriptionsOptions {
+  config: SubscriptionsConfig
+  /** The Redis that carries completed identifications between instances (REDIS_URL); null: this instance alone. */
+  redisUrl: string | null
+  /** NODE_ENV=production (anonymous sockets are refused there unless AUTH_MODE=none is accepted). */
+  production: boolean
+  /** How long shutting down waits (SHUTDOWN_GRACE_MS): sockets get at most part of it to close. */
+  shutdownGraceMs: number
+  events: IdentificationEvents
+  metrics: Metrics
+}
+
+async function subscriptionsPlugin (app: FastifyInstance, options: SubscriptionsOptions): Promise<void> {
+  const { config: settings, redisUrl, production, shutdownGraceMs, events, metrics } = options
   const log = app.log.child({ component: 'subscriptions' })
 
   const refusals = new Counter({
@@ -61,7 +77,7 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
   const connections = new Connections({
     verify: app.verifyCaller,
     log,
-    production: config.production,
+    production,
     initTimeoutMs: settings.initTimeoutMs,
     // A socket that counts holds a subscription: never more sockets than subscriptions may exist.
     maxConnections: settings.max,
@@ -95,7 +111,7 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
       if (socket.readyState === socket.OPEN) socket.terminate()
     },
     preClose: async function () {
-      await connections.closeAll(Math.min(CLOSE_WAIT_MS, config.shutdownGraceMs))
+      await connections.closeAll(Math.min(CLOSE_WAIT_MS, shutdownGraceMs))
       // What is still closing (refused as the server filled up, just before) is cut: ws' server closes only once they are gone.
       for (const socket of app.websocketServer.clients) if (socket.readyState !== socket.CLOSED) socket.terminate()
       await new Promise<void>(resolve => { app.websocketServer.close(() => resolve()) })
@@ -113,7 +129,7 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     }
   })
 
-  const emitter = config.limits.redisUrl === null ? undefined : createRedisEmitter(config.limits.redisUrl, log)
+  const emitter = redisUrl === null ? undefined : createRedisEmitter(redisUrl, log)
   if (emitter !== undefined) app.addHook('onClose', async () => { await closeRedisEmitter(emitter) })
 
   const subscriptions: Subscriptions = {
@@ -165,6 +181,11 @@ async function subscriptionsPlugin (app: FastifyInstance, services: AppServices)
     }
   }
   app.decorate('subscriptions', subscriptions)
+  app.graphqlRegistry.add({
+    name: 'subscriptions',
+    sdl: readFileSync(new URL('./subscriptions.graphql', import.meta.url), 'utf8'),
+    resolvers: { Subscription: subscriptionResolvers } as IResolvers
+  })
   app.graphqlRegistry.useSubscriptions(subscriptions)
 }
 

@@ -1,12 +1,15 @@
 // Picks the vision backend from the configuration: Azure OpenAI when an endpoint is set, else simulated.
 import type { FastifyBaseLogger } from 'fastify'
-import type { Config } from '../config.ts'
+import type { VisionConfig } from './config.ts'
 import { createTokenProvider } from '../azure/credential.ts'
 import { createAzureVision } from './azure.ts'
 import { createSimulatedVision } from './simulated.ts'
 import type { VisionService } from './types.ts'
 
-export function createVision (config: Config, log: FastifyBaseLogger, env: NodeJS.ProcessEnv = process.env): VisionService {
+/** `config`: the app's Config or anything with its vision slice. */
+export function createVision (
+  config: { vision: VisionConfig }, log: FastifyBaseLogger, env: NodeJS.ProcessEnv = process.env
+): VisionService {
   const azure = config.vision.azure
   if (azure === null) {
     log.warn('vision backend: SIMULATED, no model is called. Set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT, or AZURE_OPENAI_BACKENDS, to use Azure OpenAI.')

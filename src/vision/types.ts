@@ -1,11 +1,17 @@
-// The one interface every vision backend implements. The resolver validates and delegates here.
+// The one interface the rest of the service sees of vision. The resolver validates and delegates here;
+// behind it, providers (provider.ts) and the failover between them (failover/failover.ts).
 import type { ImageMimeType } from '../image/mime-types.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import type { DetectedVehicle } from './answer-schema.ts'
 import type { BackendSnapshot } from './failover/pool.ts'
+import type { Metrics } from '../metrics/registry.ts'
 
 export type { BackendSnapshot }
 
+/**
+ * A provider kind: the SDL's enum VisionBackend. Still a closed union here, because the generated resolver
+ * types check results against the enum; a new provider adds its value to the SDL enum and here.
+ */
 export type VisionBackend = 'AZURE_OPENAI' | 'SIMULATED'
 
 export interface IdentifyRequest {
@@ -62,14 +68,28 @@ export interface VisionService {
   readonly backend: VisionBackend
   identify (request: IdentifyRequest): Promise<IdentifyResult>
   status (): VisionStatus
-  /** Each deployment's routing state, for operators (Azure only). */
+  /**
+   * Who answers, as part of the result cache's key: 'simulated', or 'azure:' and every deployment's
+   * endpoint/deployment, sorted. Absent on a hand-made service (tests): see cacheIdentityOf.
+   */
+  cacheIdentity? (): string
+  /** Each provider's routing state, for operators (a failover's). */
   backends? (): BackendSnapshot[]
-  /** Subscribes to every call to a backend (metrics); returns the function that unsubscribes. Azure only. */
+  /** Subscribes to every call to a provider (metrics); returns the function that unsubscribes. */
   onAttempt? (listener: AttemptListener): () => void
-  /** Token fetch counters, for metrics (Azure only). */
+  /** Token fetch counters, for agrivision_token_fetches_total (a service with a credential: Azure's). */
   tokenStats? (): { fetches: number, failures: number, timeouts: number }
-  /** Called once before the server listens (e.g. to fetch the first token). Must not throw. */
+  /** Called once when the server listens (e.g. to fetch the first token). Must not throw. */
   warmUp? (): Promise<void>
+  /** Registers the providers' own metrics; returns the function that stops measuring. */
+  measure? (metrics: Metrics): () => void
+  /** Called once when the app closes. */
+  close? (): Promise<void>
+}
+
+/** The service's cache identity; a service without one (a test's hand-made service) is keyed by its kind. */
+export function cacheIdentityOf (vision: Pick<VisionService, 'backend' | 'cacheIdentity'>): string {
+  return vision.cacheIdentity?.() ?? vision.backend.toLowerCase()
 }
 
 export const DEFAULT_INSTRUCTIONS =

@@ -306,7 +306,10 @@ function History ({ credentials, t, lang }: { credentials: Credentials, t: Strin
           <span class='visually-hidden'>{t.allCategories}</span>
           <select
             value={filter.category ?? ''} data-testid='category-filter'
-            onChange={event => { setFilter({ ...filter, category: (event.target as HTMLSelectElement).value || undefined }) }}
+            onChange={event => {
+              const chosen = (event.target as HTMLSelectElement).value
+              setFilter({ ...filter, category: CATEGORIES.find(category => category === chosen) })
+            }}
           >
             <option value=''>{t.allCategories}</option>
             {CATEGORIES.map(category => <option key={category} value={category}>{CATEGORY_NAMES[lang][category]}</option>)}

@@ -1,4 +1,6 @@
 // The interface's words in Russian and English, chosen from the browser and switchable (kept in localStorage).
+import type { VehicleCategory } from './generated/schema-types.ts'
+
 export type Lang = 'ru' | 'en'
 
 const en = {
@@ -106,7 +108,8 @@ const ru: typeof en = {
 export type Strings = typeof en
 export const STRINGS: Record<Lang, Strings> = { en, ru }
 
-export const CATEGORY_NAMES: Record<Lang, Record<string, string>> = {
+// Keyed by the SDL's VehicleCategory: a category added to the schema fails tsc here until it has a name and an icon.
+export const CATEGORY_NAMES: Record<Lang, Record<VehicleCategory, string>> = {
   en: {
     TRACTOR: 'Tractor',
     COMBINE_HARVESTER: 'Combine harvester',
@@ -154,7 +157,7 @@ export const CATEGORY_NAMES: Record<Lang, Record<string, string>> = {
 }
 
 /** One icon per VehicleCategory: emoji render on every phone with no image to load. */
-export const CATEGORY_ICONS: Record<string, string> = {
+export const CATEGORY_ICONS: Record<VehicleCategory, string> = {
   TRACTOR: '🚜',
   COMBINE_HARVESTER: '🌾',
   FORAGE_HARVESTER: '🌿',
@@ -177,7 +180,7 @@ export const CATEGORY_ICONS: Record<string, string> = {
   OTHER: '❓'
 }
 
-export const CATEGORIES = Object.keys(CATEGORY_ICONS)
+export const CATEGORIES = Object.keys(CATEGORY_ICONS) as VehicleCategory[]
 
 export function browserLanguage (): Lang {
   const saved = localStorage.getItem('agrivision.lang')

@@ -4,6 +4,11 @@
 import { createClient, type Client } from 'graphql-ws'
 import { IDENTIFICATION_FIELDS, type Identification } from './api.ts'
 import type { Credentials } from './auth.ts'
+import type { IdentificationCompletedSubscription } from './generated/api-types.ts'
+
+const IDENTIFICATION_COMPLETED = /* GraphQL */ `subscription IdentificationCompleted {
+  identificationCompleted { ...IdentificationFields }
+}`
 
 export function subscribeToIdentifications (
   credentials: Credentials, onIdentification: (identification: Identification) => void
@@ -15,8 +20,8 @@ export function subscribeToIdentifications (
     shouldRetry: () => true,
     lazy: false
   })
-  const stop = client.subscribe<{ identificationCompleted: Identification }>(
-    { query: `subscription { identificationCompleted { ${IDENTIFICATION_FIELDS} } }` },
+  const stop = client.subscribe<IdentificationCompletedSubscription>(
+    { query: `${IDENTIFICATION_COMPLETED}\n${IDENTIFICATION_FIELDS}` },
     {
       next: ({ data }) => { if (data?.identificationCompleted) onIdentification(data.identificationCompleted) },
       error: () => {},

@@ -1,4 +1,4 @@
-// GENERATED FILE, DO NOT EDIT: made from schema/*.graphql by `npm run codegen` (codegen.ts).
+// GENERATED FILE, DO NOT EDIT: made from schema/*.graphql and src/**/*.graphql by `npm run codegen` (codegen.ts).
 // `npm test` fails when it is stale (`npm run codegen:check`).
 /* eslint-disable */
 import type { Upload } from '../upload.ts';
@@ -59,6 +59,65 @@ export type EquipmentKind =
   | 'IMPLEMENT'
   /** Self-propelled: a tractor, combine, self-propelled sprayer, loader, utility vehicle, irrigation system. */
   | 'MACHINE';
+
+/**
+ * The stable `extensions.code` of every error the service returns on purpose (src/errors.ts: each error class
+ * names one). Clients branch on it, never on the message. No field returns it: it documents `extensions.code`
+ * and gives clients a type to generate.
+ */
+export type ErrorCode =
+  /** Credentials could not be checked or obtained just now (Entra ID or the managed identity unreachable): try again later. */
+  | 'AUTH_UNAVAILABLE'
+  /** The HTTP request is malformed (no query, a wrong method, a missing CSRF preflight header). */
+  | 'BAD_REQUEST'
+  /** An argument or the image cannot be used (`extensions.argument`, `extensions.reason`). */
+  | 'BAD_USER_INPUT'
+  /** The client went away before the answer was ready. */
+  | 'CLIENT_CLOSED_REQUEST'
+  /** The vision backend's content filter refused the photo or the instructions. */
+  | 'CONTENT_FILTERED'
+  /** Valid credentials that are not allowed to do this. */
+  | 'FORBIDDEN'
+  /** The GraphQL document does not parse. */
+  | 'GRAPHQL_PARSE_FAILED'
+  /** The GraphQL document is invalid for the schema or exceeds the query limits (depth, cost, aliases). */
+  | 'GRAPHQL_VALIDATION_FAILED'
+  /** A request with this Idempotency-Key is still running: try again after `extensions.retryAfter` seconds. */
+  | 'IDEMPOTENCY_KEY_IN_USE'
+  /** This Idempotency-Key was already used with another image or other arguments. */
+  | 'IDEMPOTENCY_KEY_REUSED'
+  /** An unexpected error on the server; the request id in the log tells which. */
+  | 'INTERNAL_SERVER_ERROR'
+  /** The model declined to answer; its words, cut short, are in `extensions.refusal`. */
+  | 'MODEL_REFUSED'
+  /** The resource (e.g. a thumbnail) does not exist. */
+  | 'NOT_FOUND'
+  /** The service is at capacity (slots, queue, upload bytes or memory pressure): try again after `extensions.retryAfter` seconds. */
+  | 'OVERLOADED'
+  /** The request body or the uploaded file is larger than the server accepts (`extensions.maxBytes`). */
+  | 'PAYLOAD_TOO_LARGE'
+  /** The caller sent more requests than its rate limit allows: try again after `extensions.retryAfter` seconds. */
+  | 'RATE_LIMITED'
+  /** The history database cannot be reached or history is off: identifications go on, history queries fail. */
+  | 'STORAGE_UNAVAILABLE'
+  /** The caller already holds as many subscriptions as it may (`extensions.limit`). */
+  | 'TOO_MANY_SUBSCRIPTIONS'
+  /** No credentials, or credentials the service does not accept. */
+  | 'UNAUTHENTICATED'
+  /** The upload stalled or arrived too slowly and was cut off: send it again. */
+  | 'UPLOAD_TIMEOUT'
+  /** The vision backend refused the service's credentials (a server configuration problem). */
+  | 'UPSTREAM_AUTH'
+  /** The model's answer was not of the requested shape, twice. */
+  | 'UPSTREAM_INVALID_RESPONSE'
+  /** The vision backend throttled the request: try again after `extensions.retryAfter` seconds. */
+  | 'UPSTREAM_RATE_LIMITED'
+  /** The vision backend did not answer in time: try again later. */
+  | 'UPSTREAM_TIMEOUT'
+  /** The vision backend could not be reached or failed: try again later. */
+  | 'UPSTREAM_UNAVAILABLE'
+  /** The webhook endpoint URL is refused (not https, or an internal address; `extensions.reason`). */
+  | 'WEBHOOK_URL_REFUSED';
 
 /** What the vision model said about one photo. */
 export type Identification = {
@@ -641,6 +700,7 @@ export type ResolversTypes = {
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DetectedVehicle: ResolverTypeWrapper<DetectedVehicle>;
   EquipmentKind: EquipmentKind;
+  ErrorCode: ErrorCode;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Identification: ResolverTypeWrapper<Identification>;

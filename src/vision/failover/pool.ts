@@ -1,7 +1,6 @@
-// The backends of the azure vision service and which one a request goes to next: the lowest priority
-// number among those that can take it, weighted within that priority. A backend cannot take a request
-// while it is held (it answered 429: held for its retry-after) or its circuit breaker is open.
-import type { AzureBackendConfig } from '../../azure/config.ts'
+// The providers behind the failover and which one a request goes to next: the lowest priority number
+// among those that can take it, weighted within that priority. A provider cannot take a request while
+// it is held (it answered 429: held for its retry-after) or its circuit breaker is open.
 import { CircuitBreaker, type BreakerOptions, type BreakerState } from './circuit-breaker.ts'
 
 /** 429 without retry-after (Azure always sends one; a proxy may not): hold it this long. */
@@ -12,9 +11,17 @@ export const DEFAULT_HOLD_MS = 1000
  */
 export const MAX_HOLD_MS = 600_000
 
-export interface PoolBackend<Client> {
-  readonly config: AzureBackendConfig
-  readonly client: Client
+/** What the pool needs to know of a provider (src/vision/provider.ts). */
+export interface PoolMember {
+  readonly name: string
+  /** Lower first: 0 is tried before 1. */
+  readonly priority: number
+  /** Share of the traffic among members of the same priority. */
+  readonly weight: number
+}
+
+export interface PoolBackend<Member extends PoolMember> {
+  readonly provider: Member
   readonly breaker: CircuitBreaker
   /** Held after a 429 until this time (ms since the epoch; 0: not held). */
   heldUntil: number
@@ -44,34 +51,31 @@ export interface PoolOptions {
   random?: () => number
 }
 
-export class BackendPool<Client> {
-  readonly backends: ReadonlyArray<PoolBackend<Client>>
+export class BackendPool<Member extends PoolMember> {
+  readonly backends: ReadonlyArray<PoolBackend<Member>>
   readonly #now: () => number
   readonly #random: () => number
 
-  constructor (
-    entries: ReadonlyArray<{ config: AzureBackendConfig, client: Client }>, { breaker, now = Date.now, random = Math.random }: PoolOptions
-  ) {
+  constructor (members: readonly Member[], { breaker, now = Date.now, random = Math.random }: PoolOptions) {
     this.#now = now
     this.#random = random
-    this.backends = entries.map(({ config, client }) =>
-      ({ config, client, breaker: new CircuitBreaker({ ...breaker, now }), heldUntil: 0 }))
+    this.backends = members.map(provider => ({ provider, breaker: new CircuitBreaker({ ...breaker, now }), heldUntil: 0 }))
   }
 
   /** The backend to try next, skipping those already tried for this request; null when none can take it. */
-  choose (tried: ReadonlySet<PoolBackend<Client>> = new Set()): PoolBackend<Client> | null {
+  choose (tried: ReadonlySet<PoolBackend<Member>> = new Set()): PoolBackend<Member> | null {
     const now = this.#now()
     const eligible = this.backends.filter(b => !tried.has(b) && b.heldUntil <= now && b.breaker.available)
     if (eligible.length === 0) return null
-    const priority = Math.min(...eligible.map(b => b.config.priority))
-    const group = eligible.filter(b => b.config.priority === priority)
+    const priority = Math.min(...eligible.map(b => b.provider.priority))
+    const group = eligible.filter(b => b.provider.priority === priority)
     const chosen = pickWeighted(group, this.#random())
     chosen.breaker.begin()
     return chosen
   }
 
   /** A 429: no request goes to this backend for `ms` (its retry-after: 0 is none), or DEFAULT_HOLD_MS without one. */
-  hold (backend: PoolBackend<Client>, ms: number | undefined): void {
+  hold (backend: PoolBackend<Member>, ms: number | undefined): void {
     const wait = Math.min(ms ?? DEFAULT_HOLD_MS, MAX_HOLD_MS)
     backend.heldUntil = Math.max(backend.heldUntil, this.#now() + wait)
   }
@@ -95,9 +99,9 @@ export class BackendPool<Client> {
   snapshot (): BackendSnapshot[] {
     const now = this.#now()
     return this.backends.map(b => ({
-      name: b.config.name,
-      priority: b.config.priority,
-      weight: b.config.weight,
+      name: b.provider.name,
+      priority: b.provider.priority,
+      weight: b.provider.weight,
       state: b.heldUntil > now && b.breaker.state === 'CLOSED' ? 'HELD' : b.breaker.state,
       heldUntil: b.heldUntil > now ? new Date(b.heldUntil) : null,
       consecutiveFailures: b.breaker.consecutiveFailures
@@ -105,11 +109,11 @@ export class BackendPool<Client> {
   }
 }
 
-function pickWeighted<T extends { config: { weight: number } }> (group: readonly T[], random: number): T {
-  const total = group.reduce((sum, b) => sum + b.config.weight, 0)
+function pickWeighted<T extends { provider: { weight: number } }> (group: readonly T[], random: number): T {
+  const total = group.reduce((sum, b) => sum + b.provider.weight, 0)
   let point = random * total
   for (const backend of group) {
-    point -= backend.config.weight
+    point -= backend.provider.weight
     if (point < 0) return backend
   }
   return group[group.length - 1] as T

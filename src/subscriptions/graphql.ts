@@ -1,13 +1,12 @@
 // The subscription: who may watch what (as history decides it: own, or everyone's with ReadAll), the
-// filter checked, then src/subscriptions/ streams the completed identifications that match.
+// filter checked, then app.subscriptions streams the completed identifications that match.
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { BadUserInputError, UnauthenticatedError } from '../errors.ts'
-import { makeKey } from '../history/records.ts'
-import { identificationOf, type CompletedMessage } from '../subscriptions/payload.ts'
-import type { LiveFilter } from '../subscriptions/filter.ts'
-import type { IdentificationFilter, SubscriptionResolvers } from './generated/schema-types.ts'
+import type { AppContext } from '../graphql/context.ts'
+import type { IdentificationFilter, SubscriptionResolvers } from '../graphql/generated/schema-types.ts'
 import type { MercuriusContext } from 'mercurius'
-import type { AppContext } from './context.ts'
+import { identificationOf, type CompletedMessage } from './payload.ts'
+import { makeKey, type LiveFilter } from './filter.ts'
 
 export const subscriptionResolvers: SubscriptionResolvers = {
   identificationCompleted: {

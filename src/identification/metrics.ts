@@ -1,6 +1,6 @@
 // Identification metrics, as a subscriber of the identification events.
-import type { IdentificationEvents } from '../identification/events.ts'
-import { labelled, type Metrics } from './registry.ts'
+import type { IdentificationEvents } from './events.ts'
+import { labelled, type Metrics } from '../metrics/registry.ts'
 
 export function countIdentifications (events: IdentificationEvents, metrics: Metrics): void {
   // Label children resolved once (labelled): these run on every identification.

@@ -1,14 +1,26 @@
-// Per-deployment metrics (AZURE_OPENAI_BACKENDS): every call to a backend by outcome and its latency, and
-// each backend's routing state at scrape time. Alert on: a backend OPEN for long, HELD most of the time
-// (its quota is too small), or `rate_limited` outcomes on every backend at once (callers see 429s).
+// The vision service's metrics. Per deployment (AZURE_OPENAI_BACKENDS): every call to a backend by outcome and
+// its latency, and each backend's routing state at scrape time. Alert on: a backend OPEN for long, HELD most
+// of the time (its quota is too small), or `rate_limited` outcomes on every backend at once (callers see 429s).
 import { Counter, Gauge, Histogram } from 'prom-client'
-import type { VisionService } from '../vision/types.ts'
-import type { Metrics } from './registry.ts'
+import type { Metrics } from '../metrics/registry.ts'
+import type { VisionService } from './types.ts'
 
 const STATES = ['CLOSED', 'HELD', 'OPEN', 'HALF_OPEN'] as const
 
-/** Returns the function that stops listening (the vision service may outlive the app). */
-export function measureVisionBackends (vision: VisionService, metrics: Metrics): () => void {
+/** Every vision metric, the providers' own included; returns the function that stops measuring (the service may outlive the app). */
+export function measureVision (vision: VisionService, metrics: Metrics): () => void {
+  // Always there, 0 without a credential (the simulated backend): dashboards keep their series.
+  metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
+  metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
+  const stopProviders = vision.measure?.(metrics) ?? (() => {})
+  const stopBackends = measureBackends(vision, metrics)
+  return () => {
+    stopBackends()
+    stopProviders()
+  }
+}
+
+function measureBackends (vision: VisionService, metrics: Metrics): () => void {
   const { registry } = metrics
   if (vision.backends === undefined || vision.onAttempt === undefined) return () => {}
   const requests = new Counter({
