@@ -59,7 +59,7 @@ t.test('history keys cached answers by the service\'s cache identity: another mo
       await app.ready()
       const res = await identify(app, photo)
       t.notOk(res.body.errors)
-      await app.history!.recorder.flushed()
+      await app.history!.flushed()
       return res.body.data.identifyVehicle.cached as boolean
     } finally {
       await app.close()
