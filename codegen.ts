@@ -5,7 +5,7 @@
 import type { CodegenConfig } from '@graphql-codegen/cli'
 
 const config: CodegenConfig = {
-  schema: 'schema/*.graphql',
+  schema: ['schema/*.graphql', 'src/**/*.graphql'],
   overwrite: true,
   generates: {
     'src/graphql/generated/schema-types.ts': {

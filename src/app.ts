@@ -136,7 +136,7 @@ export async function buildApp (
 
   await app.register(subscriptionsPlugin, services)
 
-  await app.register(webhooksPlugin, { ...services, ...webhooks })
+  await app.register(webhooksPlugin, { config: config.webhooks, retentionDays: config.history.retentionDays, metrics, events, ...webhooks })
 
   if (config.graphiql) await app.register(graphiqlPlugin)
 

@@ -8,7 +8,6 @@ import { callerKey } from '../http/requests.ts'
 import { DateTimeScalar, UploadScalar } from './scalars.ts'
 import { historyMutations, historyQueries } from './history-resolvers.ts'
 import { subscriptionResolvers } from './subscription-resolvers.ts'
-import { webhookMutations, webhookQueries } from './webhook-resolvers.ts'
 import { withIdempotency } from './idempotency.ts'
 import type { ImageDetail as SchemaImageDetail, Resolvers } from './generated/schema-types.ts'
 
@@ -29,8 +28,7 @@ export const resolvers: Resolvers = {
       // backends: read by its own resolver below, for the Admin role only.
       return { backend, deployment, ready: ready && !ctx.underPressure(), backends: [] }
     },
-    ...historyQueries,
-    ...webhookQueries
+    ...historyQueries
   },
   Mutation: {
     identifyVehicle: async (_root, args, ctx) => {
@@ -52,8 +50,7 @@ export const resolvers: Resolvers = {
         args.image.release() // the flow is over (whatever keeps the bytes longer copies them): the buffer is reused
       }
     },
-    ...historyMutations,
-    ...webhookMutations
+    ...historyMutations
   },
   VisionStatus: {
     // Routing state (holds, breakers) tells an outsider when the service is weakest: operators only.
