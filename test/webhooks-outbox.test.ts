@@ -24,9 +24,9 @@ async function withEndpoints (t: Test, target: DatabaseTarget): Promise<OpenedDa
   const opened = openDatabase<WebhookTables>(target)
   t.teardown(opened.close)
   await migrateToLatest(opened.db)
+  const unset = { description: null, previous_secret: null, previous_secret_expires_at: null, disabled_reason: null, last_success_at: null }
   const endpoint = (id: string, disabledAt: number | null) => ({
-    id, url: `https://example.com/${id}`, description: null, secret: 'whsec_x', previous_secret: null, previous_secret_expires_at: null,
-    created_at: 1, updated_at: 1, disabled_at: disabledAt, disabled_reason: null, last_success_at: null, failing_since: null
+    ...unset, id, url: `https://example.com/${id}`, secret: 'whsec_x', created_at: 1, updated_at: 1, disabled_at: disabledAt, failing_since: null
   })
   await opened.db.insertInto('webhook_endpoints').values([endpoint(COMPLETED_ONLY, null), endpoint(BOTH, null), endpoint(DISABLED, 5)]).execute()
   await opened.db.insertInto('webhook_endpoint_events').values([
