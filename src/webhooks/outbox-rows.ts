@@ -1,6 +1,9 @@
 // The outbox rows of a batch of records: one delivery per (record, enabled endpoint subscribed to its event
 // type). Made here from what history hands a RecordHook (id, outcome, time), so that no webhook statement
 // reads history's tables; written by outbox.ts (Kysely) and sqlite-outbox.ts (history's writer thread) alike.
+// Measured (the SQLite hook alone, batches of 16, one endpoint, CPU time, busy 2-core machine): ~80 µs a batch
+// against ~65 µs for the former INSERT … SELECT joining identifications, about 1 µs a record (<1 % of a record's
+// ~150 µs write); with no endpoint both are one small read (~2 µs).
 import type { WrittenRecord } from '../history/public.ts'
 import { EVENT_COMPLETED, EVENT_FAILED } from './tables.ts'
 
