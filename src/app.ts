@@ -137,7 +137,7 @@ export async function buildApp (
     detail: config.images.detail
   })
 
-  await app.register(webhooksPlugin, { ...services, ...webhooks })
+  await app.register(webhooksPlugin, { config: config.webhooks, retentionDays: config.history.retentionDays, metrics, events, ...webhooks })
 
   if (config.graphiql) await app.register(graphiqlPlugin)
 

@@ -3,6 +3,7 @@
 // (FOR UPDATE SKIP LOCKED and leases), whichever instance recorded it.
 import t from 'tap'
 import { startPostgres, createDatabase } from './support/postgres.ts'
+import { internalsOf } from '../src/webhooks/plugin.ts'
 import { startReceiver, verifies } from './support/webhook-receiver.ts'
 import { buildWebhookApp, createEndpoint, deliveries, endpoints, identify, sleep, waitFor } from './support/webhooks.ts'
 import { historyInternals } from '../src/history/plugin.ts'
@@ -47,19 +48,19 @@ t.test('two instances sharing PostgreSQL deliver every event once', async t => {
   t.ok(receiver.received.every(r => verifies(secret, r)))
   const owners = await historyInternals(a.history!).store.db.selectFrom('webhook_attempts').select('delivery_id').execute()
   t.equal(owners.length, ids.length, 'one attempt each')
-  t.ok(a.webhooks!.worker.attempted > 0 && b.webhooks!.worker.attempted > 0,
-    `both instances delivered (${a.webhooks!.worker.attempted} + ${b.webhooks!.worker.attempted})`)
+  t.ok(internalsOf(a.webhooks!).worker.attempted > 0 && internalsOf(b.webhooks!).worker.attempted > 0,
+    `both instances delivered (${internalsOf(a.webhooks!).worker.attempted} + ${internalsOf(b.webhooks!).worker.attempted})`)
 })
 
 t.test('an attempt claimed by an instance that died is taken up by another when its lease runs out', async t => {
   const url = await freshDatabase()
   const receiver = await startReceiver(t)
   const dead = await buildWebhookApp(t, { DATABASE_URL: url })
-  await dead.webhooks!.worker.stop() // it records, but delivers nothing: as if killed mid-attempt
+  await internalsOf(dead.webhooks!).worker.stop() // it records, but delivers nothing: as if killed mid-attempt
   const { secret } = await createEndpoint(dead, receiver.url())
   const id = await identify(dead)
   await dead.history!.flushed()
-  const claimed = await dead.webhooks!.store.claim('killed-instance', 10, 1500, [])
+  const claimed = await internalsOf(dead.webhooks!).store.claim('killed-instance', 10, 1500, [])
   t.equal(claimed.length, 1, 'the dead instance held the claim')
   const claimedAt = performance.now()
   // A live instance polls meanwhile and must not take it before the lease expires.
@@ -69,5 +70,5 @@ t.test('an attempt claimed by an instance that died is taken up by another when 
   t.ok(waited >= 1300, `taken up once the lease ran out (${Math.round(waited)} ms)`)
   t.equal(receiver.received[0]!.webhookId, `msg_${id}`)
   t.ok(verifies(secret, receiver.received[0]!))
-  t.ok(live.webhooks!.worker.attempted === 1)
+  t.ok(internalsOf(live.webhooks!).worker.attempted === 1)
 })

@@ -4,6 +4,7 @@
 // 410 disabling, five days of failures disabling, the attempt timeout, 64 KB responses, secret rotation,
 // deletion stopping deliveries, the delivery log's pages, limits, and the outbox written with the record.
 import t from 'tap'
+import { internalsOf } from '../src/webhooks/plugin.ts'
 import { startReceiver, verifies } from './support/webhook-receiver.ts'
 import {
   admin, buildWebhookApp, createEndpoint, deliveries, endpoints, gql, identifier, identify, identifyFailing, sleep, waitFor
@@ -264,10 +265,10 @@ t.test('the outbox is written with the record: deliveries wait for a worker that
   // An instance that records but whose worker never delivers (an attempt per hour, first one in an hour).
   const first = await buildWebhookApp(t, { DATA_DIR: dataDir, WEBHOOK_POLL_MS: '60000' })
   const { secret } = await createEndpoint(first, receiver.url())
-  first.webhooks!.worker.stop() // as if it died before delivering
+  internalsOf(first.webhooks!).worker.stop() // as if it died before delivering
   const ids = [await identify(first), await identify(first), await identify(first)]
   await first.history!.flushed()
-  const pending = await first.webhooks!.store.countPending()
+  const pending = await internalsOf(first.webhooks!).store.countPending()
   t.equal(pending, 3, 'three deliveries in the outbox, written with their records')
   // The same record written again (a batch retried after a lost reply) adds none; a new one adds its own.
   const record = {
@@ -291,7 +292,7 @@ t.test('the outbox is written with the record: deliveries wait for a worker that
     cacheKey: null
   }
   await historyInternals(first.history!).store.insertMany([record, { ...record, id: '00000000-0000-4000-8000-000000000001' }])
-  t.equal(await first.webhooks!.store.countPending(), 4, 'a retried batch adds deliveries for its new records only')
+  t.equal(await internalsOf(first.webhooks!).store.countPending(), 4, 'a retried batch adds deliveries for its new records only')
   await first.close()
   t.equal(receiver.received.length, 0)
 
@@ -341,7 +342,7 @@ t.test('finished deliveries are purged with history\'s retention', async t => {
   await identify(app)
   await waitFor(() => receiver.received.length === 1)
   await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'SUCCEEDED')
-  const store = app.webhooks!.store
+  const store = internalsOf(app.webhooks!).store
   t.equal(await store.purgeDeliveries(Date.now() - 86_400_000, 100), 0, 'a recent one stays')
   t.equal(await store.purgeDeliveries(Date.now() + 1000, 100), 1)
   t.same((await deliveries(app, endpointId)).edges, [])

@@ -1,14 +1,11 @@
 // The body of a delivery, made when it is sent: `{ type, timestamp, data }` with the identification as the
 // GraphQL API shows it (its thumbnail as a signed URL valid from now, never image bytes). A failed
 // identification has no answer: its data is who asked, when, and the error's code.
-import type { Kysely } from 'kysely'
-import type { HistoryTables } from '../history/tables.ts'
-import type { WebhookTables } from './tables.ts'
-import { fromRow, OK } from '../history/records.ts'
-import { EVENT_COMPLETED, type WebhookEventType } from './tables.ts'
+import type { RecordedOutcome } from '../history/public.ts'
+import type { WebhookEventType } from './tables.ts'
 
-// Seam of issue 18: webhooks read identifications until they go through app.history.getRecord.
-type HistoryDatabase = HistoryTables & WebhookTables
+/** history.getRecord: the recorded identification, undefined when gone (withdrawn or purged). */
+export type RecordReader = (id: string) => Promise<RecordedOutcome | undefined>
 
 export interface PayloadOptions {
   /** The signed path of an identification's thumbnail (`/thumbnails/…`); null when thumbnails are off. */
@@ -25,27 +22,20 @@ export type Payload =
   | { kind: 'no-thumbnail-yet', body: string }
 
 export async function buildPayload (
-  db: Kysely<HistoryDatabase>, eventType: WebhookEventType, identificationId: string, createdAt: number, options: PayloadOptions
+  getRecord: RecordReader, eventType: WebhookEventType, identificationId: string, createdAt: number, options: PayloadOptions
 ): Promise<Payload> {
-  const row = await db.selectFrom('identifications').selectAll().where('id', '=', identificationId).executeTakeFirst()
-  if (row === undefined || row.deleted === 1) return { kind: 'gone' }
+  const record = await getRecord(identificationId)
+  if (record === undefined) return { kind: 'gone' }
   const timestamp = new Date(createdAt).toISOString()
-  if (eventType === EVENT_COMPLETED && row.outcome === OK) {
-    const { hasThumbnail, ...identification } = fromRow(row)
+  if (record.ok) {
+    const { hasThumbnail, ...identification } = record.identification
     const thumbnailUrl = hasThumbnail && options.thumbnailPath !== null
       ? `${options.publicBaseUrl ?? ''}${options.thumbnailPath(identification.id)}`
       : null
     const body = JSON.stringify({ type: eventType, timestamp, data: { ...identification, thumbnailUrl } })
     return hasThumbnail || options.thumbnailPath === null ? { kind: 'body', body } : { kind: 'no-thumbnail-yet', body }
   }
-  const data = {
-    id: row.id,
-    callerId: row.caller_id,
-    code: row.outcome,
-    language: row.language,
-    backend: row.backend,
-    durationMs: row.duration_ms,
-    createdAt: new Date(Number(row.created_at)).toISOString()
-  }
+  const { id, callerId, code, language, backend, durationMs, createdAt: at } = record.failure
+  const data = { id, callerId, code, language, backend, durationMs, createdAt: at.toISOString() }
   return { kind: 'body', body: JSON.stringify({ type: eventType, timestamp, data }) }
 }

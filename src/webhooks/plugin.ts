@@ -1,19 +1,20 @@
-// Webhooks as a capability: endpoint management for the GraphQL resolvers (`app.webhooks`), and the delivery
-// worker (registered with app.workers) that sends what HistoryStore.insertMany put in the outbox. Needs history
-// (the outbox lives in its database); with HISTORY=off `app.webhooks` is null.
+// Webhooks as a feature: endpoint management (`app.webhooks`, typed in ./public.ts), the GraphQL part
+// (./graphql.ts), and the delivery worker (registered with app.workers) that sends what the outbox holds:
+// rows written in history's record transaction. Needs history; with HISTORY=off `app.webhooks` is null
+// (the GraphQL part is registered all the same: the schema does not change).
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { Kysely } from 'kysely'
-import { Counter } from 'prom-client'
-import type { AppServices } from '../services.ts'
 import { BadUserInputError, InvalidWebhookUrlError } from '../errors.ts'
-import type { History } from '../history/public.ts'
+import type { IdentificationEvents } from '../identification/events.ts'
+import type { Metrics } from '../metrics/registry.ts'
 import type { WebhooksConfig } from './config.ts'
+import { webhooksGraphql } from './graphql.ts'
+import { webhookMetrics } from './metrics.ts'
+import type { Webhooks } from './public.ts'
 import { newSecret } from './signing.ts'
 import { checkEndpointUrl, systemResolver, UrlRefused, type Resolver } from './ssrf.ts'
-import { WebhookStore, type Endpoint } from './store.ts'
+import { WebhookStore } from './store.ts'
 import type { WebhookEventType, WebhookTables } from './tables.ts'
-import type { HistoryTables } from '../history/tables.ts'
 import { WEBHOOKS_MIGRATIONS } from './migrations/index.ts'
 import { outboxHook } from './outbox.ts'
 import { DeliveryWorker } from './worker.ts'
@@ -22,57 +23,52 @@ export const MAX_DESCRIPTION_LENGTH = 500
 /** How often the count of endpoints receiving events is read again (another instance may have created one). */
 const ENABLED_REFRESH_MS = 5_000
 
-export interface Webhooks {
+export interface WebhooksPluginOptions {
   config: WebhooksConfig
-  store: WebhookStore
-  history: History
-  worker: DeliveryWorker
-  create (url: string, events: readonly WebhookEventType[], description: string | null): Promise<{ endpoint: Endpoint, secret: string }>
-  update (id: string, change: { url?: string, events?: readonly WebhookEventType[], description?: string | null, enabled?: boolean }):
-  Promise<Endpoint | undefined>
-  rotate (id: string): Promise<{ endpoint: Endpoint, secret: string } | undefined>
-  delete (id: string): Promise<boolean>
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Webhook endpoints and their delivery; null when HISTORY=off. */
-    webhooks: Webhooks | null
-  }
-}
-
-export interface WebhooksPluginOptions extends AppServices {
+  /** HISTORY_RETENTION_DAYS: finished deliveries are kept as long as the records they announce. */
+  retentionDays: number
+  metrics: Metrics
+  events: IdentificationEvents
   /** Host name resolution for the SSRF checks (tests resolve names without DNS); dns.lookup by default. */
   resolve?: Resolver
   /** The clock of leases, retries and the five-day rule (tests); Date.now by default. */
   now?: () => number
 }
 
+/** What tests reach behind the public surface: the store and the worker (see internalsOf). */
+export interface WebhooksInternals {
+  store: WebhookStore
+  worker: DeliveryWorker
+}
+
+const INTERNALS = Symbol('webhooks internals')
+
+/** For tests only: the store and the worker behind `app.webhooks` (no other module may import this file). */
+export function internalsOf (webhooks: Webhooks): WebhooksInternals {
+  const internals = (webhooks as Webhooks & { [INTERNALS]?: WebhooksInternals })[INTERNALS]
+  if (internals === undefined) throw new Error('not the webhooks plugin\'s app.webhooks')
+  return internals
+}
+
 async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOptions): Promise<void> {
-  const { config: { webhooks: config }, events, metrics, resolve = systemResolver, now } = options
+  const { config, events, metrics, resolve = systemResolver, now } = options
+  app.graphqlRegistry.add(webhooksGraphql)
   const history = app.history
   if (history === null) {
     app.decorate('webhooks', null)
     return
   }
   const database = app.database
-  if (database === null) throw new Error('webhooks: no database')
+  if (database === null) throw new Error('webhooks: history is on but there is no database')
   const log = app.log.child({ component: 'webhooks' })
   database.registerMigrations('webhooks', WEBHOOKS_MIGRATIONS)
-  // The outbox rows are written in the records' transaction.
+  // The outbox rows are written in the records' transaction (a crash between the two would lose events).
   history.onRecordTransaction(outboxHook)
-  const store = new WebhookStore(database.db as unknown as Kysely<HistoryTables & WebhookTables>, database.dialect === 'postgres', now)
+  const store = new WebhookStore(database.db.withTables<WebhookTables>(), database.dialect === 'postgres', now)
 
-  const deliveries = new Counter({
-    name: 'agrivision_webhook_attempts_total',
-    help: 'Webhook delivery attempts by outcome: succeeded, retried (failed, another attempt scheduled), failed (given up).',
-    labelNames: ['outcome'] as const,
-    registers: [metrics.registry]
-  })
   let pending = 0
   let disabled = 0
-  metrics.gauge('agrivision_webhook_deliveries_pending', 'Webhook deliveries waiting for an attempt (all instances).', () => pending)
-  metrics.gauge('agrivision_webhook_endpoints_disabled', 'Webhook endpoints disabled (410 Gone, failing for days, by an administrator).', () => disabled)
+  const measured = webhookMetrics(metrics, { pending: () => pending, disabled: () => disabled, inFlight: () => worker.inFlight })
 
   const thumbnails = app.thumbnails
   const worker = new DeliveryWorker({
@@ -80,14 +76,14 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
     config,
     resolve,
     log,
-    retentionDays: options.config.history.retentionDays,
+    retentionDays: options.retentionDays,
+    getRecord: async id => await history.getRecord(id),
     payload: { thumbnailPath: thumbnails === null ? null : id => thumbnails.signer.sign(id).path, publicBaseUrl: config.publicBaseUrl },
     hooks: {
-      outcome: result => deliveries.inc({ outcome: result }),
+      outcome: measured.attempt,
       counts: (p, d) => { pending = p; disabled = d }
     }
   })
-  metrics.gauge('agrivision_webhook_attempts_in_flight', 'Webhook attempts in flight on this instance.', () => worker.inFlight)
   app.workers.register(worker)
   // A recorded identification may have put deliveries in the outbox: look now rather than at the next poll.
   // While an endpoint receives events, an answer waits for its record (and so its outbox rows) to be written:
@@ -125,18 +121,31 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
     }
   }
 
-  const webhooks: Webhooks = {
-    config,
-    store,
-    history,
-    worker,
+  // Every database call of the public methods: a failure becomes STORAGE_UNAVAILABLE (503), logged once.
+  const query = async <T>(run: () => Promise<T>): Promise<T> => await database.query(run)
+  const webhooks: Webhooks & { [INTERNALS]: WebhooksInternals } = {
+    [INTERNALS]: { store, worker },
+    async listEndpoints () {
+      return await query(() => store.listEndpoints())
+    },
+    async listDeliveries (endpointId, size, afterId) {
+      return await query(() => store.listDeliveries(endpointId, size, afterId))
+    },
+    async attemptsOf (deliveryIds) {
+      return await query(() => store.attemptsOfMany(deliveryIds))
+    },
+    async redeliver (deliveryId) {
+      const delivery = await query(() => store.redeliver(deliveryId))
+      if (delivery !== undefined) worker.kick()
+      return delivery
+    },
     async create (url, list, description) {
       checkEvents(list)
       checkDescription(description)
       await checkUrl(url)
       const secret = newSecret()
       // The limit is checked in the insert's transaction (concurrent creates cannot all pass it).
-      const endpoint = await database.query(() => store.createEndpoint(url, [...new Set(list)], description, secret, config.maxEndpoints))
+      const endpoint = await query(() => store.createEndpoint(url, [...new Set(list)], description, secret, config.maxEndpoints))
       if (endpoint === undefined) {
         throw new BadUserInputError(`At most ${config.maxEndpoints} webhook endpoints (WEBHOOK_MAX_ENDPOINTS); delete one first.`, { reason: 'too_many_endpoints' })
       }
@@ -149,18 +158,18 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
       checkDescription(change.description)
       if (change.url !== undefined) await checkUrl(change.url)
       const eventTypes = change.events && [...new Set(change.events)]
-      const updated = await database.query(() => store.updateEndpoint(id, { ...change, events: eventTypes }))
+      const updated = await query(() => store.updateEndpoint(id, { ...change, events: eventTypes }))
       await refreshEnabled()
       return updated
     },
     async rotate (id) {
       const secret = newSecret()
-      const endpoint = await database.query(() => store.rotateSecret(id, secret, config.rotationOverlapMs))
+      const endpoint = await query(() => store.rotateSecret(id, secret, config.rotationOverlapMs))
       if (endpoint !== undefined) log.info({ endpoint: id }, 'webhooks: secret rotated')
       return endpoint === undefined ? undefined : { endpoint, secret }
     },
     async delete (id) {
-      const deleted = await database.query(() => store.deleteEndpoint(id))
+      const deleted = await query(() => store.deleteEndpoint(id))
       await worker.cancelEndpoint(id) // this instance's attempts in flight to it stop before the answer
       if (deleted) log.info({ endpoint: id }, 'webhooks: endpoint deleted')
       await refreshEnabled()

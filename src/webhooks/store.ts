@@ -1,53 +1,12 @@
 // Every query webhooks make (Kysely, SQLite and PostgreSQL alike): endpoints, the outbox's claim and
-// completion, and the delivery log. The outbox rows themselves are written by HistoryStore.insertMany, in the
-// records' transaction. On SQLite these run on the request thread's connection: small statements (a claim,
+// completion, and the delivery log. The outbox rows themselves are written in the records' transaction
+// (outbox.ts, a history RecordHook). On SQLite these run on the request thread's connection: small statements (a claim,
 // an attempt's result), as history's deletes and idempotency keys do; the records' writes stay on the writer thread.
 import { randomUUID } from 'node:crypto'
 import { type Kysely, sql } from 'kysely'
-import type { HistoryTables } from '../history/tables.ts'
-import type { WebhookTables } from './tables.ts'
 import { classifyWriteError } from '../database/write-errors.ts'
-import type { WebhookDeliveriesTable, WebhookEndpointsTable, WebhookEventType } from './tables.ts'
-
-// Seam of issue 18: webhooks read identifications until they go through app.history.getRecord.
-type HistoryDatabase = HistoryTables & WebhookTables
-
-export interface Endpoint {
-  id: string
-  url: string
-  description: string | null
-  events: WebhookEventType[]
-  createdAt: Date
-  updatedAt: Date
-  disabledAt: Date | null
-  disabledReason: string | null
-  lastSuccessAt: Date | null
-  failingSince: Date | null
-  /** Until then the previous secret signs too; null when there is none. */
-  secretRotationEndsAt: Date | null
-}
-
-export interface Attempt {
-  attempt: number
-  startedAt: Date
-  durationMs: number
-  status: number | null
-  error: string | null
-  response: string | null
-}
-
-export interface Delivery {
-  id: string
-  endpointId: string
-  messageId: string
-  eventType: WebhookEventType
-  identificationId: string
-  createdAt: Date
-  state: 'pending' | 'succeeded' | 'failed'
-  attemptCount: number
-  nextAttemptAt: Date | null
-  completedAt: Date | null
-}
+import type { WebhookDeliveriesTable, WebhookEndpointsTable, WebhookEventType, WebhookTables } from './tables.ts'
+import type { Attempt, Delivery, Endpoint } from './public.ts'
 
 /** An attempt's outcome as the worker hands it to complete(). */
 export interface CompletedAttempt {
@@ -84,11 +43,11 @@ class EndpointLimitReached extends Error {}
 const date = (ms: number | null): Date | null => ms === null ? null : new Date(Number(ms))
 
 export class WebhookStore {
-  readonly db: Kysely<HistoryDatabase>
+  readonly db: Kysely<WebhookTables>
   readonly postgres: boolean
   readonly now: () => number
 
-  constructor (db: Kysely<HistoryDatabase>, postgres: boolean, now: () => number = Date.now) {
+  constructor (db: Kysely<WebhookTables>, postgres: boolean, now: () => number = Date.now) {
     this.db = db
     this.postgres = postgres
     this.now = now

@@ -1,5 +1,5 @@
-// The webhook tables as Kysely sees them (part of the history database: the outbox must be written in the
-// same transaction as the record it announces). Times are epoch milliseconds, as in history.
+// The webhook tables as Kysely sees them (in the app's database, beside history's: the outbox must be written
+// in the same transaction as the record it announces). Created by migrations/0002-webhooks.ts. Times are epoch milliseconds, as in history.
 import type { Generated } from 'kysely'
 
 /** The event types of the body's `type`, as the endpoint subscribes to them. */
@@ -63,7 +63,8 @@ export interface WebhookAttemptsTable {
   response: string | null
 }
 
-export interface WebhookTables {
+/** A type, not an interface: `Kysely.withTables<T>()` wants one (an interface has no index signature). */
+export type WebhookTables = {
   webhook_endpoints: WebhookEndpointsTable
   webhook_endpoint_events: WebhookEndpointEventsTable
   webhook_deliveries: WebhookDeliveriesTable

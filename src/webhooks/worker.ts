@@ -7,7 +7,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Worker } from '../workers/plugin.ts'
 import type { WebhooksConfig } from './config.ts'
 import { attempt, type AttemptOutcome } from './delivery.ts'
-import { buildPayload, type PayloadOptions } from './payload.ts'
+import { buildPayload, type PayloadOptions, type RecordReader } from './payload.ts'
 import { signedHeaders } from './signing.ts'
 import { checkEndpointUrl, UrlRefused, type Resolver } from './ssrf.ts'
 import type { ClaimedDelivery, WebhookStore } from './store.ts'
@@ -33,6 +33,8 @@ export interface DeliveryWorkerOptions {
   config: WebhooksConfig
   resolve: Resolver
   payload: PayloadOptions
+  /** Reads the identification a delivery announces (history.getRecord). */
+  getRecord: RecordReader
   log: FastifyBaseLogger
   hooks: DeliveryHooks
   /** How long finished deliveries stay in the log. */
@@ -171,7 +173,8 @@ export class DeliveryWorker implements Worker {
       await store.release(delivery.id, this.owner)
       return
     }
-    const payload = await buildPayload(store.db, delivery.eventType, delivery.identificationId, delivery.createdAt, this.#o.payload)
+    const { getRecord, payload: options } = this.#o
+    const payload = await buildPayload(getRecord, delivery.eventType, delivery.identificationId, delivery.createdAt, options)
     const startedAt = new Date(store.now())
     if (payload.kind === 'gone') {
       await store.complete(delivery, this.owner, {

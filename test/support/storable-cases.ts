@@ -13,6 +13,7 @@ import { identify as identifyPhoto, sendJson, sendParts } from './http.ts'
 import { jpeg } from './images.ts'
 import { record, type DatabaseEnv } from './history-records.ts'
 import { DEFAULT_ANSWER, type FakeAzure } from './fake-azure.ts'
+import { internalsOf } from '../../src/webhooks/plugin.ts'
 import { startReceiver } from './webhook-receiver.ts'
 import { buildWebhookApp, createEndpoint, deliveries, identify, sleep } from './webhooks.ts'
 import { historyInternals } from '../../src/history/plugin.ts'
@@ -123,7 +124,7 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
     const { recorder, store } = historyInternals(app.history!)
     await refuseMarkedRows(app)
     // An endpoint straight in the tables, so that each written record gets its outbox row; no worker sends anything.
-    await app.webhooks!.worker.stop()
+    await internalsOf(app.webhooks!).worker.stop()
     await insertEndpoint(app, null)
     const good = [record({}), record({}), record({}), record({})]
     const refused = [

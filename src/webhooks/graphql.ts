@@ -1,13 +1,15 @@
-// Webhook management: Admin only, the arguments checked, then app.webhooks (src/webhooks/plugin.ts).
+// Webhooks' part of the GraphQL API: its SDL (webhooks.graphql, beside this file) and resolvers. Admin only,
+// the arguments checked, then app.webhooks (read from the request's server: null when HISTORY=off).
+import { readFileSync } from 'node:fs'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { BadUserInputError, StorageUnavailableError } from '../errors.ts'
-import type { Endpoint, Delivery, Attempt } from '../webhooks/store.ts'
-import type { Webhooks } from '../webhooks/plugin.ts'
-import { EVENT_COMPLETED, EVENT_FAILED, type WebhookEventType } from '../webhooks/tables.ts'
-import type { AppContext } from './context.ts'
+import type { AppContext } from '../graphql/context.ts'
 import type {
   MutationResolvers, QueryResolvers, WebhookDelivery as SchemaDelivery, WebhookEndpoint as SchemaEndpoint, WebhookEvent
-} from './generated/schema-types.ts'
+} from '../graphql/generated/schema-types.ts'
+import type { GraphqlPart } from '../graphql/registry.ts'
+import type { Attempt, Delivery, Endpoint, Webhooks } from './public.ts'
+import { EVENT_COMPLETED, EVENT_FAILED, type WebhookEventType } from './tables.ts'
 
 const MAX_PAGE_SIZE = 100
 const EVENT_TYPE: Record<WebhookEvent, WebhookEventType> = {
@@ -57,10 +59,10 @@ function decodeAfter (after: string | null | undefined): number | null {
   return id
 }
 
-export const webhookQueries: Pick<QueryResolvers, 'webhookEndpoints' | 'webhookDeliveries'> = {
+const webhookQueries: Pick<QueryResolvers, 'webhookEndpoints' | 'webhookDeliveries'> = {
   webhookEndpoints: async (_root, _args, ctx) => {
     const webhooks = admin(ctx)
-    return (await ctx.request.server.database!.query(() => webhooks.store.listEndpoints())).map(toEndpoint)
+    return (await webhooks.listEndpoints()).map(toEndpoint)
   },
 
   webhookDeliveries: async (_root, { endpointId, first, after }, ctx) => {
@@ -72,8 +74,8 @@ export const webhookQueries: Pick<QueryResolvers, 'webhookEndpoints' | 'webhookD
     const afterId = decodeAfter(after)
     const empty = { edges: [], pageInfo: { hasNextPage: false, hasPreviousPage: false, startCursor: null, endCursor: null } }
     if (endpointId.length > MAX_ID_LENGTH) return empty
-    const { rows, hasNextPage } = await ctx.request.server.database!.query(() => webhooks.store.listDeliveries(endpointId, size, afterId))
-    const attempts = await ctx.request.server.database!.query(() => webhooks.store.attemptsOfMany(rows.map(row => Number(row.id))))
+    const { rows, hasNextPage } = await webhooks.listDeliveries(endpointId, size, afterId)
+    const attempts = await webhooks.attemptsOf(rows.map(row => Number(row.id)))
     const edges = rows.map(row => ({ cursor: Buffer.from(row.id).toString('base64url'), node: toDelivery(row, attempts.get(Number(row.id)) ?? []) }))
     return {
       edges,
@@ -82,7 +84,7 @@ export const webhookQueries: Pick<QueryResolvers, 'webhookEndpoints' | 'webhookD
   }
 }
 
-export const webhookMutations: Pick<MutationResolvers,
+const webhookMutations: Pick<MutationResolvers,
   'createWebhookEndpoint' | 'updateWebhookEndpoint' | 'rotateWebhookSecret' | 'deleteWebhookEndpoint' | 'redeliverWebhook'> = {
     createWebhookEndpoint: async (_root, { url, events, description }, ctx) => {
       const webhooks = admin(ctx)
@@ -119,9 +121,14 @@ export const webhookMutations: Pick<MutationResolvers,
       const webhooks = admin(ctx)
       const id = deliveryId(text)
       if (id === null) return null
-      const delivery = await ctx.request.server.database!.query(() => webhooks.store.redeliver(id))
-      if (delivery === undefined) return null
-      webhooks.worker.kick()
-      return toDelivery(delivery, [])
+      const delivery = await webhooks.redeliver(id)
+      return delivery === undefined ? null : toDelivery(delivery, [])
     }
   }
+
+/** Registered by the webhooks plugin whether or not webhooks are on: the schema is the same with HISTORY=off. */
+export const webhooksGraphql: GraphqlPart = {
+  name: 'webhooks',
+  sdl: readFileSync(new URL('./webhooks.graphql', import.meta.url), 'utf8'),
+  resolvers: { Query: webhookQueries, Mutation: webhookMutations }
+}
