@@ -32,9 +32,7 @@ RUN mkdir /data && chown node:node /data
 VOLUME /data
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
-# The SDL the server loads at start-up (src/graphql/schema.ts): schema/*.graphql and every *.graphql under src/,
-# which COPY src carries (.dockerignore keeps them). Drop `COPY schema` once schema/ has moved into src/.
-COPY schema ./schema
+# The SDL the server loads at start-up is every *.graphql under src/, beside its code: COPY src carries it.
 COPY src ./src
 COPY --from=web /app/web/dist ./web/dist
 USER node

@@ -1,5 +1,5 @@
 // graphql-codegen: TypeScript types generated from the SDL, the same files the server loads
-// (src/graphql/schema.ts): schema/*.graphql and every *.graphql under src/. Two outputs, both committed:
+// (src/graphql/schema.ts): every *.graphql under src/. Three outputs, all committed:
 // - src/graphql/generated/schema-types.ts: the resolvers' and results' types;
 // - src/generated/schema-enums.ts: the enums alone, `ErrorCode` among them (src/errors.ts);
 // - web/src/generated/schema-types.ts and api-types.ts: the field app's enums and inputs (`ErrorCode` among
@@ -24,12 +24,12 @@ const fieldAppTypes = {
 }
 
 const config: CodegenConfig = {
-  schema: ['schema/*.graphql', 'src/**/*.graphql'],
+  schema: 'src/**/*.graphql',
   overwrite: true,
   generates: {
     'src/graphql/generated/schema-types.ts': {
       plugins: [
-        { add: { content: header('schema/*.graphql and src/**/*.graphql') } },
+        { add: { content: header('src/**/*.graphql') } },
         'typescript',
         'typescript-resolvers'
       ],
@@ -54,7 +54,7 @@ const config: CodegenConfig = {
     // its ErrorCode) without a type-level cycle through the resolvers' context.
     'src/generated/schema-enums.ts': {
       plugins: [
-        { add: { content: header('schema/*.graphql and src/**/*.graphql') } },
+        { add: { content: header('src/**/*.graphql') } },
         'typescript'
       ],
       config: { enumsAsTypes: true, onlyEnums: true }
@@ -63,7 +63,7 @@ const config: CodegenConfig = {
     // (ErrorCode among them, which no operation names) go to a file of their own that it imports.
     'web/src/generated/schema-types.ts': {
       plugins: [
-        { add: { content: header('schema/*.graphql and src/**/*.graphql') } },
+        { add: { content: header('src/**/*.graphql') } },
         'typescript'
       ],
       config: {

@@ -1,5 +1,5 @@
-// The SDL files the server and codegen read: schema/*.graphql, then every *.graphql under src/, in an order that
-// does not depend on the file system, and nothing else.
+// The SDL files the server and codegen read: every *.graphql under src/, in an order that does not depend on
+// the file system, and nothing else.
 import t, { type Test } from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
@@ -15,7 +15,7 @@ function tree (t: Test, files: Record<string, string>): URL {
   return pathToFileURL(root + '/')
 }
 
-t.test('schema/ first, then src/ recursively, each sorted by path; other files ignored', async t => {
+t.test('src/ recursively, sorted by path; other files and folders ignored', async t => {
   // Written out of order, so a directory listing's order would show.
   const root = tree(t, {
     'src/webhooks/webhooks.graphql': 'type W { w: Int }',
@@ -23,18 +23,17 @@ t.test('schema/ first, then src/ recursively, each sorted by path; other files i
     'src/a.graphql': 'type A { a: Int }',
     'src/graphql/notes.md': 'not SDL',
     'src/history/deep/nested/history.graphql': 'type H { h: Int }',
-    'schema/z.graphql': 'type Z { z: Int }',
-    'schema/schema.graphql': 'type Query { q: Int }'
+    'schema/z.graphql': 'type Z { z: Int }', // outside src/: not read (the SDL lived there once)
+    'test/fixture.graphql': 'type T { t: Int }'
   })
   t.same(schemaFiles(root).map(file => relative(fileURLToPath(root), file)), [
-    'schema/schema.graphql', 'schema/z.graphql',
     'src/a.graphql', 'src/graphql/kernel.graphql', 'src/history/deep/nested/history.graphql', 'src/webhooks/webhooks.graphql'
   ])
-  t.equal(loadSchemaSDL(root), ['type Query { q: Int }', 'type Z { z: Int }', 'type A { a: Int }', 'enum ErrorCode { X }',
+  t.equal(loadSchemaSDL(root), ['type A { a: Int }', 'enum ErrorCode { X }',
     'type H { h: Int }', 'type W { w: Int }'].join('\n'))
 })
 
-t.test('without schema/ (the SDL all moved into src/) it reads src/ alone; with no SDL at all it refuses to start', async t => {
+t.test('with no SDL at all it refuses to start', async t => {
   t.equal(loadSchemaSDL(tree(t, { 'src/graphql/kernel.graphql': 'type Query { q: Int }' })), 'type Query { q: Int }')
   t.throws(() => loadSchemaSDL(tree(t, { 'src/app.ts': '' })), /no \.graphql files/)
 })

@@ -11,7 +11,7 @@ import { DEFAULT_INSTRUCTIONS, type IdentifyRequest, type IdentifyResult, type V
 
 export const MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
-/** schema/schema.graphql, read the way our service reads it. */
+/** The whole SDL (src/**\/*.graphql), read the way our service reads it. */
 export const typeDefs = loadSchemaSDL()
 
 export { IDENTIFY, PREFLIGHT_HEADERS } from '../lib/operation.ts'

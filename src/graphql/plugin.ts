@@ -10,7 +10,7 @@
 // bytes reserved (per caller and in total, or 429/503 at once) → the upload is read (bounded by the idle
 // timeout and the minimum rate) → GraphQL → the identification flow, which takes a vision slot for the
 // work (src/identification/flow.ts). Receiving a body holds no slot.
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fp from 'fastify-plugin'
@@ -178,16 +178,10 @@ function discardRest (request: FastifyRequest, reply: FastifyReply): void {
   request.raw.resume()
 }
 
-/**
- * The core's own SDL: the .graphql files beside this module (the scalars), and schema/*.graphql, which
- * holds the SDL not yet moved beside its feature.
- */
+/** The core's own SDL: the .graphql files beside this module (the scalars, the error codes). */
 function coreSchemaSDL (): string[] {
-  return [new URL('./', import.meta.url), new URL('../../schema/', import.meta.url)].flatMap(dir => {
-    const path = fileURLToPath(dir) // not dir.pathname: that one is percent-encoded (spaces in the path)
-    if (!existsSync(path)) return []
-    return readdirSync(path).filter(name => name.endsWith('.graphql')).sort().map(name => readFileSync(join(path, name), 'utf8'))
-  })
+  const path = fileURLToPath(new URL('./', import.meta.url)) // not .pathname: that one is percent-encoded
+  return readdirSync(path).filter(name => name.endsWith('.graphql')).sort().map(name => readFileSync(join(path, name), 'utf8'))
 }
 
 /**

@@ -1,24 +1,22 @@
-// The SDL is the schema's one source of truth, read once at start-up: schema/*.graphql, then every
-// *.graphql under src/ (the SDL each part keeps beside its code). codegen.ts reads the same files.
+// The SDL is the schema's one source of truth: every *.graphql under src/, each beside the code of the part
+// it belongs to. codegen.ts reads the same files; the graphql plugin checks at start-up that each one is in a
+// part it composed; tests and the bench read them all at once.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** The project's root: schema/ and src/ are under it. */
+/** The project's root: src/ is under it. */
 export const PROJECT_ROOT = new URL('../../', import.meta.url)
 
-/**
- * The SDL files, absolute paths in a fixed order: schema/*.graphql, then src/**\/*.graphql, each sorted by
- * path (readdirSync's order depends on the file system). A missing schema/ is skipped.
- */
+/** The SDL files, src/**\/*.graphql as absolute paths sorted by path (readdirSync's order depends on the file system). */
 export function schemaFiles (root: URL = PROJECT_ROOT): string[] {
   const path = fileURLToPath(root) // not root.pathname: that one is percent-encoded (spaces in the path)
-  return ['schema', 'src'].flatMap(dir => graphqlFilesUnder(join(path, dir)))
+  return graphqlFilesUnder(join(path, 'src'))
 }
 
 export function loadSchemaSDL (root: URL = PROJECT_ROOT): string {
   const files = schemaFiles(root)
-  if (files.length === 0) throw new Error(`no .graphql files in schema/ or src/ under ${fileURLToPath(root)}`)
+  if (files.length === 0) throw new Error(`no .graphql files in src/ under ${fileURLToPath(root)}`)
   return files.map(file => readFileSync(file, 'utf8')).join('\n')
 }
 

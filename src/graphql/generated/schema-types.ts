@@ -1,4 +1,4 @@
-// GENERATED FILE, DO NOT EDIT: made from schema/*.graphql and src/**/*.graphql by `npm run codegen` (codegen.ts).
+// GENERATED FILE, DO NOT EDIT: made from src/**/*.graphql by `npm run codegen` (codegen.ts).
 // `npm test` fails when it is stale (`npm run codegen:check`).
 /* eslint-disable */
 import type { Upload } from '../upload.ts';
