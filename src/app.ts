@@ -7,7 +7,6 @@ import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
 import type { Config } from './config.ts'
-import type { AppServices } from './services.ts'
 import { loggerOptions } from './logger.ts'
 import type { VisionService } from './vision/types.ts'
 import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
@@ -51,30 +50,31 @@ export interface AppOptions {
 export async function buildApp (
   { config, vision, images = createImagePipeline(config.images), logger, webhooks }: AppOptions
 ): Promise<FastifyInstance> {
+  const { server } = config
   // One access line per request, with the identification's fields (src/identification/log.ts).
   const accessLog = new AccessLog()
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(config) }),
+    ...(logger ? { loggerInstance: logger } : { logger: loggerOptions(server) }),
     logController: accessLog,
     genReqId: (req) => validRequestId(req.headers['x-request-id']) ?? randomUUID(),
-    bodyLimit: config.limits.maxBodyBytes, // JSON bodies (GRAPHQL_MAX_BODY_BYTES); uploads have their own limits
-    trustProxy: trustProxyOption(config.trustProxy),
+    bodyLimit: config.graphql.maxBodyBytes, // JSON bodies (GRAPHQL_MAX_BODY_BYTES); uploads have their own limits
+    trustProxy: trustProxyOption(server.trustProxy),
     // A whole request (slow uploads included) must arrive within REQUEST_TIMEOUT_MS; checked every second.
     serverFactory: (handler) => createServer({
-      requestTimeout: config.requestTimeoutMs,
-      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      requestTimeout: server.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, server.requestTimeoutMs),
       connectionsCheckingInterval: 1000
     }, handler)
   })
 
-  if (config.trustProxy === true) {
+  if (server.trustProxy === true) {
     app.log.warn('TRUST_PROXY=true believes any X-Forwarded-For: an anonymous caller can forge its address and reset ' +
       'its per-address limits. Set the number of proxies in front (e.g. TRUST_PROXY=1) or their addresses/CIDRs.')
   }
 
   const metrics = new Metrics()
   // Vision slots and upload bytes: `app.limits`, with their metrics (src/limits/plugin.ts).
-  await app.register(limitsPlugin, { overload: config.overload, uploadIdleTimeoutMs: config.uploadIdleTimeoutMs, metrics })
+  await app.register(limitsPlugin, { overload: config.limits.overload, uploadIdleTimeoutMs: config.graphql.uploadIdleTimeoutMs, metrics })
   const { admission, uploads } = app.limits
   // `app.vision`: its metrics, warm-up once listening, closed with the app.
   await app.register(visionPlugin, { vision, metrics })
@@ -82,12 +82,11 @@ export async function buildApp (
   countIdentifications(events, metrics)
   logIdentifications(events, app.log, accessLog)
   app.decorate('identificationEvents', events) // capabilities' plugins subscribe here
-  const services: AppServices = { config, vision, images, metrics, admission, uploads, events }
 
   // External plugins
   await app.register(securityHeaders)
   await app.register(cors, {
-    origin: config.limits.corsOrigins,
+    origin: server.corsOrigins,
     methods: ['GET', 'POST'],
     allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'x-request-id', 'idempotency-key', ...PREFLIGHT_HEADERS],
     exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-request-id', 'idempotency-replayed'],
@@ -95,7 +94,7 @@ export async function buildApp (
   })
   await app.register(multipart)
 
-  await app.register(redisPlugin, { url: config.limits.redisUrl })
+  await app.register(redisPlugin, config.redis)
 
   // skipOnError: if Redis is down, identifications go on (unlimited) rather than all failing.
   await app.register(rateLimit, { global: false, ...(app.redis ? { redis: app.redis, nameSpace: 'agrivision-rl:', skipOnError: true } : {}) })
@@ -104,60 +103,61 @@ export async function buildApp (
   // A feature plugs in by registering here, before graphql (it adds its GraphQL part to app.graphqlRegistry).
   await app.register(workersPlugin)
 
-  await app.register(metricsPlugin, { metrics, token: config.metricsToken })
+  await app.register(metricsPlugin, { metrics, token: config.metrics.token })
 
-  await app.register(callerAuthPlugin, { auth: config.auth })
+  await app.register(callerAuthPlugin, { auth: config.callers })
 
   await app.register(graphqlRegistry)
 
   await app.register(identificationPlugin, { vision, images, events, admission })
 
-  await app.register(pressurePlugin, { overload: config.overload, metrics })
+  await app.register(pressurePlugin, { overload: config.limits.overload, metrics })
 
   await app.register(healthPlugin, { vision })
 
-  await app.register(databasePlugin, { config: config.history.enabled ? config.history.database : null })
+  await app.register(databasePlugin, { config: config.database })
 
-  await app.register(historyPlugin, services)
-
-  await app.register(thumbnailsPlugin, services)
-
-  await app.register(subscriptionsPlugin, {
-    config: config.subscriptions,
-    redisUrl: config.limits.redisUrl,
-    production: config.production,
-    shutdownGraceMs: config.shutdownGraceMs,
+  await app.register(historyPlugin, {
+    config: config.history,
+    production: server.production,
+    longestIdentificationMs: server.requestTimeoutMs + config.limits.overload.queueTimeoutMs + config.vision.timeoutMs,
+    vision,
     events,
     metrics
   })
 
-  await app.register(identifyPlugin, {
-    vision,
-    language: config.vision.language,
-    detail: config.images.detail
+  await app.register(thumbnailsPlugin, {
+    config: config.thumbnails,
+    production: server.production,
+    operationsPerMinute: config.limits.rates.operationsPerMinute,
+    events,
+    metrics
   })
+
+  await app.register(subscriptionsPlugin, {
+    config: config.subscriptions,
+    redisUrl: config.redis.url,
+    production: server.production,
+    shutdownGraceMs: server.shutdownGraceMs,
+    events,
+    metrics
+  })
+
+  await app.register(identifyPlugin, { vision, language: config.vision.language, detail: config.images.detail })
 
   await app.register(webhooksPlugin, { config: config.webhooks, retentionDays: config.history.retentionDays, metrics, events, ...webhooks })
 
-  if (config.graphiql) await app.register(graphiqlPlugin)
+  if (config.graphql.graphiql) await app.register(graphiqlPlugin)
 
-  if (config.webApp.enabled) await app.register(webAppPlugin, { webApp: config.webApp, auth: config.auth })
+  if (config.webApp.enabled) await app.register(webAppPlugin, { webApp: config.webApp, auth: config.callers })
 
   // Last: composes the schema from every part registered above.
   await app.register(graphqlPlugin, {
-    graphql: {
-      introspection: config.limits.introspection,
-      maxQueryDepth: config.limits.maxQueryDepth,
-      maxQueryFields: config.limits.maxQueryFields,
-      maxQueryTokens: config.limits.maxQueryTokens,
-      maxUploadBytes: config.maxUploadBytes,
-      uploadIdleTimeoutMs: config.uploadIdleTimeoutMs,
-      uploadMinBytesPerSecond: config.uploadMinBytesPerSecond
-    },
-    rates: { ratePerMinute: config.limits.ratePerMinute, operationsPerMinute: config.limits.operationsPerMinute },
+    graphql: config.graphql,
+    rates: config.limits.rates,
     uploads,
     rateLimited: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
-    context: { production: config.production }
+    context: { production: server.production }
   })
 
   return app
@@ -167,7 +167,7 @@ export async function buildApp (
  * A hop count trusts that many proxies in front, whoever they are (Fastify itself refuses a bare
  * number): right only when the service cannot be reached but through them, which the README says.
  */
-function trustProxyOption (value: Config['trustProxy']): boolean | string | ((address: string, hop: number) => boolean) {
+function trustProxyOption (value: Config['server']['trustProxy']): boolean | string | ((address: string, hop: number) => boolean) {
   return typeof value === 'number' ? (_address, hop) => hop < value : value
 }
 

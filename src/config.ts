@@ -7,13 +7,16 @@ import { Type, type Static } from '@sinclair/typebox'
 import { ConfigError } from './config-support.ts'
 import { ServerEnv, readServerConfig, type ServerConfig } from './server-config.ts'
 import { GraphqlEnv, readGraphqlConfig, type GraphqlConfig } from './graphql/config.ts'
-import { LimitsEnv, readLimitsConfig, type OverloadConfig, type RateLimitConfig } from './limits/config.ts'
+import { LimitsEnv, readLimitsConfig, type LimitsConfig } from './limits/config.ts'
+import { RedisEnv, readRedisConfig, type RedisConfig } from './redis/config.ts'
 import { ImageEnv, readImageConfig, type ImageConfig } from './image/config.ts'
 import { VisionEnv, readVisionConfig, type VisionConfig } from './vision/config.ts'
-import { AZURE_ENV_ALIASES, AzureEnv } from './azure/config.ts'
+import { AZURE_ENV_ALIASES, AzureEnv, type AzureConfig } from './azure/config.ts'
 import { CallersEnv, readCallersConfig, type CallersConfig } from './callers/config.ts'
-import { MetricsEnv, readMetricsConfig } from './metrics/config.ts'
+import { MetricsEnv, readMetricsConfig, type MetricsConfig } from './metrics/config.ts'
+import { DatabaseEnv, readDatabaseConfig, type DatabaseTarget } from './database/config.ts'
 import { HistoryEnv, readHistoryConfig, type HistoryConfig } from './history/config.ts'
+import { ThumbnailsEnv, readThumbnailsConfig, type ThumbnailsConfig } from './thumbnails/config.ts'
 import { WebAppEnv, readWebAppConfig, type WebAppConfig } from './webapp/config.ts'
 import { SubscriptionsEnv, readSubscriptionsConfig, type SubscriptionsConfig } from './subscriptions/config.ts'
 import { WebhooksEnv, readWebhooksConfig, type WebhooksConfig } from './webhooks/config.ts'
@@ -25,12 +28,15 @@ const Env = Type.Object({
   ...ServerEnv.properties,
   ...GraphqlEnv.properties,
   ...LimitsEnv.properties,
+  ...RedisEnv.properties,
   ...ImageEnv.properties,
   ...VisionEnv.properties,
   ...AzureEnv.properties,
   ...CallersEnv.properties,
   ...MetricsEnv.properties,
+  ...DatabaseEnv.properties,
   ...HistoryEnv.properties,
+  ...ThumbnailsEnv.properties,
   ...WebAppEnv.properties,
   ...SubscriptionsEnv.properties,
   ...WebhooksEnv.properties
@@ -40,16 +46,22 @@ type Env = Static<typeof Env>
 /** Old names still accepted when the current name is unset. */
 const ALIASES: Record<string, keyof Env> = { ...AZURE_ENV_ALIASES }
 
-type GraphqlEndpointConfig = Pick<GraphqlConfig, 'graphiql' | 'maxUploadBytes' | 'uploadIdleTimeoutMs' | 'uploadMinBytesPerSecond'>
-
-export interface Config extends Omit<ServerConfig, 'corsOrigins'>, GraphqlEndpointConfig {
-  auth: CallersConfig
-  limits: RateLimitConfig & Omit<GraphqlConfig, keyof GraphqlEndpointConfig> & Pick<ServerConfig, 'corsOrigins'>
-  overload: OverloadConfig
-  metricsToken: string | null
+/** One slice per area, named as its folder: app.ts hands each plugin its own. */
+export interface Config {
+  server: ServerConfig
+  graphql: GraphqlConfig
+  limits: LimitsConfig
+  redis: RedisConfig
   images: ImageConfig
   vision: VisionConfig
+  /** null unless the vision backend is Azure OpenAI. */
+  azure: AzureConfig | null
+  callers: CallersConfig
+  metrics: MetricsConfig
+  /** null with HISTORY=off: nothing is kept. */
+  database: DatabaseTarget | null
   history: HistoryConfig
+  thumbnails: ThumbnailsConfig
   webApp: WebAppConfig
   subscriptions: SubscriptionsConfig
   webhooks: WebhooksConfig
@@ -75,34 +87,22 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
   }
 
-  const { corsOrigins, ...server } = readServerConfig(raw)
-  const graphql = readGraphqlConfig(raw, server.production)
-  const { graphiql, maxUploadBytes, uploadIdleTimeoutMs, uploadMinBytesPerSecond, ...queryLimits } = graphql
-  const { rates, overload } = readLimitsConfig(raw)
-  const images = readImageConfig(raw)
-  const vision = readVisionConfig(raw)
-  const auth = readCallersConfig(raw, server.production)
-  const metrics = readMetricsConfig(raw)
+  const server = readServerConfig(raw)
   const history = readHistoryConfig(raw)
-  const webApp = readWebAppConfig(raw)
-  const subscriptions = readSubscriptionsConfig(raw)
-  const webhooks = readWebhooksConfig(raw, server.production)
-
   return {
-    ...server,
-    graphiql,
-    maxUploadBytes,
-    uploadIdleTimeoutMs,
-    uploadMinBytesPerSecond,
-    auth,
-    limits: { ...rates, ...queryLimits, corsOrigins },
-    overload,
-    metricsToken: metrics.token,
-    images,
-    vision,
+    server,
+    graphql: readGraphqlConfig(raw, server.production),
+    limits: readLimitsConfig(raw),
+    redis: readRedisConfig(raw),
+    images: readImageConfig(raw),
+    ...readVisionConfig(raw),
+    callers: readCallersConfig(raw, server.production),
+    metrics: readMetricsConfig(raw),
+    database: readDatabaseConfig(raw, history.enabled),
     history,
-    webApp,
-    subscriptions,
-    webhooks
+    thumbnails: readThumbnailsConfig(raw),
+    webApp: readWebAppConfig(raw),
+    subscriptions: readSubscriptionsConfig(raw),
+    webhooks: readWebhooksConfig(raw, server.production)
   }
 }

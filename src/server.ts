@@ -18,7 +18,7 @@ try {
 // Asynchronous writes: with pino's default (synchronous) destination, a full stdout pipe (a log shipper that
 // falls behind) blocks the event loop in atomic-sleep until it drains; measured at 13 % of the main thread under
 // the bench's load. Lines still pending are flushed when the process exits.
-const log = pino(loggerOptions(config), pino.destination({ dest: 1, sync: false }))
+const log = pino(loggerOptions(config.server), pino.destination({ dest: 1, sync: false }))
 // Handed to the app, whose vision plugin warms it up once listening (ready once the first token is in) and closes it.
 const vision = createVision(config, log)
 let app: Awaited<ReturnType<typeof buildApp>>
@@ -30,7 +30,7 @@ try {
   process.exit(1)
 }
 
-closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, err }) => {
+closeWithGrace({ delay: config.server.shutdownGraceMs, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
   else log.info({ signal }, 'shutting down: finishing in-flight requests')
   // app.close() closes idle keep-alive connections once, at the start; a connection whose request
@@ -43,5 +43,6 @@ closeWithGrace({ delay: config.shutdownGraceMs, logger: log }, async ({ signal, 
   }
 })
 
-await app.listen({ host: config.host, port: config.port })
-if (config.graphiql) log.info(`GraphiQL: http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}/graphiql`)
+const { host, port } = config.server
+await app.listen({ host, port })
+if (config.graphql.graphiql) log.info(`GraphiQL: http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}/graphiql`)

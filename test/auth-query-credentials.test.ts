@@ -18,7 +18,7 @@ const jwt = await sign(key, userClaims())
 
 const lines: string[] = []
 const stream = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
-const logger = pino({ ...loggerOptions(testConfig({ LOG_LEVEL: 'info' })), level: 'info' }, stream)
+const logger = pino({ ...loggerOptions(testConfig({ LOG_LEVEL: 'info' }).server), level: 'info' }, stream)
 
 async function appFor (mode: string): Promise<FastifyInstance> {
   const app = await buildTestApp(t, {

@@ -361,8 +361,8 @@ t.test('/health/* is open in every mode', async t => {
 t.test('production refuses AUTH_MODE=none unless ALLOW_ANONYMOUS=true', async t => {
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), { name: 'ConfigError', message: /ALLOW_ANONYMOUS/ })
   t.throws(() => loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'none' }), ConfigError)
-  t.same(loadConfig({ NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' }).auth.modes, [])
-  t.same(loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'apikey', API_KEY_HASHES: newApiKey().entry }).auth.modes, ['apikey'])
+  t.same(loadConfig({ NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' }).callers.modes, [])
+  t.same(loadConfig({ NODE_ENV: 'production', AUTH_MODE: 'apikey', API_KEY_HASHES: newApiKey().entry }).callers.modes, ['apikey'])
 })
 
 t.test('logs name the caller, never the token or key', async t => {

@@ -11,7 +11,7 @@ import { testConfig } from './helper.ts'
 const log = pino({ level: 'silent' })
 
 t.test('AUTH_MODE=none: everyone is anonymous, with the Identify role only', async t => {
-  const verify = createCallerVerifier(testConfig().auth, log)
+  const verify = createCallerVerifier(testConfig().callers, log)
   t.equal(await verify({}), ANONYMOUS)
   t.ok(ANONYMOUS.roles.has('Identify'))
   t.throws(() => requireRole(ANONYMOUS, 'Admin'), ForbiddenError)
@@ -19,7 +19,7 @@ t.test('AUTH_MODE=none: everyone is anonymous, with the Identify role only', asy
 
 t.test('API keys: headers and connection_init payloads are read alike', async t => {
   const dashboard = newApiKey('dashboard')
-  const verify = createCallerVerifier(testConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: dashboard.entry }).auth, log)
+  const verify = createCallerVerifier(testConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: dashboard.entry }).callers, log)
   const fromHeaders = await verify(credentialsFromHeaders({ 'x-api-key': dashboard.key }))
   const fromPayload = await verify(credentialsFromPayload({ 'x-api-key': dashboard.key }))
   t.same(fromHeaders, fromPayload)
@@ -33,7 +33,7 @@ t.test('API keys: headers and connection_init payloads are read alike', async t 
     t.match((err as UnauthenticatedError).challenge, /^ApiKey realm="agrivision"$/)
   }
   const reader = newApiKey('reader')
-  const withRoles = createCallerVerifier(testConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `${reader.entry}:VehicleIdentification.ReadAll` }).auth, log)
+  const withRoles = createCallerVerifier(testConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `${reader.entry}:VehicleIdentification.ReadAll` }).callers, log)
   const readOnly = await withRoles({ apiKey: reader.key })
   t.same([...readOnly.roles], ['ReadAll'], 'a key carries the roles its entry names')
   t.throws(() => requireRole(readOnly, 'Identify'), ForbiddenError, 'and no others')

@@ -20,41 +20,42 @@ function refused (t: Test, env: NodeJS.ProcessEnv, message: RegExp | string, wha
 
 t.test('the defaults, in development', async t => {
   const expected: Config = {
-    port: 3000,
-    host: '127.0.0.1',
-    logLevel: 'info',
-    production: false,
-    graphiql: true,
-    maxUploadBytes: 20 * MiB,
-    requestTimeoutMs: 120_000,
-    uploadIdleTimeoutMs: 5_000,
-    uploadMinBytesPerSecond: 1024,
-    shutdownGraceMs: 25_000,
-    trustProxy: false,
-    auth: { modes: [], entra: null, apiKeys: [] },
-    limits: {
-      ratePerMinute: 30,
-      operationsPerMinute: 600,
-      redisUrl: null,
+    server: {
+      port: 3000,
+      host: '127.0.0.1',
+      logLevel: 'info',
+      production: false,
+      requestTimeoutMs: 120_000,
+      shutdownGraceMs: 25_000,
+      trustProxy: false,
+      corsOrigins: true
+    },
+    graphql: {
+      graphiql: true,
       introspection: true,
       maxQueryDepth: 15,
       maxQueryFields: 500,
       maxQueryTokens: 2_000,
       maxBodyBytes: 100 * 1024,
-      corsOrigins: true
+      maxUploadBytes: 20 * MiB,
+      uploadIdleTimeoutMs: 5_000,
+      uploadMinBytesPerSecond: 1024
     },
-    overload: {
-      maxConcurrency: 16,
-      maxConcurrencyPerCaller: 4,
-      queueSize: 64,
-      queueTimeoutMs: 30_000,
-      uploadBytesInFlight: 256 * MiB,
-      uploadBytesInFlightPerCaller: 96 * MiB,
-      maxEventLoopDelayMs: 1_000,
-      maxHeapUsedBytes: 0,
-      maxRssBytes: 0
+    limits: {
+      rates: { ratePerMinute: 30, operationsPerMinute: 600 },
+      overload: {
+        maxConcurrency: 16,
+        maxConcurrencyPerCaller: 4,
+        queueSize: 64,
+        queueTimeoutMs: 30_000,
+        uploadBytesInFlight: 256 * MiB,
+        uploadBytesInFlightPerCaller: 96 * MiB,
+        maxEventLoopDelayMs: 1_000,
+        maxHeapUsedBytes: 0,
+        maxRssBytes: 0
+      }
     },
-    metricsToken: null,
+    redis: { url: null },
     images: {
       detail: 'auto',
       maxInputPixels: 50_000_000,
@@ -66,17 +67,20 @@ t.test('the defaults, in development', async t => {
       concurrency: Math.min(availableParallelism(), 2) // 96 MiB ÷ 48 MiB
     },
     vision: {
-      backend: 'simulated', language: 'ru', timeoutMs: 60_000, attemptTimeoutMs: null, maxTokens: 800, breakerFailures: 3, breakerCoolDownMs: 10_000, azure: null
+      backend: 'simulated', language: 'ru', timeoutMs: 60_000, attemptTimeoutMs: null, maxTokens: 800, breakerFailures: 3, breakerCoolDownMs: 10_000
     },
+    azure: null,
+    callers: { modes: [], entra: null, apiKeys: [] },
+    metrics: { token: null },
+    database: { dialect: 'sqlite', file: join(process.cwd(), 'data', 'history.db') },
     history: {
       enabled: true,
-      database: { dialect: 'sqlite', file: join(process.cwd(), 'data', 'history.db') },
       retentionDays: 365,
       bufferSize: 10_000,
       resultCache: { ttlSeconds: 604_800, scope: 'caller' },
-      prices: null,
-      thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8 }
+      prices: null
     },
+    thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8 },
     webApp: { enabled: true, entra: null },
     subscriptions: {
       perCaller: 5,
@@ -118,19 +122,18 @@ t.test('NODE_ENV=production', async t => {
   const production = loadConfig({ NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true' })
   t.strictSame(production, {
     ...development,
-    production: true,
-    graphiql: false,
-    limits: { ...development.limits, introspection: false, corsOrigins: [] }
+    server: { ...development.server, production: true, corsOrigins: [] },
+    graphql: { ...development.graphql, graphiql: false, introspection: false }
   }, 'production, GraphiQL, introspection and CORS change; nothing else')
 
   const opened = loadConfig({ NODE_ENV: 'production', ALLOW_ANONYMOUS: 'true', GRAPHIQL: 'true', GRAPHQL_INTROSPECTION: 'true', CORS_ORIGINS: 'https://a.example, https://b.example,' })
-  t.equal(opened.graphiql, true)
-  t.equal(opened.limits.introspection, true)
-  t.strictSame(opened.limits.corsOrigins, ['https://a.example', 'https://b.example'])
+  t.equal(opened.graphql.graphiql, true)
+  t.equal(opened.graphql.introspection, true)
+  t.strictSame(opened.server.corsOrigins, ['https://a.example', 'https://b.example'])
   const closed = loadConfig({ GRAPHIQL: 'false', GRAPHQL_INTROSPECTION: 'false', CORS_ORIGINS: ' , ' })
-  t.equal(closed.graphiql, false, 'GRAPHIQL=false in development')
-  t.equal(closed.limits.introspection, false)
-  t.strictSame(closed.limits.corsOrigins, [], 'a blank list: no cross-origin access')
+  t.equal(closed.graphql.graphiql, false, 'GRAPHIQL=false in development')
+  t.equal(closed.graphql.introspection, false)
+  t.strictSame(closed.server.corsOrigins, [], 'a blank list: no cross-origin access')
 })
 
 t.test('values are read and converted', async t => {
@@ -150,15 +153,13 @@ t.test('values are read and converted', async t => {
     METRICS_TOKEN: '0123456789abcdef'
   })
   t.match(c, {
-    port: 0,
-    host: '::',
-    logLevel: 'debug',
-    maxUploadBytes: 1024,
+    server: { port: 0, host: '::', logLevel: 'debug' },
+    graphql: { maxUploadBytes: 1024 },
     images: { maxAspectRatio: 2.5, detail: 'low' },
     vision: { language: 'pt-BR', timeoutMs: 100, maxTokens: 16_384 },
-    limits: { ratePerMinute: 0, redisUrl: 'rediss://cache.example:6380' },
-    overload: { maxHeapUsedBytes: 512 * MiB },
-    metricsToken: '0123456789abcdef'
+    limits: { rates: { ratePerMinute: 0 }, overload: { maxHeapUsedBytes: 512 * MiB } },
+    redis: { url: 'rediss://cache.example:6380' },
+    metrics: { token: '0123456789abcdef' }
   })
 })
 
@@ -231,22 +232,24 @@ t.test('the vision backend and its Azure deployment', async t => {
   refused(t, { VISION_BACKEND: 'azure' }, 'invalid configuration: VISION_BACKEND=azure needs AZURE_OPENAI_ENDPOINT (or GPT4V_ENDPOINT) or AZURE_OPENAI_BACKENDS')
   refused(t, { AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }, 'invalid configuration: AZURE_OPENAI_DEPLOYMENT (or GPT4V_DEPLOYMENT) is required with an Azure endpoint')
 
-  const azure = loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com//', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision
-  t.strictSame(azure, {
-    backend: 'azure',
-    language: 'ru',
-    timeoutMs: 60_000,
-    attemptTimeoutMs: null,
-    maxTokens: 800,
-    breakerFailures: 3,
-    breakerCoolDownMs: 10_000,
+  const { vision, azure } = loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com//', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' })
+  t.strictSame({ vision, azure }, {
+    vision: {
+      backend: 'azure',
+      language: 'ru',
+      timeoutMs: 60_000,
+      attemptTimeoutMs: null,
+      maxTokens: 800,
+      breakerFailures: 3,
+      breakerCoolDownMs: 10_000
+    },
     azure: {
       backends: [{ name: 'default', endpoint: 'https://x.openai.azure.com', deployment: 'gpt-4o', apiVersion: 'v1', priority: 0, weight: 1 }],
       scope: 'https://cognitiveservices.azure.com/.default',
       tokenTimeoutMs: 10_000
     }
   }, 'an endpoint selects azure; trailing slashes dropped')
-  t.match(loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'd', AZURE_OPENAI_API_VERSION: '2024-10-21', AZURE_OPENAI_SCOPE: 'api://agrivision/.default', AZURE_TOKEN_TIMEOUT_MS: '500' }).vision.azure,
+  t.match(loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'd', AZURE_OPENAI_API_VERSION: '2024-10-21', AZURE_OPENAI_SCOPE: 'api://agrivision/.default', AZURE_TOKEN_TIMEOUT_MS: '500' }).azure,
     { backends: [{ apiVersion: '2024-10-21' }], scope: 'api://agrivision/.default', tokenTimeoutMs: 500 })
   // Structured outputs (json_schema) need the v1 API or a dated version from 2024-10-21.
   const deployment = { AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'd' }
@@ -256,37 +259,37 @@ t.test('the vision backend and its Azure deployment', async t => {
   }
   refused(t, { AZURE_OPENAI_API_VERSION: '2024-02-01' }, /AZURE_OPENAI_API_VERSION=2024-02-01/, 'also when the azure backend is unused')
   for (const recent of ['v1', '2024-10-21', '2024-12-01-preview', '2025-04-01-preview']) {
-    t.equal(loadConfig({ ...deployment, AZURE_OPENAI_API_VERSION: recent }).vision.azure?.backends[0]?.apiVersion, recent, `${recent} is accepted`)
+    t.equal(loadConfig({ ...deployment, AZURE_OPENAI_API_VERSION: recent }).azure?.backends[0]?.apiVersion, recent, `${recent} is accepted`)
   }
-  t.strictSame(loadConfig({ VISION_BACKEND: 'simulated', AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }).vision.azure, null,
+  t.strictSame(loadConfig({ VISION_BACKEND: 'simulated', AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }).azure, null,
     'VISION_BACKEND=simulated wins over an endpoint (no deployment needed)')
 
   const https = /^invalid configuration: AZURE_OPENAI_ENDPOINT must be an https:\/\/ URL \(plain http only on loopback\)$/
   refused(t, { AZURE_OPENAI_ENDPOINT: 'http://x.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }, https)
   refused(t, { VISION_BACKEND: 'simulated', AZURE_OPENAI_ENDPOINT: 'http://x.openai.azure.com' }, https, 'the https rule holds even when the endpoint is unused')
   for (const origin of ['http://127.0.0.1:8080', 'http://localhost:8080', 'http://[::1]:8080']) {
-    t.equal(loadConfig({ AZURE_OPENAI_ENDPOINT: origin, AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision.azure?.backends[0]?.endpoint, origin, `plain http on loopback: ${origin}`)
+    t.equal(loadConfig({ AZURE_OPENAI_ENDPOINT: origin, AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).azure?.backends[0]?.endpoint, origin, `plain http on loopback: ${origin}`)
   }
 })
 
 t.test('the GPT4V_* aliases', async t => {
-  const aliased = loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com/', GPT4V_DEPLOYMENT: 'old' }).vision
-  t.equal(aliased.backend, 'azure')
+  const aliased = loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com/', GPT4V_DEPLOYMENT: 'old' })
+  t.equal(aliased.vision.backend, 'azure')
   t.match(aliased.azure?.backends[0], { endpoint: 'https://old.openai.azure.com', deployment: 'old' })
   t.match(loadConfig({
     GPT4V_ENDPOINT: 'https://old.openai.azure.com',
     GPT4V_DEPLOYMENT: 'old',
     AZURE_OPENAI_ENDPOINT: 'https://new.openai.azure.com',
     AZURE_OPENAI_DEPLOYMENT: 'new'
-  }).vision.azure?.backends[0], { endpoint: 'https://new.openai.azure.com', deployment: 'new' }, 'the current names win')
-  t.match(loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com', GPT4V_DEPLOYMENT: 'old', AZURE_OPENAI_ENDPOINT: '' }).vision.azure?.backends[0],
+  }).azure?.backends[0], { endpoint: 'https://new.openai.azure.com', deployment: 'new' }, 'the current names win')
+  t.match(loadConfig({ GPT4V_ENDPOINT: 'https://old.openai.azure.com', GPT4V_DEPLOYMENT: 'old', AZURE_OPENAI_ENDPOINT: '' }).azure?.backends[0],
     { endpoint: 'https://old.openai.azure.com' }, 'an empty current name is unset')
   refused(t, { GPT4V_ENDPOINT: 'http://old.openai.azure.com', GPT4V_DEPLOYMENT: 'old' }, /AZURE_OPENAI_ENDPOINT must be an https:\/\/ URL/, 'an alias is checked as the variable it stands for')
   refused(t, { GPT4V_DEPLOYMENT: 'bad name!', AZURE_OPENAI_ENDPOINT: 'https://x.openai.azure.com' }, /env\/AZURE_OPENAI_DEPLOYMENT must match pattern/)
 })
 
 t.test('TRUST_PROXY', async t => {
-  const trust = (value: string): Config['trustProxy'] => loadConfig({ TRUST_PROXY: value }).trustProxy
+  const trust = (value: string): Config['server']['trustProxy'] => loadConfig({ TRUST_PROXY: value }).server.trustProxy
   t.equal(trust('false'), false)
   t.equal(trust('true'), true)
   t.equal(trust('0'), 0)
@@ -306,9 +309,9 @@ t.test('AUTH_MODE=apikey: API_KEY_HASHES and API_KEY_HASHES_FILE', async t => {
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: HASH.slice(1) }, malformed, '63 hex digits')
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `bad name:${HASH}` }, malformed, 'a name with a space')
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `${HASH},oops` }, malformed, 'one bad entry among good ones')
-  t.strictSame(loadConfig({ AUTH_MODE: 'none', API_KEY_HASHES: 'not-a-hash' }).auth.apiKeys, [], 'not read unless AUTH_MODE includes apikey')
+  t.strictSame(loadConfig({ AUTH_MODE: 'none', API_KEY_HASHES: 'not-a-hash' }).callers.apiKeys, [], 'not read unless AUTH_MODE includes apikey')
 
-  const inline = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `alice:${HASH}, ${OTHER_HASH.toUpperCase()}` }).auth
+  const inline = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `alice:${HASH}, ${OTHER_HASH.toUpperCase()}` }).callers
   t.strictSame(inline.modes, ['apikey'])
   t.strictSame(inline.entra, null)
   t.strictSame(inline.apiKeys, [
@@ -327,10 +330,10 @@ t.test('AUTH_MODE=apikey: API_KEY_HASHES and API_KEY_HASHES_FILE', async t => {
     ].join('\n'),
     'bad.txt': `alice:${HASH}\nnot a hash\n`
   })
-  const fromFile = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES_FILE: join(dir, 'keys.txt') }).auth.apiKeys
+  const fromFile = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES_FILE: join(dir, 'keys.txt') }).callers.apiKeys
   t.strictSame(fromFile.map(key => key.id), ['alice', OTHER_HASH.slice(0, 12), 'carol.service-1', 'dave'], 'comments and blank lines skipped; lines and commas both separate')
   t.strictSame(fromFile[2]?.sha256, Buffer.from(OTHER_HASH, 'hex'))
-  const both = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `zed:${HASH}`, API_KEY_HASHES_FILE: join(dir, 'keys.txt') }).auth.apiKeys
+  const both = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `zed:${HASH}`, API_KEY_HASHES_FILE: join(dir, 'keys.txt') }).callers.apiKeys
   t.strictSame(both.map(key => key.id), ['zed', 'alice', OTHER_HASH.slice(0, 12), 'carol.service-1', 'dave'], 'the variable, then the file')
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES_FILE: join(dir, 'bad.txt') }, malformed, 'a malformed line in the file')
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES_FILE: join(dir, 'missing.txt') }, 'invalid configuration: API_KEY_HASHES_FILE cannot be read (ENOENT)')
@@ -343,7 +346,7 @@ t.test('AUTH_MODE=entra', async t => {
   refused(t, { AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT }, 'invalid configuration: AUTH_MODE=entra needs ENTRA_AUDIENCE (the API\'s client id or App ID URI)')
   refused(t, { AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'api://agrivision', ENTRA_REQUIRED_ROLES: ' , ' }, 'invalid configuration: ENTRA_REQUIRED_ROLES is empty')
 
-  t.strictSame(loadConfig({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'api://agrivision, 9a8b7c6d' }).auth, {
+  t.strictSame(loadConfig({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'api://agrivision, 9a8b7c6d' }).callers, {
     modes: ['entra'],
     entra: {
       tenantId: TENANT,
@@ -366,7 +369,7 @@ t.test('AUTH_MODE=entra', async t => {
     ENTRA_ISSUER: 'https://issuer.example/1, https://issuer.example/2',
     ENTRA_JWKS_TIMEOUT_MS: '200',
     API_KEY_HASHES: HASH
-  }).auth
+  }).callers
   t.strictSame(both.modes, ['apikey', 'entra'])
   t.match(both.entra, { requiredRoles: ['A', 'B'], jwksUri: 'https://keys.example/jwks', issuers: ['https://issuer.example/1', 'https://issuer.example/2'], jwksTimeoutMs: 200 })
   t.equal(both.apiKeys.length, 1)
@@ -374,7 +377,7 @@ t.test('AUTH_MODE=entra', async t => {
   const https = 'invalid configuration: ENTRA_JWKS_URI must be an https:// URL (plain http only on loopback)'
   refused(t, { AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'a', ENTRA_JWKS_URI: 'http://keys.example/jwks' }, https)
   refused(t, { ENTRA_JWKS_URI: 'http://keys.example/jwks' }, https, 'the https rule holds even when AUTH_MODE does not use it')
-  t.equal(loadConfig({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'a', ENTRA_JWKS_URI: 'http://127.0.0.1:9999/jwks' }).auth.entra?.jwksUri,
+  t.equal(loadConfig({ AUTH_MODE: 'entra', ENTRA_TENANT_ID: TENANT, ENTRA_AUDIENCE: 'a', ENTRA_JWKS_URI: 'http://127.0.0.1:9999/jwks' }).callers.entra?.jwksUri,
     'http://127.0.0.1:9999/jwks', 'plain http on loopback')
 })
 
@@ -397,14 +400,14 @@ t.test('URLs that match the pattern but do not parse are refused as configuratio
 
 t.test('a comment in API_KEY_HASHES may hold a comma', async t => {
   const config = loadConfig({ AUTH_MODE: 'apikey', API_KEY_HASHES: `bob:${HASH} # bob's, unnamed\n${OTHER_HASH}` })
-  t.same(config.auth.apiKeys.map(entry => entry.id), ['bob', OTHER_HASH.slice(0, 12)])
+  t.same(config.callers.apiKeys.map(entry => entry.id), ['bob', OTHER_HASH.slice(0, 12)])
 })
 
 t.test('API key entries may name their roles, as Entra names its app roles', async t => {
   const keys = loadConfig({
     AUTH_MODE: 'apikey',
     API_KEY_HASHES: `dashboard:${HASH}:VehicleIdentification.ReadAll+VehicleIdentification.Identify\n${OTHER_HASH}:VehicleIdentification.Admin`
-  }).auth.apiKeys
+  }).callers.apiKeys
   t.same(keys.map(entry => [entry.id, entry.roles]), [['dashboard', ['ReadAll', 'Identify']], [OTHER_HASH.slice(0, 12), ['Admin']]])
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `ops:${HASH}:VehicleIdentification.Root` }, /entry "ops" names an unknown role "VehicleIdentification.Root"/)
   refused(t, { AUTH_MODE: 'apikey', API_KEY_HASHES: `ops:${HASH}:` }, /API_KEY_HASHES entries must be/)
@@ -414,13 +417,13 @@ t.test('API key entries may name their roles, as Entra names its app roles', asy
 t.test('AZURE_OPENAI_BACKENDS: several deployments, checked at start-up', async t => {
   const entry = (extra: Record<string, unknown> = {}) => ({ name: 'ptu', endpoint: 'https://a.openai.azure.com/', deployment: 'gpt-4o', priority: 0, ...extra })
   const list = [entry(), entry({ name: 'west', endpoint: 'https://b.openai.azure.com', priority: 1, weight: 3, apiVersion: '2024-10-21' })]
-  const azure = loadConfig({ AZURE_OPENAI_BACKENDS: JSON.stringify(list) }).vision
-  t.equal(azure.backend, 'azure', 'a list selects the azure backend')
-  t.strictSame(azure.azure?.backends, [
+  const several = loadConfig({ AZURE_OPENAI_BACKENDS: JSON.stringify(list) })
+  t.equal(several.vision.backend, 'azure', 'a list selects the azure backend')
+  t.strictSame(several.azure?.backends, [
     { name: 'ptu', endpoint: 'https://a.openai.azure.com', deployment: 'gpt-4o', apiVersion: 'v1', priority: 0, weight: 1 },
     { name: 'west', endpoint: 'https://b.openai.azure.com', deployment: 'gpt-4o', apiVersion: '2024-10-21', priority: 1, weight: 3 }
   ])
-  t.strictSame(loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://a.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).vision.azure?.backends,
+  t.strictSame(loadConfig({ AZURE_OPENAI_ENDPOINT: 'https://a.openai.azure.com', AZURE_OPENAI_DEPLOYMENT: 'gpt-4o' }).azure?.backends,
     [{ name: 'default', endpoint: 'https://a.openai.azure.com', deployment: 'gpt-4o', apiVersion: 'v1', priority: 0, weight: 1 }],
     'the single-deployment variables are a list of one')
 
@@ -428,7 +431,7 @@ t.test('AZURE_OPENAI_BACKENDS: several deployments, checked at start-up', async 
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'backends.json')
   writeFileSync(file, JSON.stringify(list))
-  t.equal(loadConfig({ AZURE_OPENAI_BACKENDS_FILE: file }).vision.azure?.backends.length, 2, 'or from a file')
+  t.equal(loadConfig({ AZURE_OPENAI_BACKENDS_FILE: file }).azure?.backends.length, 2, 'or from a file')
 
   const refusedList = (value: unknown, pattern: RegExp, why: string) =>
     refused(t, { AZURE_OPENAI_BACKENDS: typeof value === 'string' ? value : JSON.stringify(value) }, pattern, why)

@@ -45,12 +45,12 @@ const config = loadConfig({
 let app
 let vision
 if (mode === 'azure') {
-  const log = pino(loggerOptions(config))
+  const log = pino(loggerOptions(config.server))
   vision = createVision(config, log)
   app = await buildApp({ config, vision, logger: log })
 } else if (mode === 'simulated') {
   // `npm start`'s default backend (no Azure configured): what createVision makes.
-  const log = pino(loggerOptions(config))
+  const log = pino(loggerOptions(config.server))
   vision = createVision(config, log)
   app = await buildApp({ config, vision, logger: log })
 } else {
@@ -58,6 +58,6 @@ if (mode === 'azure') {
   app = await buildApp({ config, vision })
 }
 
-await app.listen({ host: config.host, port: config.port })
+await app.listen({ host: config.server.host, port: config.server.port })
 await vision.warmUp?.()
 announce(`ours (${mode})`, port, async () => { await app.close() })

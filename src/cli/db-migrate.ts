@@ -6,9 +6,13 @@ import { openDatabase } from '../database/open.ts'
 import { migrateToLatest } from '../migrations.ts'
 
 try {
-  const { history } = loadConfig()
-  const where = history.database.dialect === 'sqlite' ? history.database.file : 'DATABASE_URL (PostgreSQL)'
-  const { db, close } = openDatabase(history.database)
+  const { database } = loadConfig()
+  if (database === null) {
+    process.stdout.write('HISTORY=off: nothing is kept, so there is no database to migrate\n')
+    process.exit(0)
+  }
+  const where = database.dialect === 'sqlite' ? database.file : 'DATABASE_URL (PostgreSQL)'
+  const { db, close } = openDatabase(database)
   try {
     const applied = await migrateToLatest(db)
     process.stdout.write(applied.length === 0

@@ -1,4 +1,25 @@
-// Where the database is: an embedded SQLite file, or a PostgreSQL server (a pool of connections).
+// Where the database is: an embedded SQLite file in DATA_DIR (the default), or a PostgreSQL server
+// (DATABASE_URL, a pool of connections). None with HISTORY=off: nothing is kept.
+import path from 'node:path'
+import { Type, type Static } from '@sinclair/typebox'
+
+export const DatabaseEnv = Type.Object({
+  /** The folder of the embedded SQLite database (history.db) when DATABASE_URL is unset. */
+  DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  /** postgres://user:password@host:port/db — PostgreSQL instead of SQLite. */
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 100, default: 10 })
+})
+export type DatabaseEnv = Static<typeof DatabaseEnv>
+
 export type DatabaseTarget =
   | { dialect: 'sqlite', file: string }
   | { dialect: 'postgres', url: string, poolSize: number }
+
+/** `wanted`: whether anything keeps data (HISTORY=on); null otherwise. */
+export function readDatabaseConfig (raw: DatabaseEnv, wanted: boolean): DatabaseTarget | null {
+  if (!wanted) return null
+  return raw.DATABASE_URL !== undefined
+    ? { dialect: 'postgres', url: raw.DATABASE_URL, poolSize: raw.DATABASE_POOL_SIZE }
+    : { dialect: 'sqlite', file: path.resolve(raw.DATA_DIR, 'history.db') }
+}

@@ -37,28 +37,26 @@ export const DURABLE_WAIT_MS = 3_000
 /** How long closing waits for buffered records to be written. */
 const SHUTDOWN_FLUSH_MS = 5_000
 
-/** What history needs of the app's services (src/app.ts hands it those). */
 export interface HistoryPluginOptions {
-  config: {
-    history: HistoryConfig
-    vision: { timeoutMs: number }
-    production: boolean
-    requestTimeoutMs: number
-    overload: { queueTimeoutMs: number }
-  }
+  config: HistoryConfig
+  /** Anonymous callers have no history in production. */
+  production: boolean
+  /**
+   * The longest an identification can legitimately take (the whole upload, the wait for a slot, the model
+   * call): an Idempotency-Key's running claim is trusted at least that long.
+   */
+  longestIdentificationMs: number
+  /** Its cache identity keys the result cache. */
   vision: VisionService
   events: IdentificationEvents
   metrics: Metrics
 }
 
 async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptions): Promise<void> {
-  const { config: { history: config }, vision, events, metrics } = services
+  const { config, production, longestIdentificationMs, vision, events, metrics } = services
   // The same schema, metrics and Idempotency-Key handling whether history is on or off (its fields then fail).
   const counts = historyMetrics(metrics)
-  app.graphqlRegistry.add(historyGraphql({ production: services.config.production }))
-  // The longest an identification can legitimately take here: the whole upload, the wait for a slot, the model call.
-  const { requestTimeoutMs, overload } = services.config
-  const longestIdentificationMs = requestTimeoutMs + overload.queueTimeoutMs + services.config.vision.timeoutMs
+  app.graphqlRegistry.add(historyGraphql({ production }))
   const database = app.database
   if (!config.enabled || database === null) {
     app.decorate('history', null)

@@ -7,8 +7,6 @@ const MiB = 1024 * 1024
 export const LimitsEnv = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100_000, default: 30 }),
   GRAPHQL_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600 }),
-  /** Shares the rate limits' counters between instances; unset: counted in memory. */
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   VISION_MAX_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1024, default: 16 }),
   VISION_MAX_CONCURRENCY_PER_CALLER: Type.Integer({ minimum: 1, maximum: 1024, default: 4 }),
   VISION_QUEUE_SIZE: Type.Integer({ minimum: 0, maximum: 10_000, default: 64 }),
@@ -27,7 +25,6 @@ export interface RateLimitConfig {
   ratePerMinute: number
   /** Other GraphQL operations per caller per minute; 0: no limit. */
   operationsPerMinute: number
-  redisUrl: string | null
 }
 
 export interface OverloadConfig {
@@ -54,8 +51,7 @@ export function readLimitsConfig (raw: LimitsEnv): LimitsConfig {
   return {
     rates: {
       ratePerMinute: raw.RATE_LIMIT_PER_MINUTE,
-      operationsPerMinute: raw.GRAPHQL_RATE_LIMIT_PER_MINUTE,
-      redisUrl: raw.REDIS_URL ?? null
+      operationsPerMinute: raw.GRAPHQL_RATE_LIMIT_PER_MINUTE
     },
     overload: {
       maxConcurrency: raw.VISION_MAX_CONCURRENCY,

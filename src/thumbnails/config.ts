@@ -1,8 +1,26 @@
-// Thumbnails' settings (read from the environment with history's today: URL_SIGNING_KEY, THUMBNAIL_URL_TTL_S,
-// THUMBNAIL_SKIP_ABOVE_UTILISATION; see src/history/config.ts).
+// Thumbnails: their signed URLs and when they are skipped for load.
+import { Type, type Static } from '@sinclair/typebox'
+
+export const ThumbnailsEnv = Type.Object({
+  /** Signs thumbnail URLs; shared by every instance behind one address. At least 32 characters. */
+  URL_SIGNING_KEY: Type.Optional(Type.String({ minLength: 32 })),
+  THUMBNAIL_URL_TTL_S: Type.Integer({ minimum: 10, maximum: 86_400, default: 900 }),
+  /** Event-loop utilisation (0–1, over the last second) above which thumbnails are skipped; 1: never skipped for load. */
+  THUMBNAIL_SKIP_ABOVE_UTILISATION: Type.Number({ minimum: 0, maximum: 1, default: 0.8 })
+})
+export type ThumbnailsEnv = Static<typeof ThumbnailsEnv>
+
 export interface ThumbnailsConfig {
   /** null: each process makes a random one (development; URLs then work only on the instance that signed them). */
   signingKey: Buffer | null
   urlTtlSeconds: number
   skipAboveUtilisation: number
+}
+
+export function readThumbnailsConfig (raw: ThumbnailsEnv): ThumbnailsConfig {
+  return {
+    signingKey: raw.URL_SIGNING_KEY !== undefined ? Buffer.from(raw.URL_SIGNING_KEY) : null,
+    urlTtlSeconds: raw.THUMBNAIL_URL_TTL_S,
+    skipAboveUtilisation: raw.THUMBNAIL_SKIP_ABOVE_UTILISATION
+  }
 }

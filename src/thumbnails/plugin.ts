@@ -19,9 +19,11 @@ import { thumbnailMetrics } from './metrics.ts'
 
 export type { Thumbnails }
 
-/** What thumbnails need of the app's services (src/app.ts hands it those). */
 export interface ThumbnailsPluginOptions {
-  config: { history: { thumbnails: ThumbnailsConfig }, production: boolean, limits: { operationsPerMinute: number } }
+  config: ThumbnailsConfig
+  production: boolean
+  /** Valid thumbnail URLs served per client address per minute (GRAPHQL_RATE_LIMIT_PER_MINUTE; 0: no limit). */
+  operationsPerMinute: number
   events: IdentificationEvents
   metrics: Metrics
   /** The clock URLs are signed and checked by (tests); Date.now by default. */
@@ -36,7 +38,7 @@ const RECORD_WAIT_MS = 2_000
 const HOST = /^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?$/
 
 async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPluginOptions): Promise<void> {
-  const { config: { history: config, production }, events, metrics, now } = options
+  const { config, production, events, metrics, now } = options
   const results = thumbnailMetrics(metrics)
   app.graphqlRegistry.add(thumbnailsGraphql)
   const history = app.history
@@ -45,7 +47,7 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
     return
   }
   const log = app.log.child({ component: 'thumbnails' })
-  const signer = createUrlSigner({ key: config.thumbnails.signingKey, ttlSeconds: config.thumbnails.urlTtlSeconds, now })
+  const signer = createUrlSigner({ key: config.signingKey, ttlSeconds: config.urlTtlSeconds, now })
   if (signer.ephemeralKey) {
     log.warn(production
       ? 'URL_SIGNING_KEY is not set: thumbnail URLs are signed with a random key and work only on the instance that signed them, ' +
@@ -71,7 +73,7 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
   metrics.gauge('agrivision_thumbnails_queued', 'Thumbnails waiting to be made.', () => maker.waiting)
   // A cached answer is a new record too: it gets its own thumbnail, from its own image.
   // Skipped, not queued, while the event loop is this busy: identifications come first.
-  const load = eventLoopBusy(config.thumbnails.skipAboveUtilisation)
+  const load = eventLoopBusy(config.skipAboveUtilisation)
   events.on('completed', event => {
     if (load.busy()) { results.inc({ result: 'skipped' }); return }
     maker.offer({ id: event.id, image: event.sentImage, createdAt: event.identification.createdAt })
@@ -98,7 +100,7 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
 
   // Each valid URL costs a database read: per client address, as many a minute as other GraphQL requests
   // (GRAPHQL_RATE_LIMIT_PER_MINUTE; 0: no limit). Keyed by address: the route has no caller.
-  const perMinute = options.config.limits.operationsPerMinute
+  const perMinute = options.operationsPerMinute
   const rateLimit = app.rateLimit({
     max: perMinute,
     timeWindow: 60_000,

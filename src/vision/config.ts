@@ -31,22 +31,21 @@ export interface VisionConfig {
   maxTokens: number
   breakerFailures: number
   breakerCoolDownMs: number
-  /** Present when backend is 'azure'. */
-  azure: AzureConfig | null
 }
 
-export function readVisionConfig (raw: VisionEnv & AzureEnv): VisionConfig {
+/** The vision slice, and Azure's (null unless the backend is 'azure'), which is read with it (VISION_BACKEND decides). */
+export function readVisionConfig (raw: VisionEnv & AzureEnv): { vision: VisionConfig, azure: AzureConfig | null } {
   const configured = raw.AZURE_OPENAI_ENDPOINT ?? raw.AZURE_OPENAI_BACKENDS ?? raw.AZURE_OPENAI_BACKENDS_FILE
   const backend = raw.VISION_BACKEND ?? (configured !== undefined ? 'azure' : 'simulated')
   const azure = readAzureConfig(raw, backend === 'azure')
-  return {
+  const vision = {
     backend,
     language: raw.VISION_LANGUAGE,
     timeoutMs: raw.VISION_TIMEOUT_MS,
     attemptTimeoutMs: raw.VISION_ATTEMPT_TIMEOUT_MS ?? null,
     maxTokens: raw.VISION_MAX_TOKENS,
     breakerFailures: raw.VISION_BREAKER_FAILURES,
-    breakerCoolDownMs: raw.VISION_BREAKER_COOLDOWN_MS,
-    azure
+    breakerCoolDownMs: raw.VISION_BREAKER_COOLDOWN_MS
   }
+  return { vision, azure }
 }

@@ -1,16 +1,17 @@
 // Picks the vision backend from the configuration: Azure OpenAI when an endpoint is set, else simulated.
 import type { FastifyBaseLogger } from 'fastify'
+import type { AzureConfig } from '../azure/config.ts'
 import type { VisionConfig } from './config.ts'
 import { createTokenProvider } from '../azure/credential.ts'
 import { createAzureVision } from './azure.ts'
 import { createSimulatedVision } from './simulated.ts'
 import type { VisionService } from './types.ts'
 
-/** `config`: the app's Config or anything with its vision slice. */
+/** `config`: the app's Config or anything with its vision and azure slices. */
 export function createVision (
-  config: { vision: VisionConfig }, log: FastifyBaseLogger, env: NodeJS.ProcessEnv = process.env
+  config: { vision: VisionConfig, azure: AzureConfig | null }, log: FastifyBaseLogger, env: NodeJS.ProcessEnv = process.env
 ): VisionService {
-  const azure = config.vision.azure
+  const azure = config.azure
   if (azure === null) {
     log.warn('vision backend: SIMULATED, no model is called. Set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT, or AZURE_OPENAI_BACKENDS, to use Azure OpenAI.')
     return createSimulatedVision()
