@@ -5,14 +5,15 @@ import type { ImageDetail } from '../image/tokens.ts'
 import type { DetectedVehicle } from './answer-schema.ts'
 import type { BackendSnapshot } from './failover/pool.ts'
 import type { Metrics } from '../metrics/registry.ts'
+import type { VisionBackend } from '../generated/schema-enums.ts'
 
 export type { BackendSnapshot }
 
 /**
- * A provider kind: the SDL's enum VisionBackend. Still a closed union here, because the generated resolver
- * types check results against the enum; a new provider adds its value to the SDL enum and here.
+ * A provider kind: the SDL's enum VisionBackend, generated from it (one list, in the SDL). A new provider
+ * adds its value there (`extend enum VisionBackend` beside it), and `npm run codegen` brings it here.
  */
-export type VisionBackend = 'AZURE_OPENAI' | 'SIMULATED'
+export type { VisionBackend }
 
 export interface IdentifyRequest {
   /** The image bytes to send (already validated). */
