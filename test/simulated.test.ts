@@ -22,7 +22,7 @@ t.test('one vehicle: make "Simulated", confidence LOW, a category from the SHA-2
   t.match(vehicle?.evidence[0], /^\[SIMULATED\]/)
   t.same(simulatedVehicles({ image }), simulatedVehicles({ image: Buffer.from(image) }), 'deterministic')
   // It is what the schema allows: a front end written against the simulated backend handles the model's answers.
-  t.doesNotThrow(() => parseAnswer(JSON.stringify({ answer: 'x', vehicles: simulatedVehicles({ image }) })))
+  t.doesNotThrow(() => parseAnswer(JSON.stringify({ answer: 'x', vehicles: simulatedVehicles({ image }), imageQuality: 'CLEAR' })))
 
   const seen = new Set<string>()
   for (let i = 0; i < 500; i++) seen.add(simulatedVehicles({ image: randomBytes(32) })[0]?.category ?? '')
