@@ -9,7 +9,7 @@ import {
 } from 'graphql'
 import { loadSchemaSDL } from '../src/graphql/schema.ts'
 import {
-  ANSWER_SCHEMA, ANSWER_SCHEMA_NAME, AnswerShapeError, CONFIDENCES, EQUIPMENT_KINDS, VEHICLE_CATEGORIES, parseAnswer,
+  ANSWER_SCHEMA, ANSWER_SCHEMA_NAME, AnswerShapeError, CONFIDENCES, EQUIPMENT_KINDS, IMAGE_QUALITIES, VEHICLE_CATEGORIES, parseAnswer,
   type DetectedVehicle, type VisionAnswer
 } from '../src/vision/answer-schema.ts'
 import type { DetectedVehicle as SchemaDetectedVehicle, Identification as SchemaIdentification } from '../src/graphql/generated/schema-types.ts'
@@ -88,9 +88,17 @@ const identification = (): GraphQLOutputType => {
   return field.type
 }
 
+/** The answer's properties the API does not show: imageQuality is for the flow (ADAPTIVE's second look), not for callers. */
+const NOT_IN_API = ['imageQuality']
+const shownBySdl = (schema: Node): Node => ({
+  ...schema, properties: Object.fromEntries(Object.entries(schema.properties ?? {}).filter(([name]) => !NOT_IN_API.includes(name)))
+})
+
 t.test('the SDL agrees with the JSON schema sent to the model', async t => {
   // Identification has more fields (id, image, usage...): only the answer's must agree; DetectedVehicle exactly.
-  t.same(differences(ANSWER_SCHEMA as Node, identification(), 'Identification', false), [], 'no differences')
+  t.same(differences(shownBySdl(ANSWER_SCHEMA as Node), identification(), 'Identification', false), [], 'no differences')
+  t.same(ANSWER_SCHEMA.properties.imageQuality.enum, IMAGE_QUALITIES, 'imageQuality: the three qualities')
+  t.ok(ANSWER_SCHEMA.required.includes('imageQuality'), 'imageQuality is required (strict mode)')
   for (const [name, values] of [['VehicleCategory', VEHICLE_CATEGORIES], ['EquipmentKind', EQUIPMENT_KINDS], ['Confidence', CONFIDENCES]] as const) {
     const type = sdl.getType(name)
     t.ok(isEnumType(type), `${name} is an enum`)
@@ -113,7 +121,7 @@ t.test('the comparison catches drift', async t => {
   ]
   for (const [what, properties, expected] of cases) {
     const defined = Object.fromEntries(Object.entries(properties).filter(([, value]) => value !== undefined)) as Record<string, Node>
-    t.match(differences(drifted(defined), identification(), 'Identification', false).join('\n'), expected, what)
+    t.match(differences(shownBySdl(drifted(defined)), identification(), 'Identification', false).join('\n'), expected, what)
   }
 })
 
@@ -152,22 +160,29 @@ t.test('the request asks for exactly this schema, strictly', async t => {
 
 t.test('parseAnswer takes what the schema allows and refuses the rest, naming where but no value', async t => {
   t.same(parseAnswer(JSON.stringify(DEFAULT_ANSWER)), DEFAULT_ANSWER, 'a full answer')
-  t.same(parseAnswer('{"answer":"No vehicle: a cow.","vehicles":[]}'), { answer: 'No vehicle: a cow.', vehicles: [] }, 'no vehicles')
+  t.same(parseAnswer('{"answer":"No vehicle: a cow.","vehicles":[],"imageQuality":"CLEAR"}'),
+    { answer: 'No vehicle: a cow.', vehicles: [], imageQuality: 'CLEAR' }, 'no vehicles')
+  for (const quality of IMAGE_QUALITIES) {
+    t.equal(parseAnswer(JSON.stringify({ ...DEFAULT_ANSWER, imageQuality: quality })).imageQuality, quality, `imageQuality ${quality}`)
+  }
   const unknown = { ...DEFAULT_ANSWER.vehicles[0], make: null, model: null, evidence: [] }
-  t.same(parseAnswer(JSON.stringify({ answer: 'x', vehicles: [unknown] })).vehicles[0], unknown, 'make and model null')
+  t.same(parseAnswer(JSON.stringify({ answer: 'x', vehicles: [unknown], imageQuality: 'CLEAR' })).vehicles[0], unknown, 'make and model null')
 
   const vehicle = DEFAULT_ANSWER.vehicles[0] as DetectedVehicle
   const refused: Array<[string, string, RegExp]> = [
     ['not JSON', '{"answer": "cut of', /is not JSON/],
     ['prose', 'A green tractor.', /is not JSON/],
     ['an array', '[]', /is array, not object/],
-    ['no vehicles', '{"answer":"x"}', /lacks the property "vehicles"/],
+    ['no vehicles', '{"answer":"x","imageQuality":"CLEAR"}', /lacks the property "vehicles"/],
+    ['no imageQuality', '{"answer":"x","vehicles":[]}', /lacks the property "imageQuality"/],
+    ['an imageQuality outside the enum', '{"answer":"x","vehicles":[],"imageQuality":"SPACESHIP"}', /at \/imageQuality is not one of 3/],
+    ['a null imageQuality', '{"answer":"x","vehicles":[],"imageQuality":null}', /at \/imageQuality is null, not string/],
     ['an extra property', JSON.stringify({ ...DEFAULT_ANSWER, secretSauce: 1 }), /has a property the schema does not allow/],
-    ['a category outside the enum', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, category: 'SPACESHIP' }] }), /at \/vehicles\/0\/category is not one of 20/],
-    ['a null kind', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, kind: null }] }), /at \/vehicles\/0\/kind is null, not string/],
-    ['a number as make', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, make: 42 }] }), /make is number, not string or null/],
-    ['evidence not strings', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, evidence: [{ text: 'SPACESHIP' }] }] }), /evidence\/0 is object/],
-    ['a missing confidence', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, confidence: undefined }] }), /lacks the property "confidence"/]
+    ['a category outside the enum', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, category: 'SPACESHIP' }], imageQuality: 'CLEAR' }), /at \/vehicles\/0\/category is not one of 20/],
+    ['a null kind', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, kind: null }], imageQuality: 'CLEAR' }), /at \/vehicles\/0\/kind is null, not string/],
+    ['a number as make', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, make: 42 }], imageQuality: 'CLEAR' }), /make is number, not string or null/],
+    ['evidence not strings', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, evidence: [{ text: 'SPACESHIP' }] }], imageQuality: 'CLEAR' }), /evidence\/0 is object/],
+    ['a missing confidence', JSON.stringify({ answer: 'x', vehicles: [{ ...vehicle, confidence: undefined }], imageQuality: 'CLEAR' }), /lacks the property "confidence"/]
   ]
   for (const [what, content, message] of refused) {
     t.throws(() => parseAnswer(content), message, what)
@@ -180,9 +195,10 @@ t.test('parseAnswer takes what the schema allows and refuses the rest, naming wh
 
 t.test('parseAnswer: blank means unknown (empty make or model → null, blank evidence dropped, text trimmed)', async t => {
   const vehicle = { category: 'TRACTOR', kind: 'MACHINE', make: '  ', model: ' 6R 250 ', confidence: 'MEDIUM', evidence: [' green livery ', '', '  '] }
-  const parsed = parseAnswer(JSON.stringify({ answer: ' A tractor. ', vehicles: [vehicle] }))
+  const parsed = parseAnswer(JSON.stringify({ answer: ' A tractor. ', vehicles: [vehicle], imageQuality: 'UNCLEAR' }))
   t.same(parsed, {
     answer: 'A tractor.',
-    vehicles: [{ category: 'TRACTOR', kind: 'MACHINE', make: null, model: '6R 250', confidence: 'MEDIUM', evidence: ['green livery'] }]
+    vehicles: [{ category: 'TRACTOR', kind: 'MACHINE', make: null, model: '6R 250', confidence: 'MEDIUM', evidence: ['green livery'] }],
+    imageQuality: 'UNCLEAR'
   })
 })

@@ -6,7 +6,7 @@ import { GraphQLScalarType } from 'graphql'
 import { LANGUAGE_TAG } from '../../src/vision/language.ts'
 import { loadSchemaSDL } from '../../src/graphql/schema.ts'
 import { inspectImage } from '../../src/image/inspect.ts'
-import { createSimulatedVision, simulatedAnswer, simulatedVehicles } from '../../src/vision/simulated.ts'
+import { createSimulatedVision, simulatedAnswer, simulatedImageQuality, simulatedVehicles } from '../../src/vision/simulated.ts'
 import { DEFAULT_INSTRUCTIONS, type IdentifyRequest, type IdentifyResult, type VisionService } from '../../src/vision/types.ts'
 
 export const MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -30,7 +30,15 @@ export function createBenchVision ({ latencyMs = 0 }: { latencyMs?: number } = {
       const url = `data:${request.mimeType};base64,${request.image.toString('base64')}`
       if (latencyMs > 0) await sleep(latencyMs, undefined, { signal: request.signal })
       encodedChars += url.length // keep the string alive and used
-      return { answer: simulatedAnswer(request), vehicles: simulatedVehicles(request), model: 'simulated', usage: null, upstreamStatus: null, backendName: null }
+      return {
+        answer: simulatedAnswer(request),
+        vehicles: simulatedVehicles(request),
+        imageQuality: simulatedImageQuality(request),
+        model: 'simulated',
+        usage: null,
+        upstreamStatus: null,
+        backendName: null
+      }
     },
     status () {
       return { backend: 'SIMULATED', deployment: null, ready: true }

@@ -78,6 +78,8 @@ export type ErrorCode =
 
 /** How closely the model looks at the image, and what the server sends it. */
 export type ImageDetail =
+  /** Ask at LOW first; again at HIGH only when the first answer is unsure (no vehicle, low confidence, unclear photo). */
+  | 'ADAPTIVE'
   /** Let the model choose; the image is prepared as for HIGH. */
   | 'AUTO'
   /** Fit within 2048×2048, then the short side at most 768 pixels. */

@@ -1,6 +1,6 @@
 // An identification as history keeps it, and the mapping between that and the rows it is stored in.
 import type { DetectedVehicle } from '../vision/answer-schema.ts'
-import type { Identification, SentImageInfo } from '../identification/types.ts'
+import { detailName, type Identification, type SentImageInfo } from '../identification/types.ts'
 import type { VisionBackend } from '../vision/types.ts'
 import type { IdentificationsTable } from './tables.ts'
 import { storableJsonReplacer } from '../storable-text.ts'
@@ -76,6 +76,9 @@ export function fromRow (row: IdentificationsTable): StoredIdentification {
     model: row.model ?? '',
     backendName: row.backend_name,
     image: JSON.parse(row.image ?? '{}') as SentImageInfo,
+    // The detail the row was sent at; the adaptive flow (issue 21) will keep detailUsed and looks in the image JSON.
+    detailUsed: detailName(row.detail),
+    looks: 1,
     usage,
     cached: row.cached === 1,
     durationMs: row.duration_ms,

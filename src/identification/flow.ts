@@ -11,7 +11,7 @@ import type { ImagePipeline } from '../image/pipeline.ts'
 import type { Admission } from '../limits/admission.ts'
 import type { VisionService } from '../vision/types.ts'
 import type { IdentificationEvents } from './events.ts'
-import type { AnswerCache, Identification, IdentificationInput, SentImageInfo } from './types.ts'
+import { detailName, type AnswerCache, type Identification, type IdentificationInput, type SentImageInfo } from './types.ts'
 
 export interface IdentificationDeps {
   vision: VisionService
@@ -119,6 +119,8 @@ async function identifyHoldingSlot (
         sentHeight: sent.height,
         estimatedImageTokens: sent.estimatedImageTokens
       },
+      detailUsed: detailName(input.detail),
+      looks: 1,
       usage: result.usage,
       cached: hit !== undefined,
       durationMs: elapsed(),

@@ -1,5 +1,6 @@
 // What one identification produced: the shape `Identification` has in the GraphQL schema.
 import type { ImageDetail } from '../image/tokens.ts'
+import type { ImageDetail as ApiImageDetail } from '../generated/schema-enums.ts'
 import type { TokenUsage, VisionBackend } from '../vision/types.ts'
 import type { DetectedVehicle } from '../vision/answer-schema.ts'
 import type { Caller } from '../callers/caller.ts'
@@ -56,9 +57,20 @@ export interface Identification {
   /** Which of several Azure deployments answered (for a cached answer: the one that answered first); null when simulated. */
   backendName: string | null
   image: SentImageInfo
+  /** The detail the answer came from, as the API names it (LOW or HIGH for ADAPTIVE; otherwise the detail sent). */
+  detailUsed: ApiImageDetail
+  /** How many times the model was asked to look: 1, or 2 when an ADAPTIVE identification took a closer look. */
+  looks: number
   usage: TokenUsage | null
   /** True when answered from the result cache (history) rather than the model. */
   cached: boolean
   durationMs: number
   createdAt: Date
+}
+
+const DETAIL_NAMES: Record<ImageDetail, ApiImageDetail> = { auto: 'AUTO', high: 'HIGH', low: 'LOW' }
+
+/** A detail sent to the model as the API names it ('low' → LOW); an unknown value (an old or foreign row) is AUTO. */
+export function detailName (detail: string): ApiImageDetail {
+  return Object.hasOwn(DETAIL_NAMES, detail) ? DETAIL_NAMES[detail as ImageDetail] : 'AUTO'
 }

@@ -11,7 +11,7 @@ import type { ImageDetail as SchemaImageDetail, Resolvers } from '../graphql/gen
 
 export const MAX_INSTRUCTIONS_LENGTH = 2000
 
-const IMAGE_DETAIL: Record<SchemaImageDetail, ImageDetail> = { AUTO: 'auto', HIGH: 'high', LOW: 'low' }
+const IMAGE_DETAIL: Record<Exclude<SchemaImageDetail, 'ADAPTIVE'>, ImageDetail> = { AUTO: 'auto', HIGH: 'high', LOW: 'low' }
 
 export interface IdentifyOptions {
   vision: VisionService
@@ -42,7 +42,7 @@ export function identifyResolvers ({ vision, language, detail }: IdentifyOptions
           image: args.image.buffer,
           instructions: readInstructions(args.instructions),
           language: readLanguage(args.language, language),
-          detail: args.detail ? IMAGE_DETAIL[args.detail] : detail,
+          detail: readDetail(args.detail, detail),
           signal: ctx.signal
         }
         const { request, reply } = ctx
@@ -73,6 +73,13 @@ function readInstructions (value: string | null | undefined): string {
     throw new BadUserInputError(`\`instructions\` is ${text.length} characters long; at most ${MAX_INSTRUCTIONS_LENGTH} are allowed.`, { argument: 'instructions' })
   }
   return text === '' ? DEFAULT_INSTRUCTIONS : text
+}
+
+function readDetail (value: SchemaImageDetail | null | undefined, fallback: ImageDetail): ImageDetail {
+  if (value === null || value === undefined) return fallback
+  // The schema has it; the adaptive flow (issue 21) is not in this build yet: a clear refusal, not a silent AUTO.
+  if (value === 'ADAPTIVE') throw new BadUserInputError('`detail: ADAPTIVE` is not available yet on this server; ask AUTO, HIGH or LOW.', { argument: 'detail' })
+  return IMAGE_DETAIL[value]
 }
 
 function readLanguage (value: string | null | undefined, fallback: string): string {

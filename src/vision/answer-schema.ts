@@ -36,13 +36,19 @@ export const EQUIPMENT_KINDS = ['MACHINE', 'IMPLEMENT'] as const
 
 export const CONFIDENCES = ['HIGH', 'MEDIUM', 'LOW'] as const
 
+/**
+ * Whether the photo as sent let the model see enough: TOO_SMALL (the vehicle or its badges are too few pixels),
+ * UNCLEAR (blurred, dark, hidden). What an ADAPTIVE identification reads to decide on a closer look.
+ */
+export const IMAGE_QUALITIES = ['CLEAR', 'TOO_SMALL', 'UNCLEAR'] as const
+
 /** `json_schema.name` in the request: letters, digits, `_` and `-`. */
 export const ANSWER_SCHEMA_NAME = 'agricultural_vehicle_identification'
 
 export const ANSWER_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['answer', 'vehicles'],
+  required: ['answer', 'vehicles', 'imageQuality'],
   properties: {
     answer: {
       type: 'string',
@@ -90,6 +96,12 @@ export const ANSWER_SCHEMA = {
           }
         }
       }
+    },
+    imageQuality: {
+      type: 'string',
+      enum: IMAGE_QUALITIES,
+      description: 'CLEAR when the image shows enough to identify what is in it; TOO_SMALL when the vehicles, badges or ' +
+        'lettering are too few pixels to read; UNCLEAR when it is blurred, dark, hidden or cut off.'
     }
   }
 } as const
@@ -111,6 +123,7 @@ export type DetectedVehicle = VisionAnswer['vehicles'][number]
 export type VehicleCategory = typeof VEHICLE_CATEGORIES[number]
 export type EquipmentKind = typeof EQUIPMENT_KINDS[number]
 export type Confidence = typeof CONFIDENCES[number]
+export type ImageQuality = typeof IMAGE_QUALITIES[number]
 
 /** What `parseAnswer` found wrong: where in the JSON (a JSON pointer) and what, never the model's text. */
 export class AnswerShapeError extends Error {
@@ -147,7 +160,8 @@ function tidy (answer: VisionAnswer): VisionAnswer {
       make: text(vehicle.make),
       model: text(vehicle.model),
       evidence: vehicle.evidence.map(cue => cue.trim()).filter(cue => cue !== '')
-    }))
+    })),
+    imageQuality: answer.imageQuality
   }
 }
 

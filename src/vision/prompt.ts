@@ -31,6 +31,7 @@ export function systemPrompt (language: string): string {
     '`make` and `model` as read from badges or recognised from livery and shape, null when they cannot be told;',
     '`confidence` (HIGH: legible badges or model lettering; MEDIUM: livery and shape; LOW: a guess);',
     '`evidence`: the visible cues (badge or model text, livery colours, cab, bonnet or header shape).',
+    '`imageQuality`: CLEAR if the image shows enough to tell, TOO_SMALL if what matters is too few pixels to read, UNCLEAR if it is blurred, dark or hidden.',
     'Base everything on visible evidence. Never invent details you cannot see.',
     `Write \`answer\` and \`evidence\` in ${answerLanguage}, whatever the language of the instructions;`,
     'category, kind and confidence are always the given English codes, and make and model are written as on the machine.'

@@ -2,7 +2,7 @@
 // behind it, providers (provider.ts) and the failover between them (failover/failover.ts).
 import type { ImageMimeType } from '../image/mime-types.ts'
 import type { ImageDetail } from '../image/tokens.ts'
-import type { DetectedVehicle } from './answer-schema.ts'
+import type { DetectedVehicle, ImageQuality } from './answer-schema.ts'
 import type { BackendSnapshot } from './failover/pool.ts'
 import type { Metrics } from '../metrics/registry.ts'
 import type { VisionBackend } from '../generated/schema-enums.ts'
@@ -43,6 +43,8 @@ export interface IdentifyResult {
   answer: string
   /** What was detected, field by field (empty when the photo shows none; `answer` says why). */
   vehicles: DetectedVehicle[]
+  /** Whether the image as sent let the model see enough (the answer's imageQuality): what ADAPTIVE reads for a second look. */
+  imageQuality: ImageQuality
   /** The deployment or model that answered. */
   model: string
   usage: TokenUsage | null

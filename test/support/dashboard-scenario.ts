@@ -31,7 +31,7 @@ const vehicle = (category: Vehicle['category'], kind: Vehicle['kind'], make: str
   ({ category, kind, make, model, confidence: 'HIGH', evidence: [`${make ?? 'unbadged'} ${model ?? ''}`.trim()] })
 
 const answerOf = (...vehicles: Vehicle[]): VisionAnswer =>
-  ({ answer: vehicles.map(v => `${v.make ?? '?'} ${v.model ?? '?'}`).join(', '), vehicles })
+  ({ answer: vehicles.map(v => `${v.make ?? '?'} ${v.model ?? '?'}`).join(', '), vehicles, imageQuality: 'CLEAR' })
 
 const NODE = 'id createdAt callerId cached answer vehicles { category kind make model confidence evidence } usage { promptTokens completionTokens }'
 const LIST = `query ($first: Int, $after: String, $filter: IdentificationFilter) {

@@ -6,10 +6,15 @@
 //    POST /openai/deployments/{deployment}/chat/completions?api-version=… (dated versions),
 //    checking the Bearer token and the structured-output `response_format` (json_schema, strict, our
 //    schema's name), recording each request, answering with structured JSON content, and injecting faults.
+// For ADAPTIVE detail: `detailAwareAnswers` answers by the sent image's colour and detail, and
+// `usageByDetail` charges image tokens as the tile rule does.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { once } from 'node:events'
+import { imageSize } from 'image-size'
+import sharp from 'sharp'
 import { ANSWER_SCHEMA_NAME, type VisionAnswer } from '../../src/vision/answer-schema.ts'
+import { estimateImageTokens } from '../../src/image/tokens.ts'
 
 /** What the fake answers by default: JSON of the requested shape. */
 export const DEFAULT_ANSWER: VisionAnswer = {
@@ -21,7 +26,8 @@ export const DEFAULT_ANSWER: VisionAnswer = {
     model: '6R series',
     confidence: 'HIGH',
     evidence: ['green and yellow livery', 'JOHN DEERE lettering on the bonnet', '6R badge on the side panel']
-  }]
+  }],
+  imageQuality: 'CLEAR'
 }
 
 export type ChatFault =
@@ -73,8 +79,14 @@ export class FakeAzure {
   tokenLifetimeSec: number
   tokenFault: TokenFault = 'ok'
   tokenLatencyMs = 0
-  /** Decides each chat call's fate; default: answer at once. */
-  chatFault: (request: ChatRequestRecord, index: number) => ChatFault = () => ({ kind: 'ok' })
+  /** Decides each chat call's fate (it may look at the request, e.g. decode its image); default: answer at once. */
+  chatFault: (request: ChatRequestRecord, index: number) => ChatFault | Promise<ChatFault> = () => ({ kind: 'ok' })
+  /**
+   * Charge prompt tokens by what was sent, as Azure does: USAGE_TEXT_TOKENS, plus 85 at detail "low", else the tile
+   * rule's high-detail estimate of the sent image's size. Off by default: the usual usage is a constant
+   * 1000 + the number of messages (the numbers existing tests assert).
+   */
+  usageByDetail = false
 
   readonly tokenRequests: Array<{ url: string, resource: string | null, headerOk: boolean, at: number }> = []
   readonly chatRequests: ChatRequestRecord[] = []
@@ -237,7 +249,7 @@ export class FakeAzure {
     this.inFlightChats++
     this.maxInFlightChats = Math.max(this.maxInFlightChats, this.inFlightChats)
     try {
-      const fault = this.chatFault(record, index)
+      const fault = await this.chatFault(record, index)
       if ('latencyMs' in fault && fault.latencyMs) await sleep(fault.latencyMs)
       switch (fault.kind) {
         case 'hang':
@@ -270,7 +282,9 @@ export class FakeAzure {
           return json(res, 200, completion(record, '', 'content_filter'))
         case 'ok': {
           const structured = fault.structured ?? { ...DEFAULT_ANSWER, answer: fault.answer ?? DEFAULT_ANSWER.answer }
-          return json(res, 200, completion(record, JSON.stringify(structured), 'stop', 'usage' in fault ? { usage: fault.usage } : {}))
+          return json(res, 200, completion(record, JSON.stringify(structured), 'stop', 'usage' in fault
+            ? { usage: fault.usage }
+            : this.usageByDetail ? { usage: usageOfImage(record) } : {}))
         }
         case 'refusal':
           return json(res, 200, completion(record, null, 'stop', {}, fault.refusal ?? 'I\'m sorry, but I can\'t help with that request.'))
@@ -326,6 +340,75 @@ function json (res: ServerResponse, status: number, body: unknown, headers: Reco
 
 function sleep (ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))
+}
+
+/** The text part of a request's prompt, in tokens, when the fake charges by detail (`usageByDetail`). */
+export const USAGE_TEXT_TOKENS = 300
+/** The completion's tokens in every answer. */
+export const USAGE_COMPLETION_TOKENS = 42
+
+/** Usage as Azure would charge it for the image this request sent: the text, plus the image by its detail and size. */
+export function usageOfImage (record: ChatRequestRecord): { prompt_tokens: number, completion_tokens: number, total_tokens: number } {
+  const prompt = USAGE_TEXT_TOKENS + imageTokensOf(record)
+  return { prompt_tokens: prompt, completion_tokens: USAGE_COMPLETION_TOKENS, total_tokens: prompt + USAGE_COMPLETION_TOKENS }
+}
+
+/** The sent image's tokens by the tile rule: 85 at "low"; "high", "auto" or none as high detail (the worst case, as Azure). */
+export function imageTokensOf (record: ChatRequestRecord): number {
+  const { bytes, detail } = imageFromChat(record)
+  if (detail === 'low') return 85
+  const { width, height } = imageSize(bytes)
+  return estimateImageTokens(width, height, 'high')
+}
+
+export interface Rgb { r: number, g: number, b: number }
+
+/** Channel values are rounded to this step before keying: what survives the server's downscale and re-encoding. */
+export const COLOUR_STEP = 16
+
+/**
+ * A colour's key in a `detailAwareAnswers` table: each channel rounded to a multiple of COLOUR_STEP. Pick
+ * channels at multiples of 16 (e.g. 48, 128, 208) so noise and JPEG cannot push a mean across a rounding edge.
+ */
+export function colourKey ({ r, g, b }: Rgb): string {
+  const round = (value: number): number => Math.round(value / COLOUR_STEP) * COLOUR_STEP
+  return `${round(r)},${round(g)},${round(b)}`
+}
+
+/** The key of the image a request sent: its mean colour (sharp's stats), by colourKey. */
+export async function sentColourKey (record: ChatRequestRecord): Promise<string> {
+  const { channels } = await sharp(imageFromChat(record).bytes).stats()
+  const [r, g, b] = channels.map(channel => channel.mean)
+  return colourKey({ r: r ?? 0, g: g ?? r ?? 0, b: b ?? r ?? 0 })
+}
+
+/** A photo's two answers: what the model says when it sees it at detail "low", and at "high" (or "auto"). */
+export interface AnswersByDetail {
+  low: VisionAnswer
+  high: VisionAnswer
+}
+
+export interface DetailAwareOptions {
+  /** Latency of every answer (the same at both details). */
+  latencyMs?: number
+  /** What a photo whose colour is not in the table gets; default a 422 (refused, not retried), so a wrong key fails loudly. */
+  unknown?: ChatFault
+}
+
+/**
+ * A chatFault that answers as a model whose answer depends on how closely it looks: each request is keyed by
+ * the sent image's mean colour (`sentColourKey`; make the photos with `photoOfColour`) and answered with the
+ * table's `low` answer at detail "low", its `high` answer otherwise. Assign it to `fake.chatFault`.
+ */
+export function detailAwareAnswers (
+  table: ReadonlyMap<string, AnswersByDetail>, options: DetailAwareOptions = {}
+): (request: ChatRequestRecord) => Promise<ChatFault> {
+  const latency = options.latencyMs === undefined ? {} : { latencyMs: options.latencyMs }
+  return async request => {
+    const answers = table.get(await sentColourKey(request))
+    if (answers === undefined) return options.unknown ?? { kind: 'status', status: 422, ...latency }
+    return { kind: 'ok', structured: imageFromChat(request).detail === 'low' ? answers.low : answers.high, ...latency }
+  }
 }
 
 /** The image bytes and type carried by a recorded chat request's data URL. */

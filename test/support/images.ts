@@ -14,6 +14,27 @@ export async function jpeg (
   return await image.toBuffer()
 }
 
+/**
+ * A JPEG photo of one colour with noise, so it compresses like a photo (a few MB at 12 MP) rather than to a
+ * few KB; the noise is symmetric and seeded by the colour and size, so the mean colour stays `rgb` (keep
+ * channels within 16..239 so clipping cannot shift it) and the same call makes the same bytes. With
+ * fake-azure.ts's `detailAwareAnswers`, the colour is the photo's key.
+ */
+export async function photoOfColour (rgb: { r: number, g: number, b: number }, width: number, height: number): Promise<Buffer> {
+  const pixels = Buffer.alloc(width * height * 3)
+  let seed = (((rgb.r * 256 + rgb.g) * 256 + rgb.b) ^ (width * 65_537) ^ (height * 257)) >>> 0 || 1
+  const amplitude = 12
+  for (let at = 0; at < pixels.length; at += 3) {
+    // xorshift32: cheap, deterministic noise in -amplitude..amplitude, the same for the three channels (luminance grain)
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0
+    const noise = (seed % (2 * amplitude + 1)) - amplitude
+    pixels[at] = rgb.r + noise
+    pixels[at + 1] = rgb.g + noise
+    pixels[at + 2] = rgb.b + noise
+  }
+  return await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer()
+}
+
 /** A clean PNG: sharp's, without the pHYs chunk it writes (not pixel data, so the server would re-mux it). */
 export async function png (width = 64, height = 48, alpha = false): Promise<Buffer> {
   return withoutPngChunks(await sharp({ create: { width, height, channels: alpha ? 4 : 3, background: alpha ? { ...colour, alpha: 0.5 } : colour } }).png().toBuffer(), ['pHYs'])

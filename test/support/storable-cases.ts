@@ -72,7 +72,8 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
       kind: 'ok',
       structured: {
         answer: UNSTORABLE,
-        vehicles: [{ ...DEFAULT_ANSWER.vehicles[0]!, make: 'Deere\u0000X', evidence: ['badge \udc00', 'nul\u0000'] }]
+        vehicles: [{ ...DEFAULT_ANSWER.vehicles[0]!, make: 'Deere\u0000X', evidence: ['badge \udc00', 'nul\u0000'] }],
+        imageQuality: 'CLEAR'
       }
     })
     const photo = await jpeg(64, 48)

@@ -137,6 +137,8 @@ export type Identification = {
   callerId: Scalars['String']['output'];
   /** When the identification finished. */
   createdAt: Scalars['DateTime']['output'];
+  /** LOW or HIGH for ADAPTIVE: what the answer came from; otherwise the detail sent. */
+  detailUsed: ImageDetail;
   /** Time spent on the identification, in milliseconds, upload excluded. */
   durationMs: Scalars['Int']['output'];
   /** A fresh unique id for this identification, also written to the server's log. */
@@ -145,6 +147,8 @@ export type Identification = {
   image: ImageInfo;
   /** The language the answer was asked for (BCP-47 tag). */
   language: Scalars['String']['output'];
+  /** How many times the model was asked to look: 1, or 2 when an ADAPTIVE identification took a second, closer look. */
+  looks: Scalars['Int']['output'];
   /** The deployment or model that answered. */
   model: Scalars['String']['output'];
   /**
@@ -196,6 +200,8 @@ export type IdentificationFilter = {
 
 /** How closely the model looks at the image, and what the server sends it. */
 export type ImageDetail =
+  /** Ask at LOW first; again at HIGH only when the first answer is unsure (no vehicle, low confidence, unclear photo). */
+  | 'ADAPTIVE'
   /** Let the model choose; the image is prepared as for HIGH. */
   | 'AUTO'
   /** Fit within 2048×2048, then the short side at most 768 pixels. */
@@ -785,10 +791,12 @@ export type IdentificationResolvers<ContextType = AppContext, ParentType extends
   cached?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   callerId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  detailUsed?: Resolver<ResolversTypes['ImageDetail'], ParentType, ContextType>;
   durationMs?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   image?: Resolver<ResolversTypes['ImageInfo'], ParentType, ContextType>;
   language?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  looks?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   thumbnailUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   usage?: Resolver<Maybe<ResolversTypes['TokenUsage']>, ParentType, ContextType>;

@@ -136,8 +136,8 @@ export function createAzureProviders (options: AzureProvidersOptions): VisionPro
         const read = readCompletion(completion, status, deployment, log)
         usages.push(read.usage)
         try {
-          const { answer, vehicles } = parseAnswer(read.content)
-          return { answer, vehicles, model: read.model, upstreamStatus: status, usage: totalUsage(usages) }
+          const { answer, vehicles, imageQuality } = parseAnswer(read.content)
+          return { answer, vehicles, imageQuality, model: read.model, upstreamStatus: status, usage: totalUsage(usages) }
         } catch (err) {
           if (!(err instanceof AnswerShapeError)) throw err
           problem = err

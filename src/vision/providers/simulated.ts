@@ -2,7 +2,7 @@
 // whole API with no Azure at all, and reports only what it can honestly measure.
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { VEHICLE_CATEGORIES, type DetectedVehicle, type EquipmentKind, type VehicleCategory } from '../answer-schema.ts'
+import { VEHICLE_CATEGORIES, type DetectedVehicle, type EquipmentKind, type ImageQuality, type VehicleCategory } from '../answer-schema.ts'
 import type { VisionProvider } from '../provider.ts'
 import type { IdentifyRequest, IdentifyResult, VisionBackend, VisionService, VisionStatus } from '../types.ts'
 
@@ -26,7 +26,8 @@ export function createSimulatedProvider (options: SimulatedVisionOptions = {}): 
     async identify (request, { signal }) {
       if (latencyMs > 0) await sleep(latencyMs, undefined, { signal })
       const vehicles = simulatedVehicles(request)
-      return { answer: simulatedAnswer(request), vehicles, model: SIMULATED_MODEL, usage: null, upstreamStatus: null }
+      const imageQuality = simulatedImageQuality(request)
+      return { answer: simulatedAnswer(request), vehicles, imageQuality, model: SIMULATED_MODEL, usage: null, upstreamStatus: null }
     },
     // Only an abandoned wait can fail it: never another provider's turn.
     classify: (error) => ({ outcome: 'aborted', tryNext: false, error }),
@@ -89,24 +90,43 @@ const SIMULATED_KIND: Record<Exclude<VehicleCategory, 'OTHER'>, EquipmentKind> =
 /** The categories the simulated backend picks from: every one but OTHER. */
 export const SIMULATED_CATEGORIES = VEHICLE_CATEGORIES.filter((category): category is Exclude<VehicleCategory, 'OTHER'> => category !== 'OTHER')
 
+/** At detail "low", a sent image at least this many pixels on its short side is one the simulated backend "can see". */
+export const SIMULATED_LOW_MIN_SHORT_SIDE = 300
+
+type Seen = Pick<IdentifyRequest, 'detail' | 'width' | 'height'>
+
+/** Whether a LOW look is one the simulated backend pretends it cannot see, so ADAPTIVE's second look can be tried with no Azure. */
+const tooSmallAtLow = ({ detail, width, height }: Seen): boolean => detail === 'low' && Math.min(width, height) < SIMULATED_LOW_MIN_SHORT_SIDE
+
+/** CLEAR, but TOO_SMALL for a LOW look under SIMULATED_LOW_MIN_SHORT_SIDE: by the sent size only, never the content. */
+export function simulatedImageQuality (request: Seen): ImageQuality {
+  return tooSmallAtLow(request) ? 'TOO_SMALL' : 'CLEAR'
+}
+
 /**
  * One obviously simulated vehicle, the same for the same image: its category picked by the SHA-256 of the
- * image bytes the backend received (the first 4 bytes, modulo the number of categories), make "Simulated",
- * confidence LOW. So a front end can render every field with no Azure.
+ * image bytes the backend received (the first 4 bytes, modulo the number of categories), make "Simulated".
+ * Confidence LOW, except at detail "low" for a sent image at least SIMULATED_LOW_MIN_SHORT_SIDE pixels on its
+ * short side: MEDIUM (so ADAPTIVE keeps one look for a normal photo and takes two for a small one). So a
+ * front end can render every field, and every ADAPTIVE path can be tried, with no Azure.
  */
-export function simulatedVehicles (request: Pick<IdentifyRequest, 'image' | 'sha256'>): DetectedVehicle[] {
+export function simulatedVehicles (request: Pick<IdentifyRequest, 'image' | 'sha256'> & Partial<Seen>): DetectedVehicle[] {
   // The digest the flow already made of these bytes, else one made here (the same value either way).
   const short = (request.sha256 ?? createHash('sha256').update(request.image).digest('hex')).slice(0, 8)
   const category = SIMULATED_CATEGORIES[Number.parseInt(short, 16) % SIMULATED_CATEGORIES.length] as Exclude<VehicleCategory, 'OTHER'>
+  const seenAtLow = request.detail === 'low' && request.width !== undefined && request.height !== undefined && !tooSmallAtLow(request as Seen)
   return [{
     category,
     kind: SIMULATED_KIND[category],
     make: 'Simulated',
     model: `SIM-${short}`,
-    confidence: 'LOW',
+    confidence: seenAtLow ? 'MEDIUM' : 'LOW',
     evidence: [
       '[SIMULATED] no vision model was called',
-      `category chosen from the SHA-256 of the image (${short}…), not from its content`
+      `category chosen from the SHA-256 of the image (${short}…), not from its content`,
+      ...(request.detail === 'low'
+        ? [`confidence from the sent image's short side at detail low (${SIMULATED_LOW_MIN_SHORT_SIDE} pixels or more: MEDIUM), not from its content`]
+        : [])
     ]
   }]
 }
