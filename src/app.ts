@@ -111,7 +111,10 @@ export async function buildApp (
   await app.register(graphqlRegistry)
 
   // Both looks of an ADAPTIVE identification share one budget, longer than one call's (src/identification/adaptive.ts).
-  const adaptive = { minConfidence: config.images.adaptiveMinConfidence, budgetMs: Math.round(config.vision.timeoutMs * ADAPTIVE_BUDGET_FACTOR) }
+  const adaptive = {
+    minConfidence: config.images.adaptiveMinConfidence,
+    budgetMs: Math.round(config.vision.timeoutMs * ADAPTIVE_BUDGET_FACTOR)
+  }
   await app.register(identificationPlugin, { vision, images, events, admission, adaptive })
 
   await app.register(pressurePlugin, { overload: config.limits.overload, metrics })

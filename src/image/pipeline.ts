@@ -46,7 +46,10 @@ export interface PreparedImage {
 }
 
 export interface ImagePipeline {
-  /** `signal`: work no longer wanted (an adaptive identification's HIGH image after a good LOW look); checked before the sharp job starts. */
+  /**
+   * `signal`: work no longer wanted (an adaptive identification's HIGH image after a good LOW look);
+   * checked before the sharp job starts.
+   */
   prepare (image: Buffer, inspected: InspectedImage, detail: ImageDetail, options?: PrepareOptions): Promise<PreparedImage>
 }
 
