@@ -24,7 +24,7 @@ import { createVision } from '../src/vision/index.ts'
 
 const fake = new FakeAzure()
 await fake.start()
-t.teardown(() => fake.stop())
+t.teardown(() => fake.close())
 fake.usageByDetail = true
 
 const QUERY = `mutation Identify($image: Upload!, $detail: ImageDetail) {
