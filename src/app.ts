@@ -162,8 +162,7 @@ export async function buildApp (
     graphql: config.graphql,
     rates: config.limits.rates,
     uploads,
-    rateLimited: () => { metrics.refusals.inc({ reason: 'rate_limit' }) },
-    context: { production: server.production }
+    rateLimited: () => { metrics.refusals.inc({ reason: 'rate_limit' }) }
   })
 
   return app

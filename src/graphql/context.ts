@@ -5,12 +5,6 @@ import type { Caller } from '../callers/caller.ts'
 import type { Subscriber } from './registry.ts'
 import { clientGone } from './client-gone.ts'
 
-/** What of the server's configuration a resolver may read. */
-export interface ContextConfig {
-  /** NODE_ENV=production: some rules are stricter there (anonymous callers see no shared history). */
-  production: boolean
-}
-
 export interface AppContext {
   log: FastifyBaseLogger
   /** Who is calling (anonymous when AUTH_MODE=none). */
@@ -32,14 +26,13 @@ export interface AppContext {
    * of one field). errors.ts makes a failed field a 503 (which clients retry) only then.
    */
   retrySafe?: boolean
-  config: ContextConfig
 }
 
 declare module 'mercurius' {
   interface MercuriusContext extends AppContext {}
 }
 
-export function buildContext (config: ContextConfig) {
+export function buildContext () {
   return (request: FastifyRequest, reply: FastifyReply): AppContext => {
     return {
       caller: request.caller,
@@ -48,8 +41,7 @@ export function buildContext (config: ContextConfig) {
       signal: clientGone(request, reply),
       underPressure: () => request.server.isUnderPressure(),
       request,
-      reply,
-      config
+      reply
     }
   }
 }
@@ -58,7 +50,7 @@ export function buildContext (config: ContextConfig) {
  * A subscription connection's context: built once, when its `connection_init` has been verified. The
  * request is the WebSocket upgrade (its host makes thumbnail URLs); there is no reply to set headers on.
  */
-export function buildSubscriptionContext (config: ContextConfig) {
+export function buildSubscriptionContext () {
   return (request: FastifyRequest, { caller, closed, failed }: Subscriber): Omit<AppContext, 'reply'> => {
     return {
       caller,
@@ -67,8 +59,7 @@ export function buildSubscriptionContext (config: ContextConfig) {
       signal: closed,
       underPressure: () => request.server.isUnderPressure(),
       request,
-      subscriptionFailed: failed,
-      config
+      subscriptionFailed: failed
     }
   }
 }

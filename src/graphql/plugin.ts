@@ -20,7 +20,7 @@ import { specifiedRules, validate } from 'graphql'
 import { RateLimitedError } from '../errors.ts'
 import { callerKey, isUploadRequest } from '../http/requests.ts'
 import type { GraphqlConfig } from './config.ts'
-import { buildContext, buildSubscriptionContext, type ContextConfig } from './context.ts'
+import { buildContext, buildSubscriptionContext } from './context.ts'
 import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
 import { checkHttpOperation } from './http-subscriptions.ts'
@@ -50,8 +50,6 @@ export interface GraphqlOptions {
   uploads: UploadReservations
   /** Told of each request the rate limit refuses (a metric). */
   rateLimited?: () => void
-  /** What resolvers may read of the configuration (ctx.config). */
-  context: ContextConfig
 }
 
 /** Reserves an upload's bytes for a caller, or throws (429/503); the function returned gives them back. */
@@ -125,7 +123,7 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
     resolvers: mergeResolvers([core, ...parts]),
     path: '/graphql',
     graphiql: false, // ours, self-hosted: see src/graphiql/
-    context: buildContext(options.context),
+    context: buildContext(),
     allowBatchedQueries: false,
     jit: 1, // compile a query to JS after its first use (graphql-jit): the dashboard sends the same few
     // Parsed documents (and failed ones, in a second cache) are kept by source text. Each holds at most
@@ -137,7 +135,7 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
     csrfPrevention: { requiredHeaders: PREFLIGHT_HEADERS },
     errorFormatter: (execution, ctx) => formatErrors(execution, ctx.reply?.log ?? ctx.app.log, ctx.reply, ctx.retrySafe ?? true),
     additionalRouteOptions: { preValidation: [checkGet, receiveUpload] },
-    subscription: subscriptions?.mercuriusOptions(buildSubscriptionContext(options.context)) ?? false
+    subscription: subscriptions?.mercuriusOptions(buildSubscriptionContext()) ?? false
   })
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
