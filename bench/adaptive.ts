@@ -11,6 +11,7 @@ import { accounted, livePids, startFakeAzure, startServer, stop, type Child, typ
 import { corpus, corpusFile, corpusFiles, CORPUS_SIZE, type CorpusFile, type CorpusPhoto } from './lib/adaptive-corpus.ts'
 import { threadCpu } from './lib/cpu.ts'
 import { PREFLIGHT_HEADERS } from './lib/operation.ts'
+import { USAGE_TEXT_TOKENS } from '../test/support/fake-azure.ts'
 import { median, percentile, spread, table } from './lib/stats.ts'
 
 export interface AdaptiveRow { scenario: string, what: string, result: string, target: string, met: boolean | null }
@@ -21,7 +22,7 @@ const CONCURRENCY = 8
 /** The fake's answer latency at both details (BENCH_ADAPTIVE_LATENCY_MS). */
 const LATENCY_MS = Number(process.env.BENCH_ADAPTIVE_LATENCY_MS ?? 500)
 /** What the fake charges per call besides the image (its usageByDetail). */
-const TEXT_TOKENS = 300
+const TEXT_TOKENS = USAGE_TEXT_TOKENS
 const TOKEN_TARGET = 0.35
 const TWO_LOOK_TARGET = 2.1
 const DEPLOYMENT = 'gpt-4o-vision'
@@ -121,7 +122,9 @@ interface Pass {
   byDetail: Record<string, number>
 }
 
-async function pass (url: string, server: Child, fake: FakeChild, files: CorpusFile[], mode: Mode, quiet: () => Promise<void>): Promise<Pass> {
+async function pass (
+  url: string, server: Child, fake: FakeChild, files: CorpusFile[], mode: Mode, quiet: () => Promise<void>
+): Promise<Pass> {
   await quiet()
   const answered: Answered[] = []
   const failures: string[] = []
@@ -140,8 +143,13 @@ async function pass (url: string, server: Child, fake: FakeChild, files: CorpusF
   const after = (await fake.stats()).byDetail
   const byDetail = Object.fromEntries(Object.keys(after).map(d => [d, (after[d] ?? 0) - (before[d] ?? 0)]))
   return {
-    mode, answered, failures, wallSec: cpu.wallSec, cpuSec: (cpu1.main + cpu1.others) - (cpu0.main + cpu0.others),
-    foreignShare: cpu.foreignSec / cpu.wallSec, byDetail
+    mode,
+    answered,
+    failures,
+    wallSec: cpu.wallSec,
+    cpuSec: (cpu1.main + cpu1.others) - (cpu0.main + cpu0.others),
+    foreignShare: cpu.foreignSec / cpu.wallSec,
+    byDetail
   }
 }
 
@@ -190,13 +198,15 @@ export async function scenarioAdaptive ({ log, rounds, quiet }: Context): Promis
   const high = of('HIGH')
   const adaptive = of('ADAPTIVE')
   if (high.length === 0 || adaptive.length === 0) {
-    rows.push({ scenario: 'adaptive', what: 'ADAPTIVE against HIGH-only', result: 'INVALID: no pass without failures (see notes)', target: '—', met: false })
+    const result = 'INVALID: no pass without failures (see notes)'
+    rows.push({ scenario: 'adaptive', what: 'ADAPTIVE against HIGH-only', result, target: '—', met: false })
     return { rows, notes, section: '' }
   }
   // Per round (pairs of passes), then the median over rounds.
   const pairs = high.map((h, i) => [h, adaptive[i]] as const).filter((pair): pair is readonly [Pass, Pass] => pair[1] !== undefined)
   const tokenShare = pairs.map(([h, a]) => sum(a.answered.map(imageTokens)) / sum(h.answered.map(imageTokens)))
-  const estimatedShare = pairs.map(([h, a]) => sum(a.answered.map(x => x.estimatedImageTokens)) / sum(h.answered.map(x => x.estimatedImageTokens)))
+  const estimated = (p: Pass): number => sum(p.answered.map(x => x.estimatedImageTokens))
+  const estimatedShare = pairs.map(([h, a]) => estimated(a) / estimated(h))
   const perId = (p: Pass): number => sum(p.answered.map(imageTokens)) / p.answered.length
   const twoShare = adaptive.map(p => p.answered.filter(a => a.looks === 2).length / p.answered.length)
   const tileRule = sum(corpus().map(p => 85 + (p.unsure === null ? 0 : p.highTokens))) / sum(corpus().map(p => p.highTokens))
@@ -260,12 +270,13 @@ export async function scenarioAdaptive ({ log, rounds, quiet }: Context): Promis
 
   const foreign = passes.map(p => p.foreignShare)
   const detailRows = passes.map((p, i) => [String(Math.floor(i / 2) + 1), p.mode, `${p.answered.length}/${CORPUS_SIZE}`,
-    String(p.answered.filter(a => a.looks === 2).length), JSON.stringify(p.byDetail), (sum(p.answered.map(imageTokens)) / p.answered.length).toFixed(0),
+    String(p.answered.filter(a => a.looks === 2).length), JSON.stringify(p.byDetail),
+    (sum(p.answered.map(imageTokens)) / p.answered.length).toFixed(0),
     p50(p.answered.map(a => a.ms)).toFixed(0), percentile(p.answered.map(a => a.ms), 95).toFixed(0), cpuMs(p).toFixed(0),
     `${(100 * p.foreignShare).toFixed(0)} %`])
   const section = '### ADAPTIVE detail against HIGH-only (issue 21)\n\n' +
-    `bench/adaptive.ts: ours (\`npm start\` defaults: history on SQLite, thumbnails; the result cache off) with the real Azure backend against the fake Azure ` +
-    `in its own process (bench/fake-azure.ts with BENCH_FAKE_ANSWERS=adaptive): it keys each request by the sent image's mean colour and ` +
+    'bench/adaptive.ts: ours (`npm start` defaults: history on SQLite, thumbnails; the result cache off) with the real Azure backend against the fake Azure ' +
+    'in its own process (bench/fake-azure.ts with BENCH_FAKE_ANSWERS=adaptive): it keys each request by the sent image\'s mean colour and ' +
     `answers by the detail sent (test/support/fake-azure.ts detailAwareAnswers), charging ${TEXT_TOKENS} text tokens plus the image's tokens at that detail ` +
     `(85 at low, the tile rule at high: usageByDetail), after ${LATENCY_MS} ms at either detail (conservative: a real LOW call is faster). ` +
     `Corpus (bench/lib/adaptive-corpus.ts): ${CORPUS_SIZE} JPEGs of one colour with noise (photoOfColour): 40 × 4032×3024, 20 × 3024×4032, 30 × 1920×1080, ` +

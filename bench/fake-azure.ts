@@ -3,8 +3,7 @@
 // whole request body, base64 image included) are dropped as they come, so 10,000 calls stay small.
 // BENCH_FAKE_ANSWERS=adaptive (scenario `adaptive`): answers depend on the photo (its mean colour, see
 // bench/lib/adaptive-corpus.ts) and on the detail sent, and usage charges the image tokens of that detail.
-import { FakeAzure, detailAwareAnswers, imageFromChat, type ChatFault } from '../test/support/fake-azure.ts'
-import { colourKey } from '../test/support/images.ts'
+import { FakeAzure, colourKey, detailAwareAnswers, imageFromChat, type ChatFault } from '../test/support/fake-azure.ts'
 import { corpus } from './lib/adaptive-corpus.ts'
 import type { FakeMessage, FakeReply } from './lib/protocol.ts'
 

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import type { VisionAnswer } from '../../src/vision/answer-schema.ts'
 import { estimateImageTokens } from '../../src/image/tokens.ts'
 import { photoOfColour } from '../../test/support/images.ts'
+import type { Rgb } from '../../test/support/fake-azure.ts'
 import { CACHE_DIR } from './images.ts'
 
 export type UnsureReason = 'no_vehicle' | 'low_confidence' | 'too_small' | 'unclear'
@@ -19,7 +20,8 @@ export interface CorpusPhoto {
   name: string
   width: number
   height: number
-  rgb: [number, number, number]
+  /** Its colour: the fake's table key is colourKey(rgb). */
+  rgb: Rgb
   /** null: a clear photo (LOW answers as HIGH does); else why the LOW look is not good enough. */
   unsure: UnsureReason | null
   low: VisionAnswer
@@ -52,12 +54,11 @@ export const CORPUS_SIZE = SIZES.reduce((n, s) => n + s.count, 0)
 const CORPUS_VERSION = 1
 
 /**
- * The colour of photo i: distinct for every photo, each channel in the middle of a 16-wide bin
- * (16k + 8) and away from 0 and 255, so noise and JPEG/downscaling shift the mean by far less than half a bin.
+ * The colour of photo i: distinct for every photo, each channel a multiple of 16 (colourKey rounds to the nearest
+ * one) from 48 to 192, clear of clipping, so noise and JPEG/downscaling shift the mean by far less than half a step.
  */
-function colourOf (i: number): [number, number, number] {
-  const steps = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12] // bins 3..12 (56..200): clear of clipping
-  return [8 + 16 * (steps[i % 10] as number), 8 + 16 * (steps[Math.floor(i / 10) % 10] as number), 8 + 16 * (3 + (i % 7))]
+function colourOf (i: number): Rgb {
+  return { r: 16 * (3 + i % 10), g: 16 * (3 + Math.floor(i / 10) % 10), b: 16 * (3 + i % 7) }
 }
 
 function confident (i: number, confidence: 'HIGH' | 'MEDIUM'): VisionAnswer {
