@@ -95,7 +95,7 @@ export async function selfCheck (url: string, fake: FakeChild, files: CorpusFile
   } catch (err) {
     const message = (err as Error).message
     if (/ADAPTIVE|looks|detailUsed/.test(message)) {
-      throw new Error(`adaptive self-check: the server does not know ImageDetail.ADAPTIVE (or Identification.looks/detailUsed): ${message.trim()}. ` +
+      throw new Error(`adaptive self-check: the server does not know ImageDetail.ADAPTIVE (or Identification.looks/detailUsed): ${message.trim().replace(/\.+$/, '')}. ` +
         'Issue 21\'s flow is not in this build: nothing measured.')
     }
     throw err
