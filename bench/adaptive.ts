@@ -7,9 +7,8 @@
 // the clear photos, p50 latencies (one-look, two-look, HIGH-only), CPU per identification (the server's threads).
 import os from 'node:os'
 import { readFileSync } from 'node:fs'
-import { accounted, livePids, startFakeAzure, startServer, stop, type Child, type FakeChild } from './lib/children.ts'
+import { accounted, livePids, processCpuSec, startFakeAzure, startServer, stop, type Child, type FakeChild } from './lib/children.ts'
 import { corpus, corpusFile, corpusFiles, CORPUS_SIZE, type CorpusFile, type CorpusPhoto } from './lib/adaptive-corpus.ts'
-import { threadCpu } from './lib/cpu.ts'
 import { PREFLIGHT_HEADERS } from './lib/operation.ts'
 import { USAGE_TEXT_TOKENS } from '../test/support/fake-azure.ts'
 import { median, percentile, spread, table } from './lib/stats.ts'
@@ -129,7 +128,9 @@ async function pass (
   const answered: Answered[] = []
   const failures: string[] = []
   const before = (await fake.stats()).byDetail
-  const cpu0 = threadCpu(server.pid)
+  // The process's own counter: it keeps the time of threads that ended (libvips' workers come and go), a sum over
+  // /proc/<pid>/task would lose it.
+  const cpu0 = processCpuSec(server.pid)
   let next = 0
   const { cpu } = await accounted(livePids(), async () => {
     await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
@@ -139,7 +140,7 @@ async function pass (
       }
     }))
   })
-  const cpu1 = threadCpu(server.pid)
+  const cpu1 = processCpuSec(server.pid)
   const after = (await fake.stats()).byDetail
   const byDetail = Object.fromEntries(Object.keys(after).map(d => [d, (after[d] ?? 0) - (before[d] ?? 0)]))
   return {
@@ -147,7 +148,7 @@ async function pass (
     answered,
     failures,
     wallSec: cpu.wallSec,
-    cpuSec: (cpu1.main + cpu1.others) - (cpu0.main + cpu0.others),
+    cpuSec: cpu1 - cpu0,
     foreignShare: cpu.foreignSec / cpu.wallSec,
     byDetail
   }
@@ -262,7 +263,7 @@ export async function scenarioAdaptive ({ log, rounds, quiet }: Context): Promis
   const cpuMs = (p: Pass): number => 1000 * p.cpuSec / p.answered.length
   rows.push({
     scenario: 'adaptive',
-    what: 'server CPU per identification (all threads, /proc), ADAPTIVE vs HIGH-only (the speculative HIGH prepare included)',
+    what: 'server CPU per identification (the process, /proc), ADAPTIVE vs HIGH-only (the speculative HIGH prepare included)',
     result: `${spread(adaptive.map(cpuMs))} ms vs ${spread(high.map(cpuMs))} ms`,
     target: '(for comparison)',
     met: null
@@ -284,7 +285,7 @@ export async function scenarioAdaptive ({ log, rounds, quiet }: Context): Promis
     '(no vehicle, LOW confidence, TOO_SMALL or UNCLEAR, five each; the ten 400×250 among them) and confident at HIGH. ' +
     `Each pass uploads all ${CORPUS_SIZE} photos at concurrency ${CONCURRENCY} (a fetch client in bench/run.ts's process); ${rounds} rounds, ` +
     'HIGH-only and ADAPTIVE alternating (the first of a round alternates), after a 16-photo warm-up in each mode; a pass with any failed request is left out. ' +
-    'Image tokens: from the usage the fake reported, less the text tokens of each call; CPU: the server\'s threads from /proc over the pass ÷ its identifications. ' +
+    'Image tokens: from the usage the fake reported, less the text tokens of each call; CPU: the server process\'s CPU time (/proc/<pid>/stat, all threads, ended ones included) over the pass ÷ its identifications. ' +
     `The machine is shared (2 cores, other sessions' tests): load average (1, 5, 15 min) ${loadStart.map(l => l.toFixed(2)).join(' ')} before this scenario, ` +
     `${loadEnd.map(l => l.toFixed(2)).join(' ')} after; other processes used ${spread(foreign.map(s => 100 * s), 0, ' %')} of a core during the passes.\n\n` +
     table(['round', 'mode', 'answers', 'two looks', 'calls by detail (fake)', 'image tokens / id', 'p50 ms', 'p95 ms', 'CPU ms / id', 'others\' CPU'], detailRows)

@@ -815,7 +815,12 @@ function gitCommit (): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
     const dirty = execFileSync('git', ['status', '--porcelain', '--', '.', ':!BENCHMARKS.md'], { cwd: ROOT, encoding: 'utf8' }).trim()
-    return dirty ? `${head} plus uncommitted changes (${dirty.split('\n').length} paths)` : head
+    let merging = ''
+    try {
+      // A trial merge (git merge --no-commit) measured before it is committed: say what was merged.
+      merging = ` with an uncommitted merge of ${execFileSync('git', ['rev-parse', '--short', '-q', '--verify', 'MERGE_HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()}`
+    } catch {}
+    return dirty ? `${head}${merging} plus uncommitted changes (${dirty.split('\n').length} paths)` : head
   } catch {
     return 'unknown'
   }

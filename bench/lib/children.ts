@@ -183,8 +183,8 @@ function systemBusySec (): number {
   return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 }
 
-/** A process's CPU time (all threads), in seconds; 0 once it is gone. */
-function processCpuSec (pid: number): number {
+/** A process's CPU time (all threads, those that have ended included), in seconds; 0 once it is gone. */
+export function processCpuSec (pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
