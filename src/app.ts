@@ -13,6 +13,7 @@ import { createImagePipeline, type ImagePipeline } from './image/pipeline.ts'
 import limitsPlugin from './limits/plugin.ts'
 import { Metrics } from './metrics/registry.ts'
 import { countIdentifications } from './identification/metrics.ts'
+import { ADAPTIVE_BUDGET_FACTOR } from './identification/adaptive.ts'
 import visionPlugin from './vision/plugin.ts'
 import { IdentificationEvents } from './identification/events.ts'
 import { AccessLog, logIdentifications } from './identification/log.ts'
@@ -109,7 +110,12 @@ export async function buildApp (
 
   await app.register(graphqlRegistry)
 
-  await app.register(identificationPlugin, { vision, images, events, admission })
+  // Both looks of an ADAPTIVE identification share one budget, longer than one call's (src/identification/adaptive.ts).
+  const adaptive = {
+    minConfidence: config.images.adaptiveMinConfidence,
+    budgetMs: Math.round(config.vision.timeoutMs * ADAPTIVE_BUDGET_FACTOR)
+  }
+  await app.register(identificationPlugin, { vision, images, events, admission, adaptive })
 
   await app.register(pressurePlugin, { overload: config.limits.overload, metrics })
 
@@ -120,7 +126,7 @@ export async function buildApp (
   await app.register(historyPlugin, {
     config: config.history,
     production: server.production,
-    longestIdentificationMs: server.requestTimeoutMs + config.limits.overload.queueTimeoutMs + config.vision.timeoutMs,
+    longestIdentificationMs: server.requestTimeoutMs + config.limits.overload.queueTimeoutMs + adaptive.budgetMs,
     vision,
     events,
     metrics

@@ -58,6 +58,7 @@ t.test('the defaults, in development', async t => {
     redis: { url: null },
     images: {
       detail: 'auto',
+      adaptiveMinConfidence: 'MEDIUM',
       maxInputPixels: 50_000_000,
       maxSide: 12_000,
       maxAspectRatio: 20,

@@ -214,7 +214,7 @@ t.test('another entry point (the flow called directly, as a bulk job would) take
   const held = heldVision()
   const gate = new AdmissionGate({ maxConcurrency: 1, maxConcurrencyPerCaller: 4, queueSize: 0, queueTimeoutMs: 1000 })
   const config = testConfig()
-  const deps = { vision: held.vision, images: createImagePipeline(config.images), events: new IdentificationEvents(pino({ level: 'silent' })), admission: gate }
+  const deps = { vision: held.vision, images: createImagePipeline(config.images), events: new IdentificationEvents(pino({ level: 'silent' })), admission: gate, adaptive: { minConfidence: 'MEDIUM' as const, budgetMs: 1000 } }
   const caller = { kind: 'apikey' as const, id: 'batch', roles: new Set(['Identify' as const]) }
   const input = { image: photo, instructions: 'bulk', language: 'en', detail: 'auto' as const, signal: new AbortController().signal }
   const running = identifyVehicle(deps, { caller, requestId: 'job-1' }, input)

@@ -66,6 +66,10 @@ export function fromRow (row: IdentificationsTable): StoredIdentification {
   const usage = row.backend === 'SIMULATED' || row.cached === 1
     ? null
     : { promptTokens: row.prompt_tokens, completionTokens: row.completion_tokens, totalTokens: row.prompt_tokens + row.completion_tokens }
+  const image = JSON.parse(row.image ?? '{}') as Partial<SentImageInfo>
+  // Rows written before ADAPTIVE have neither: the answer came from the one detail asked for, in one look.
+  const detailUsed = image.detailUsed ?? detailName(row.detail)
+  const looks = image.looks ?? 1
   return {
     id: row.id,
     callerId: row.caller_id,
@@ -75,10 +79,9 @@ export function fromRow (row: IdentificationsTable): StoredIdentification {
     backend: row.backend as VisionBackend,
     model: row.model ?? '',
     backendName: row.backend_name,
-    image: JSON.parse(row.image ?? '{}') as SentImageInfo,
-    // The detail the row was sent at; the adaptive flow (issue 21) will keep detailUsed and looks in the image JSON.
-    detailUsed: detailName(row.detail),
-    looks: 1,
+    image: { ...image, detailUsed, looks } as SentImageInfo,
+    detailUsed,
+    looks,
     usage,
     cached: row.cached === 1,
     durationMs: row.duration_ms,

@@ -5,8 +5,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Caller } from '../callers/caller.ts'
 import type { AppError } from '../errors.ts'
-import type { ImageDetail } from '../image/tokens.ts'
+import type { RequestedDetail } from '../image/tokens.ts'
 import type { VisionBackend } from '../vision/types.ts'
+import type { AdaptiveReport } from './adaptive.ts'
 import type { Identification, SentImageInfo } from './types.ts'
 
 interface EventBase {
@@ -21,13 +22,13 @@ interface EventBase {
 
 export interface IdentificationStarted extends EventBase {
   bytes: number
-  detail: ImageDetail
+  detail: RequestedDetail
   language: string
 }
 
 export interface IdentificationCompleted extends EventBase {
   identification: Identification
-  detail: ImageDetail
+  detail: RequestedDetail
   /** Time in the vision backend (retries included). */
   upstreamMs: number
   /** HTTP status of the upstream answer; null for the simulated backend and cached answers. */
@@ -36,13 +37,15 @@ export interface IdentificationCompleted extends EventBase {
   cacheKey: string | null
   /** The image as sent to the model (upright, stripped, downscaled), for thumbnails. Never logged. */
   sentImage: Buffer
+  /** ADAPTIVE only: why a second look was taken (or not), whether it failed, the image tokens it saved. */
+  adaptive?: AdaptiveReport
 }
 
 export interface IdentificationFailed extends EventBase {
   code: AppError['code'] | 'INTERNAL_SERVER_ERROR'
   error: unknown
   bytes: number
-  detail: ImageDetail
+  detail: RequestedDetail
   durationMs: number
   language: string
   /** Set when the failure came from (or after) the vision backend call. */

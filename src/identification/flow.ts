@@ -3,14 +3,17 @@
 // (started, completed, failed); metrics, the log line and any later capability subscribe there instead
 // of being called from here. The slot is taken here, not by an entry point, so that every entry point
 // (HTTP, bulk jobs) shares the same slots and fair shares (src/limits/admission.ts).
-import { createHash, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { Caller } from '../callers/caller.ts'
 import { AppError } from '../errors.ts'
 import { inspectImage } from '../image/inspect.ts'
-import type { ImagePipeline } from '../image/pipeline.ts'
+import type { ImagePipeline, PreparedImage } from '../image/pipeline.ts'
+import type { ImageDetail } from '../image/tokens.ts'
 import type { Admission } from '../limits/admission.ts'
 import type { VisionService } from '../vision/types.ts'
+import { lookAdaptively, type AdaptiveOptions, type AdaptiveReport } from './adaptive.ts'
 import type { IdentificationEvents } from './events.ts'
+import { lookOnce, type LookDeps, type LookResult, type Question } from './look.ts'
 import { detailName, type AnswerCache, type Identification, type IdentificationInput, type SentImageInfo } from './types.ts'
 
 export interface IdentificationDeps {
@@ -21,6 +24,8 @@ export interface IdentificationDeps {
   admission: Admission
   /** Earlier answers to the same question (history's result cache); none: always ask the model. */
   answers?: AnswerCache | null
+  /** ADAPTIVE detail's threshold and time budget. */
+  adaptive: AdaptiveOptions
 }
 
 /** Who asked, and through which request (for log correlation). */
@@ -35,14 +40,14 @@ export interface IdentificationOrigin {
 }
 
 export async function identifyVehicle (
-  { vision, images, events, admission, answers = null }: IdentificationDeps,
+  { vision, images, events, admission, answers = null, adaptive }: IdentificationDeps,
   { caller, requestId, share = `caller:${caller.id}` }: IdentificationOrigin,
   input: IdentificationInput
 ): Promise<Identification> {
   // Refused (RATE_LIMITED, OVERLOADED) or abandoned before the work starts: no event, as before any work.
   const release = await admission.acquire(share, input.signal)
   try {
-    return await identifyHoldingSlot({ vision, images, events, answers }, { caller, requestId }, input, release)
+    return await identifyHoldingSlot({ vision, images, events, answers, adaptive }, { caller, requestId }, input, release)
   } finally {
     release()
   }
@@ -50,7 +55,7 @@ export async function identifyVehicle (
 
 /** The work, with a slot held: `release` gives it back as soon as the model has answered (or failed). */
 async function identifyHoldingSlot (
-  { vision, images, events, answers }: Omit<IdentificationDeps, 'admission' | 'answers'> & { answers: AnswerCache | null },
+  { vision, images, events, answers, adaptive }: Omit<IdentificationDeps, 'admission' | 'answers'> & { answers: AnswerCache | null },
   { caller, requestId }: IdentificationOrigin,
   input: IdentificationInput,
   release: () => void
@@ -65,39 +70,20 @@ async function identifyHoldingSlot (
   try {
     const image = await inspectImage(input.image)
     Object.assign(known, { sha256: image.sha256, mimeType: image.mimeType, bytes: image.bytes, width: image.width, height: image.height })
-    const sent = await images.prepare(input.image, image, input.detail)
-    Object.assign(known, { sentMimeType: sent.mimeType, sentBytes: sent.bytes.length, sentWidth: sent.width, sentHeight: sent.height })
-    // The result cache: the same image as sent (after orientation, stripping, downscaling) and the same question.
-    // The image is hashed once: the bytes sent are often the upload itself (inspectImage hashed those).
-    const sentSha256 = sent.bytes === input.image
-      ? image.sha256
-      : answers === null ? undefined : createHash('sha256').update(sent.bytes).digest('hex')
-    const cacheKey = answers === null || sentSha256 === undefined
-      ? null
-      : answers.keyFor({
-        sentSha256,
-        instructions: input.instructions,
-        language: input.language,
-        detail: input.detail
-      })
-    const hit = cacheKey === null || answers === null ? undefined : await answers.lookup(cacheKey, caller)
-    upstreamStarted = performance.now()
-
-    const result = hit !== undefined
-      ? { ...hit, usage: null, upstreamStatus: null }
-      : await vision.identify({
-        image: sent.bytes,
-        sha256: sentSha256,
-        mimeType: sent.mimeType,
-        width: sent.width,
-        height: sent.height,
-        detail: input.detail,
-        instructions: input.instructions,
-        language: input.language,
-        signal: input.signal
-      })
-    const upstreamMs = performance.now() - upstreamStarted
+    const question = { caller, input, upload: image }
+    const progress = {
+      sent: (sent: PreparedImage) => {
+        Object.assign(known, { sentMimeType: sent.mimeType, sentBytes: sent.bytes.length, sentWidth: sent.width, sentHeight: sent.height })
+      },
+      asking: () => { upstreamStarted = performance.now() }
+    }
+    const answered = input.detail === 'adaptive'
+      ? await lookAdaptively({ vision, images, answers, adaptive }, question, progress)
+      : await lookAtDetail({ vision, images, answers }, question, input.detail, progress)
+    const { result, sent } = answered
+    const upstreamMs = performance.now() - (upstreamStarted ?? started)
     release() // recording and announcing the answer need no slot
+    const detailUsed = detailName(answered.detailUsed)
     const identification: Identification = {
       id: base.id,
       callerId: caller.id,
@@ -117,18 +103,29 @@ async function identifyHoldingSlot (
         sentBytes: sent.bytes.length,
         sentWidth: sent.width,
         sentHeight: sent.height,
-        estimatedImageTokens: sent.estimatedImageTokens
+        // Every look's: an adaptive second look sent the LOW image too.
+        estimatedImageTokens: answered.report?.sentImageTokens ?? sent.estimatedImageTokens,
+        detailUsed,
+        looks: answered.looks
       },
-      detailUsed: detailName(input.detail),
-      looks: 1,
-      usage: result.usage,
-      cached: hit !== undefined,
+      detailUsed,
+      looks: answered.looks,
+      usage: answered.usage,
+      cached: answered.cached,
       durationMs: elapsed(),
       createdAt: new Date()
     }
+    const { cacheKey } = answered
     // settle: a durable subscriber (history, while webhooks are configured) may have the record written first.
     await events.settle('completed', {
-      ...base, identification, detail: input.detail, upstreamMs, upstreamStatus: result.upstreamStatus, cacheKey, sentImage: sent.bytes
+      ...base,
+      identification,
+      detail: input.detail,
+      upstreamMs,
+      upstreamStatus: result.upstreamStatus,
+      cacheKey,
+      sentImage: sent.bytes,
+      ...(answered.report === undefined ? {} : { adaptive: answered.report })
     })
     return identification
   } catch (err) {
@@ -146,4 +143,28 @@ async function identifyHoldingSlot (
     })
     throw err
   }
+}
+
+/** A plain detail's one look (or an ADAPTIVE one's: src/identification/adaptive.ts), as the flow records it. */
+interface Answered {
+  result: LookResult
+  sent: PreparedImage
+  detailUsed: ImageDetail
+  looks: 1 | 2
+  usage: LookResult['usage']
+  cacheKey: string | null
+  cached: boolean
+  report?: AdaptiveReport
+}
+
+async function lookAtDetail (
+  { vision, images, answers }: LookDeps & { images: ImagePipeline },
+  question: Question,
+  detail: ImageDetail,
+  progress: { sent: (image: PreparedImage) => void, asking: () => void }
+): Promise<Answered> {
+  const sent = await images.prepare(question.input.image, question.upload, detail)
+  progress.sent(sent)
+  const look = await lookOnce({ vision, answers }, question, sent, progress.asking)
+  return { ...look, detailUsed: detail, looks: 1, usage: look.result.usage }
 }

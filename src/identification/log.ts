@@ -87,6 +87,9 @@ function completedFields (event: IdentificationCompleted): Fields {
     model: result.model,
     vehicles: result.vehicles.length,
     cached: result.cached,
+    detailUsed: result.detailUsed,
+    looks: result.looks,
+    ...(event.adaptive?.secondLook == null ? {} : { secondLook: event.adaptive.secondLook }),
     upstreamStatus,
     usage: result.usage,
     durationMs: result.durationMs
@@ -118,6 +121,11 @@ function failedFields (event: IdentificationFailed): Fields {
  */
 export function logIdentifications (events: IdentificationEvents, log: FastifyBaseLogger, access: AccessLog | null): void {
   events.on('completed', (event) => {
+    const failure = event.adaptive?.secondLookFailure
+    if (failure != null) {
+      // Once per identification: the caller got the first look's answer, so nothing else says it.
+      log.warn({ ...origin(event), id: event.id, code: failure }, 'the second look failed; answered with the first look')
+    }
     const fields = completedFields(event)
     if (access?.attach(event.requestId, fields) !== true) log.info({ ...origin(event), identification: fields }, 'identification done')
   })

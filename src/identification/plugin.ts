@@ -7,6 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { ImagePipeline } from '../image/pipeline.ts'
 import type { Admission } from '../limits/admission.ts'
 import type { VisionService } from '../vision/types.ts'
+import type { AdaptiveOptions } from './adaptive.ts'
 import type { IdentificationEvents } from './events.ts'
 import { identifyVehicle, type IdentificationOrigin } from './flow.ts'
 import type { AnswerCache, Identification, IdentificationInput } from './types.ts'
@@ -42,6 +43,8 @@ export interface IdentificationOptions {
   images: ImagePipeline
   events: IdentificationEvents
   admission: Admission
+  /** ADAPTIVE detail: VISION_ADAPTIVE_MIN_CONFIDENCE and both looks' time budget. */
+  adaptive: AdaptiveOptions
 }
 
 async function identificationPlugin (app: FastifyInstance, deps: IdentificationOptions): Promise<void> {

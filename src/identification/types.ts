@@ -1,6 +1,5 @@
 // What one identification produced: the shape `Identification` has in the GraphQL schema.
-import type { ImageDetail } from '../image/tokens.ts'
-import type { ImageDetail as ApiImageDetail } from '../generated/schema-enums.ts'
+import type { ImageDetail, RequestedDetail, UsedDetail } from '../image/tokens.ts'
 import type { TokenUsage, VisionBackend } from '../vision/types.ts'
 import type { DetectedVehicle } from '../vision/answer-schema.ts'
 import type { Caller } from '../callers/caller.ts'
@@ -26,7 +25,7 @@ export interface IdentificationInput {
   image: Buffer
   instructions: string
   language: string
-  detail: ImageDetail
+  detail: RequestedDetail
   signal: AbortSignal
 }
 
@@ -41,6 +40,10 @@ export interface SentImageInfo {
   sentWidth: number
   sentHeight: number
   estimatedImageTokens: number
+  /** What the answer came from (LOW or HIGH for ADAPTIVE); kept here so history's record has it (no column). */
+  detailUsed: UsedDetail
+  /** 1, or 2 when an ADAPTIVE identification took a second, closer look. */
+  looks: number
 }
 
 // Checked against the SDL's `Identification` (src/graphql/generated/schema-types.ts): the resolver map is typed
@@ -57,9 +60,9 @@ export interface Identification {
   /** Which of several Azure deployments answered (for a cached answer: the one that answered first); null when simulated. */
   backendName: string | null
   image: SentImageInfo
-  /** The detail the answer came from, as the API names it (LOW or HIGH for ADAPTIVE; otherwise the detail sent). */
-  detailUsed: ApiImageDetail
-  /** How many times the model was asked to look: 1, or 2 when an ADAPTIVE identification took a closer look. */
+  /** What the answer came from: the detail sent; LOW or HIGH for ADAPTIVE. */
+  detailUsed: UsedDetail
+  /** How many times the model was asked to look: 1, or 2 (ADAPTIVE's second look). */
   looks: number
   usage: TokenUsage | null
   /** True when answered from the result cache (history) rather than the model. */
@@ -68,9 +71,9 @@ export interface Identification {
   createdAt: Date
 }
 
-const DETAIL_NAMES: Record<ImageDetail, ApiImageDetail> = { auto: 'AUTO', high: 'HIGH', low: 'LOW' }
+const DETAIL_NAMES: Record<ImageDetail, UsedDetail> = { auto: 'AUTO', high: 'HIGH', low: 'LOW' }
 
 /** A detail sent to the model as the API names it ('low' → LOW); an unknown value (an old or foreign row) is AUTO. */
-export function detailName (detail: string): ApiImageDetail {
+export function detailName (detail: string): UsedDetail {
   return Object.hasOwn(DETAIL_NAMES, detail) ? DETAIL_NAMES[detail as ImageDetail] : 'AUTO'
 }

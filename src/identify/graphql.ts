@@ -3,7 +3,7 @@
 import type { IResolvers } from 'mercurius'
 import { BadUserInputError } from '../errors.ts'
 import { LANGUAGE_TAG } from '../vision/language.ts'
-import type { ImageDetail } from '../image/tokens.ts'
+import type { RequestedDetail } from '../image/tokens.ts'
 import { DEFAULT_INSTRUCTIONS, type VisionService } from '../vision/types.ts'
 import { ANONYMOUS, requireRole } from '../callers/caller.ts'
 import { callerKey } from '../http/requests.ts'
@@ -11,14 +11,14 @@ import type { ImageDetail as SchemaImageDetail, Resolvers } from '../graphql/gen
 
 export const MAX_INSTRUCTIONS_LENGTH = 2000
 
-const IMAGE_DETAIL: Record<Exclude<SchemaImageDetail, 'ADAPTIVE'>, ImageDetail> = { AUTO: 'auto', HIGH: 'high', LOW: 'low' }
+const IMAGE_DETAIL: Record<SchemaImageDetail, RequestedDetail> = { AUTO: 'auto', HIGH: 'high', LOW: 'low', ADAPTIVE: 'adaptive' }
 
 export interface IdentifyOptions {
   vision: VisionService
   /** The answer's language when the caller names none (VISION_LANGUAGE). */
   language: string
   /** How closely the model looks when the caller does not say (VISION_IMAGE_DETAIL). */
-  detail: ImageDetail
+  detail: RequestedDetail
 }
 
 // Typed from the SDL (src/graphql/generated/schema-types.ts, `npm run codegen`): the arguments, the
@@ -75,11 +75,8 @@ function readInstructions (value: string | null | undefined): string {
   return text === '' ? DEFAULT_INSTRUCTIONS : text
 }
 
-function readDetail (value: SchemaImageDetail | null | undefined, fallback: ImageDetail): ImageDetail {
-  if (value === null || value === undefined) return fallback
-  // The schema has it; the adaptive flow (issue 21) is not in this build yet: a clear refusal, not a silent AUTO.
-  if (value === 'ADAPTIVE') throw new BadUserInputError('`detail: ADAPTIVE` is not available yet on this server; ask AUTO, HIGH or LOW.', { argument: 'detail' })
-  return IMAGE_DETAIL[value]
+function readDetail (value: SchemaImageDetail | null | undefined, fallback: RequestedDetail): RequestedDetail {
+  return value === null || value === undefined ? fallback : IMAGE_DETAIL[value]
 }
 
 function readLanguage (value: string | null | undefined, fallback: string): string {

@@ -2,13 +2,16 @@
 import { availableParallelism } from 'node:os'
 import { Type, type Static } from '@sinclair/typebox'
 import { StringEnum } from '../config-support.ts'
-import type { ImageDetail } from './tokens.ts'
+import type { RequestedDetail } from './tokens.ts'
 
 const MiB = 1024 * 1024
-const DETAILS = ['auto', 'high', 'low'] as const satisfies readonly ImageDetail[]
+const DETAILS = ['auto', 'high', 'low', 'adaptive'] as const satisfies readonly RequestedDetail[]
+/** An adaptive identification keeps its LOW look when the first vehicle's confidence is at least this. */
+const MIN_CONFIDENCES = ['HIGH', 'MEDIUM', 'LOW'] as const
 
 export const ImageEnv = Type.Object({
   VISION_IMAGE_DETAIL: StringEnum(DETAILS, { default: 'auto' }),
+  VISION_ADAPTIVE_MIN_CONFIDENCE: StringEnum(MIN_CONFIDENCES, { default: 'MEDIUM' }),
   IMAGE_MAX_INPUT_PIXELS: Type.Integer({ minimum: 1_000_000, maximum: 500_000_000, default: 50_000_000 }),
   IMAGE_MAX_SIDE: Type.Integer({ minimum: 2048, maximum: 65_535, default: 12_000 }),
   IMAGE_MAX_ASPECT_RATIO: Type.Number({ minimum: 1, maximum: 1000, default: 20 }),
@@ -22,7 +25,9 @@ export type ImageEnv = Static<typeof ImageEnv>
 
 export interface ImageConfig {
   /** Default detail level (VISION_IMAGE_DETAIL); a request's `detail` argument overrides it. */
-  detail: ImageDetail
+  detail: RequestedDetail
+  /** ADAPTIVE: the first vehicle's confidence at or above which the LOW look is kept (VISION_ADAPTIVE_MIN_CONFIDENCE). */
+  adaptiveMinConfidence: typeof MIN_CONFIDENCES[number]
   maxInputPixels: number
   /** Longest side accepted (IMAGE_MAX_SIDE). */
   maxSide: number
@@ -39,6 +44,7 @@ export interface ImageConfig {
 export function readImageConfig (raw: ImageEnv): ImageConfig {
   return {
     detail: raw.VISION_IMAGE_DETAIL,
+    adaptiveMinConfidence: raw.VISION_ADAPTIVE_MIN_CONFIDENCE,
     maxInputPixels: raw.IMAGE_MAX_INPUT_PIXELS,
     maxSide: raw.IMAGE_MAX_SIDE,
     maxAspectRatio: raw.IMAGE_MAX_ASPECT_RATIO,

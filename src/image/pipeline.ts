@@ -46,7 +46,15 @@ export interface PreparedImage {
 }
 
 export interface ImagePipeline {
-  prepare (image: Buffer, inspected: InspectedImage, detail: ImageDetail): Promise<PreparedImage>
+  /**
+   * `signal`: work no longer wanted (an adaptive identification's HIGH image after a good LOW look);
+   * checked before the sharp job starts.
+   */
+  prepare (image: Buffer, inspected: InspectedImage, detail: ImageDetail, options?: PrepareOptions): Promise<PreparedImage>
+}
+
+export interface PrepareOptions {
+  signal?: AbortSignal
 }
 
 /** `extensions.reason` of the refusals made here, so clients can tell them apart. */
@@ -64,7 +72,7 @@ export function createImagePipeline (options: PipelineOptions): ImagePipeline {
   sharp.cache(false)
 
   return {
-    async prepare (image, inspected, detail) {
+    async prepare (image, inspected, detail, { signal } = {}) {
       const { decode } = inspected
       // Everything the decoder will allocate, from the header: the larger of what image-size read and
       // the container says (a GIF frame outside its logical screen, a WebP canvas and bitstream).
@@ -118,7 +126,11 @@ export function createImagePipeline (options: PipelineOptions): ImagePipeline {
         }
       }
 
-      const bytes = await limit(() => reencode(image, target, options))
+      const bytes = await limit(async () => {
+        // Waiting for a slot may take a while: a job nobody wants any more does not take one.
+        signal?.throwIfAborted()
+        return await reencode(image, target, options)
+      })
       return {
         bytes, mimeType: 'image/jpeg', width: target.width, height: target.height, detail, original: false, estimatedImageTokens, estimatedDecodeBytes: estimate.bytes
       }

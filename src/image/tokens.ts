@@ -4,6 +4,15 @@
 
 export type ImageDetail = 'auto' | 'high' | 'low'
 
+/**
+ * What a caller may ask for: a detail the pipeline makes, or 'adaptive' (a LOW look first, a HIGH one only when
+ * unsure: src/identification/adaptive.ts). Never reaches targetSize, estimateImageTokens or the pipeline.
+ */
+export type RequestedDetail = ImageDetail | 'adaptive'
+
+/** The detail an answer came from, as the API spells it (Identification.detailUsed). */
+export type UsedDetail = Uppercase<ImageDetail>
+
 export interface Size { width: number, height: number }
 
 /** The size the model would downscale to; never larger than the input. */

@@ -34,7 +34,7 @@ export async function encodeParts (parts: Part[], headers: Record<string, string
 export interface IdentifyVariables {
   instructions?: string | null
   language?: string | null
-  detail?: 'AUTO' | 'HIGH' | 'LOW' | null
+  detail?: 'AUTO' | 'HIGH' | 'LOW' | 'ADAPTIVE' | null
 }
 
 /** A well-formed identifyVehicle upload of one file. */
