@@ -269,6 +269,13 @@ export async function scenarioAdaptive ({ log, rounds, quiet }: Context): Promis
     met: null
   })
 
+  const extraCpu = median(adaptive.map(cpuMs)) - median(high.map(cpuMs))
+  if (extraCpu > 0.1 * median(high.map(cpuMs))) {
+    notes.push(`Adaptive: ADAPTIVE used ${extraCpu.toFixed(0)} ms more server CPU per identification than HIGH-only although only ` +
+      `${(100 * median(twoShare)).toFixed(0)} % of them used the HIGH image: the flow prepares the HIGH image for every identification while ` +
+      'the LOW call is out (abandoned only if its sharp job has not started yet; behind a model call of ' +
+      `${LATENCY_MS} ms it always has), so every photo is decoded twice. On a busy CPU that work likely delays other requests' first looks.`)
+  }
   const foreign = passes.map(p => p.foreignShare)
   const detailRows = passes.map((p, i) => [String(Math.floor(i / 2) + 1), p.mode, `${p.answered.length}/${CORPUS_SIZE}`,
     String(p.answered.filter(a => a.looks === 2).length), JSON.stringify(p.byDetail),
