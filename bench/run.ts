@@ -5,7 +5,7 @@
 //
 // The headline (scenario 1, issue 19): `npm start`'s defaults against Apollo and Yoga, server and load generator pinned
 // to different cores (taskset), median of alternating rounds; then what one request costs in CPU, step by step (cpu).
-// Options: --rounds N (scenario 1, default 3; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 10),
+// Options: --rounds N (scenarios 1 and adaptive, default 3; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 10),
 //          --only 1,cpu,2,3,4,5,web,adaptive,history (history: not in the default run, it takes ~7 minutes; web: the field app in Chromium;
 //                 adaptive: ADAPTIVE detail against HIGH-only, bench/adaptive.ts)
 //          --quick (CI: every server answers a hundred requests, every answer and record checked, and ADAPTIVE's self-check on two
@@ -665,7 +665,7 @@ async function scenarioWeb (): Promise<void> {
 
 async function runAdaptive (): Promise<void> {
   try {
-    const report = await scenarioAdaptive({ log, rounds: AZURE_ROUNDS, quiet })
+    const report = await scenarioAdaptive({ log, rounds: ROUNDS, quiet })
     rows.push(...report.rows)
     notes.push(...report.notes)
     if (report.section) sections.push(report.section)
