@@ -111,7 +111,9 @@ t.test('a sure LOW look is the answer: one chat call at detail low with a ≤ 51
   t.equal(result.detailUsed, 'LOW')
   t.equal(result.looks, 1)
   t.strictSame(result.usage, {
-    promptTokens: USAGE_TEXT_TOKENS + 85, completionTokens: USAGE_COMPLETION_TOKENS, totalTokens: USAGE_TEXT_TOKENS + 85 + USAGE_COMPLETION_TOKENS
+    promptTokens: USAGE_TEXT_TOKENS + 85,
+    completionTokens: USAGE_COMPLETION_TOKENS,
+    totalTokens: USAGE_TEXT_TOKENS + 85 + USAGE_COMPLETION_TOKENS
   })
   t.equal(result.image.estimatedImageTokens, 85)
   t.same([result.image.sentWidth, result.image.sentHeight], [512, 384])
@@ -321,7 +323,14 @@ t.test('the flow called directly: a client gone between the looks ends it (CLIEN
   t.teardown(async () => { await real.close?.() })
   const client = new AbortController()
   // The client leaves as the first answer arrives.
-  const vision = { ...real, identify: async (request: Parameters<typeof real.identify>[0]) => { const result = await real.identify(request); client.abort(); return result } }
+  const vision = {
+    ...real,
+    identify: async (request: Parameters<typeof real.identify>[0]) => {
+      const result = await real.identify(request)
+      client.abort()
+      return result
+    }
+  }
   const events = new IdentificationEvents(pino({ level: 'silent' }))
   const failed: string[] = []
   events.on('failed', event => { failed.push(event.code) })
