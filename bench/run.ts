@@ -5,9 +5,11 @@
 //
 // The headline (scenario 1, issue 19): `npm start`'s defaults against Apollo and Yoga, server and load generator pinned
 // to different cores (taskset), median of alternating rounds; then what one request costs in CPU, step by step (cpu).
-// Options: --rounds N (scenario 1, default 3; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 10),
-//          --only 1,cpu,2,3,4,5,web,history (history: not in the default run, it takes ~7 minutes; web: the field app in Chromium)
-//          --quick (CI: every server answers a hundred requests, every answer and record checked; no timing judged, nothing written)
+// Options: --rounds N (scenarios 1 and adaptive, default 3; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 10),
+//          --only 1,cpu,2,3,4,5,web,adaptive,history (history: not in the default run, it takes ~7 minutes; web: the field app in Chromium;
+//                 adaptive: ADAPTIVE detail against HIGH-only, bench/adaptive.ts)
+//          --quick (CI: every server answers a hundred requests, every answer and record checked, and ADAPTIVE's self-check on two
+//                   photos; no timing judged, nothing written)
 //          --profile (profile ours even when targets are met)   --no-profile   --no-write
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -27,6 +29,7 @@ import { summarizeProfile, type ProfileSummary } from './lib/profile.ts'
 import type { HistoryReply, LoadJob, LoadResult, PipelineReply } from './lib/protocol.ts'
 import { MiB, median, mib, spread, table } from './lib/stats.ts'
 import { measureWeb } from './web.ts'
+import { quickAdaptive, scenarioAdaptive } from './adaptive.ts'
 import { CPU_ENV, cpuTable, measureCpu, type CpuResult, type CpuTarget } from './cpu.ts'
 import { startPostgres, type Postgres } from '../test/support/postgres.ts'
 
@@ -35,7 +38,7 @@ const { values: opts } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
     duration: { type: 'string', default: '10' },
-    only: { type: 'string', default: '1,cpu,2,3,4,5,web' },
+    only: { type: 'string', default: '1,cpu,2,3,4,5,web,adaptive' },
     quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
@@ -46,7 +49,7 @@ const LOAD_SUITE_MARKER = '<!-- load-suite figures: recorded by hand from npm ru
 // Between this marker and LOAD_SUITE_MARKER: the summary rows of scenarios the last run did not cover, as earlier runs
 // measured them (one "### Scenario N, measured …" part each). A run that covers a scenario replaces its part.
 const EARLIER_MARKER = '<!-- earlier figures: scenarios the last run did not cover, as measured before; npm run bench keeps each until a run covers it -->'
-const SCENARIOS = ['1', 'cpu', '2', '3', '4', '5', 'web', 'history']
+const SCENARIOS = ['1', 'cpu', '2', '3', '4', '5', 'web', 'adaptive', 'history']
 const ROUNDS = Number(opts.rounds)
 const AZURE_ROUNDS = Math.min(3, ROUNDS)
 const DURATION = Number(opts.duration)
@@ -658,6 +661,21 @@ async function scenarioWeb (): Promise<void> {
   })
 }
 
+// ---------------------------------------------------------------- adaptive: ADAPTIVE detail against HIGH-only (issue 21)
+
+async function runAdaptive (): Promise<void> {
+  try {
+    const report = await scenarioAdaptive({ log, rounds: ROUNDS, quiet })
+    rows.push(...report.rows)
+    notes.push(...report.notes)
+    if (report.section) sections.push(report.section)
+  } catch (err) {
+    log(`  error: ${(err as Error).message}`)
+    notes.push(`Adaptive scenario failed: ${(err as Error).message.split('\n')[0]}`)
+    rows.push({ scenario: 'adaptive', what: 'ADAPTIVE against HIGH-only', result: 'ERROR (see notes): not measured', target: '—', met: false })
+  }
+}
+
 // ---------------------------------------------------------------- --quick: answers, not timings (CI)
 
 const QUICK_REQUESTS = 100
@@ -712,6 +730,7 @@ async function main (): Promise<void> {
   if (opts.quick) {
     try {
       await quickCheck(photo)
+      await quickAdaptive(log)
       log('quick: every answer checked')
     } finally {
       await stop(load)
@@ -730,6 +749,7 @@ async function main (): Promise<void> {
     if (ONLY.has('4')) await scenario4(large)
     if (ONLY.has('3')) await scenario3(camera)
     if (ONLY.has('web')) await scenarioWeb()
+    if (ONLY.has('adaptive')) await runAdaptive()
     if (ONLY.has('history')) await scenarioHistory()
   } finally {
     await stop(load)
@@ -795,7 +815,12 @@ function gitCommit (): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
     const dirty = execFileSync('git', ['status', '--porcelain', '--', '.', ':!BENCHMARKS.md'], { cwd: ROOT, encoding: 'utf8' }).trim()
-    return dirty ? `${head} plus uncommitted changes (${dirty.split('\n').length} paths)` : head
+    let merging = ''
+    try {
+      // A trial merge (git merge --no-commit) measured before it is committed: say what was merged.
+      merging = ` with an uncommitted merge of ${execFileSync('git', ['rev-parse', '--short', '-q', '--verify', 'MERGE_HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()}`
+    } catch {}
+    return dirty ? `${head}${merging} plus uncommitted changes (${dirty.split('\n').length} paths)` : head
   } catch {
     return 'unknown'
   }

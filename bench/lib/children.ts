@@ -117,8 +117,9 @@ export interface FakeChild extends Child {
   stats: () => Promise<Extract<FakeReply, { type: 'stats' }>>
 }
 
-export async function startFakeAzure (latencyMs: number): Promise<FakeChild> {
-  const { child, ready } = await start<FakeReply>('fake-azure', 'fake-azure.ts', 'listening', { env: { BENCH_CHAT_LATENCY_MS: String(latencyMs) } })
+/** env: e.g. BENCH_FAKE_ANSWERS=adaptive (bench/fake-azure.ts). */
+export async function startFakeAzure (latencyMs: number, env: Record<string, string> = {}): Promise<FakeChild> {
+  const { child, ready } = await start<FakeReply>('fake-azure', 'fake-azure.ts', 'listening', { env: { ...env, BENCH_CHAT_LATENCY_MS: String(latencyMs) } })
   if (ready.type !== 'listening') throw new Error('unexpected')
   const ask = async <T extends FakeReply['type']>(message: FakeMessage, answer: T): Promise<Extract<FakeReply, { type: T }>> => {
     const reply = new Promise<Extract<FakeReply, { type: T }>>(resolve => {
@@ -182,8 +183,8 @@ function systemBusySec (): number {
   return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 }
 
-/** A process's CPU time (all threads), in seconds; 0 once it is gone. */
-function processCpuSec (pid: number): number {
+/** A process's CPU time (all threads, those that have ended included), in seconds; 0 once it is gone. */
+export function processCpuSec (pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')

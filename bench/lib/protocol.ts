@@ -4,7 +4,8 @@ export type FakeMessage = { type: 'latency', ms: number } | { type: 'stats' } | 
 export type FakeReply =
   | { type: 'listening', origin: string, env: Record<string, string> }
   | { type: 'ok' }
-  | { type: 'stats', tokenRequests: number, chats: number, maxInFlightChats: number }
+  /** byDetail: chat calls by the `detail` of their image (kept only with BENCH_FAKE_ANSWERS=adaptive). */
+  | { type: 'stats', tokenRequests: number, chats: number, maxInFlightChats: number, byDetail: Record<string, number> }
 
 export interface LoadJob {
   url: string
