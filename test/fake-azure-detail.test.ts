@@ -143,7 +143,7 @@ t.test('usageByDetail: prompt tokens are the text plus the image by its detail a
   t.same((await identify(app, green, 'LOW')).data.identifyVehicle.usage, { promptTokens: 1002, completionTokens: 42, totalTokens: 1044 }, 'off: the constant')
 })
 
-t.test('detailUsed is the detail sent and looks 1 (one look per identification, until ADAPTIVE)', async t => {
+t.test('detailUsed is the detail sent and looks 1 for every detail but ADAPTIVE (test/adaptive.test.ts has its looks)', async t => {
   fake.chatFault = () => ({ kind: 'ok' })
   for (const detail of ['LOW', 'HIGH', 'AUTO']) {
     const { data } = await identify(app, red, detail)
@@ -152,13 +152,4 @@ t.test('detailUsed is the detail sent and looks 1 (one look per identification, 
   }
   const { data } = await identify(app, red, null)
   t.equal(data.identifyVehicle.detailUsed, 'AUTO', 'the server\'s default (VISION_IMAGE_DETAIL auto)')
-})
-
-// Until the adaptive flow lands (issue 21, helper A1 replaces this test): the schema has ADAPTIVE, the server refuses it clearly.
-t.test('ADAPTIVE is refused as not available yet, with BAD_USER_INPUT and no model call', async t => {
-  const before = fake.chatRequests.length
-  const body = await identify(app, red, 'ADAPTIVE')
-  t.equal(body.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT')
-  t.match(body.errors?.[0]?.message, /not available yet/)
-  t.equal(fake.chatRequests.length, before, 'no model call')
 })
