@@ -389,6 +389,46 @@ t.test('the HIGH image is abandoned when the LOW look is kept: its sharp job nev
   t.strictSame(await Promise.all(highOutcomes), ['AbortError'], 'and abandoned before its job')
 })
 
+// A caller cannot double its share of the model by asking ADAPTIVE: the slot is held through both looks, so while
+// its second look runs, another identification of the same caller is refused by the per-caller cap, and the slot is
+// free again once the answer is in.
+t.test('both looks hold one slot: the caller\'s cap counts an ADAPTIVE identification once, for its whole length', async t => {
+  const admission = new AdmissionGate({ maxConcurrency: 4, maxConcurrencyPerCaller: 1, queueSize: 0, queueTimeoutMs: 1000 })
+  const caller = { kind: 'apikey' as const, id: 'field', roles: new Set(['Identify' as const]) }
+  const input = { image: await freshPhoto(), instructions: 'what is it', language: 'en', detail: 'adaptive' as const, signal: new AbortController().signal }
+  const seen: string[] = []
+  const during: Array<Promise<string>> = []
+  const outcomeOf = async (attempt: Promise<unknown>): Promise<string> =>
+    await attempt.then(() => 'answered', (err: { code?: string }) => err.code ?? 'error')
+  const vision = {
+    backend: 'SIMULATED' as const,
+    identify: async (request: { detail: string }) => {
+      seen.push(request.detail)
+      if (request.detail === 'low') {
+        during.push(outcomeOf(identifyVehicle(deps, { caller, requestId: 'r2' }, { ...input, detail: 'low' })))
+        return { answer: 'Nothing clear.', vehicles: [], imageQuality: 'CLEAR' as const, model: 'm', usage: null, upstreamStatus: null, backendName: null }
+      }
+      during.push(outcomeOf(identifyVehicle(deps, { caller, requestId: 'r3' }, { ...input, detail: 'low' })))
+      return { answer: 'A tractor.', vehicles: [{ ...DEFAULT_ANSWER.vehicles[0]! }], imageQuality: 'CLEAR' as const, model: 'm', usage: null, upstreamStatus: null, backendName: null }
+    },
+    status: () => ({ backend: 'SIMULATED' as const, deployment: null, ready: true })
+  }
+  const deps = {
+    vision,
+    images: createImagePipeline(testConfig().images),
+    events: new IdentificationEvents(pino({ level: 'silent' })),
+    admission,
+    adaptive: { minConfidence: 'MEDIUM' as const, budgetMs: 10_000 }
+  }
+  const result = await identifyVehicle(deps, { caller, requestId: 'r1' }, input)
+  t.equal(result.looks, 2)
+  t.strictSame(seen.slice(0, 2), ['low', 'high'], 'two looks')
+  t.strictSame(await Promise.all(during), ['RATE_LIMITED', 'RATE_LIMITED'], 'refused during either look: the caller\'s one slot is held')
+  t.equal(admission.active, 0, 'the slot is given back once answered')
+  const after = await identifyVehicle(deps, { caller, requestId: 'r4' }, { ...input, detail: 'high' })
+  t.equal(after.looks, 1, 'and the caller identifies again')
+})
+
 t.test('prepare with an aborted signal: no job for an image that needs one; one that fits is still sent as is', async t => {
   const images = createImagePipeline(testConfig().images)
   const big = await freshPhoto()
