@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { benchImage, CACHE_DIR, type BenchImage } from './lib/images.ts'
 import { killAll, startFakeAzure, startLoad, startServer, stop, type FakeChild, type LoadChild } from './lib/children.ts'
-import { STEPS, stepShares, threadCpu, type Step } from './lib/cpu.ts'
+import { childrenCpu, STEPS, stepShares, threadCpu, type Step } from './lib/cpu.ts'
 import type { LoadResult } from './lib/protocol.ts'
 
 /**
@@ -24,6 +24,8 @@ export interface CpuResult {
   /** Microseconds of CPU per request: main thread, other threads. */
   mainUs: number
   othersUs: number
+  /** Microseconds of CPU per request in the server's child processes (the thumbnail process, at nice 19). */
+  childUs: number
   /** The main thread's µs per step (from the profile), when profiled. */
   steps: Map<Step, number> | null
   failures: number
@@ -40,15 +42,17 @@ export async function measureCpu (
   const job = (url: string, amount: number) => ({
     url, file: image.path, connections: 32, timeout: 30, expectSha256: image.sha256, expectAnswerPrefix: answer, amount
   })
-  const run = async (execArgv: string[]): Promise<{ main: number, others: number, r: LoadResult }> => {
+  const run = async (execArgv: string[]): Promise<{ main: number, others: number, child: number, r: LoadResult }> => {
     const server = await startServer(`${target.key}-cpu`, target.script, { env: target.env, execArgv })
     try {
       const url = `http://127.0.0.1:${server.port}/graphql`
       await load.run(job(url, Math.max(500, requests / 4)), 120_000) // warm-up: JIT, pools, caches
       const before = threadCpu(server.pid)
+      const childBefore = childrenCpu(server.pid)
       const r = await load.run(job(url, requests), 300_000)
       const after = threadCpu(server.pid)
-      return { main: after.main - before.main, others: after.others - before.others, r }
+      const childAfter = childrenCpu(server.pid) // a child that started during the run counts from 0
+      return { main: after.main - before.main, others: after.others - before.others, child: childAfter - childBefore, r }
     } finally {
       await stop(server)
     }
@@ -67,7 +71,8 @@ export async function measureCpu (
     }
   }
   const othersUs = plain.others / plain.r.requests * 1e6
-  return { key: target.key, requests: plain.r.requests, mainUs, othersUs, steps, failures: bad(plain.r) }
+  const childUs = plain.child / plain.r.requests * 1e6
+  return { key: target.key, requests: plain.r.requests, mainUs, othersUs, childUs, steps, failures: bad(plain.r) }
 }
 
 export function cpuTable (results: CpuResult[]): string {
@@ -82,6 +87,7 @@ export function cpuTable (results: CpuResult[]): string {
   lines.push(`| **main thread** | ${results.map(r => `**${us(r.mainUs)}**`).join(' | ')} |`)
   lines.push(`| other threads (SQLite writer, libuv pool, GC helpers) | ${results.map(r => us(r.othersUs)).join(' | ')} |`)
   lines.push(`| **whole process** | ${results.map(r => `**${us(r.mainUs + r.othersUs)}**`).join(' | ')} |`)
+  lines.push(`| thumbnail process (nice 19: only CPU the server leaves idle) | ${results.map(r => us(r.childUs)).join(' | ')} |`)
   lines.push(`| requests measured (failures) | ${results.map(r => `${r.requests} (${r.failures})`).join(' | ')} |`)
   return lines.join('\n')
 }
@@ -121,7 +127,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       const profile = !values['no-profile'] && (target.key.startsWith('ours') || target.key.startsWith('azure'))
       const answer = target.key.startsWith('azure') ? 'A green tractor' : '[SIMULATED]'
       const r = await measureCpu(load, image, target, { requests: Number(values.requests), profile, answer })
-      process.stdout.write(`${r.key}: main ${r.mainUs.toFixed(0)} µs, others ${r.othersUs.toFixed(0)} µs per request (${r.requests} requests, ${r.failures} failures)\n`)
+      process.stdout.write(`${r.key}: main ${r.mainUs.toFixed(0)} µs, others ${r.othersUs.toFixed(0)} µs, child ${r.childUs.toFixed(0)} µs per request (${r.requests} requests, ${r.failures} failures)\n`)
       results.push(r)
     }
   } finally {

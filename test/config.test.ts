@@ -81,7 +81,7 @@ t.test('the defaults, in development', async t => {
       resultCache: { ttlSeconds: 604_800, scope: 'caller' },
       prices: null
     },
-    thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8 },
+    thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8, priority: 'low' },
     webApp: { enabled: true, entra: null },
     subscriptions: {
       perCaller: 5,

@@ -23,7 +23,10 @@ export const TEST_ENV = {
   // Tests send the same photo again and expect the backend to be asked; the result cache has its own tests.
   RESULT_CACHE_TTL_S: '0',
   // Tests run many identifications back to back in one busy process and expect their thumbnails.
-  THUMBNAIL_SKIP_ABOVE_UTILISATION: '1'
+  THUMBNAIL_SKIP_ABOVE_UTILISATION: '1',
+  // A child process per test app would cost each test a Node start-up; the child itself has its own tests
+  // (thumbnail-process.test.ts, thumbnails.test.ts run at the default, low).
+  THUMBNAIL_PRIORITY: 'normal'
 }
 
 /** A fresh folder for an app's history database (SQLite), removed when this test process exits. */

@@ -66,7 +66,7 @@ t.test('a metadata-free JPEG thumbnail at a signed URL, fetched without credenti
   const dashboard = newApiKey('dashboard')
   const log = capturedLog()
   const app = await buildTestApp(t, {
-    env: { AUTH_MODE: 'apikey', API_KEY_HASHES: dashboard.entry, URL_SIGNING_KEY: KEY },
+    env: { THUMBNAIL_PRIORITY: 'low', AUTH_MODE: 'apikey', API_KEY_HASHES: dashboard.entry, URL_SIGNING_KEY: KEY },
     logger: log.logger
   })
   const auth = { 'x-api-key': dashboard.key }
@@ -107,7 +107,7 @@ t.test('a metadata-free JPEG thumbnail at a signed URL, fetched without credenti
 })
 
 t.test('a small image is not enlarged; a transparent PNG becomes a JPEG', async t => {
-  const app = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY } })
+  const app = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY } })
   const id = await identified(app, await png(120, 80, true))
   await settled(app)
   const res = await fetch(app, pathOf((await thumbnailUrl(app, id))!))
@@ -117,7 +117,7 @@ t.test('a small image is not enlarged; a transparent PNG becomes a JPEG', async 
 })
 
 t.test('bad URLs are 403 (never 500), a deleted identification\'s 404', async t => {
-  const app = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY } })
+  const app = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY } })
   const id = await identified(app, await jpeg(640, 480))
   const other = await identified(app, await jpeg(320, 240))
   await settled(app)
@@ -174,7 +174,7 @@ t.test('bad URLs are 403 (never 500), a deleted identification\'s 404', async t 
 })
 
 t.test('HISTORY=off: no thumbnails, no route', async t => {
-  const app = await buildTestApp(t, { env: { HISTORY: 'off' } })
+  const app = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', HISTORY: 'off' } })
   t.equal(app.thumbnails, null)
   t.equal((await fetch(app, '/thumbnails/x.jpg?expires=1&signature=x')).statusCode, 404)
   const res = await identify(app, await jpeg(64, 48))
@@ -182,7 +182,7 @@ t.test('HISTORY=off: no thumbnails, no route', async t => {
 })
 
 t.test('a cached answer is a new record, with its own thumbnail', async t => {
-  const app = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY, RESULT_CACHE_TTL_S: '3600' } })
+  const app = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY, RESULT_CACHE_TTL_S: '3600' } })
   const photo = await jpeg(300, 200)
   const first = await identified(app, photo)
   await settled(app)
@@ -196,7 +196,7 @@ t.test('a cached answer is a new record, with its own thumbnail', async t => {
 })
 
 t.test('under load thumbnails are skipped and counted; identifications never wait for them', async t => {
-  const app = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY } })
+  const app = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY } })
   let template: IdentificationCompleted | undefined
   app.identificationEvents.on('completed', event => { template ??= event })
   await identified(app, await jpeg(64, 48))
@@ -219,10 +219,10 @@ t.test('under load thumbnails are skipped and counted; identifications never wai
 
 t.test('instances sharing URL_SIGNING_KEY accept each other\'s URLs; other keys do not', async t => {
   const dataDir = tempDataDir() // one database, as instances behind one address share one
-  const a = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY, DATA_DIR: dataDir } })
-  const b = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY, DATA_DIR: dataDir } })
-  const c = await buildTestApp(t, { env: { URL_SIGNING_KEY: OTHER_KEY, DATA_DIR: dataDir } })
-  const d = await buildTestApp(t, { env: { DATA_DIR: dataDir } }) // no key: a random one of its own
+  const a = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY, DATA_DIR: dataDir } })
+  const b = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY, DATA_DIR: dataDir } })
+  const c = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: OTHER_KEY, DATA_DIR: dataDir } })
+  const d = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', DATA_DIR: dataDir } }) // no key: a random one of its own
   const id = await identified(a, await jpeg(400, 300))
   await settled(a)
   const url = pathOf((await thumbnailUrl(a, id))!)
@@ -299,17 +299,17 @@ t.test('the maker: failures counted and logged without bytes; stop waits for the
 
 t.test('without URL_SIGNING_KEY one warning at start-up, naming the variable; none with it', async t => {
   const without = capturedLog()
-  await buildTestApp(t, { logger: without.logger })
+  await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low' }, logger: without.logger })
   const warnings = without.text().split('\n').filter(line => line.includes('URL_SIGNING_KEY is not set'))
   t.equal(warnings.length, 1)
   t.match(warnings[0], /"level":40/)
   const withKey = capturedLog()
-  await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY }, logger: withKey.logger })
+  await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY }, logger: withKey.logger })
   t.notOk(withKey.text().includes('URL_SIGNING_KEY'))
 })
 
 t.test('thumbnail requests are rate-limited per address, with the catalogue\'s 429', async t => {
-  const app = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY, GRAPHQL_RATE_LIMIT_PER_MINUTE: '3' } })
+  const app = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY, GRAPHQL_RATE_LIMIT_PER_MINUTE: '3' } })
   const id = await identified(app, await jpeg(640, 480))
   await settled(app)
   const url = pathOf((await thumbnailUrl(app, id))!)
@@ -325,7 +325,7 @@ t.test('thumbnail requests are rate-limited per address, with the catalogue\'s 4
 })
 
 t.test('while the event loop is busy, thumbnails are skipped and counted', async t => {
-  const app = await buildTestApp(t, { env: { URL_SIGNING_KEY: KEY, THUMBNAIL_SKIP_ABOVE_UTILISATION: '0.5', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0' } })
+  const app = await buildTestApp(t, { env: { THUMBNAIL_PRIORITY: 'low', URL_SIGNING_KEY: KEY, THUMBNAIL_SKIP_ABOVE_UTILISATION: '0.5', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0' } })
   const skipped = await thumbnailCount(app, 'skipped')
   const spinUntil = performance.now() + 1100
   while (performance.now() < spinUntil) { /* a second of a busy event loop */ }

@@ -27,6 +27,23 @@ export function threadCpu (pid: number): ThreadCpu {
   return { main, others }
 }
 
+/** CPU seconds of a process's child processes (ours: the thumbnail process, at nice 19), all their threads. */
+export function childrenCpu (pid: number): number {
+  let total = 0
+  let pids: string[] = []
+  try { pids = readdirSync('/proc').filter(name => /^[0-9]+$/.test(name)) } catch { return 0 }
+  for (const candidate of pids) {
+    try {
+      const stat = readFileSync(`/proc/${candidate}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(fields[1]) !== pid) continue // field 4: the parent
+      const cpu = threadCpu(Number(candidate))
+      total += cpu.main + cpu.others
+    } catch {} // a process that ended meanwhile
+  }
+  return total
+}
+
 // ---------------------------------------------------------------- attribution of a profile to steps
 
 interface CallFrame { functionName: string, url: string }

@@ -6,7 +6,9 @@ export const ThumbnailsEnv = Type.Object({
   URL_SIGNING_KEY: Type.Optional(Type.String({ minLength: 32 })),
   THUMBNAIL_URL_TTL_S: Type.Integer({ minimum: 10, maximum: 86_400, default: 900 }),
   /** Event-loop utilisation (0–1, over the last second) above which thumbnails are skipped; 1: never skipped for load. */
-  THUMBNAIL_SKIP_ABOVE_UTILISATION: Type.Number({ minimum: 0, maximum: 1, default: 0.8 })
+  THUMBNAIL_SKIP_ABOVE_UTILISATION: Type.Number({ minimum: 0, maximum: 1, default: 0.8 }),
+  /** low: made by a child process at the lowest CPU priority (nice 19); normal: in the server's own process. */
+  THUMBNAIL_PRIORITY: Type.Union([Type.Literal('low'), Type.Literal('normal')], { default: 'low' })
 })
 export type ThumbnailsEnv = Static<typeof ThumbnailsEnv>
 
@@ -15,12 +17,14 @@ export interface ThumbnailsConfig {
   signingKey: Buffer | null
   urlTtlSeconds: number
   skipAboveUtilisation: number
+  priority: 'low' | 'normal'
 }
 
 export function readThumbnailsConfig (raw: ThumbnailsEnv): ThumbnailsConfig {
   return {
     signingKey: raw.URL_SIGNING_KEY !== undefined ? Buffer.from(raw.URL_SIGNING_KEY) : null,
     urlTtlSeconds: raw.THUMBNAIL_URL_TTL_S,
-    skipAboveUtilisation: raw.THUMBNAIL_SKIP_ABOVE_UTILISATION
+    skipAboveUtilisation: raw.THUMBNAIL_SKIP_ABOVE_UTILISATION,
+    priority: raw.THUMBNAIL_PRIORITY
   }
 }

@@ -17,6 +17,8 @@ export interface ThumbnailJob {
 }
 
 export interface ThumbnailMakerOptions {
+  /** Makes one thumbnail: makeThumbnail in this process by default; the app hands in a low-priority process (low-priority.ts). */
+  make?: (image: Buffer) => Promise<Buffer>
   save (id: string, jpeg: Buffer, createdAt: Date): Promise<void>
   /** Awaited before each save (history's record written first, so that the save can mark it). */
   beforeSave?: () => Promise<void>
@@ -87,10 +89,10 @@ export class ThumbnailMaker {
   }
 
   async #make ({ id, image, createdAt }: ThumbnailJob): Promise<void> {
-    const { save, beforeSave, log, counts } = this.#options
+    const { save, beforeSave, log, counts, make = makeThumbnail } = this.#options
     let jpeg: Buffer
     try {
-      jpeg = await makeThumbnail(image)
+      jpeg = await make(image)
     } catch (err) {
       counts?.failed?.()
       // sharp's message names the problem, not the bytes

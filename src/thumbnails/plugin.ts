@@ -11,6 +11,7 @@ import type { ThumbnailsConfig } from './config.ts'
 import { AppError, ForbiddenError, NotFoundError, RateLimitedError } from '../errors.ts'
 import { sendError } from '../http/send-error.ts'
 import { ThumbnailMaker } from './maker.ts'
+import { thumbnailProcess } from './low-priority.ts'
 import { eventLoopBusy } from './busy.ts'
 import { createUrlSigner, MAX_THUMBNAIL_URL_LENGTH, THUMBNAIL_PATH_PREFIX } from './signing.ts'
 import type { Thumbnails } from './public.ts'
@@ -55,7 +56,9 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
       : 'URL_SIGNING_KEY is not set: thumbnail URLs work only on this instance, until it restarts.')
   }
 
+  const child = thumbnailProcess()
   const maker = new ThumbnailMaker({
+    ...(config.priority === 'low' ? { make: async (image: Buffer) => await child.make(image) } : {}),
     save: async (id, jpeg, createdAt) => { await history.saveThumbnail(id, jpeg, createdAt) },
     // The record first, so that saving marks it as having a thumbnail (not for ever: the database may be down).
     beforeSave: async () => {
@@ -84,12 +87,14 @@ async function thumbnailsPlugin (app: FastifyInstance, options: ThumbnailsPlugin
     stop: async () => {
       load.stop()
       await maker.stop(SHUTDOWN_DRAIN_MS)
+      await child.close()
     }
   })
 
   app.decorate('thumbnails', {
     maker,
     signer,
+    process: child,
     url (request, identification) {
       if (identification.hasThumbnail !== true) return null
       const { path } = signer.sign(identification.id)
