@@ -45,7 +45,8 @@ export function thumbnailProcess (): ThumbnailProcess {
       serialization: 'advanced', // Buffers travel as bytes, not as JSON arrays
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv: process.execArgv.filter(arg => !arg.startsWith('--cpu-prof')),
-      env: { ...process.env }
+      // Nothing of the server's configuration (connection strings, keys): only what libvips and Node read.
+      env: Object.fromEntries(Object.entries(process.env).filter(([name]) => /^(VIPS_|SHARP_|NODE_|PATH$|TMPDIR$|HOME$)/.test(name)))
     })
     started.on('message', (reply: Reply) => {
       if ('ready' in reply) return

@@ -8,6 +8,7 @@ import type { AzureBackendConfig } from '../../azure/config.ts'
 import type { CachedTokenProvider } from '../../azure/token-provider.ts'
 import { AppError, UpstreamInvalidResponseError, UpstreamTimeoutError } from '../../errors.ts'
 import { encodeChatRequest } from '../chat-request.ts'
+import { bufferBodyFetch } from '../buffer-body-fetch.ts'
 import { mapUpstreamError, retryAfterMs } from '../upstream-errors.ts'
 import { AnswerShapeError, parseAnswer } from '../answer-schema.ts'
 import { readCompletion, totalUsage } from '../completion.ts'
@@ -82,6 +83,7 @@ export function createAzureProviders (options: AzureProvidersOptions): VisionPro
     // Open to anyone (/health/ready): say what, not the credential's own words (those go to the log).
     return { ready: false, reason: tokens.lastError === undefined ? 'no access token acquired yet' : 'no access token: the last fetch failed (see the server log)' }
   }
+  const sendFetch = bufferBodyFetch()
   return backends.map(config => createAzureProvider(config))
 
   function createAzureProvider (config: AzureBackendConfig): VisionProvider {
@@ -90,7 +92,7 @@ export function createAzureProviders (options: AzureProvidersOptions): VisionPro
     // when every deployment is held) instead of hammering it. Seen on every attempt, the SDK's own retries included.
     let hold: Attempt['hold'] = () => {}
     const watchRateLimits: typeof globalThis.fetch = async (input, init) => {
-      const response = await globalThis.fetch(input, init)
+      const response = await sendFetch(input, init)
       if (response.status === 429) hold(retryAfterMs(response.headers))
       return response
     }
