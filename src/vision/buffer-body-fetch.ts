@@ -54,7 +54,8 @@ export function bufferBodyFetch (fallback: Fetch = globalThis.fetch): Fetch {
       chunks.push(chunk)
     }
     const bytes = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, length)
-    return new Response(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) as Uint8Array<ArrayBuffer>, { status: response.statusCode, headers })
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) as Uint8Array<ArrayBuffer>
+    return new Response(view, { status: response.statusCode, headers })
   }
 }
 
