@@ -100,7 +100,7 @@ try {
       }
     }))
     // The thumbnails of these requests are made after their answers: wait for the queue to drain.
-    while (app.thumbnails.maker.waiting > 0) await new Promise(resolve => setTimeout(resolve, 5))
+    while ((app.thumbnails?.maker.waiting ?? 0) > 0) await new Promise(resolve => setTimeout(resolve, 5))
     await new Promise(resolve => setTimeout(resolve, 50))
     const cpu = process.cpuUsage(cpu0)
     return (cpu.user + cpu.system) / 1000 / n
