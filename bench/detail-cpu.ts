@@ -1,11 +1,11 @@
 // CPU per identification by detail (issue 21), in-process: `node bench/detail-cpu.ts [--backend azure|simulated]
 // [--requests N] [--details auto,high,adaptive] [--rounds R]`. The app is built here (history on SQLite in a
 // temporary directory, thumbnails always made, the result cache off, logs silent) and fed prebuilt multipart
-// requests through app.inject at concurrency 4; the figure is this process's CPU time (all threads: libvips' and
+// requests through app.inject at concurrency 8; the figure is this process's CPU time (all threads: libvips' and
 // the SQLite writer's included, process.cpuUsage) over the requests, divided by their number. CPU time, not wall
 // time: other processes slow a run, they do not add to its CPU time (much: shared caches and SMT siblings, ±10 %).
 //   azure: the real Azure backend against the fake Azure in its own process (bench/fake-azure.ts with the adaptive
-//          corpus: answers by photo and detail, no latency); the corpus's photos, 4032×3024 to 400×250.
+//          corpus: answers by photo and detail after 300 ms); the corpus's photos, 4032×3024 to 400×250.
 //   simulated: `npm start`'s backend and issue 19's headline photo (800×600, ~100 KB JPEG), the same every request.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -32,7 +32,9 @@ const backend = values.backend === 'azure' ? 'azure' : 'simulated'
 const requests = Number(values.requests)
 const rounds = Number(values.rounds)
 const details = (values.details ?? '').split(',').map(d => d.trim().toUpperCase()).filter(d => d !== '')
-const CONCURRENCY = 4
+const CONCURRENCY = 8
+/** The fake's answer latency (azure): ADAPTIVE's HIGH image is made while the LOW look is out, as in real use. */
+const LATENCY_MS = 300
 
 const OPERATION = `mutation Identify($image: Upload!, $detail: ImageDetail) {
   identifyVehicle(image: $image, detail: $detail) { id looks detailUsed image { sentBytes sentWidth sentHeight } }
@@ -56,7 +58,7 @@ try {
   let env: Record<string, string> = {}
   let photos: Buffer[]
   if (backend === 'azure') {
-    fake = await startFakeAzure(0, { BENCH_FAKE_ANSWERS: 'adaptive' })
+    fake = await startFakeAzure(LATENCY_MS, { BENCH_FAKE_ANSWERS: 'adaptive' })
     // The managed identity's environment (IDENTITY_ENDPOINT...): DefaultAzureCredential reads process.env.
     Object.assign(process.env, fake.env)
     env = { AZURE_OPENAI_ENDPOINT: fake.origin, AZURE_OPENAI_DEPLOYMENT: 'gpt-4o-vision' }

@@ -83,7 +83,7 @@ export async function lookAdaptively (
   const deadlineAt = now() + adaptive.budgetMs
   const highOnlyImageTokens = estimateImageTokens(upload.width, upload.height, 'high')
   // Abandons the HIGH image (not encoded once the LOW one is out) when it is not needed.
-  const unneeded = new AbortController()
+  let unneeded: AbortController | undefined
   let low: PreparedImage
   let prepareHigh: () => Promise<PreparedImage>
   if (deps.vision.readsPixels === false) {
@@ -97,9 +97,10 @@ export async function lookAdaptively (
     }
   } else {
     // One decode for both images: the LOW one is sent as soon as it is made, the HIGH one is ready for a second look.
-    const both = images.prepareLowAndHigh(input.image, upload, { signal: unneeded.signal })
+    const abandon = unneeded = new AbortController()
+    const both = images.prepareLowAndHigh(input.image, upload, { signal: abandon.signal })
     prepareHigh = () => both.high
-    low = await both.low.catch(async (err: unknown) => { unneeded.abort(); throw err })
+    low = await both.low.catch(async (err: unknown) => { abandon.abort(); throw err })
   }
 
   try {
@@ -176,6 +177,6 @@ export async function lookAdaptively (
       }
     }
   } finally {
-    unneeded.abort()
+    unneeded?.abort()
   }
 }
