@@ -441,3 +441,37 @@ t.test('the simulated backend: a large photo is seen at LOW (one look), a small 
   t.equal(small.detailUsed, 'HIGH')
   t.equal(small.usage, null)
 })
+
+t.test('the simulated backend reads no pixels: its LOW look is described, not encoded (no sharp job), and says so', async t => {
+  const real = createImagePipeline(testConfig().images)
+  const calls: string[] = []
+  const images: ImagePipeline = {
+    async prepare (image, inspected, detail, options) { calls.push(`prepare ${detail}`); return await real.prepare(image, inspected, detail, options) },
+    prepareLowAndHigh (image, inspected, options) { calls.push('prepareLowAndHigh'); return real.prepareLowAndHigh(image, inspected, options) },
+    describe (image, inspected, detail) { calls.push(`describe ${detail}`); return real.describe(image, inspected, detail) }
+  }
+  const app = await buildTestApp(t, { images, env: { VISION_IMAGE_DETAIL: 'adaptive' } })
+  const photo = await jpeg(800, 600) // issue 19's headline upload: sent unchanged at AUTO, no decode
+  const query = `mutation ($image: Upload!) { identifyVehicle(image: $image) {
+    id answer looks detailUsed vehicles { model confidence evidence } image { sha256 sentMimeType sentBytes sentWidth sentHeight estimatedImageTokens } } }`
+  const res = await send(app, await encodeParts([
+    ['operations', JSON.stringify({ query, variables: { image: null } })],
+    ['map', JSON.stringify({ 0: ['variables.image'] })],
+    ['0', photo, 'photo.jpg', 'image/jpeg']
+  ]))
+  t.equal(res.body.errors, undefined)
+  const it = res.body.data.identifyVehicle
+  t.strictSame(calls, ['describe low'], 'described at LOW, nothing encoded')
+  t.equal(it.looks, 1)
+  t.equal(it.detailUsed, 'LOW')
+  t.strictSame(it.image, { sha256: it.image.sha256, sentMimeType: 'image/jpeg', sentBytes: null, sentWidth: 512, sentHeight: 384, estimatedImageTokens: 85 },
+    'what would be sent: its size, type and tokens; no byte count, since nothing was encoded')
+  t.match(it.answer, new RegExp(`Would have been sent a 512×384 JPEG image made from the ${photo.length}-byte upload \\(not encoded: no model reads it\\)`))
+  t.notMatch(it.answer, /Received/)
+  t.equal(it.vehicles[0].model, `SIM-${it.image.sha256.slice(0, 8)}`, 'the category and model from the upload\'s hash')
+  t.match(it.vehicles[0].evidence.join(' '), /SHA-256 of the upload/)
+  t.equal(it.vehicles[0].confidence, 'MEDIUM')
+  await app.history!.flushed()
+  const stored = await sendJson(app, { query: 'query ($id: ID!) { identification(id: $id) { looks detailUsed image { sentBytes sentWidth } } }', variables: { id: it.id } })
+  t.strictSame(stored.body.data.identification, { looks: 1, detailUsed: 'LOW', image: { sentBytes: null, sentWidth: 512 } }, 'history keeps it as answered')
+})

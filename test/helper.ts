@@ -23,7 +23,11 @@ export const TEST_ENV = {
   // Tests send the same photo again and expect the backend to be asked; the result cache has its own tests.
   RESULT_CACHE_TTL_S: '0',
   // Tests run many identifications back to back in one busy process and expect their thumbnails.
-  THUMBNAIL_SKIP_ABOVE_UTILISATION: '1'
+  THUMBNAIL_SKIP_ABOVE_UTILISATION: '1',
+  // The default is ADAPTIVE (a LOW look first); the suites written before it count one model call per identification,
+  // check the HIGH-sized image sent and the simulated backend's LOW confidence. Tests of ADAPTIVE ask for it
+  // (detail: ADAPTIVE or this variable); test/config.test.ts checks the default itself.
+  VISION_IMAGE_DETAIL: 'auto'
 }
 
 /** A fresh folder for an app's history database (SQLite), removed when this test process exits. */
