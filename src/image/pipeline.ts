@@ -62,7 +62,7 @@ export interface ImagePipeline {
    * `signal` aborted once the LOW image is out: the HIGH one is not encoded. An image that fits at a detail is
    * sent as it is there, as `prepare` does.
    */
-  prepareLowAndHigh (image: Buffer, inspected: InspectedImage, options?: PrepareOptions): { low: Promise<PreparedImage>, high: Promise<PreparedImage> }
+  prepareLowAndHigh (image: Buffer, inspected: InspectedImage, options?: PrepareOptions): LowAndHigh
   /**
    * What `prepare` would send, without encoding it, for a backend that reads no pixels (the simulated one): the
    * same refusals, size, type and token estimate; when the image would be re-encoded, `bytes` is the upload and
@@ -70,6 +70,8 @@ export interface ImagePipeline {
    */
   describe (image: Buffer, inspected: InspectedImage, detail: ImageDetail): PreparedImage
 }
+
+export interface LowAndHigh { low: Promise<PreparedImage>, high: Promise<PreparedImage> }
 
 export interface PrepareOptions {
   signal?: AbortSignal
@@ -132,7 +134,8 @@ export function createImagePipeline (options: PipelineOptions): ImagePipeline {
     }
 
     if (fits && inspected.pixelDataOnly && (inspected.orientation ?? 1) === 1) {
-      return { ready: { bytes: image, mimeType: inspected.mimeType, width, height, detail, original: true, estimatedImageTokens, estimatedDecodeBytes: 0 } }
+      const ready = { bytes: image, mimeType: inspected.mimeType, width, height, detail, original: true, estimatedImageTokens, estimatedDecodeBytes: 0 }
+      return { ready }
     }
     if (fits && inspected.mimeType === 'image/png' && (inspected.orientation ?? 1) === 1) {
       // A PNG with other chunks (pHYs, text, private ones) or bytes after IEND: re-muxed, lossless.
