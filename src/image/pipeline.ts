@@ -134,7 +134,9 @@ export function createImagePipeline (options: PipelineOptions): ImagePipeline {
     }
 
     if (fits && inspected.pixelDataOnly && (inspected.orientation ?? 1) === 1) {
-      const ready = { bytes: image, mimeType: inspected.mimeType, width, height, detail, original: true, estimatedImageTokens, estimatedDecodeBytes: 0 }
+      const ready = {
+        bytes: image, mimeType: inspected.mimeType, width, height, detail, original: true, estimatedImageTokens, estimatedDecodeBytes: 0
+      }
       return { ready }
     }
     if (fits && inspected.mimeType === 'image/png' && (inspected.orientation ?? 1) === 1) {
