@@ -259,6 +259,8 @@ t.test('the result cache: a later HIGH request reuses a two-look answer, a later
   const oneLook = await identified(app, sure)
   t.equal(oneLook.looks, 1)
   await app.history!.flushed()
+  // These photos are flat colour: a plain LOW image (decoded with the JPEG shrink) and ADAPTIVE's (made from the
+  // HIGH decode) are the same bytes, so the same key. For a photo with detail they differ by a few bytes: each its own entry.
   const low = await chatsDuring(async () => await identified(app, sure, 'LOW'))
   t.equal(low.chats.length, 0, 'LOW for the same photo: no model call')
   t.equal(low.value.answer, 'Surely a John Deere.')
@@ -351,42 +353,32 @@ t.test('the flow called directly: a client gone between the looks ends it (CLIEN
   t.strictSame(failed, ['CLIENT_CLOSED_REQUEST'], 'one failed event')
 })
 
-t.test('the HIGH image is abandoned when the LOW look is kept: its sharp job never starts', async t => {
-  const config = testConfig({ IMAGE_CONCURRENCY: '1' })
-  const real = createImagePipeline(config.images)
-  const highOutcomes: Array<Promise<string>> = []
-  let lowAnswered!: () => void
-  const answered = new Promise<void>(resolve => { lowAnswered = resolve })
-  const images: ImagePipeline = {
-    async prepare (image, inspected, detail, options) {
-      if (detail !== 'high') return await real.prepare(image, inspected, detail, options)
-      // Held until the first answer is in, as a busy pipeline would: by then the job is no longer wanted.
-      const outcome = answered.then(async () => await real.prepare(image, inspected, detail, options))
-      highOutcomes.push(outcome.then(() => 'made', (err: Error) => err.name))
-      return await outcome
-    }
-  }
-  const vision = {
-    backend: 'SIMULATED' as const,
-    identify: async () => {
-      setImmediate(lowAnswered)
-      return { answer: 'A tractor.', vehicles: [{ ...DEFAULT_ANSWER.vehicles[0]! }], imageQuality: 'CLEAR' as const, model: 'm', usage: null, upstreamStatus: null, backendName: null }
-    },
-    status: () => ({ backend: 'SIMULATED' as const, deployment: null, ready: true })
-  }
-  const deps = {
-    vision,
-    images,
-    events: new IdentificationEvents(pino({ level: 'silent' })),
-    admission: new AdmissionGate({ maxConcurrency: 1, maxConcurrencyPerCaller: 1, queueSize: 0, queueTimeoutMs: 1000 }),
-    adaptive: { minConfidence: 'MEDIUM' as const, budgetMs: 10_000 }
-  }
-  const caller = { kind: 'apikey' as const, id: 'field', roles: new Set(['Identify' as const]) }
-  const input = { image: await freshPhoto(), instructions: 'what is it', language: 'en', detail: 'adaptive' as const, signal: new AbortController().signal }
-  const result = await identifyVehicle(deps, { caller, requestId: 'r1' }, input)
-  t.equal(result.looks, 1)
-  t.equal(highOutcomes.length, 1, 'the HIGH image was started while the LOW look was out')
-  t.strictSame(await Promise.all(highOutcomes), ['AbortError'], 'and abandoned before its job')
+t.test('prepareLowAndHigh: the LOW image first, from the decode that makes the HIGH one; HIGH byte for byte the plain HIGH image', async t => {
+  const images = createImagePipeline(testConfig({ IMAGE_CONCURRENCY: '1' }).images)
+  const photo = await freshPhoto()
+  const inspected = await inspectImage(photo)
+  const order: string[] = []
+  const both = images.prepareLowAndHigh(photo, inspected)
+  const [low, high] = await Promise.all([both.low.then(p => { order.push('low'); return p }), both.high.then(p => { order.push('high'); return p })])
+  t.strictSame(order, ['low', 'high'], 'the LOW image is handed over first')
+  t.same([low.detail, low.width, low.height, low.mimeType, low.estimatedImageTokens], ['low', 512, 384, 'image/jpeg', 85])
+  t.same(await sharp(low.bytes).metadata().then(m => [m.width, m.height, m.format]), [512, 384, 'jpeg'])
+  const plain = await images.prepare(photo, inspected, 'high')
+  t.ok(high.bytes.equals(plain.bytes), 'the HIGH image is the plain HIGH one, byte for byte')
+  t.same([high.detail, high.width, high.height, high.estimatedImageTokens], ['high', 1024, 768, plain.estimatedImageTokens])
+
+  // Abandoned once the LOW image is out: the HIGH one is not encoded.
+  const controller = new AbortController()
+  const abandoned = images.prepareLowAndHigh(photo, inspected, { signal: controller.signal })
+  await abandoned.low
+  controller.abort()
+  await t.rejects(abandoned.high, { name: 'AbortError' })
+
+  // A photo that fits at HIGH is sent as it is there; only the LOW image is made.
+  const fits = await jpeg(800, 600)
+  const fitting = images.prepareLowAndHigh(fits, await inspectImage(fits))
+  t.equal((await fitting.high).original, true)
+  t.same([(await fitting.low).width, (await fitting.low).height], [512, 384])
 })
 
 // A caller cannot double its share of the model by asking ADAPTIVE: the slot is held through both looks, so while
@@ -448,4 +440,38 @@ t.test('the simulated backend: a large photo is seen at LOW (one look), a small 
   t.equal(small.looks, 2)
   t.equal(small.detailUsed, 'HIGH')
   t.equal(small.usage, null)
+})
+
+t.test('the simulated backend reads no pixels: its LOW look is described, not encoded (no sharp job), and says so', async t => {
+  const real = createImagePipeline(testConfig().images)
+  const calls: string[] = []
+  const images: ImagePipeline = {
+    async prepare (image, inspected, detail, options) { calls.push(`prepare ${detail}`); return await real.prepare(image, inspected, detail, options) },
+    prepareLowAndHigh (image, inspected, options) { calls.push('prepareLowAndHigh'); return real.prepareLowAndHigh(image, inspected, options) },
+    describe (image, inspected, detail) { calls.push(`describe ${detail}`); return real.describe(image, inspected, detail) }
+  }
+  const app = await buildTestApp(t, { images, env: { VISION_IMAGE_DETAIL: 'adaptive' } })
+  const photo = await jpeg(800, 600) // issue 19's headline upload: sent unchanged at AUTO, no decode
+  const query = `mutation ($image: Upload!) { identifyVehicle(image: $image) {
+    id answer looks detailUsed vehicles { model confidence evidence } image { sha256 sentMimeType sentBytes sentWidth sentHeight estimatedImageTokens } } }`
+  const res = await send(app, await encodeParts([
+    ['operations', JSON.stringify({ query, variables: { image: null } })],
+    ['map', JSON.stringify({ 0: ['variables.image'] })],
+    ['0', photo, 'photo.jpg', 'image/jpeg']
+  ]))
+  t.equal(res.body.errors, undefined)
+  const it = res.body.data.identifyVehicle
+  t.strictSame(calls, ['describe low'], 'described at LOW, nothing encoded')
+  t.equal(it.looks, 1)
+  t.equal(it.detailUsed, 'LOW')
+  t.strictSame(it.image, { sha256: it.image.sha256, sentMimeType: 'image/jpeg', sentBytes: null, sentWidth: 512, sentHeight: 384, estimatedImageTokens: 85 },
+    'what would be sent: its size, type and tokens; no byte count, since nothing was encoded')
+  t.match(it.answer, new RegExp(`Would have been sent a 512×384 JPEG image made from the ${photo.length}-byte upload \\(not encoded: no model reads it\\)`))
+  t.notMatch(it.answer, /Received/)
+  t.equal(it.vehicles[0].model, `SIM-${it.image.sha256.slice(0, 8)}`, 'the category and model from the upload\'s hash')
+  t.match(it.vehicles[0].evidence.join(' '), /SHA-256 of the upload/)
+  t.equal(it.vehicles[0].confidence, 'MEDIUM')
+  await app.history!.flushed()
+  const stored = await sendJson(app, { query: 'query ($id: ID!) { identification(id: $id) { looks detailUsed image { sentBytes sentWidth } } }', variables: { id: it.id } })
+  t.strictSame(stored.body.data.identification, { looks: 1, detailUsed: 'LOW', image: { sentBytes: null, sentWidth: 512 } }, 'history keeps it as answered')
 })

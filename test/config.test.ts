@@ -57,7 +57,7 @@ t.test('the defaults, in development', async t => {
     },
     redis: { url: null },
     images: {
-      detail: 'auto',
+      detail: 'adaptive',
       adaptiveMinConfidence: 'MEDIUM',
       maxInputPixels: 50_000_000,
       maxSide: 12_000,

@@ -26,7 +26,11 @@ export const TEST_ENV = {
   THUMBNAIL_SKIP_ABOVE_UTILISATION: '1',
   // A child process per test app would cost each test a Node start-up; the child itself has its own tests
   // (thumbnail-process.test.ts, thumbnails.test.ts run at the default, low).
-  THUMBNAIL_PRIORITY: 'normal'
+  THUMBNAIL_PRIORITY: 'normal',
+  // The default is ADAPTIVE (a LOW look first); the suites written before it count one model call per identification,
+  // check the HIGH-sized image sent and the simulated backend's LOW confidence. Tests of ADAPTIVE ask for it
+  // (detail: ADAPTIVE or this variable); test/config.test.ts checks the default itself.
+  VISION_IMAGE_DETAIL: 'auto'
 }
 
 /** A fresh folder for an app's history database (SQLite), removed when this test process exits. */

@@ -9,7 +9,7 @@ import sharp from 'sharp'
 import type { Page } from 'playwright-core'
 import { sha256Hex } from '../src/callers/api-keys.ts'
 import { buildAzureTestApp } from './helper.ts'
-import { FakeAzure } from './support/fake-azure.ts'
+import { FakeAzure, imageFromChat } from './support/fake-azure.ts'
 import { launchChromium, loopbackOnly, PHONE, screenshotDir, screenshots, seriousViolations, WAIT_MS, watchErrors } from './support/browser.ts'
 
 // Three phones in Chromium: more than tap's default file timeout on a loaded two-core machine.
@@ -91,6 +91,8 @@ t.test('the field app on a phone', { timeout: 180_000 }, async t => {
     t.ok(await page.evaluate(() => (globalThis as unknown as { sawProgress: boolean }).sawProgress), 'the upload progress bar showed')
     t.match(await card.innerText(), /Трактор[\s\S]*John Deere 6R series[\s\S]*высокая[\s\S]*JOHN DEERE lettering/, 'category, make, model, confidence, evidence')
     t.equal(fake.chatRequests.length, 1, 'one model call')
+    t.equal(imageFromChat(fake.chatRequests[0]!).detail, 'low', 'the app asks ADAPTIVE: a sure LOW look is the answer')
+    t.match(await card.getByTestId('looks').innerText(), /Один взгляд \(детализация LOW\)/, 'the card says how the answer was looked at')
     const sent = uploads.at(-1)!.bytes
     t.ok(sent <= photo.length * 0.1, `uploaded ${sent} bytes of a ${photo.length}-byte photo (${(100 * sent / photo.length).toFixed(1)} %, at most 10 %)`)
     t.match(await page.getByTestId('saved').innerText(), /→/, 'the bytes saved are shown')
@@ -245,6 +247,7 @@ t.test('English interface, and a SIMULATED answer says so', { timeout: 60_000 },
   const card = page.getByTestId('result')
   await card.waitFor()
   t.match(await card.locator('.simulated').innerText(), /SIMULATED: no model was asked/, 'the card says the answer is simulated')
+  t.match(await card.getByTestId('looks').innerText(), /^One look \(LOW detail\)$/, 'ADAPTIVE: the simulated backend "sees" a 1200×900 photo at LOW')
   await page.locator('header select').selectOption('ru')
   t.match(await page.locator('.capture h2').innerText(), /Сфотографируйте/, 'switched to Russian')
   t.equal(await page.locator('html').getAttribute('lang'), 'ru', 'the page\'s language changes with its text')

@@ -5,7 +5,7 @@
 export type Confidence =
   /** Badges or model lettering are legible. */
   | 'HIGH'
-  /** A guess; every simulated result is LOW. */
+  /** A guess. The simulated backend says LOW, or MEDIUM at a LOW look of a sent image 300 pixels or more on its short side. */
   | 'LOW'
   /** The livery and shape point to it. */
   | 'MEDIUM';

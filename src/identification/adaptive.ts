@@ -82,19 +82,28 @@ export async function lookAdaptively (
   const { input, upload } = question
   const deadlineAt = now() + adaptive.budgetMs
   const highOnlyImageTokens = estimateImageTokens(upload.width, upload.height, 'high')
-  // The HIGH image, once started: abandoned (before its sharp job takes a slot) when it is not needed.
-  const unneeded = new AbortController()
-  let high: Promise<PreparedImage> | undefined
-  const prepareHigh = (): Promise<PreparedImage> => {
-    if (high === undefined) {
-      high = images.prepare(input.image, upload, 'high', { signal: unneeded.signal })
-      high.catch(() => {}) // awaited only when a second look is taken
+  // Abandons the HIGH image (not encoded once the LOW one is out) when it is not needed.
+  let unneeded: AbortController | undefined
+  let low: PreparedImage
+  let prepareHigh: () => Promise<PreparedImage>
+  if (deps.vision.readsPixels === false) {
+    // A backend that reads no pixels (the simulated one) is told what the LOW image would be, not sent one: no
+    // decode for a look nobody sees. No model call to hide the HIGH image's making behind: made when needed.
+    low = images.describe(input.image, upload, 'low')
+    let high: Promise<PreparedImage> | undefined
+    prepareHigh = () => {
+      high ??= images.prepare(input.image, upload, 'high')
+      return high
     }
-    return high
+  } else {
+    // One decode for both images: the LOW one is sent as soon as it is made, the HIGH one is ready for a second look.
+    const abandon = unneeded = new AbortController()
+    const both = images.prepareLowAndHigh(input.image, upload, { signal: abandon.signal })
+    prepareHigh = () => both.high
+    low = await both.low.catch(async (err: unknown) => { abandon.abort(); throw err })
   }
 
   try {
-    const low = await images.prepare(input.image, upload, 'low')
     progress.sent(low)
     const first = await lookUp(deps, question, low)
     progress.asking()
@@ -107,11 +116,9 @@ export async function lookAdaptively (
       // A cached LOW answer that is unsure: asking at LOW again would say the same.
       firstResult = first.hit
       firstCached = true
-      prepareHigh()
     } else {
-      const answering = ask(deps, question, low, first.sentSha256, input.signal)
-      prepareHigh() // the LOW request is on its way: the HIGH image is made meanwhile
-      firstResult = await answering
+      // The LOW request is on its way: the HIGH image is made meanwhile (prepareLowAndHigh).
+      firstResult = await ask(deps, question, low, first.sentSha256, input.signal)
       firstCached = false
     }
     const firstUsage = firstCached ? [] : [firstResult.usage]
@@ -170,6 +177,6 @@ export async function lookAdaptively (
       }
     }
   } finally {
-    unneeded.abort()
+    unneeded?.abort()
   }
 }

@@ -35,7 +35,10 @@ export interface IdentificationCompleted extends EventBase {
   upstreamStatus: number | null
   /** The result cache's key of this question (null when the cache is off): history keeps it for later lookups. */
   cacheKey: string | null
-  /** The image as sent to the model (upright, stripped, downscaled), for thumbnails. Never logged. */
+  /**
+   * The image as sent to the model (upright, stripped, downscaled), for thumbnails; the upload when the image was
+   * only described (a backend that reads no pixels: PreparedImage.described). Never logged.
+   */
   sentImage: Buffer
   /** ADAPTIVE only: why a second look was taken (or not), whether it failed, the image tokens it saved. */
   adaptive?: AdaptiveReport

@@ -73,7 +73,7 @@ async function identifyHoldingSlot (
     const question = { caller, input, upload: image }
     const progress = {
       sent: (sent: PreparedImage) => {
-        Object.assign(known, { sentMimeType: sent.mimeType, sentBytes: sent.bytes.length, sentWidth: sent.width, sentHeight: sent.height })
+        Object.assign(known, { sentMimeType: sent.mimeType, sentBytes: sentBytesOf(sent), sentWidth: sent.width, sentHeight: sent.height })
       },
       asking: () => { upstreamStarted = performance.now() }
     }
@@ -100,7 +100,7 @@ async function identifyHoldingSlot (
         width: image.width,
         height: image.height,
         sentMimeType: sent.mimeType,
-        sentBytes: sent.bytes.length,
+        sentBytes: sentBytesOf(sent),
         sentWidth: sent.width,
         sentHeight: sent.height,
         // Every look's: an adaptive second look sent the LOW image too.
@@ -144,6 +144,9 @@ async function identifyHoldingSlot (
     throw err
   }
 }
+
+/** The size of what was sent; null when it was only described to a backend that reads no pixels (never encoded). */
+const sentBytesOf = (sent: PreparedImage): number | null => sent.described === true ? null : sent.bytes.length
 
 /** A plain detail's one look (or an ADAPTIVE one's: src/identification/adaptive.ts), as the flow records it. */
 interface Answered {

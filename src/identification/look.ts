@@ -34,7 +34,8 @@ export interface Look {
 /**
  * The result cache's key and a lookup for `sent`: the same image as sent (after orientation, stripping,
  * downscaling) and the same question at the same detail. The image is hashed once, and not at all when
- * it is the upload itself (inspectImage hashed those).
+ * it is the upload itself (inspectImage hashed those). A described image (a backend that reads no pixels) is keyed
+ * by the upload's hash: what would be sent is a function of the upload and the detail.
  */
 export async function lookUp ({ answers }: Pick<LookDeps, 'answers'>, { caller, input, upload }: Question, sent: PreparedImage):
 Promise<{ cacheKey: string | null, sentSha256: string | undefined, hit: LookResult | undefined }> {
@@ -59,6 +60,7 @@ export async function ask (
     width: sent.width,
     height: sent.height,
     detail: sent.detail,
+    ...(sent.described === true ? { described: true } : {}),
     instructions: input.instructions,
     language: input.language,
     signal

@@ -52,7 +52,8 @@ export function countIdentifications (events: IdentificationEvents, metrics: Met
     received.inc(bytes)
   })
   events.on('completed', ({ backend, identification, upstreamMs, adaptive: report }) => {
-    sent.inc(identification.image.sentBytes)
+    // A described image (SIMULATED's ADAPTIVE LOW look) was never encoded: no bytes sent.
+    if (identification.image.sentBytes !== null) sent.inc(identification.image.sentBytes)
     looks(identification.looks).inc()
     if (report !== undefined) {
       if (report.secondLook !== null) reasons(report.secondLook).inc()
@@ -68,7 +69,7 @@ export function countIdentifications (events: IdentificationEvents, metrics: Met
     }
   })
   events.on('failed', ({ backend, code, upstreamMs, image }) => {
-    if (image?.sentBytes !== undefined) sent.inc(image.sentBytes)
+    if (image?.sentBytes != null) sent.inc(image.sentBytes)
     if (upstreamMs !== undefined) upstream(code, backend).observe(upstreamMs / 1000)
     outcomes(code, backend).inc()
   })

@@ -36,7 +36,8 @@ export interface SentImageInfo {
   width: number
   height: number
   sentMimeType: string
-  sentBytes: number
+  /** null: the image was described, not encoded (ADAPTIVE's LOW look on a backend that reads no pixels). */
+  sentBytes: number | null
   sentWidth: number
   sentHeight: number
   estimatedImageTokens: number

@@ -10,7 +10,7 @@ const DETAILS = ['auto', 'high', 'low', 'adaptive'] as const satisfies readonly 
 const MIN_CONFIDENCES = ['HIGH', 'MEDIUM', 'LOW'] as const
 
 export const ImageEnv = Type.Object({
-  VISION_IMAGE_DETAIL: StringEnum(DETAILS, { default: 'auto' }),
+  VISION_IMAGE_DETAIL: StringEnum(DETAILS, { default: 'adaptive' }),
   VISION_ADAPTIVE_MIN_CONFIDENCE: StringEnum(MIN_CONFIDENCES, { default: 'MEDIUM' }),
   IMAGE_MAX_INPUT_PIXELS: Type.Integer({ minimum: 1_000_000, maximum: 500_000_000, default: 50_000_000 }),
   IMAGE_MAX_SIDE: Type.Integer({ minimum: 2048, maximum: 65_535, default: 12_000 }),

@@ -30,7 +30,8 @@ export interface ThumbnailMakerOptions {
 
 /** The thumbnail of an image: JPEG, quality 70, longest side ≤ 256, never enlarged, no metadata. */
 export async function makeThumbnail (image: Buffer): Promise<Buffer> {
-  return await sharp(image, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', pages: 1, sequentialRead: true })
+  // autoOrient: a no-op for a sent image (no EXIF left), upright for an upload (SIMULATED's described ADAPTIVE LOW look).
+  return await sharp(image, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'truncated', pages: 1, sequentialRead: true, autoOrient: true })
     .resize(THUMBNAIL_SIDE, THUMBNAIL_SIDE, { fit: 'inside', withoutEnlargement: true })
     .flatten({ background: '#ffffff' }) // a PNG sent unchanged may be transparent: white, as the pipeline does
     .jpeg({ quality: 70 })

@@ -25,6 +25,11 @@ export interface IdentifyRequest {
   height: number
   /** Sent to the model as the image's `detail`. */
   detail: ImageDetail
+  /**
+   * True when `image` is the upload and mimeType, width and height describe the image that would have been sent,
+   * which was not encoded: only for a service with readsPixels false.
+   */
+  described?: boolean
   instructions: string
   /** BCP-47 tag of the answer's language. */
   language: string
@@ -71,6 +76,11 @@ export interface VisionService {
   readonly backend: VisionBackend
   identify (request: IdentifyRequest): Promise<IdentifyResult>
   status (): VisionStatus
+  /**
+   * False for a service that reads no pixels (the simulated one: it answers from the sent image's size and hash):
+   * ADAPTIVE's LOW look is then described to it rather than encoded (IdentifyRequest.described). Absent: true.
+   */
+  readonly readsPixels?: boolean
   /**
    * Who answers, as part of the result cache's key: 'simulated', or 'azure:' and every deployment's
    * endpoint/deployment, sorted. Absent on a hand-made service (tests): see cacheIdentityOf.

@@ -15,7 +15,7 @@ export type Identification = IdentificationFieldsFragment
 
 /** Appended to each operation that spreads `...IdentificationFields`. */
 export const IDENTIFICATION_FIELDS = /* GraphQL */ `fragment IdentificationFields on Identification {
-  id answer language backend model cached createdAt thumbnailUrl
+  id answer language backend model cached createdAt thumbnailUrl detailUsed looks
   vehicles { category kind make model confidence evidence }
 }`
 

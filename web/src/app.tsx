@@ -159,6 +159,7 @@ function Capture ({ credentials, t, lang, hidden }: { credentials: Credentials, 
     setStatus(t.preparing)
     try {
       const started = performance.now()
+      // At the HIGH size: ADAPTIVE's second look needs it (the server makes the LOW image from it).
       const prepared = await prepareForUpload(file, 'auto')
       // User Timing, for the bench (bench/web.ts) and the browser's own performance panel.
       performance.measure('agrivision:prepare', { start: started })
@@ -168,7 +169,7 @@ function Capture ({ credentials, t, lang, hidden }: { credentials: Credentials, 
       latest.current = key
       setStatus(navigator.onLine ? t.sending : t.offlineQueued)
       await sender.current?.submit({
-        key, photo: prepared.photo, instructions: instructions.trim(), language: answerLanguage, detail: 'AUTO', queuedAt: Date.now(), bytes: prepared.photo.size
+        key, photo: prepared.photo, instructions: instructions.trim(), language: answerLanguage, detail: 'ADAPTIVE', queuedAt: Date.now(), bytes: prepared.photo.size
       })
     } catch (err) {
       setStatus('')

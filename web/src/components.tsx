@@ -28,6 +28,7 @@ export function ResultCard ({ identification, t, lang }: { identification: Ident
         </section>
       ))}
       <p class='answer'>{identification.answer}</p>
+      <p class='looks' data-testid='looks'>{t.looks(identification.looks, identification.detailUsed)}</p>
     </article>
   )
 }

@@ -28,7 +28,7 @@ export type Scalars = {
 export type Confidence =
   /** Badges or model lettering are legible. */
   | 'HIGH'
-  /** A guess; every simulated result is LOW. */
+  /** A guess. The simulated backend says LOW, or MEDIUM at a LOW look of a sent image 300 pixels or more on its short side. */
   | 'LOW'
   /** The livery and shape point to it. */
   | 'MEDIUM';
@@ -220,8 +220,12 @@ export type ImageInfo = {
   height?: Maybe<Scalars['Int']['output']>;
   /** The image type sniffed from the bytes: image/jpeg, image/png, image/webp or image/gif. */
   mimeType: Scalars['String']['output'];
-  /** Size in bytes of the image sent to the model, after orientation, metadata stripping and downscaling. */
-  sentBytes: Scalars['Int']['output'];
+  /**
+   * Size in bytes of the image sent to the model, after orientation, metadata stripping and downscaling; null when it
+   * was not encoded: ADAPTIVE's LOW look on the SIMULATED backend, which reads no pixels, is told the image's size and
+   * type (the other fields here) instead of being sent one.
+   */
+  sentBytes?: Maybe<Scalars['Int']['output']>;
   /** Height in pixels of the image sent to the model (upright). */
   sentHeight: Scalars['Int']['output'];
   /** The type of the image sent to the model: the upload's own when sent unchanged, else image/jpeg. */
@@ -818,7 +822,7 @@ export type ImageInfoResolvers<ContextType = AppContext, ParentType extends Reso
   estimatedImageTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   height?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   mimeType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  sentBytes?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  sentBytes?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   sentHeight?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   sentMimeType?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   sentWidth?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;

@@ -45,6 +45,7 @@ export function createSimulatedVision (options: SimulatedVisionOptions = {}): Vi
   const noHold = (): void => {}
   return {
     backend: provider.kind,
+    readsPixels: false,
     async identify (request: IdentifyRequest): Promise<IdentifyResult> {
       const result = await provider.identify(request, { signal: request.signal, timeoutMs: Number.POSITIVE_INFINITY, hold: noHold })
       return { ...result, backendName: null }
@@ -56,10 +57,13 @@ export function createSimulatedVision (options: SimulatedVisionOptions = {}): Vi
   }
 }
 
-export function simulatedAnswer (request: Pick<IdentifyRequest, 'mimeType' | 'image' | 'width' | 'height' | 'language'>): string {
+export function simulatedAnswer (request: Pick<IdentifyRequest, 'mimeType' | 'image' | 'width' | 'height' | 'language' | 'described'>): string {
   const kind = request.mimeType.slice('image/'.length).toUpperCase()
-  return '[SIMULATED] No vision model was called, so the vehicle was not identified. ' +
-    `Received a ${request.width}×${request.height} ${kind} image of ${request.image.length} bytes; ` +
+  const received = request.described === true
+    // Nothing reads the pixels here: ADAPTIVE's LOW image is described, not encoded (its size in bytes is unknown).
+    ? `Would have been sent a ${request.width}×${request.height} ${kind} image made from the ${request.image.length}-byte upload (not encoded: no model reads it); `
+    : `Received a ${request.width}×${request.height} ${kind} image of ${request.image.length} bytes; `
+  return '[SIMULATED] No vision model was called, so the vehicle was not identified. ' + received +
     `the answer would be in language "${request.language}". ` +
     'Set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT to use an Azure OpenAI deployment.'
 }
@@ -110,7 +114,7 @@ export function simulatedImageQuality (request: Seen): ImageQuality {
  * short side: MEDIUM (so ADAPTIVE keeps one look for a normal photo and takes two for a small one). So a
  * front end can render every field, and every ADAPTIVE path can be tried, with no Azure.
  */
-export function simulatedVehicles (request: Pick<IdentifyRequest, 'image' | 'sha256'> & Partial<Seen>): DetectedVehicle[] {
+export function simulatedVehicles (request: Pick<IdentifyRequest, 'image' | 'sha256' | 'described'> & Partial<Seen>): DetectedVehicle[] {
   // The digest the flow already made of these bytes, else one made here (the same value either way).
   const short = (request.sha256 ?? createHash('sha256').update(request.image).digest('hex')).slice(0, 8)
   const category = SIMULATED_CATEGORIES[Number.parseInt(short, 16) % SIMULATED_CATEGORIES.length] as Exclude<VehicleCategory, 'OTHER'>
@@ -123,7 +127,7 @@ export function simulatedVehicles (request: Pick<IdentifyRequest, 'image' | 'sha
     confidence: seenAtLow ? 'MEDIUM' : 'LOW',
     evidence: [
       '[SIMULATED] no vision model was called',
-      `category chosen from the SHA-256 of the image (${short}…), not from its content`,
+      `category chosen from the SHA-256 of the ${request.described === true ? 'upload' : 'image'} (${short}…), not from its content`,
       ...(request.detail === 'low'
         ? [`confidence from the sent image's short side at detail low (${SIMULATED_LOW_MIN_SHORT_SIDE} pixels or more: MEDIUM), not from its content`]
         : [])

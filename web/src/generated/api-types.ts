@@ -7,7 +7,7 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type * as Types from './schema-types.ts';
 
-export type IdentificationFieldsFragment = { id: string, answer: string, language: string, backend: Types.VisionBackend, model: string, cached: boolean, createdAt: string, thumbnailUrl: string | null, vehicles: Array<{ category: Types.VehicleCategory, kind: Types.EquipmentKind, make: string | null, model: string | null, confidence: Types.Confidence, evidence: Array<string> }> };
+export type IdentificationFieldsFragment = { id: string, answer: string, language: string, backend: Types.VisionBackend, model: string, cached: boolean, createdAt: string, thumbnailUrl: string | null, detailUsed: Types.ImageDetail, looks: number, vehicles: Array<{ category: Types.VehicleCategory, kind: Types.EquipmentKind, make: string | null, model: string | null, confidence: Types.Confidence, evidence: Array<string> }> };
 
 export type IdentifyMutationVariables = Exact<{
   image: Blob;
@@ -17,7 +17,7 @@ export type IdentifyMutationVariables = Exact<{
 }>;
 
 
-export type IdentifyMutation = { identifyVehicle: { id: string, answer: string, language: string, backend: Types.VisionBackend, model: string, cached: boolean, createdAt: string, thumbnailUrl: string | null, vehicles: Array<{ category: Types.VehicleCategory, kind: Types.EquipmentKind, make: string | null, model: string | null, confidence: Types.Confidence, evidence: Array<string> }> } };
+export type IdentifyMutation = { identifyVehicle: { id: string, answer: string, language: string, backend: Types.VisionBackend, model: string, cached: boolean, createdAt: string, thumbnailUrl: string | null, detailUsed: Types.ImageDetail, looks: number, vehicles: Array<{ category: Types.VehicleCategory, kind: Types.EquipmentKind, make: string | null, model: string | null, confidence: Types.Confidence, evidence: Array<string> }> } };
 
 export type HistoryQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -26,7 +26,7 @@ export type HistoryQueryVariables = Exact<{
 }>;
 
 
-export type HistoryQuery = { identifications: { edges: Array<{ node: { id: string, answer: string, language: string, backend: Types.VisionBackend, model: string, cached: boolean, createdAt: string, thumbnailUrl: string | null, vehicles: Array<{ category: Types.VehicleCategory, kind: Types.EquipmentKind, make: string | null, model: string | null, confidence: Types.Confidence, evidence: Array<string> }> } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+export type HistoryQuery = { identifications: { edges: Array<{ node: { id: string, answer: string, language: string, backend: Types.VisionBackend, model: string, cached: boolean, createdAt: string, thumbnailUrl: string | null, detailUsed: Types.ImageDetail, looks: number, vehicles: Array<{ category: Types.VehicleCategory, kind: Types.EquipmentKind, make: string | null, model: string | null, confidence: Types.Confidence, evidence: Array<string> }> } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
 
 export type DeleteIdentificationMutationVariables = Exact<{
   id: string | number;
@@ -38,4 +38,4 @@ export type DeleteIdentificationMutation = { deleteIdentification: boolean };
 export type IdentificationCompletedSubscriptionVariables = Exact<{ [key: string]: never; }>;
 
 
-export type IdentificationCompletedSubscription = { identificationCompleted: { id: string, answer: string, language: string, backend: Types.VisionBackend, model: string, cached: boolean, createdAt: string, thumbnailUrl: string | null, vehicles: Array<{ category: Types.VehicleCategory, kind: Types.EquipmentKind, make: string | null, model: string | null, confidence: Types.Confidence, evidence: Array<string> }> } };
+export type IdentificationCompletedSubscription = { identificationCompleted: { id: string, answer: string, language: string, backend: Types.VisionBackend, model: string, cached: boolean, createdAt: string, thumbnailUrl: string | null, detailUsed: Types.ImageDetail, looks: number, vehicles: Array<{ category: Types.VehicleCategory, kind: Types.EquipmentKind, make: string | null, model: string | null, confidence: Types.Confidence, evidence: Array<string> }> } };
