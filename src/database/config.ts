@@ -14,7 +14,15 @@ export type DatabaseEnv = Static<typeof DatabaseEnv>
 
 export type DatabaseTarget =
   | { dialect: 'sqlite', file: string }
-  | { dialect: 'postgres', url: string, poolSize: number }
+  | { dialect: 'postgres', url: string, poolSize: number, entra?: EntraLogin }
+
+/** DATABASE_AUTH=entra: each connection logs in with the managed identity's token for `scope`, over verified TLS. */
+export interface EntraLogin {
+  /** DATABASE_ENTRA_SCOPE. */
+  scope: string
+  /** DATABASE_CA_FILE's PEM, or null for Node's bundled CAs. */
+  ca: string | null
+}
 
 /** `wanted`: whether anything keeps data (HISTORY=on); null otherwise. */
 export function readDatabaseConfig (raw: DatabaseEnv, wanted: boolean): DatabaseTarget | null {
