@@ -114,6 +114,11 @@ export class FakeAzure {
   tokenFault: TokenFault = 'ok'
   tokenLatencyMs = 0
   tokenShape: 'opaque' | 'jwt'
+  /** A fault for one resource only (the audience, e.g. https://redis.azure.com), before `tokenFault`. */
+  readonly tokenFaultByResource = new Map<string, TokenFault>()
+  /** Most connections that carried a token request for each resource open at once. */
+  readonly maxOpenTokenSocketsByResource = new Map<string, number>()
+  #tokenSocketsByResource = new Map<string, Set<Socket>>()
   readonly identities: Map<string, FakeIdentity>
   onMint: ((minted: MintedToken) => Promise<void> | void) | undefined
   /** Tokens minted, in order, with who they are for. */
@@ -215,6 +220,11 @@ export class FakeAzure {
     await this.stopListening()
   }
 
+  /** Connections that carried a token request for this resource (audience) and are still open. */
+  openTokenSocketsFor (resource: string): number {
+    return this.#tokenSocketsByResource.get(resource)?.size ?? 0
+  }
+
   /** Connections that carried a token request and are still open, as this server sees them. */
   get openTokenSockets (): number {
     return this.#tokenSockets.size
@@ -246,12 +256,21 @@ export class FakeAzure {
       socket.once('close', () => this.#tokenSockets.delete(socket))
       this.maxOpenTokenSockets = Math.max(this.maxOpenTokenSockets, this.#tokenSockets.size)
     }
+    const audience = (resource ?? '').replace(/\/\.default$/, '')
+    const forResource = this.#tokenSocketsByResource.get(audience) ?? new Set<Socket>()
+    this.#tokenSocketsByResource.set(audience, forResource)
+    if (!forResource.has(socket) && !socket.destroyed) {
+      forResource.add(socket)
+      socket.once('close', () => forResource.delete(socket))
+      this.maxOpenTokenSocketsByResource.set(audience, Math.max(this.maxOpenTokenSocketsByResource.get(audience) ?? 0, forResource.size))
+    }
     this.outstandingTokenRequests++
     this.maxOutstandingTokenRequests = Math.max(this.maxOutstandingTokenRequests, this.outstandingTokenRequests)
     res.once('close', () => { this.outstandingTokenRequests-- })
     if (this.tokenLatencyMs > 0) await sleep(this.tokenLatencyMs)
-    if (this.tokenFault === 'hang') { this.#hung.add(res); return }
-    if (this.tokenFault === 'error') return json(res, 500, { error: 'unavailable', error_description: 'identity endpoint is down' })
+    const fault = this.tokenFaultByResource.get(audience) ?? this.tokenFault
+    if (fault === 'hang') { this.#hung.add(res); return }
+    if (fault === 'error') return json(res, 500, { error: 'unavailable', error_description: 'identity endpoint is down' })
     if (!headerOk) return json(res, 401, { error: 'invalid_request', error_description: 'missing or wrong x-identity-header' })
     if (url.searchParams.get('api-version') !== '2019-08-01' || !resource) {
       return json(res, 400, { error: 'invalid_request', error_description: 'api-version=2019-08-01 and resource are required' })
@@ -262,7 +281,6 @@ export class FakeAzure {
     const nowSec = Math.floor(Date.now() / 1000)
     const expiresOnSec = nowSec + this.tokenLifetimeSec
     const serial = ++this.#tokenSerial
-    const audience = resource.replace(/\/\.default$/, '')
     const token = this.tokenShape === 'jwt'
       ? await new SignJWT({ oid: identity.oid, tid: FAKE_TENANT_ID, name: identity.name, xms_mirid: identity.name, uti: `fake-${serial}` })
         .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
