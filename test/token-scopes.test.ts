@@ -64,7 +64,8 @@ t.test('a hung fetch for one scope blocks neither the other scope nor more than 
   const outcomes = { dbRejected: 0, dbResolved: 0, redisMs: [] as number[] }
   for (let wave = 0; wave < 6; wave++) {
     const started = performance.now()
-    const db = Array.from({ length: 10 }, () => database.getAccessToken().then(() => { outcomes.dbResolved++ }, () => { outcomes.dbRejected++ }))
+    const db = Array.from({ length: 10 }, () =>
+      database.getAccessToken().then(() => { outcomes.dbResolved++ }, () => { outcomes.dbRejected++ }))
     await Promise.all(Array.from({ length: 10 }, () => redis.getAccessToken()))
     outcomes.redisMs.push(performance.now() - started)
     await Promise.all(db)
@@ -118,7 +119,7 @@ t.test('an outage of one scope through refreshes: no unhandled rejection, the ot
   t.same(unhandled, [], 'no unhandled rejection')
 })
 
-t.test('a run with short tokens: about one fetch per refresh interval per scope; minValidityMs waits for a fresh token', async t => {
+t.test('a run with short tokens: about one fetch per refresh interval per scope, onToken told of each', async t => {
   fake.tokenLifetimeSec = 6
   const azure = tokens(2_000)
   const scopes = scopesOf('run').map(scope => azure.forScope(scope))
