@@ -133,7 +133,13 @@ export async function buildApp (
 
   await app.register(healthPlugin, { vision })
 
-  await app.register(databasePlugin, { config: config.database })
+  const entraLogin = config.database?.dialect === 'postgres' ? config.database.entra : undefined
+  await app.register(databasePlugin, {
+    config: config.database,
+    ...(entraLogin === undefined || app.azureTokens === null
+      ? {}
+      : { entra: { tokens: app.azureTokens.forScope(entraLogin.scope, 'database'), tokenTimeoutMs: config.azureIdentity.tokenTimeoutMs } })
+  })
 
   await app.register(historyPlugin, {
     config: config.history,
