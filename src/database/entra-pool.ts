@@ -36,10 +36,11 @@ export class DatabaseLoginUnavailable extends Error {
 
 /**
  * How much life a token must have left to log in with: the recycle margin plus a while to use the connection
- * (min(60 s, lifetime / 8)). For 60-minute tokens: 4 minutes, which is when the token provider refreshes anyway.
+ * (min(60 s, lifetime / 8)), and no less than the token provider's refresh point (min(4 min, lifetime / 2)): a login
+ * never uses a token whose replacement is being fetched, it waits for that one. 60-minute tokens: 4 minutes.
  */
 export function loginValidityMs (lifetimeMs: number): number {
-  return refreshMargin(lifetimeMs) + Math.min(60_000, lifetimeMs / 8)
+  return Math.max(refreshMargin(lifetimeMs) + Math.min(60_000, lifetimeMs / 8), Math.min(240_000, lifetimeMs / 2))
 }
 
 export interface EntraPool extends PostgresPool {
