@@ -142,7 +142,7 @@ t.test('writes all the time with 30 s tokens: fresh tokens only, connections rec
   // A login never uses a token whose replacement is being fetched (here: already the role's password).
   t.equal(refused, 0, 'no login refused')
   if (refused > 0) t.comment(server.serverLog().split('\n').filter(line => /password authentication failed|DETAIL|expired/.test(line)).join('\n'))
-  t.comment(`logins ${logins}, refused logins ${refused}, fetches ${scope.stats.fetches}, records ${sent}`)
+  t.comment(`logins ${logins}, refused logins ${refused}, token fetches ${scope.stats.fetches}, records ${sent}`)
   noTokenIn(t, logs.text())
 })
 

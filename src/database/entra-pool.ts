@@ -2,7 +2,8 @@
 // (DATABASE_AUTH=entra), over TLS verified against the given CA, the host name included (sslmode=verify-full).
 //
 // - The password is an async function: each new connection asks the token source for a token with enough life
-//   left (waiting for the shared refresh rather than logging in on one about to expire).
+//   left (waiting for the shared refresh rather than logging in on one about to expire). A checkout makes sure of
+//   that token before it opens a socket, so a slow identity endpoint holds no half-open login on the server.
 // - PostgreSQL checks the password at login only, and whether Azure ends a session when its login token expires is
 //   not documented: a connection is recycled before that, refreshMargin(lifetime) ahead (src/azure/margins.ts). Idle,
 //   it is dropped from the pool at that point; checked out, when it is released; a checkout never hands out one.
@@ -58,6 +59,18 @@ export function createEntraPool (options: EntraPoolOptions): EntraPool {
   const checkedOut = new WeakSet<pg.PoolClient>()
   let recycled = 0
 
+  /** A token good to log in with (see loginValidityMs); a failure is the database's: DatabaseLoginUnavailable. */
+  const tokenForLogin = async (): Promise<IssuedToken> => {
+    const current = tokens.current()
+    const lifetimeMs = current === undefined ? 0 : current.expiresOnMs - current.obtainedAtMs
+    try {
+      return await tokens.getAccessToken({ minValidityMs: loginValidityMs(lifetimeMs) })
+    } catch (err) {
+      // The token source's message names the credential and why, never a token.
+      throw new DatabaseLoginUnavailable(`database: no Microsoft Entra ID token to log in with (${(err as Error).message})`, { cause: err })
+    }
+  }
+
   const pool = new pg.Pool({
     // Named one by one, never as a connection string: pg lets a URL's parameters override these options.
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
@@ -69,15 +82,7 @@ export function createEntraPool (options: EntraPoolOptions): EntraPool {
     ssl: { rejectUnauthorized: true, ...(options.ca === null ? {} : { ca: options.ca }) },
     // pg calls it with the connection's parameters (pg/lib/client.js _getPassword); @types/pg omits the argument.
     password: (async (params: object) => {
-      const current = tokens.current()
-      const lifetimeMs = current === undefined ? 0 : current.expiresOnMs - current.obtainedAtMs
-      let token: IssuedToken
-      try {
-        token = await tokens.getAccessToken({ minValidityMs: loginValidityMs(lifetimeMs) })
-      } catch (err) {
-        // The token source's message names the credential and why, never a token.
-        throw new DatabaseLoginUnavailable(`database: no Microsoft Entra ID token to log in with (${(err as Error).message})`, { cause: err })
-      }
+      const token = await tokenForLogin() // the one connect() made sure of: from the cache
       loginTokens.set(params, token)
       return token.token
     }) as unknown as () => Promise<string>,
@@ -110,6 +115,9 @@ export function createEntraPool (options: EntraPoolOptions): EntraPool {
   const connect = async (): Promise<PostgresPoolClient> => {
     // A client whose token is about to expire is dropped, not handed out; at most the whole pool once.
     for (let attempt = 0; ; attempt++) {
+      // The token first, then the connection: no socket to the server (a backend waiting in authentication) while
+      // the identity endpoint is slow or down; and a refresh happens before the login, not during it.
+      await tokenForLogin()
       let client: pg.PoolClient
       try {
         client = await pool.connect()

@@ -375,6 +375,8 @@ export const literal = (value: string): string => `'${value.replaceAll("'", "''"
 /**
  * A role's password becomes `token`, valid until `expiresOnMs` (a login after that fails: 28P01), as Azure accepts a
  * token until its expiry. PostgreSQL checks it at login only: sessions outlive it (see the enforcer in the tests).
+ * Seen here (PostgreSQL 15): a connection whose backend started before the change is checked against the password
+ * as it was then, so a client must have its token before it connects (src/database/entra-pool.ts does).
  */
 export async function setRolePassword (client: Client, role: string, token: string, expiresOnMs: number): Promise<void> {
   await client.query(`ALTER ROLE ${ident(role)} WITH LOGIN PASSWORD ${literal(token)} VALID UNTIL ${literal(new Date(expiresOnMs).toISOString())}`)
