@@ -186,6 +186,7 @@ t.test('identity endpoint down: records buffered, history STORAGE_UNAVAILABLE, r
   t.notOk(after.json().degraded, 'no longer degraded')
   t.notOk((await sendJson(app, { query: '{ identifications(first: 5) { edges { node { id } } } }' })).body.errors, 'history answers again')
   t.match(logs.text(), /access token fetch failed/, 'the failed fetches are logged')
+  t.match(logs.text(), /no Microsoft Entra ID token to log in with/, 'the database says why it cannot log in')
   noTokenIn(t, logs.text())
 })
 
@@ -194,7 +195,7 @@ t.test('refused configurations: a clear ConfigError naming the variable', async 
   const refused = (env: Record<string, string>, message: RegExp): void => {
     let error: unknown
     try {
-      testConfig(env)
+      testConfig({ DATA_DIR: join(tmpdir(), 'agrivision-unused'), ...env })
     } catch (err) {
       error = err
     }
@@ -214,6 +215,8 @@ t.test('refused configurations: a clear ConfigError naming the variable', async 
   refused({ DATABASE_AUTH: 'kerberos', DATABASE_URL: url }, /DATABASE_AUTH/)
   const ok = testConfig({ DATABASE_AUTH: 'entra', DATABASE_URL: `${url}?sslmode=verify-full`, DATABASE_CA_FILE: tls.caFile })
   t.match(ok.database, { dialect: 'postgres', url, entra: { scope: 'https://ossrdbms-aad.database.windows.net/.default' } }, 'sslmode=verify-full is what entra does anyway')
+  t.match(testConfig({ DATABASE_URL: `${url.replace(`${ROLE}@`, `${ROLE}:secret@`)}?sslmode=require` }).database,
+    { dialect: 'postgres', url: `${url.replace(`${ROLE}@`, `${ROLE}:secret@`)}?sslmode=require` }, 'DATABASE_AUTH=password: the URL as it is, as before')
 })
 
 t.test('a server certificate from another CA, or a server without TLS: the connection fails, the service stays up, no token logged', async t => {
@@ -223,7 +226,12 @@ t.test('a server certificate from another CA, or a server without TLS: the conne
   const cases: Array<{ name: string, env: Record<string, string>, log: RegExp }> = [
     { name: 'another CA', env: entraEnv(await freshDatabase(), { DATABASE_CA_FILE: otherCa }), log: /self.signed|unable to verify|certificate/i },
     { name: 'Node\'s CAs only', env: { ...entraEnv(await freshDatabase()), DATABASE_CA_FILE: '' }, log: /self.signed|unable to verify|certificate/i },
-    { name: 'no TLS on the server', env: entraEnv('postgres', { DATABASE_URL: plain.url }), log: /does not support SSL/i }
+    { name: 'no TLS on the server', env: entraEnv('postgres', { DATABASE_URL: plain.url }), log: /does not support SSL/i },
+    {
+      name: 'a user that is not the identity\'s role',
+      env: entraEnv('postgres', { DATABASE_URL: tls.tcpUrl('not-the-identity', { host: 'localhost' }) }),
+      log: /PostgreSQL refused the Microsoft Entra ID token \(28P01 password authentication failed\)/
+    }
   ]
   for (const { name, env, log } of cases) {
     const logs = capture()
