@@ -111,6 +111,8 @@ export function createEntraPool (options: EntraPoolOptions): EntraPool {
     client.once('end', () => { clearTimeout(timer) })
   })
 
+  log.info({ user: url.username, host: url.hostname, scope: tokens.scope, ca: options.ca === null ? 'bundled' : 'DATABASE_CA_FILE' },
+    'database: PostgreSQL logs in with the managed identity\'s token, TLS verified')
   let refusedLogged = 0
   const connect = async (): Promise<PostgresPoolClient> => {
     // A client whose token is about to expire is dropped, not handed out; at most the whole pool once.
