@@ -113,9 +113,14 @@ t.test('an outage of one scope through refreshes: no unhandled rejection, the ot
   fake.tokenFaultByResource.delete(audience(REDIS))
   t.equal(databaseFailures, 0, 'the database scope never failed')
   t.ok(redisFailures > 0, `the redis scope failed once its token ran out (${redisFailures} callers told)`)
-  t.ok(redis.stats.failures >= 2 && redis.stats.failures <= 5, `one failed fetch per retry delay (${redis.stats.failures})`)
-  await sleep(3_100)
-  await redis.getAccessToken()
+  // The credential retries a 500 itself within one fetch: at most one failed fetch per retry delay (3 s) over 8 s.
+  t.ok(redis.stats.failures >= 1 && redis.stats.failures <= 4, `failed fetches: ${redis.stats.failures}, not one per caller`)
+  // Recovery: the fetch of the outage may still be in the credential's own retries; the next one gets a token.
+  let recovered = false
+  for (let i = 0; i < 40 && !recovered; i++) {
+    recovered = await redis.getAccessToken().then(() => true, async () => { await sleep(500); return false })
+  }
+  t.ok(recovered, 'the redis scope recovers')
   await sleep(50)
   t.same(unhandled, [], 'no unhandled rejection')
 })
