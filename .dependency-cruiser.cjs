@@ -9,7 +9,9 @@
 //   features    identify, history, thumbnails, webhooks, subscriptions, graphiql, webapp, health
 //   composition app.ts, server.ts, config.ts, cli/: they alone see everything
 // A feature reaches another only through its decorator, typed by the other's public.ts (type-only).
-const KERNEL = '^src/(errors|config-support|logger|security-headers|storable-text)\\.ts$|^src/(http|database|workers|redis|generated)/|^src/metrics/(registry|plugin|config)\\.ts$'
+// The token seam's types and margins (src/azure/token-source.ts, margins.ts) import nothing: the kernel's database and
+// redis slices take an Entra ID token through them.
+const KERNEL = '^src/(errors|config-support|logger|security-headers|storable-text)\\.ts$|^src/(http|database|workers|redis|generated)/|^src/metrics/(registry|plugin|config)\\.ts$|^src/azure/(token-source|margins)\\.ts$'
 const DOMAIN = '^src/(image|callers|limits|azure|vision)/'
 const FEATURES = '^src/(identify|history|thumbnails|webhooks|subscriptions|graphiql|webapp)/|^src/health\\.ts$'
 const TOP = '^src/(app|server|config|server-config|migrations|services)\\.ts$|^src/cli/'

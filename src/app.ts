@@ -15,6 +15,9 @@ import { Metrics } from './metrics/registry.ts'
 import { countIdentifications } from './identification/metrics.ts'
 import { ADAPTIVE_BUDGET_FACTOR } from './identification/adaptive.ts'
 import visionPlugin from './vision/plugin.ts'
+import azureIdentityPlugin from './azure/plugin.ts'
+import { createAzureTokens } from './azure/credential.ts'
+import type { AzureTokens } from './azure/tokens.ts'
 import { IdentificationEvents } from './identification/events.ts'
 import { AccessLog, logIdentifications } from './identification/log.ts'
 import metricsPlugin from './metrics/plugin.ts'
@@ -44,12 +47,17 @@ export interface AppOptions {
   images?: ImagePipeline
   /** A pino logger to share with the services; otherwise one is made from the config. */
   logger?: FastifyBaseLogger
+  /**
+   * The process's credential (one per process, one cached token per scope); default: the vision service's, or one
+   * made here when something else needs a token (DATABASE_AUTH=entra).
+   */
+  azureTokens?: AzureTokens | null
   /** Webhooks' host name resolution (SSRF checks) and clock, for tests; dns.lookup and Date.now by default. */
   webhooks?: { resolve?: Resolver, now?: () => number }
 }
 
 export async function buildApp (
-  { config, vision, images = createImagePipeline(config.images), logger, webhooks }: AppOptions
+  { config, vision, images = createImagePipeline(config.images), logger, webhooks, azureTokens }: AppOptions
 ): Promise<FastifyInstance> {
   const { server } = config
   // One access line per request, with the identification's fields (src/identification/log.ts).
@@ -74,6 +82,10 @@ export async function buildApp (
   }
 
   const metrics = new Metrics()
+  // `app.azureTokens`: one credential, one cached token per scope, for every part that needs one; its metrics.
+  const tokens = azureTokens ?? vision.azureTokens ??
+    (needsAzureTokens(config) ? createAzureTokens(config.azureIdentity, app.log.child({ component: 'token-provider' })) : null)
+  await app.register(azureIdentityPlugin, { tokens, metrics, fallbackStats: () => vision.tokenStats?.() })
   // Vision slots and upload bytes: `app.limits`, with their metrics (src/limits/plugin.ts).
   await app.register(limitsPlugin, { overload: config.limits.overload, uploadIdleTimeoutMs: config.graphql.uploadIdleTimeoutMs, metrics })
   const { admission, uploads } = app.limits
@@ -121,7 +133,13 @@ export async function buildApp (
 
   await app.register(healthPlugin, { vision })
 
-  await app.register(databasePlugin, { config: config.database })
+  const entraLogin = config.database?.dialect === 'postgres' ? config.database.entra : undefined
+  await app.register(databasePlugin, {
+    config: config.database,
+    ...(entraLogin === undefined || app.azureTokens === null
+      ? {}
+      : { entra: { tokens: app.azureTokens.forScope(entraLogin.scope, 'database'), tokenTimeoutMs: config.azureIdentity.tokenTimeoutMs } })
+  })
 
   await app.register(historyPlugin, {
     config: config.history,
@@ -179,4 +197,9 @@ function trustProxyOption (value: Config['server']['trustProxy']): boolean | str
 // Accept a caller's request id for correlation, but only a sane one (it goes into every log line).
 function validRequestId (value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' && /^[\w.:-]{1,128}$/.test(value) ? value : undefined
+}
+
+/** Whether a part other than the vision backend takes a token from the managed identity (the Redis half adds REDIS_AUTH). */
+function needsAzureTokens (config: Config): boolean {
+  return config.database?.dialect === 'postgres' && config.database.entra !== undefined
 }

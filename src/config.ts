@@ -11,7 +11,7 @@ import { LimitsEnv, readLimitsConfig, type LimitsConfig } from './limits/config.
 import { RedisEnv, readRedisConfig, type RedisConfig } from './redis/config.ts'
 import { ImageEnv, readImageConfig, type ImageConfig } from './image/config.ts'
 import { VisionEnv, readVisionConfig, type VisionConfig } from './vision/config.ts'
-import { AZURE_ENV_ALIASES, AzureEnv, type AzureConfig } from './azure/config.ts'
+import { AZURE_ENV_ALIASES, AzureEnv, readAzureIdentityConfig, type AzureConfig, type AzureIdentityConfig } from './azure/config.ts'
 import { CallersEnv, readCallersConfig, type CallersConfig } from './callers/config.ts'
 import { MetricsEnv, readMetricsConfig, type MetricsConfig } from './metrics/config.ts'
 import { DatabaseEnv, readDatabaseConfig, type DatabaseTarget } from './database/config.ts'
@@ -56,6 +56,8 @@ export interface Config {
   vision: VisionConfig
   /** null unless the vision backend is Azure OpenAI. */
   azure: AzureConfig | null
+  /** The managed identity, for whoever needs a token (the vision backend, DATABASE_AUTH=entra). */
+  azureIdentity: AzureIdentityConfig
   callers: CallersConfig
   metrics: MetricsConfig
   /** null with HISTORY=off: nothing is kept. */
@@ -96,6 +98,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     redis: readRedisConfig(raw),
     images: readImageConfig(raw),
     ...readVisionConfig(raw),
+    azureIdentity: readAzureIdentityConfig(raw),
     callers: readCallersConfig(raw, server.production),
     metrics: readMetricsConfig(raw),
     database: readDatabaseConfig(raw, history.enabled),

@@ -71,6 +71,7 @@ t.test('the defaults, in development', async t => {
       backend: 'simulated', language: 'ru', timeoutMs: 60_000, attemptTimeoutMs: null, maxTokens: 800, breakerFailures: 3, breakerCoolDownMs: 10_000
     },
     azure: null,
+    azureIdentity: { tokenTimeoutMs: 10_000 },
     callers: { modes: [], entra: null, apiKeys: [] },
     metrics: { token: null },
     database: { dialect: 'sqlite', file: join(process.cwd(), 'data', 'history.db') },

@@ -38,6 +38,16 @@ export interface AzureConfig {
   tokenTimeoutMs: number
 }
 
+/** The managed identity's settings, whoever takes a token from it (Azure OpenAI, PostgreSQL, Redis). */
+export interface AzureIdentityConfig {
+  /** One token fetch's timeout (AZURE_TOKEN_TIMEOUT_MS). */
+  tokenTimeoutMs: number
+}
+
+export function readAzureIdentityConfig (raw: AzureEnv): AzureIdentityConfig {
+  return { tokenTimeoutMs: raw.AZURE_TOKEN_TIMEOUT_MS }
+}
+
 /**
  * The deployments when the azure backend is used (`used`), else null. Endpoints must be https
  * either way: they receive the managed identity's token.

@@ -21,6 +21,7 @@ import type { AccessToken, TokenCredential } from '@azure/identity'
 import type { FastifyBaseLogger } from 'fastify'
 import { TokenUnavailableError } from '../errors.ts'
 import { tokenFetchSignal } from './identity-http.ts'
+import type { IssuedToken, TokenRequest, TokenSource } from './token-source.ts'
 
 export interface TokenProviderOptions {
   credential: TokenCredential
@@ -52,9 +53,7 @@ export interface TokenStats {
   abandoned: number
 }
 
-interface CachedToken {
-  token: string
-  expiresOnMs: number
+interface CachedToken extends IssuedToken {
   refreshAtMs: number
   /** The least time left at which this token is still handed out. */
   minValidityMs: number
@@ -63,7 +62,7 @@ interface CachedToken {
 /** A fetched token with no more than this left counts as expired. */
 const EXPIRED_WITHIN_MS = 1_000
 
-export class CachedTokenProvider {
+export class CachedTokenProvider implements TokenSource {
   readonly stats: TokenStats = { fetches: 0, failures: 0, timeouts: 0, abandoned: 0 }
   /** Why the last fetch failed (no secrets), until one succeeds. */
   lastError: string | undefined
@@ -71,11 +70,14 @@ export class CachedTokenProvider {
   readonly #opts: Required<Omit<TokenProviderOptions, 'log' | 'abandonAfterMs'>> & { log: FastifyBaseLogger, abandonAfterMs: number }
   #current: CachedToken | undefined
   /** What callers wait on: settles with the token, or with the failure or timeout. */
-  #inflight: Promise<string> | undefined
+  #inflight: Promise<CachedToken> | undefined
   /** The credential's own call, until it has really ended (it may outlive a timeout by a little). */
   #outstanding: Promise<unknown> | undefined
   #nextRetryAtMs = 0
   #shortLivedLogged = false
+  /** When the last fetch succeeded: a caller asking for more life than the token has does not refetch in a loop. */
+  #lastSuccessAtMs = Number.NEGATIVE_INFINITY
+  readonly #listeners = new Set<(token: IssuedToken) => void>()
 
   constructor (options: TokenProviderOptions) {
     this.#opts = {
@@ -88,15 +90,55 @@ export class CachedTokenProvider {
     }
   }
 
-  /** The function handed to the openai client: called on every attempt, usually answered from the cache. */
-  readonly getToken = async (): Promise<string> => {
+  get scope (): string {
+    return this.#opts.scope
+  }
+
+  /**
+   * The function handed to the openai client (called with no argument on every attempt, usually answered from
+   * the cache); `minValidityMs` asks for a token with at least that much left (see getAccessToken).
+   */
+  readonly getToken = async (request?: TokenRequest): Promise<string> => (await this.getAccessToken(request)).token
+
+  /**
+   * A token with more than `minValidityMs` left (at least the provider's own minimum). With less, the caller
+   * waits for the shared fetch (one per scope at a time); a fresh token that still has less (short-lived tokens,
+   * or the credential's cache handing back the same one) is returned all the same, and no second fetch is made
+   * within the retry delay. If that fetch fails, a token still within the provider's own rule is returned.
+   */
+  async getAccessToken (request: TokenRequest = {}): Promise<IssuedToken> {
     const now = this.#opts.now()
     const current = this.#current
     if (current !== undefined && this.#fresh(current, now)) {
-      if (now >= current.refreshAtMs) this.#refreshInBackground()
-      return current.token
+      const wanted = request.minValidityMs ?? 0
+      const enough = current.expiresOnMs - now > wanted || now - this.#lastSuccessAtMs < this.#opts.retryDelayMs
+      if (enough) {
+        if (now >= current.refreshAtMs) this.#refreshInBackground()
+        return issued(current)
+      }
+      try {
+        return issued(await this.#fetchShared())
+      } catch (err) {
+        if (this.#current !== undefined && this.#fresh(this.#current, this.#opts.now())) return issued(this.#current)
+        throw err
+      }
     }
-    return await this.#fetchShared()
+    return issued(await this.#fetchShared())
+  }
+
+  onToken (listener: (token: IssuedToken) => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  current (): IssuedToken | undefined {
+    const current = this.#current
+    return current !== undefined && current.expiresOnMs > this.#opts.now() ? issued(current) : undefined
+  }
+
+  /** Why no token can be had right now (the last fetch's failure), or undefined while a usable one is cached or none was asked for yet. */
+  failure (): string | undefined {
+    return this.hasValidToken() ? undefined : this.lastError
   }
 
   /** True while a token with enough life left is cached. */
@@ -134,7 +176,7 @@ export class CachedTokenProvider {
   }
 
   /** Joins the fetch in flight, or starts one; fails at once while the last failure's retry delay runs. */
-  #fetchShared (): Promise<string> {
+  #fetchShared (): Promise<CachedToken> {
     if (this.#inflight !== undefined) return this.#inflight
     if (this.#outstanding !== undefined || this.#opts.now() < this.#nextRetryAtMs) {
       // The one fetch of this outage has failed (or timed out and is still ending): no second one yet.
@@ -148,7 +190,7 @@ export class CachedTokenProvider {
     return attempt
   }
 
-  async #fetchOnce (): Promise<string> {
+  async #fetchOnce (): Promise<CachedToken> {
     const { credential, credentialName, scope, timeoutMs, log, now } = this.#opts
     this.stats.fetches++
     const started = now()
@@ -186,15 +228,18 @@ export class CachedTokenProvider {
     const lifetimeMs = result.expiresOnTimestamp - at
     const minValidityMs = Math.min(this.#opts.minValidityMs, lifetimeMs / 4)
     const previous = this.#current
-    this.#current = {
+    const fetched: CachedToken = {
       token: result.token,
       expiresOnMs: result.expiresOnTimestamp,
+      obtainedAtMs: at,
       refreshAtMs: this.#refreshAt(result, previous, lifetimeMs, minValidityMs),
       minValidityMs
     }
+    this.#current = fetched
     this.lastError = undefined
     this.#nextRetryAtMs = 0
-    log.info({ credential: credentialName, expiresOn: new Date(result.expiresOnTimestamp).toISOString(), fetchMs: at - started, fetches: this.stats.fetches }, 'access token acquired')
+    this.#lastSuccessAtMs = at
+    log.info({ credential: credentialName, scope, expiresOn: new Date(result.expiresOnTimestamp).toISOString(), fetchMs: at - started, fetches: this.stats.fetches }, 'access token acquired')
     const shortLived = lifetimeMs < Math.max(this.#opts.refreshAheadMs, this.#opts.minValidityMs)
     if (shortLived && !this.#shortLivedLogged) {
       const { minValidityMs, refreshAheadMs } = this.#opts
@@ -202,7 +247,20 @@ export class CachedTokenProvider {
         'the identity endpoint issues short-lived access tokens: each is used until shortly before it expires and refreshed early, so token requests are frequent (logged once)')
     }
     this.#shortLivedLogged = shortLived
-    return result.token
+    if (previous?.token !== fetched.token) this.#tell(fetched)
+    return fetched
+  }
+
+  /** A listener's failure is logged, never thrown into the fetch that found the token. */
+  #tell (token: CachedToken): void {
+    const copy = issued(token)
+    for (const listener of this.#listeners) {
+      try {
+        listener(copy)
+      } catch (err) {
+        this.#opts.log.error({ scope: this.#opts.scope, err: errorSummary(err) }, 'a token listener failed')
+      }
+    }
   }
 
   #refreshAt (token: AccessToken, previous: CachedToken | undefined, lifetimeMs: number, minValidityMs: number): number {
@@ -232,9 +290,14 @@ export class CachedTokenProvider {
     this.stats.failures++
     this.lastError = reason
     this.#nextRetryAtMs = this.#opts.now() + this.#opts.retryDelayMs
-    this.#opts.log.warn({ failures: this.stats.failures, reason }, 'access token fetch failed')
+    this.#opts.log.warn({ scope: this.#opts.scope, failures: this.stats.failures, reason }, 'access token fetch failed')
     return new TokenUnavailableError(`No Microsoft Entra ID token could be obtained: ${reason}.`, { cause })
   }
+}
+
+/** What callers see of a cached token: a copy, without the provider's bookkeeping. */
+function issued (token: CachedToken): IssuedToken {
+  return { token: token.token, expiresOnMs: token.expiresOnMs, obtainedAtMs: token.obtainedAtMs }
 }
 
 /** The error's class and first line, cut short: enough to tell which credential failed, no payloads. */

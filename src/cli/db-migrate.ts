@@ -2,17 +2,24 @@
 // date and exits, for deployments that migrate before rolling out. The service also migrates at
 // start-up, under the same lock (PostgreSQL advisory lock), so running both is safe.
 import { loadConfig, ConfigError } from '../config.ts'
+import { pino } from 'pino'
+import { createAzureTokens } from '../azure/credential.ts'
 import { openDatabase } from '../database/open.ts'
 import { migrateToLatest } from '../migrations.ts'
 
 try {
-  const { database } = loadConfig()
+  const { database, azureIdentity } = loadConfig()
   if (database === null) {
     process.stdout.write('HISTORY=off: nothing is kept, so there is no database to migrate\n')
     process.exit(0)
   }
   const where = database.dialect === 'sqlite' ? database.file : 'DATABASE_URL (PostgreSQL)'
-  const { db, close } = openDatabase(database)
+  // DATABASE_AUTH=entra: the managed identity's token, as the service logs in (warnings and errors to stderr).
+  const log = pino({ level: 'warn' }, pino.destination(2))
+  const entra = database.dialect === 'postgres' && database.entra !== undefined
+    ? { tokens: createAzureTokens(azureIdentity, log).forScope(database.entra.scope, 'database'), tokenTimeoutMs: azureIdentity.tokenTimeoutMs, log }
+    : undefined
+  const { db, close } = openDatabase(database, entra)
   try {
     const applied = await migrateToLatest(db)
     process.stdout.write(applied.length === 0

@@ -5,7 +5,10 @@ import path from 'node:path'
 import type { DatabaseSync } from 'node:sqlite'
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely'
 import pg from 'pg'
+import type { FastifyBaseLogger } from 'fastify'
+import type { TokenSource } from '../azure/token-source.ts'
 import type { DatabaseTarget } from './config.ts'
+import { createEntraPool } from './entra-pool.ts'
 import { openSqlite } from './sqlite.ts'
 import { StorableTextPlugin } from '../storable-text.ts'
 
@@ -17,12 +20,34 @@ export interface OpenedDatabase<DB = any> {
   close (): Promise<void>
 }
 
-export function openDatabase<DB = any> (target: DatabaseTarget): OpenedDatabase<DB> {
+/** What a PostgreSQL target with DATABASE_AUTH=entra needs: the token source of its scope. */
+export interface EntraLoginSource {
+  tokens: TokenSource
+  /** AZURE_TOKEN_TIMEOUT_MS: a new connection waits that long for a token (and a little more). */
+  tokenTimeoutMs: number
+  log: FastifyBaseLogger
+}
+
+export function openDatabase<DB = any> (target: DatabaseTarget, entra?: EntraLoginSource): OpenedDatabase<DB> {
   if (target.dialect === 'sqlite') {
     mkdirSync(path.dirname(target.file), { recursive: true })
     const { database, raw } = openSqlite(target.file)
     const db = new Kysely<DB>({ dialect: new SqliteDialect({ database }), plugins: [new StorableTextPlugin()] })
     return { db, dialect: 'sqlite', sqlite: { raw, file: target.file }, close: async () => { await db.destroy() } }
+  }
+  if (target.entra !== undefined) {
+    if (entra === undefined) throw new Error('database: DATABASE_AUTH=entra needs the managed identity\'s tokens')
+    const pool = createEntraPool({
+      url: target.url,
+      poolSize: target.poolSize,
+      ca: target.entra.ca,
+      tokens: entra.tokens,
+      tokenTimeoutMs: entra.tokenTimeoutMs,
+      log: entra.log,
+      types: { getTypeParser: numericTypeParser as pg.CustomTypesConfig['getTypeParser'] }
+    })
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), plugins: [new StorableTextPlugin()] })
+    return { db, dialect: 'postgres', sqlite: null, close: async () => { await db.destroy() } }
   }
   const pool = new pg.Pool({
     connectionString: target.url,

@@ -9,7 +9,7 @@ import type { Kysely, Migration } from 'kysely'
 import { AppError, StorageUnavailableError } from '../errors.ts'
 import type { DatabaseTarget } from './config.ts'
 import { MigrationRegistry, migrateToLatest } from './migrations.ts'
-import { openDatabase } from './open.ts'
+import { openDatabase, type EntraLoginSource } from './open.ts'
 
 export interface Database {
   dialect: 'sqlite' | 'postgres'
@@ -39,12 +39,14 @@ declare module 'fastify' {
 
 export interface DatabasePluginOptions {
   config: DatabaseTarget | null
+  /** DATABASE_AUTH=entra: the token source of DATABASE_ENTRA_SCOPE (app.azureTokens) and its fetch timeout. */
+  entra?: Omit<EntraLoginSource, 'log'>
 }
 
 const MIGRATION_RETRY_MS = 5_000
 const UNAVAILABLE = 'The history database is unavailable; identifications still work. Try again later.'
 
-async function databasePlugin (app: FastifyInstance, { config }: DatabasePluginOptions): Promise<void> {
+async function databasePlugin (app: FastifyInstance, { config, entra }: DatabasePluginOptions): Promise<void> {
   if (config === null) {
     app.decorate('database', null)
     return
@@ -52,7 +54,7 @@ async function databasePlugin (app: FastifyInstance, { config }: DatabasePluginO
   const log = app.log.child({ component: 'database' })
   let opened: ReturnType<typeof openDatabase<{}>>
   try {
-    opened = openDatabase<{}>(config)
+    opened = openDatabase<{}>(config, entra === undefined ? undefined : { ...entra, log })
   } catch (err) {
     // SQLite only (a pool opens lazily): a folder that cannot be written is a configuration error.
     throw new Error(`history: cannot open ${config.dialect === 'sqlite' ? config.file : 'the database'} ` +

@@ -3,6 +3,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AzureConfig } from '../azure/config.ts'
 import type { CachedTokenProvider } from '../azure/token-provider.ts'
+import type { AzureTokens } from '../azure/tokens.ts'
 import { createFailover } from './failover/failover.ts'
 import { createAzureProviders } from './providers/azure-openai.ts'
 import type { VisionService } from './types.ts'
@@ -10,6 +11,8 @@ import type { VisionService } from './types.ts'
 export interface AzureVisionOptions {
   azure: AzureConfig
   tokens: CachedTokenProvider
+  /** The credential `tokens` comes from, shared with the app (app.azureTokens). */
+  azureTokens?: AzureTokens
   /** Whole call, retries and failover included (VISION_TIMEOUT_MS). */
   timeoutMs: number
   /** One backend's attempt (VISION_ATTEMPT_TIMEOUT_MS); default: timeoutMs with one backend, half of it with several. */
@@ -42,5 +45,5 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
     now: options.now,
     random: options.random
   })
-  return { ...failover, tokenStats: () => ({ ...tokens.stats }) }
+  return { ...failover, tokenStats: () => ({ ...tokens.stats }), ...(options.azureTokens ? { azureTokens: options.azureTokens } : {}) }
 }

@@ -9,9 +9,7 @@ const STATES = ['CLOSED', 'HELD', 'OPEN', 'HALF_OPEN'] as const
 
 /** Every vision metric, the providers' own included; returns the function that stops measuring (the service may outlive the app). */
 export function measureVision (vision: VisionService, metrics: Metrics): () => void {
-  // Always there, 0 without a credential (the simulated backend): dashboards keep their series.
-  metrics.counterFrom('agrivision_token_fetches_total', 'Entra ID token fetches.', () => vision.tokenStats?.().fetches ?? 0)
-  metrics.counterFrom('agrivision_token_fetch_failures_total', 'Failed Entra ID token fetches (timeouts included).', () => vision.tokenStats?.().failures ?? 0)
+  // The token counters (agrivision_token_fetches_total...) are the managed identity's: src/azure/plugin.ts.
   const stopProviders = vision.measure?.(metrics) ?? (() => {})
   const stopBackends = measureBackends(vision, metrics)
   return () => {

@@ -1,5 +1,6 @@
 // The one interface the rest of the service sees of vision. The resolver validates and delegates here;
 // behind it, providers (provider.ts) and the failover between them (failover/failover.ts).
+import type { AzureTokens } from '../azure/tokens.ts'
 import type { ImageMimeType } from '../image/mime-types.ts'
 import type { ImageDetail } from '../image/tokens.ts'
 import type { DetectedVehicle, ImageQuality } from './answer-schema.ts'
@@ -80,8 +81,10 @@ export interface VisionService {
   backends? (): BackendSnapshot[]
   /** Subscribes to every call to a provider (metrics); returns the function that unsubscribes. */
   onAttempt? (listener: AttemptListener): () => void
-  /** Token fetch counters, for agrivision_token_fetches_total (a service with a credential: Azure's). */
+  /** Token fetch counters of its scope (a service with a credential: Azure's). */
   tokenStats? (): { fetches: number, failures: number, timeouts: number }
+  /** The credential and its per-scope tokens this service takes its token from; the app shares it (app.azureTokens). */
+  readonly azureTokens?: AzureTokens
   /** Called once when the server listens (e.g. to fetch the first token). Must not throw. */
   warmUp? (): Promise<void>
   /** Registers the providers' own metrics; returns the function that stops measuring. */

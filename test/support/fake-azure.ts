@@ -6,6 +6,9 @@
 //    POST /openai/deployments/{deployment}/chat/completions?api-version=… (dated versions),
 //    checking the Bearer token and the structured-output `response_format` (json_schema, strict, our
 //    schema's name), recording each request, answering with structured JSON content, and injecting faults.
+// Tokens are opaque strings by default; `tokenShape: 'jwt'` mints them shaped like Entra's (HS256 JWTs with oid,
+// tid, aud, iat, nbf, exp), per identity (`identities`, picked by the `client_id` query parameter), and `onMint`
+// runs (awaited) before each token is handed out: the tests' PostgreSQL and Redis set it as a password there.
 // For ADAPTIVE detail: `detailAwareAnswers` answers by the sent image's colour and detail, and
 // `usageByDetail` charges image tokens as the tile rule does.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -13,6 +16,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { once } from 'node:events'
 import { imageSize } from 'image-size'
 import sharp from 'sharp'
+import { SignJWT } from 'jose'
 import { ANSWER_SCHEMA_NAME, type VisionAnswer } from '../../src/vision/answer-schema.ts'
 import { estimateImageTokens } from '../../src/image/tokens.ts'
 
@@ -52,6 +56,26 @@ export type ChatFault =
 
 export type TokenFault = 'ok' | 'hang' | 'error'
 
+/** A managed identity the fake's endpoint issues tokens for: its object id (the token's `oid`) and its name. */
+export interface FakeIdentity {
+  oid: string
+  name: string
+}
+
+/** What `onMint` is told before a token is handed out. */
+export interface MintedToken {
+  token: string
+  /** The token's audience: the scope without `/.default`. */
+  resource: string
+  identity: FakeIdentity
+  /** The `client_id` asked for, or 'system'. */
+  clientId: string
+  expiresOnMs: number
+}
+
+/** The tenant in every JWT the fake mints. */
+export const FAKE_TENANT_ID = '72f988bf-0000-4000-8000-00000000fa6e'
+
 export interface ChatRequestRecord {
   url: string
   path: string
@@ -72,13 +96,33 @@ export interface FakeAzureOptions {
    * deployments in several regions, one managed identity (one token for all, as in Azure).
    */
   trustTokensFrom?: FakeAzure
+  /** 'opaque' (default: fake-access-token-<n>-exp<s>) or 'jwt' (shaped like Entra's, see the header). */
+  tokenShape?: 'opaque' | 'jwt'
+  /** Identities by client_id ('system' for the system-assigned one, used when no client_id is asked). */
+  identities?: Record<string, FakeIdentity>
+  /** Awaited before each token reply (a rotation of a server's password); a failure answers 500. */
+  onMint?: (minted: MintedToken) => Promise<void> | void
 }
+
+const DEFAULT_IDENTITY: FakeIdentity = { oid: '00000000-0000-4000-8000-0000000000a1', name: 'agrivision-identity' }
+/** The fake's signing key: these JWTs are checked by nobody but the tests. */
+const JWT_KEY = new TextEncoder().encode('fake-azure-signing-key-for-tests-only')
 
 export class FakeAzure {
   readonly identityHeader: string
   tokenLifetimeSec: number
   tokenFault: TokenFault = 'ok'
   tokenLatencyMs = 0
+  tokenShape: 'opaque' | 'jwt'
+  /** A fault for one resource only (the audience, e.g. https://redis.azure.com), before `tokenFault`. */
+  readonly tokenFaultByResource = new Map<string, TokenFault>()
+  /** Most connections that carried a token request for each resource open at once. */
+  readonly maxOpenTokenSocketsByResource = new Map<string, number>()
+  #tokenSocketsByResource = new Map<string, Set<Socket>>()
+  readonly identities: Map<string, FakeIdentity>
+  onMint: ((minted: MintedToken) => Promise<void> | void) | undefined
+  /** Tokens minted, in order, with who they are for. */
+  readonly minted: MintedToken[] = []
   /** Decides each chat call's fate (it may look at the request, e.g. decode its image); default: answer at once. */
   chatFault: (request: ChatRequestRecord, index: number) => ChatFault | Promise<ChatFault> = () => ({ kind: 'ok' })
   /**
@@ -114,6 +158,9 @@ export class FakeAzure {
     this.identityHeader = options.identityHeader ?? 'fake-identity-header-secret'
     this.tokenLifetimeSec = options.tokenLifetimeSec ?? 86_400
     this.#issuer = options.trustTokensFrom
+    this.tokenShape = options.tokenShape ?? 'opaque'
+    this.identities = new Map(Object.entries(options.identities ?? { system: DEFAULT_IDENTITY }))
+    this.onMint = options.onMint
     this.#server = createServer((req, res) => { this.#handle(req, res).catch(err => { res.statusCode = 500; res.end(String(err)) }) })
     this.#server.on('connection', socket => {
       this.#sockets.add(socket)
@@ -173,6 +220,11 @@ export class FakeAzure {
     await this.stopListening()
   }
 
+  /** Connections that carried a token request for this resource (audience) and are still open. */
+  openTokenSocketsFor (resource: string): number {
+    return this.#tokenSocketsByResource.get(resource)?.size ?? 0
+  }
+
   /** Connections that carried a token request and are still open, as this server sees them. */
   get openTokenSockets (): number {
     return this.#tokenSockets.size
@@ -204,18 +256,49 @@ export class FakeAzure {
       socket.once('close', () => this.#tokenSockets.delete(socket))
       this.maxOpenTokenSockets = Math.max(this.maxOpenTokenSockets, this.#tokenSockets.size)
     }
+    const audience = (resource ?? '').replace(/\/\.default$/, '')
+    const forResource = this.#tokenSocketsByResource.get(audience) ?? new Set<Socket>()
+    this.#tokenSocketsByResource.set(audience, forResource)
+    if (!forResource.has(socket) && !socket.destroyed) {
+      forResource.add(socket)
+      socket.once('close', () => forResource.delete(socket))
+      this.maxOpenTokenSocketsByResource.set(audience, Math.max(this.maxOpenTokenSocketsByResource.get(audience) ?? 0, forResource.size))
+    }
     this.outstandingTokenRequests++
     this.maxOutstandingTokenRequests = Math.max(this.maxOutstandingTokenRequests, this.outstandingTokenRequests)
     res.once('close', () => { this.outstandingTokenRequests-- })
     if (this.tokenLatencyMs > 0) await sleep(this.tokenLatencyMs)
-    if (this.tokenFault === 'hang') { this.#hung.add(res); return }
-    if (this.tokenFault === 'error') return json(res, 500, { error: 'unavailable', error_description: 'identity endpoint is down' })
+    const fault = this.tokenFaultByResource.get(audience) ?? this.tokenFault
+    if (fault === 'hang') { this.#hung.add(res); return }
+    if (fault === 'error') return json(res, 500, { error: 'unavailable', error_description: 'identity endpoint is down' })
     if (!headerOk) return json(res, 401, { error: 'invalid_request', error_description: 'missing or wrong x-identity-header' })
     if (url.searchParams.get('api-version') !== '2019-08-01' || !resource) {
       return json(res, 400, { error: 'invalid_request', error_description: 'api-version=2019-08-01 and resource are required' })
     }
-    const expiresOnSec = Math.floor(Date.now() / 1000) + this.tokenLifetimeSec
-    const token = `fake-access-token-${++this.#tokenSerial}-exp${expiresOnSec}`
+    const clientId = url.searchParams.get('client_id') ?? 'system'
+    const identity = this.identities.get(clientId)
+    if (identity === undefined) return json(res, 400, { error: 'invalid_request', error_description: `no identity with client_id ${clientId}` })
+    const nowSec = Math.floor(Date.now() / 1000)
+    const expiresOnSec = nowSec + this.tokenLifetimeSec
+    const serial = ++this.#tokenSerial
+    const token = this.tokenShape === 'jwt'
+      ? await new SignJWT({ oid: identity.oid, tid: FAKE_TENANT_ID, name: identity.name, xms_mirid: identity.name, uti: `fake-${serial}` })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setAudience(audience)
+        .setIssuer(`https://sts.windows.net/${FAKE_TENANT_ID}/`)
+        .setSubject(identity.oid)
+        .setIssuedAt(nowSec)
+        .setNotBefore(nowSec)
+        .setExpirationTime(expiresOnSec)
+        .sign(JWT_KEY)
+      : `fake-access-token-${serial}-exp${expiresOnSec}`
+    const minted: MintedToken = { token, resource: audience, identity, clientId, expiresOnMs: expiresOnSec * 1000 }
+    try {
+      await this.onMint?.(minted)
+    } catch (err) {
+      return json(res, 500, { error: 'unavailable', error_description: `minting failed: ${(err as Error).message}` })
+    }
+    this.minted.push(minted)
     this.issued.set(token, expiresOnSec * 1000)
     json(res, 200, { access_token: token, expires_on: String(expiresOnSec), token_type: 'Bearer', resource })
   }
