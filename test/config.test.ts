@@ -55,7 +55,7 @@ t.test('the defaults, in development', async t => {
         maxRssBytes: 0
       }
     },
-    redis: { url: null },
+    redis: { url: null, ca: null },
     images: {
       detail: 'auto',
       adaptiveMinConfidence: 'MEDIUM',
@@ -160,7 +160,7 @@ t.test('values are read and converted', async t => {
     images: { maxAspectRatio: 2.5, detail: 'low' },
     vision: { language: 'pt-BR', timeoutMs: 100, maxTokens: 16_384 },
     limits: { rates: { ratePerMinute: 0 }, overload: { maxHeapUsedBytes: 512 * MiB } },
-    redis: { url: 'rediss://cache.example:6380' },
+    redis: { url: 'rediss://cache.example:6380', ca: null },
     metrics: { token: '0123456789abcdef' }
   })
 })
