@@ -31,13 +31,26 @@ export function createRedisEmitter (connections: RedisConnections, log: FastifyB
 
 /** Quits both connections; bounded, as Redis may be gone. */
 export async function closeRedisEmitter (emitter: RedisEmitter, timeoutMs = 2000): Promise<void> {
+  const { subConn, pubConn } = emitter as unknown as { subConn: Redis, pubConn: Redis }
+  // mqemitter-redis quits both and ignores the outcome: a connection that is not up (Redis away, or not yet
+  // authenticated) refuses QUIT, an unhandled rejection. Handle it: that connection is simply closed.
+  for (const connection of [subConn, pubConn]) {
+    const quit = connection.quit.bind(connection)
+    connection.quit = (async () => {
+      try {
+        return await quit()
+      } catch {
+        connection.disconnect()
+        return 'OK'
+      }
+    }) as Redis['quit']
+  }
   let timer: NodeJS.Timeout | undefined
   await Promise.race([
     new Promise<void>(resolve => { emitter.close(() => resolve()) }),
     new Promise<void>(resolve => { timer = setTimeout(resolve, timeoutMs) })
   ])
   clearTimeout(timer)
-  const { subConn, pubConn } = emitter as unknown as { subConn: Redis, pubConn: Redis }
   subConn.disconnect()
   pubConn.disconnect()
 }
