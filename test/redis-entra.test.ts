@@ -45,7 +45,8 @@ function entraEnv (redis: EntraRedis, extra: Record<string, string> = {}): Recor
 
 async function identify (app: FastifyInstance, photo: Buffer): Promise<{ status: number, id?: string, remaining?: number }> {
   const body = await identifyBody(photo)
-  const res = await app.inject({ method: 'POST', url: '/graphql', headers: { ...body.headers, 'x-api-key': farmer.key }, payload: body.payload })
+  const headers = { ...body.headers, 'x-api-key': farmer.key }
+  const res = await app.inject({ method: 'POST', url: '/graphql', headers, payload: body.payload })
   const remaining = res.headers['x-ratelimit-remaining']
   return { status: res.statusCode, id: res.json().data?.identifyVehicle?.id, remaining: remaining === undefined ? undefined : Number(remaining) }
 }
@@ -137,7 +138,8 @@ t.test('the proxy closes a connection that does not re-authenticate in time, as 
   const before = redis.closedForExpiry
   const oid = '00000000-0000-4000-8000-00000000bbbb'
   const expiresOnMs = Date.now() + 3000
-  const token = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify({ oid, exp: Math.floor(expiresOnMs / 1000) })).toString('base64url')}.x`
+  const claims = Buffer.from(JSON.stringify({ oid, exp: Math.floor(expiresOnMs / 1000) })).toString('base64url')
+  const token = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${claims}.x`
   await redis.addToken(oid, token, Math.floor(expiresOnMs / 1000) * 1000)
   const { Redis } = await import('ioredis')
   const client = new Redis(redis.url, { tls: { ca: redis.ca.ca }, username: oid, password: token, retryStrategy: () => null, maxRetriesPerRequest: 0 })
