@@ -48,7 +48,8 @@ async function identify (app: FastifyInstance, photo: Buffer): Promise<{ status:
   const headers = { ...body.headers, 'x-api-key': farmer.key }
   const res = await app.inject({ method: 'POST', url: '/graphql', headers, payload: body.payload })
   const remaining = res.headers['x-ratelimit-remaining']
-  return { status: res.statusCode, id: res.json().data?.identifyVehicle?.id, remaining: remaining === undefined ? undefined : Number(remaining) }
+  const id = res.json().data?.identifyVehicle?.id
+  return { status: res.statusCode, id, remaining: remaining === undefined ? undefined : Number(remaining) }
 }
 
 async function waitUntil (check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -142,7 +143,9 @@ t.test('the proxy closes a connection that does not re-authenticate in time, as 
   const token = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${claims}.x`
   await redis.addToken(oid, token, Math.floor(expiresOnMs / 1000) * 1000)
   const { Redis } = await import('ioredis')
-  const client = new Redis(redis.url, { tls: { ca: redis.ca.ca }, username: oid, password: token, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+  const client = new Redis(redis.url, {
+    tls: { ca: redis.ca.ca }, username: oid, password: token, retryStrategy: () => null, maxRetriesPerRequest: 0
+  })
   client.on('error', () => {})
   t.teardown(() => { client.disconnect() })
   t.equal(await client.ping(), 'PONG', 'authenticated over TLS with the token')
