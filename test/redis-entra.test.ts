@@ -55,7 +55,8 @@ async function identify (app: FastifyInstance, photo: Buffer): Promise<Outcome> 
   const remaining = res.headers['x-ratelimit-remaining']
   const json = res.json()
   const id = json.data?.identifyVehicle?.id
-  return { status: res.statusCode, id, remaining: remaining === undefined ? undefined : Number(remaining), code: json.errors?.[0]?.extensions?.code }
+  const code = json.errors?.[0]?.extensions?.code
+  return { status: res.statusCode, id, remaining: remaining === undefined ? undefined : Number(remaining), code }
 }
 
 async function waitUntil (check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
