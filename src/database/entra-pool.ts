@@ -2,7 +2,8 @@
 // (DATABASE_AUTH=entra), over TLS verified against the given CA, the host name included (sslmode=verify-full).
 //
 // - The password is an async function: each new connection asks the token source for a token with enough life
-//   left (waiting for the shared refresh rather than logging in on one about to expire).
+//   left (waiting for the shared refresh rather than logging in on one about to expire). A checkout makes sure of
+//   that token before it opens a socket, so a slow identity endpoint holds no half-open login on the server.
 // - PostgreSQL checks the password at login only, and whether Azure ends a session when its login token expires is
 //   not documented: a connection is recycled before that, refreshMargin(lifetime) ahead (src/azure/margins.ts). Idle,
 //   it is dropped from the pool at that point; checked out, when it is released; a checkout never hands out one.
@@ -36,10 +37,11 @@ export class DatabaseLoginUnavailable extends Error {
 
 /**
  * How much life a token must have left to log in with: the recycle margin plus a while to use the connection
- * (min(60 s, lifetime / 8)). For 60-minute tokens: 4 minutes, which is when the token provider refreshes anyway.
+ * (min(60 s, lifetime / 8)), and no less than the token provider's refresh point (min(4 min, lifetime / 2)): a login
+ * never uses a token whose replacement is being fetched, it waits for that one. 60-minute tokens: 4 minutes.
  */
 export function loginValidityMs (lifetimeMs: number): number {
-  return refreshMargin(lifetimeMs) + Math.min(60_000, lifetimeMs / 8)
+  return Math.max(refreshMargin(lifetimeMs) + Math.min(60_000, lifetimeMs / 8), Math.min(240_000, lifetimeMs / 2))
 }
 
 export interface EntraPool extends PostgresPool {
@@ -57,6 +59,18 @@ export function createEntraPool (options: EntraPoolOptions): EntraPool {
   const checkedOut = new WeakSet<pg.PoolClient>()
   let recycled = 0
 
+  /** A token good to log in with (see loginValidityMs); a failure is the database's: DatabaseLoginUnavailable. */
+  const tokenForLogin = async (): Promise<IssuedToken> => {
+    const current = tokens.current()
+    const lifetimeMs = current === undefined ? 0 : current.expiresOnMs - current.obtainedAtMs
+    try {
+      return await tokens.getAccessToken({ minValidityMs: loginValidityMs(lifetimeMs) })
+    } catch (err) {
+      // The token source's message names the credential and why, never a token.
+      throw new DatabaseLoginUnavailable(`database: no Microsoft Entra ID token to log in with (${(err as Error).message})`, { cause: err })
+    }
+  }
+
   const pool = new pg.Pool({
     // Named one by one, never as a connection string: pg lets a URL's parameters override these options.
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
@@ -68,15 +82,7 @@ export function createEntraPool (options: EntraPoolOptions): EntraPool {
     ssl: { rejectUnauthorized: true, ...(options.ca === null ? {} : { ca: options.ca }) },
     // pg calls it with the connection's parameters (pg/lib/client.js _getPassword); @types/pg omits the argument.
     password: (async (params: object) => {
-      const current = tokens.current()
-      const lifetimeMs = current === undefined ? 0 : current.expiresOnMs - current.obtainedAtMs
-      let token: IssuedToken
-      try {
-        token = await tokens.getAccessToken({ minValidityMs: loginValidityMs(lifetimeMs) })
-      } catch (err) {
-        // The token source's message names the credential and why, never a token.
-        throw new DatabaseLoginUnavailable(`database: no Microsoft Entra ID token to log in with (${(err as Error).message})`, { cause: err })
-      }
+      const token = await tokenForLogin() // the one connect() made sure of: from the cache
       loginTokens.set(params, token)
       return token.token
     }) as unknown as () => Promise<string>,
@@ -105,10 +111,15 @@ export function createEntraPool (options: EntraPoolOptions): EntraPool {
     client.once('end', () => { clearTimeout(timer) })
   })
 
+  log.info({ user: url.username, host: url.hostname, scope: tokens.scope, ca: options.ca === null ? 'bundled' : 'DATABASE_CA_FILE' },
+    'database: PostgreSQL logs in with the managed identity\'s token, TLS verified')
   let refusedLogged = 0
   const connect = async (): Promise<PostgresPoolClient> => {
     // A client whose token is about to expire is dropped, not handed out; at most the whole pool once.
     for (let attempt = 0; ; attempt++) {
+      // The token first, then the connection: no socket to the server (a backend waiting in authentication) while
+      // the identity endpoint is slow or down; and a refresh happens before the login, not during it.
+      await tokenForLogin()
       let client: pg.PoolClient
       try {
         client = await pool.connect()

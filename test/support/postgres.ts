@@ -3,9 +3,12 @@
 // 127.0.0.1 on a free port (its unix socket in that directory), tuned for speed (no fsync: nothing in
 // it is meant to survive). It stops by itself: stop(), the test's teardown, this process's exit, and a
 // small shell sidecar that stops it when this process is gone however it died (tap's timeout, SIGKILL).
+// With `tls: true` it speaks TLS only, as Azure Database for PostgreSQL does: a test CA made with openssl, a server
+// certificate for 127.0.0.1 and localhost, `hostssl … scram-sha-256` and `hostnossl … reject`; the superuser
+// connects over the Unix socket (`url`), the tests' roles over TCP with a password (setRolePassword: the token).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { accessSync, constants, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { accessSync, chmodSync, constants, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { Client } from 'pg'
@@ -24,6 +27,21 @@ export interface Postgres {
   pause: () => Promise<void>
   /** Starts the paused server again on the same data directory and port (the same url); nothing if it runs. */
   resume: () => Promise<void>
+  /** With `tls`: the test CA and the URLs to reach the server over TCP (TLS, password); null otherwise. */
+  tls: PostgresTls | null
+  /** What the server printed (connections, authentication failures with `tls`), the last 100-200 kB. */
+  serverLog: () => string
+}
+
+export interface PostgresTls {
+  /** The test CA's certificate (PEM file) that signed the server's. */
+  caFile: string
+  /** `postgres://<user>@<host>:<port>/<database>` over TCP (TLS required, password = scram-sha-256). */
+  tcpUrl: (user: string, options?: { host?: '127.0.0.1' | 'localhost', database?: string }) => string
+}
+
+export interface PostgresOptions {
+  tls?: boolean
 }
 
 interface Binaries { initdb: string, pgCtl: string, postgres: string }
@@ -141,11 +159,12 @@ rm -rf "$3"
  * Starts a fresh PostgreSQL server (superuser `postgres`, trust auth, UTF8, C locale) on 127.0.0.1 and
  * a free port; with `t`, it is stopped at the test's teardown.
  */
-export async function startPostgres (t?: Test): Promise<Postgres> {
+export async function startPostgres (t?: Test, options: PostgresOptions = {}): Promise<Postgres> {
   const bin = findBinaries()
   const as = unprivilegedUser()
   const dir = mkdtempSync(join(tmpdir(), 'pg-test-'))
   const data = join(dir, 'data')
+  const tls = options.tls === true
   const removeDir = (): void => { rmSync(dir, { recursive: true, force: true }) }
 
   let child: ChildProcess | undefined
@@ -156,7 +175,11 @@ export async function startPostgres (t?: Test): Promise<Postgres> {
       '-D', data, '-p', String(port), '-k', dir,
       '-c', 'listen_addresses=127.0.0.1',
       '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
-      '-c', 'max_connections=100'
+      '-c', 'max_connections=100',
+      ...(tls
+        ? ['-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`,
+            '-c', 'log_connections=on', '-c', 'password_encryption=scram-sha-256']
+        : [])
     ])
     output = ''
     child = spawn(file, argv, { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
@@ -175,6 +198,17 @@ export async function startPostgres (t?: Test): Promise<Postgres> {
   try {
     if (as !== null) chownSync(dir, as.uid, as.gid)
     await run(as, dir, bin.initdb, ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync'])
+    if (tls) {
+      makeServerCertificate(dir, as)
+      // The superuser over the Unix socket (the tests' admin); over TCP, TLS and a password only.
+      writeFileSync(join(data, 'pg_hba.conf'), [
+        'local all all trust',
+        'hostssl all all 127.0.0.1/32 scram-sha-256',
+        'hostnossl all all 0.0.0.0/0 reject',
+        ''
+      ].join('\n'))
+      if (as !== null) chownSync(join(data, 'pg_hba.conf'), as.uid, as.gid)
+    }
 
     for (let attempt = 1; ; attempt++) {
       const port = await freePort()
@@ -273,7 +307,19 @@ export async function startPostgres (t?: Test): Promise<Postgres> {
       return await turn
     }
     t?.teardown(stop)
-    return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, pause, resume }
+    const url = tls
+      ? `postgres://postgres@${encodeURIComponent(dir)}:${port}/postgres`
+      : `postgres://postgres@127.0.0.1:${port}/postgres`
+    const tcpUrl = (user: string, { host = '127.0.0.1', database = 'postgres' }: { host?: string, database?: string } = {}): string =>
+      `postgres://${encodeURIComponent(user)}@${host}:${port}/${encodeURIComponent(database)}`
+    return {
+      url,
+      stop,
+      pause,
+      resume,
+      tls: tls ? { caFile: join(dir, 'ca.crt'), tcpUrl } : null,
+      serverLog: () => output
+    }
   }
 }
 
@@ -289,4 +335,49 @@ export async function createDatabase (url: string, name: string): Promise<string
   const target = new URL(url)
   target.pathname = `/${encodeURIComponent(name)}`
   return target.toString()
+}
+
+/** A test CA, and a server certificate it signed for 127.0.0.1 and localhost (key 0600, owned by the server's user). */
+function makeServerCertificate (dir: string, as: RunAs | null): void {
+  makeTestCa(dir, 'ca', 'agrivision test CA')
+  const ssl = (args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }) }
+  ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost'])
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
+  ssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext'])
+  chmodSync(join(dir, 'server.key'), 0o600)
+  if (as !== null) {
+    for (const file of ['server.key', 'server.crt']) chownSync(join(dir, file), as.uid, as.gid)
+  }
+}
+
+/** A self-signed CA (`<name>.crt`, `<name>.key`) in `dir`: the server's, or another one a test trusts by mistake. */
+export function makeTestCa (dir: string, name: string, subject: string): string {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${subject}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+  return join(dir, `${name}.crt`)
+}
+
+/** Runs SQL as the superuser (over `url`: the Unix socket with `tls`). */
+export async function asAdmin<T> (url: string, run: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url })
+  await client.connect()
+  try {
+    return await run(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Quotes an identifier (a role named by an identity, with dashes) and a literal, for the statements below. */
+export const ident = (name: string): string => `"${name.replaceAll('"', '""')}"`
+export const literal = (value: string): string => `'${value.replaceAll("'", "''")}'`
+
+/**
+ * A role's password becomes `token`, valid until `expiresOnMs` (a login after that fails: 28P01), as Azure accepts a
+ * token until its expiry. PostgreSQL checks it at login only: sessions outlive it (see the enforcer in the tests).
+ * Seen here (PostgreSQL 15): a connection whose backend started before the change is checked against the password
+ * as it was then, so a client must have its token before it connects (src/database/entra-pool.ts does).
+ */
+export async function setRolePassword (client: Client, role: string, token: string, expiresOnMs: number): Promise<void> {
+  await client.query(`ALTER ROLE ${ident(role)} WITH LOGIN PASSWORD ${literal(token)} VALID UNTIL ${literal(new Date(expiresOnMs).toISOString())}`)
 }
