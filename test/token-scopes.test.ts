@@ -25,7 +25,8 @@ process.on('unhandledRejection', reason => { unhandled.push(reason) })
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const fetchesFor = (scope: string): number => fake.tokenRequests.filter(r => r.resource === audience(scope)).length
 
-function tokens (timeoutMs = 500): AzureTokens {
+// Generous timeouts (the machine may be busy), except where a hang is the point.
+function tokens (timeoutMs = 5_000): AzureTokens {
   return createAzureTokens({ tokenTimeoutMs: timeoutMs }, pino({ level: 'silent' }))
 }
 
@@ -56,7 +57,7 @@ t.test('a hung fetch for one scope blocks neither the other scope nor more than 
   fake.tokenLifetimeSec = 3600
   const [DATABASE, REDIS] = scopesOf('hang')
   fake.tokenFaultByResource.set(audience(DATABASE), 'hang')
-  const azure = tokens(500)
+  const azure = tokens(1_500)
   const database = azure.forScope(DATABASE, 'database')
   const redis = azure.forScope(REDIS, 'redis')
 
@@ -73,13 +74,13 @@ t.test('a hung fetch for one scope blocks neither the other scope nor more than 
   }
   t.equal(outcomes.dbResolved, 0, 'no database token while its scope hangs')
   t.equal(outcomes.dbRejected, 60, 'every database caller was told (TokenUnavailableError), none left hanging')
-  t.ok(Math.max(...outcomes.redisMs) < 400, `redis callers were answered at once meanwhile (slowest wave ${Math.round(Math.max(...outcomes.redisMs))} ms)`)
+  t.ok(Math.max(...outcomes.redisMs) < 1_000, `redis callers did not wait for the hung scope's 1.5 s timeout (slowest wave ${Math.round(Math.max(...outcomes.redisMs))} ms)`)
   t.equal(fake.maxOpenTokenSocketsByResource.get(audience(DATABASE)), 1, 'one socket at most for the hung scope')
   t.equal(database.stats.timeouts >= 1, true, 'the hung fetch timed out')
   t.ok(database.stats.fetches <= 2, `one fetch per timeout and retry delay, not one per caller (${database.stats.fetches})`)
   const failing = azure.failing()
   t.same(failing.map(f => [f.scope, f.usedBy]), [[DATABASE, ['database']]], 'the database scope is failing, named by its user')
-  t.match(failing[0]?.reason, /did not answer within 500 ms/)
+  t.match(failing[0]?.reason, /did not answer within 1500 ms/)
   t.notMatch(failing[0]?.reason, /eyJ/, 'no token in the reason')
 
   fake.tokenFaultByResource.delete(audience(DATABASE))
@@ -94,7 +95,7 @@ t.test('a hung fetch for one scope blocks neither the other scope nor more than 
 t.test('an outage of one scope through refreshes: no unhandled rejection, the other scope unaffected', async t => {
   fake.tokenLifetimeSec = 6
   const [DATABASE, REDIS] = scopesOf('outage')
-  const azure = tokens(500)
+  const azure = tokens()
   const database = azure.forScope(DATABASE, 'database')
   const redis = azure.forScope(REDIS, 'redis')
   await Promise.all([database.getAccessToken(), redis.getAccessToken()])
@@ -112,9 +113,14 @@ t.test('an outage of one scope through refreshes: no unhandled rejection, the ot
   fake.tokenFaultByResource.delete(audience(REDIS))
   t.equal(databaseFailures, 0, 'the database scope never failed')
   t.ok(redisFailures > 0, `the redis scope failed once its token ran out (${redisFailures} callers told)`)
-  t.ok(redis.stats.failures >= 2 && redis.stats.failures <= 5, `one failed fetch per retry delay (${redis.stats.failures})`)
-  await sleep(3_100)
-  await redis.getAccessToken()
+  // The credential retries a 500 itself within one fetch: at most one failed fetch per retry delay (3 s) over 8 s.
+  t.ok(redis.stats.failures >= 1 && redis.stats.failures <= 4, `failed fetches: ${redis.stats.failures}, not one per caller`)
+  // Recovery: the fetch of the outage may still be in the credential's own retries; the next one gets a token.
+  let recovered = false
+  for (let i = 0; i < 40 && !recovered; i++) {
+    recovered = await redis.getAccessToken().then(() => true, async () => { await sleep(500); return false })
+  }
+  t.ok(recovered, 'the redis scope recovers')
   await sleep(50)
   t.same(unhandled, [], 'no unhandled rejection')
 })
