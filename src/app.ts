@@ -107,7 +107,11 @@ export async function buildApp (
   })
   await app.register(multipart)
 
-  await app.register(redisPlugin, config.redis)
+  const redisEntra = config.redis.entra
+  await app.register(redisPlugin, {
+    ...config.redis,
+    tokens: redisEntra === undefined || app.azureTokens === null ? null : app.azureTokens.forScope(redisEntra.scope, 'redis')
+  })
 
   // skipOnError: if Redis is down, identifications go on (unlimited) rather than all failing.
   await app.register(rateLimit, { global: false, ...(app.redis ? { redis: app.redis, nameSpace: 'agrivision-rl:', skipOnError: true } : {}) })
@@ -160,7 +164,7 @@ export async function buildApp (
 
   await app.register(subscriptionsPlugin, {
     config: config.subscriptions,
-    redisUrl: config.redis.url,
+    redisConnections: app.redisConnections,
     production: server.production,
     shutdownGraceMs: server.shutdownGraceMs,
     events,
@@ -199,7 +203,7 @@ function validRequestId (value: string | string[] | undefined): string | undefin
   return typeof value === 'string' && /^[\w.:-]{1,128}$/.test(value) ? value : undefined
 }
 
-/** Whether a part other than the vision backend takes a token from the managed identity (the Redis half adds REDIS_AUTH). */
+/** Whether a part other than the vision backend takes a token from the managed identity (DATABASE_AUTH, REDIS_AUTH). */
 function needsAzureTokens (config: Config): boolean {
-  return config.database?.dialect === 'postgres' && config.database.entra !== undefined
+  return (config.database?.dialect === 'postgres' && config.database.entra !== undefined) || config.redis.entra !== undefined
 }

@@ -55,7 +55,7 @@ t.test('the defaults, in development', async t => {
         maxRssBytes: 0
       }
     },
-    redis: { url: null },
+    redis: { url: null, ca: null },
     images: {
       detail: 'adaptive',
       adaptiveMinConfidence: 'MEDIUM',
@@ -160,7 +160,7 @@ t.test('values are read and converted', async t => {
     images: { maxAspectRatio: 2.5, detail: 'low' },
     vision: { language: 'pt-BR', timeoutMs: 100, maxTokens: 16_384 },
     limits: { rates: { ratePerMinute: 0 }, overload: { maxHeapUsedBytes: 512 * MiB } },
-    redis: { url: 'rediss://cache.example:6380' },
+    redis: { url: 'rediss://cache.example:6380', ca: null },
     metrics: { token: '0123456789abcdef' }
   })
 })
@@ -453,3 +453,29 @@ t.test('AZURE_OPENAI_BACKENDS: several deployments, checked at start-up', async 
   refused(t, { AZURE_OPENAI_BACKENDS: JSON.stringify(list), AZURE_OPENAI_BACKENDS_FILE: file }, /not both/, 'a list and a file')
   refused(t, { AZURE_OPENAI_BACKENDS_FILE: join(dir, 'missing.json') }, /AZURE_OPENAI_BACKENDS_FILE cannot be read \(ENOENT\)/, 'a missing file')
 })
+
+t.test('Redis with the managed identity\'s token (REDIS_AUTH=entra): TLS only, no credentials in the URL', async t => {
+  const url = 'rediss://cache.example.redis.cache.windows.net:6380'
+  t.strictSame(loadConfig({ REDIS_URL: url, REDIS_AUTH: 'entra' }).redis,
+    { url, ca: null, entra: { scope: 'https://redis.azure.com/.default', username: null } }, 'the user comes from the token by default')
+  t.strictSame(loadConfig({ REDIS_URL: url, REDIS_AUTH: 'entra', REDIS_USERNAME: 'b1a2c3d4-0000-4000-8000-000000000001', REDIS_ENTRA_SCOPE: 'https://other.example/.default' }).redis.entra,
+    { scope: 'https://other.example/.default', username: 'b1a2c3d4-0000-4000-8000-000000000001' })
+  refused(t, { REDIS_AUTH: 'entra' }, /REDIS_AUTH=entra needs REDIS_URL/)
+  refused(t, { REDIS_URL: 'redis://cache.example:6379', REDIS_AUTH: 'entra' }, /REDIS_URL must be rediss:\/\/ \(TLS\)/)
+  refused(t, { REDIS_URL: 'rediss://:secret@cache.example:6380', REDIS_AUTH: 'entra' }, /remove the user and password from REDIS_URL/)
+  refused(t, { REDIS_URL: 'rediss://someone@cache.example:6380', REDIS_AUTH: 'entra' }, /remove the user and password from REDIS_URL/)
+  refused(t, { REDIS_URL: url, REDIS_USERNAME: 'someone' }, /REDIS_USERNAME is used with REDIS_AUTH=entra only/)
+  refused(t, { REDIS_URL: url, REDIS_AUTH: 'entra', REDIS_CA_FILE: '/nonexistent/ca.pem' }, /REDIS_CA_FILE cannot be read \(ENOENT\)/)
+  refused(t, { REDIS_URL: url, REDIS_AUTH: 'entra', REDIS_CA_FILE: import.meta.filename }, /REDIS_CA_FILE must hold PEM certificates/)
+  refused(t, { REDIS_URL: url, REDIS_AUTH: 'key' }, /env\/REDIS_AUTH must be equal to one of the allowed values/)
+  t.notOk(refusedMessageContains({ REDIS_URL: 'rediss://:secret@cache.example:6380', REDIS_AUTH: 'entra' }, 'secret'), 'the password is not repeated')
+})
+
+function refusedMessageContains (env: Record<string, string>, text: string): boolean {
+  try {
+    loadConfig(env)
+    return false
+  } catch (err) {
+    return (err as Error).message.includes(text)
+  }
+}

@@ -18,6 +18,7 @@ import type { Metrics } from '../metrics/registry.ts'
 import type { SubscriptionsConfig } from './config.ts'
 import { Connections, PROTOCOL } from './connections.ts'
 import { closeRedisEmitter, createRedisEmitter } from './emitter.ts'
+import type { RedisConnections } from '../redis/plugin.ts'
 import { matches, type LiveFilter } from './filter.ts'
 import { SubscriptionLimits } from './limits.ts'
 import { COMPLETED_TOPIC, messageOf, type CompletedMessage } from './payload.ts'
@@ -47,8 +48,8 @@ const CLOSE_WAIT_MS = 5_000
 
 export interface SubscriptionsOptions {
   config: SubscriptionsConfig
-  /** The Redis that carries completed identifications between instances (REDIS_URL); null: this instance alone. */
-  redisUrl: string | null
+  /** Opens the connections that carry completed identifications between instances (REDIS_URL); null: this instance alone. */
+  redisConnections: RedisConnections | null
   /** NODE_ENV=production (anonymous sockets are refused there unless AUTH_MODE=none is accepted). */
   production: boolean
   /** How long shutting down waits (SHUTDOWN_GRACE_MS): sockets get at most part of it to close. */
@@ -58,7 +59,7 @@ export interface SubscriptionsOptions {
 }
 
 async function subscriptionsPlugin (app: FastifyInstance, options: SubscriptionsOptions): Promise<void> {
-  const { config: settings, redisUrl, production, shutdownGraceMs, events, metrics } = options
+  const { config: settings, redisConnections, production, shutdownGraceMs, events, metrics } = options
   const log = app.log.child({ component: 'subscriptions' })
 
   const refusals = new Counter({
@@ -129,7 +130,7 @@ async function subscriptionsPlugin (app: FastifyInstance, options: Subscriptions
     }
   })
 
-  const emitter = redisUrl === null ? undefined : createRedisEmitter(redisUrl, log)
+  const emitter = redisConnections === null ? undefined : createRedisEmitter(redisConnections, log)
   if (emitter !== undefined) app.addHook('onClose', async () => { await closeRedisEmitter(emitter) })
 
   const subscriptions: Subscriptions = {
