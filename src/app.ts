@@ -159,7 +159,15 @@ export async function buildApp (
 
   await app.register(webhooksPlugin, { config: config.webhooks, retentionDays: config.history.retentionDays, metrics, events, ...webhooks })
 
-  await app.register(bulkPlugin, { config: config.bulk, vision, retentionDays: config.history.retentionDays })
+  await app.register(bulkPlugin, {
+    config: config.bulk,
+    vision,
+    production: server.production,
+    language: config.vision.language,
+    detail: config.images.detail,
+    maxUploadBytes: config.graphql.maxUploadBytes,
+    retentionDays: config.history.retentionDays
+  })
 
   if (config.graphql.graphiql) await app.register(graphiqlPlugin)
 

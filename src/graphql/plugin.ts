@@ -117,7 +117,7 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
         for (const file of stored) file.discard() // what the resolver did not take goes with the request
       })
       if (reply.raw.destroyed) releaseAll()
-      const select = (operations: Record<string, unknown>): FileLimits => {
+      const select = async (operations: Record<string, unknown>): Promise<FileLimits> => {
         const policy = policyFor(operations, policies, config.maxQueryTokens)
         if (policy === undefined) return { maxFiles: limits.maxFiles, maxFileBytes: limits.maxFileBytes, sink: 'memory' }
         if (policy.sink !== 'memory') {
@@ -127,7 +127,8 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
         }
         if (policy.admit !== undefined) {
           const declared = Number(request.headers['content-length'])
-          held.push(policy.admit(request, Number.isSafeInteger(declared) && declared >= 0 ? declared : null))
+          held.push(await policy.admit(request, Number.isSafeInteger(declared) && declared >= 0 ? declared : null))
+          if (reply.raw.destroyed) releaseAll() // the client went away meanwhile: its close has been seen already
         }
         return { maxFiles: policy.maxFiles, maxFileBytes: policy.maxFileBytes, sink: policy.sink }
       }

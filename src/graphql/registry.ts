@@ -50,7 +50,7 @@ export interface UploadPolicy {
    * Before any file is read: refuses by throwing (an AppError: RATE_LIMITED, OVERLOADED, …) or admits, returning
    * what gives back what it holds, called once the request has ended. `declaredBytes`: the content-length, if any.
    */
-  admit? (request: FastifyRequest, declaredBytes: number | null): () => void
+  admit? (request: FastifyRequest, declaredBytes: number | null): Promise<() => void>
 }
 
 export interface GraphqlRegistry {

@@ -57,7 +57,7 @@ export interface UploadLimits {
    * Once `operations` is read: the files' limits and sink for its mutation (its upload policy); not given: these
    * limits, in memory. May throw (an AppError: a refusal before any file is read).
    */
-  select?: (operations: Operations) => FileLimits
+  select?: (operations: Operations) => Promise<FileLimits>
 }
 
 /** What one request's files may be, and where they go. */
@@ -123,7 +123,7 @@ export async function readMultipartOperations (
           throw new BadRequestError(`Misordered multipart fields: expected \`operations\` first, got ${describe(part)}.`)
         }
         operations = parseOperations(fieldJson(part, limits))
-        if (limits.select !== undefined) files = limits.select(operations)
+        if (limits.select !== undefined) files = await limits.select(operations)
       } else if (fileToPaths === undefined) {
         if (part.type !== 'field' || part.fieldname !== 'map') {
           throw new BadRequestError(`Misordered multipart fields: expected \`map\` after \`operations\`, got ${describe(part)}.`)
