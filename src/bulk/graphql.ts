@@ -13,6 +13,7 @@ import {
 } from './arguments.ts'
 import type { BulkItemStatus, BulkJobs, BulkJobView } from './public.ts'
 import type { BulkItemRow } from './store.ts'
+import { usageOf } from './usage.ts'
 
 const SDL = readFileSync(new URL('./bulk.graphql', import.meta.url), 'utf8')
 
@@ -88,13 +89,7 @@ export function bulkGraphql ({ production, language, detail }: BulkGraphqlOption
     },
     BulkJob: {
       counts: async (job: BulkJobView, _args: unknown, ctx: AppContext) => await access(ctx, production).bulk.counts(job.id),
-      usage: (job: BulkJobView, _args: unknown, ctx: AppContext) => {
-        const prices = access(ctx, production).bulk.priceOf(job.mode)
-        const cost = prices === null
-          ? null
-          : (job.promptTokens * prices.inputPerMillion + job.completionTokens * prices.outputPerMillion) / 1_000_000
-        return { promptTokens: job.promptTokens, completionTokens: job.completionTokens, estimatedCost: cost }
-      },
+      usage: (job: BulkJobView, _args: unknown, ctx: AppContext) => usageOf(job, access(ctx, production).bulk.priceOf(job.mode)),
       items: async (
         job: BulkJobView, args: { first?: number | null, after?: string | null, status?: BulkItemStatus | null }, ctx: AppContext
       ) => {

@@ -20,6 +20,7 @@ import { bulkRecordHook } from './record-hook.ts'
 import { BulkStore, type BulkJobRow } from './store.ts'
 import type { BulkTables } from './tables.ts'
 import { BulkWorker } from './worker.ts'
+import { usageOf } from './usage.ts'
 import { decodeJobCursor } from './arguments.ts'
 
 export interface BulkPluginOptions {
@@ -105,6 +106,18 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
     }
   })
 
+  // bulk_job.completed: one webhook event per job, written in the transaction that completes it.
+  const webhooks = app.webhooks
+  webhooks?.registerEventType({
+    type: 'bulk_job.completed',
+    payload: async id => {
+      const row = await store.getJob(id, null)
+      if (row === undefined) return undefined
+      const view = viewOf(row)
+      return { ...view, counts: await store.counts(id), usage: usageOf(view, priceOf(view.mode)) }
+    }
+  })
+  const priceOf = (mode: BulkJobView['mode']) => mode === 'GLOBAL_BATCH' ? config.batchPrices : history.prices
   const worker = new BulkWorker({
     store,
     files,
@@ -114,7 +127,8 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
     archiveLimits,
     prepareConcurrency: config.prepareConcurrency,
     log,
-    database
+    database,
+    ...(webhooks === null ? {} : { completed: async (trx, jobId, at) => { await webhooks.enqueue(trx, 'bulk_job.completed', jobId, at) } })
   })
   app.workers.register(worker)
 
@@ -143,7 +157,7 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
       worker.kick()
       return viewOf(row)
     },
-    priceOf: mode => mode === 'GLOBAL_BATCH' ? config.batchPrices : history.prices
+    priceOf
   }
   app.decorate('bulk', bulk)
 }

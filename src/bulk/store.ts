@@ -254,13 +254,22 @@ export class BulkStore {
       .where('job_id', '=', jobId).where('status', 'not in', FINISHED_ITEM).execute()
   }
 
-  /** Ends the job (COMPLETED, FAILED, CANCELLED): its files are gone, it is no longer leased. */
-  async finishJob (jobId: string, status: BulkJobStatus, errorCode: string | null = null): Promise<boolean> {
+  /**
+   * Ends the job (COMPLETED, FAILED, CANCELLED): no longer leased. `also` runs in the same transaction when this call
+   * ended it (another feature's rows: the webhook outbox), so that what announces the end is written exactly once.
+   */
+  async finishJob (
+    jobId: string, status: BulkJobStatus, errorCode: string | null = null, also?: (trx: Kysely<any>, at: number) => Promise<void>
+  ): Promise<boolean> {
     const now = this.#now()
-    const result = await this.db.updateTable('bulk_jobs')
-      .set({ status, completed_at: now, updated_at: now, archive_path: null, lease_until: null, leased_by: null, error_code: errorCode })
-      .where('id', '=', jobId).where('status', 'not in', FINISHED_JOB).executeTakeFirst()
-    return Number(result.numUpdatedRows) > 0
+    return await this.db.transaction().execute(async trx => {
+      const result = await trx.updateTable('bulk_jobs')
+        .set({ status, completed_at: now, updated_at: now, archive_path: null, lease_until: null, leased_by: null, error_code: errorCode })
+        .where('id', '=', jobId).where('status', 'not in', FINISHED_JOB).executeTakeFirst()
+      const ended = Number(result.numUpdatedRows) > 0
+      if (ended && also !== undefined) await also(trx, now)
+      return ended
+    })
   }
 
   /** Deletes jobs finished before `before` (their items and chunks cascade), at most `batch`; how many went. */

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import { rename, writeFile } from 'node:fs/promises'
 import pLimit from 'p-limit'
+import type { Kysely } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import type { History } from '../history/public.ts'
 import type { IdentificationService } from '../identification/plugin.ts'
@@ -40,8 +41,10 @@ export interface BulkWorkerOptions {
   log: FastifyBaseLogger
   /** The database: its schema is migrated (onReady). */
   database: { onReady: (fn: () => void) => void }
-  /** A job changed status (or progressed): subscriptions, webhooks. */
+  /** A job changed status (or progressed): subscriptions. */
   changed?: (jobId: string, status: BulkJobStatus) => void
+  /** Rows written in the transaction that completes a job (the webhook outbox's `bulk_job.completed`). */
+  completed?: (trx: Kysely<any>, jobId: string, at: number) => Promise<void>
 }
 
 export class BulkWorker implements Worker {
@@ -195,7 +198,9 @@ export class BulkWorker implements Worker {
 
   async #end (job: BulkJobSpec, mode: BulkModeRunner, ctx: ReturnType<typeof modeContext>, status: BulkJobStatus): Promise<void> {
     await mode.cleanUp(ctx).catch(err => { this.#o.log.warn({ err, job: job.id }, 'bulk: the mode could not clean up') })
-    if (await this.#o.store.finishJob(job.id, status)) this.#o.changed?.(job.id, status)
+    const { completed } = this.#o
+    const also = status === 'COMPLETED' && completed !== undefined ? async (trx: Kysely<any>, at: number) => { await completed(trx, job.id, at) } : undefined
+    if (await this.#o.store.finishJob(job.id, status, null, also)) this.#o.changed?.(job.id, status)
     await this.#o.files.removeJob(job.id)
   }
 

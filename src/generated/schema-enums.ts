@@ -206,6 +206,8 @@ export type WebhookDeliveryState =
 
 /** What an endpoint may subscribe to (the body's `type`). */
 export type WebhookEvent =
+  /** A bulk job completed (`bulk_job.completed`), once per job: `data` is the job as `bulkJob(id)` shows it, without its items. */
+  | 'BULK_JOB_COMPLETED'
   /** An identification succeeded (`identification.completed`): `data` is the Identification as this API shows it. */
   | 'IDENTIFICATION_COMPLETED'
   /** An identification failed (`identification.failed`): `data` has its id, callerId, code, language, backend, durationMs, createdAt. */

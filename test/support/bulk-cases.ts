@@ -12,6 +12,8 @@ import { gatedVision } from './gated-vision.ts'
 import { newApiKey } from '../../src/callers/api-keys.ts'
 import { historyInternals } from '../../src/history/plugin.ts'
 import type { DatabaseEnv } from './history-records.ts'
+import { FAST_ENV, admin, createEndpoint, identify as identifyAsDashboard, waitFor } from './webhooks.ts'
+import { startReceiver } from './webhook-receiver.ts'
 
 const LIST = `query ($filter: IdentificationFilter) {
   identifications(first: 100, filter: $filter) { edges { node { id bulkJobId } } }
@@ -147,5 +149,28 @@ export function bulkCases (t: Test, databaseEnv: DatabaseEnv, dataDir: () => str
     t.strictSame(next.edges.map((e: any) => e.node.id), [id])
     t.equal(next.pageInfo.hasNextPage, false)
     t.strictSame((await page(bob, null)).edges, [], 'bob has none')
+  })
+
+  t.test('webhooks: bulk_job.completed exactly once, with the job; no identification.completed per item', async t => {
+    const receiver = await startReceiver(t)
+    const DATA_DIR = dataDir()
+    const app = await buildTestApp(t, { env: { ...await databaseEnv(t), DATA_DIR, ...FAST_ENV } })
+    const endpoint = await createEndpoint(app, receiver.url(), ['IDENTIFICATION_COMPLETED', 'BULK_JOB_COMPLETED'])
+    t.ok(endpoint.id, JSON.stringify(endpoint.answer.body.errors))
+    const created = await createJob(app, { images: [await jpeg(64, 48), await jpeg(65, 48), text] }, admin)
+    const id = created.body.data.createBulkJob.id
+    await until(app, id, ['COMPLETED'], admin)
+    const single = await identifyAsDashboard(app) // an ordinary identification is still announced
+    await waitFor(() => receiver.received.some(r => JSON.parse(r.body).data?.id === single), 10_000, 'the ordinary identification\'s event')
+    await waitFor(() => receiver.received.some(r => JSON.parse(r.body).type === 'bulk_job.completed'), 10_000, 'the job\'s event')
+    await new Promise(resolve => setTimeout(resolve, 500)) // anything more would have come by now
+    const bodies = receiver.received.map(r => JSON.parse(r.body))
+    const jobEvents = bodies.filter(body => body.type === 'bulk_job.completed')
+    t.equal(jobEvents.length, 1, 'the job is announced once')
+    t.equal(jobEvents[0].data.id, id)
+    t.equal(jobEvents[0].data.status, 'COMPLETED')
+    t.strictSame(jobEvents[0].data.counts, { total: 3, pending: 0, succeeded: 2, failed: 1, cancelled: 0 })
+    t.strictSame(bodies.filter(body => body.type !== 'bulk_job.completed').map(body => body.data.id), [single],
+      'no identification event for the job\'s items')
   })
 }
