@@ -189,6 +189,11 @@ export class BulkStore {
     })
   }
 
+  /** Frees every job's lease (SQLite at start-up: one process per file, so any lease is a dead process's). */
+  async clearLeases (): Promise<void> {
+    await this.db.updateTable('bulk_jobs').set({ lease_until: null, leased_by: null }).where('leased_by', 'is not', null).execute()
+  }
+
   /** Extends this owner's lease; false when it lost it (another instance took the job over). */
   async renewLease (jobId: string, owner: string, leaseMs: number): Promise<boolean> {
     const result = await this.db.updateTable('bulk_jobs').set({ lease_until: this.#now() + leaseMs })

@@ -40,7 +40,7 @@ export interface BulkWorkerOptions {
   prepareConcurrency: number
   log: FastifyBaseLogger
   /** The database: its schema is migrated (onReady). */
-  database: { onReady: (fn: () => void) => void }
+  database: { onReady: (fn: () => void) => void, dialect: 'sqlite' | 'postgres' }
   /** A job changed status (or progressed): subscriptions. */
   changed?: (jobId: string, status: BulkJobStatus) => void
   /** Rows written in the transaction that completes a job (the webhook outbox's `bulk_job.completed`). */
@@ -69,7 +69,9 @@ export class BulkWorker implements Worker {
     this.#timer = setInterval(() => { this.kick() }, POLL_MS)
     this.#timer.unref()
     this.#o.database.onReady(() => {
-      void this.#o.files.sweep(async ids => await this.#o.store.unfinishedJobs(ids))
+      // SQLite: one process per file, so a lease found now is a killed process's: its jobs go on at once.
+      const leases = this.#o.database.dialect === 'sqlite' ? this.#o.store.clearLeases() : Promise.resolve()
+      void leases.then(async () => await this.#o.files.sweep(async ids => await this.#o.store.unfinishedJobs(ids)))
         .then(removed => { if (removed > 0) this.#o.log.info({ removed }, 'bulk: folders of ended jobs removed') })
         .catch(err => { this.#o.log.warn({ err }, 'bulk: could not sweep the jobs\' folders') })
         .finally(() => { this.#swept = true; this.kick() })
