@@ -126,6 +126,7 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
     modes: createModes({ config, vision, log }),
     archiveLimits,
     prepareConcurrency: config.prepareConcurrency,
+    retentionDays: options.retentionDays,
     log,
     database,
     ...(webhooks === null ? {} : { completed: async (trx, jobId, at) => { await webhooks.enqueue(trx, 'bulk_job.completed', jobId, at) } })

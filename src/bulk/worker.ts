@@ -29,6 +29,8 @@ const PREPARE_PAGE = 100
 /** Runs after which items whose record never came (history set it aside) end FAILED. */
 const MAX_FINISHING_RUNS = 3
 const NOT_HERE_RETRY_MS = 30_000
+const PURGE_INTERVAL_MS = 3_600_000
+const DAY_MS = 86_400_000
 
 export interface BulkWorkerOptions {
   store: BulkStore
@@ -43,6 +45,8 @@ export interface BulkWorkerOptions {
   database: { onReady: (fn: () => void) => void, dialect: 'sqlite' | 'postgres' }
   /** A job changed status (or progressed): subscriptions. */
   changed?: (jobId: string, status: BulkJobStatus) => void
+  /** HISTORY_RETENTION_DAYS: finished jobs older than this are purged (hourly), as their identifications are. */
+  retentionDays: number
   /** Rows written in the transaction that completes a job (the webhook outbox's `bulk_job.completed`). */
   completed?: (trx: Kysely<any>, jobId: string, at: number) => Promise<void>
 }
@@ -54,6 +58,7 @@ export class BulkWorker implements Worker {
   readonly #running = new Map<string, { abort: AbortController, done: Promise<void> }>()
   readonly #finishingRuns = new Map<string, number>()
   #timer: NodeJS.Timeout | null = null
+  #purgeTimer: NodeJS.Timeout | null = null
   #claiming: Promise<void> | null = null
   #stopped = false
   /** No job is claimed before the start-up sweep (it removes incoming uploads). */
@@ -68,22 +73,35 @@ export class BulkWorker implements Worker {
   start (): void {
     this.#timer = setInterval(() => { this.kick() }, POLL_MS)
     this.#timer.unref()
+    this.#purgeTimer = setInterval(() => { void this.#purge() }, PURGE_INTERVAL_MS)
+    this.#purgeTimer.unref()
     this.#o.database.onReady(() => {
       // SQLite: one process per file, so a lease found now is a killed process's: its jobs go on at once.
       const leases = this.#o.database.dialect === 'sqlite' ? this.#o.store.clearLeases() : Promise.resolve()
       void leases.then(async () => await this.#o.files.sweep(async ids => await this.#o.store.unfinishedJobs(ids)))
         .then(removed => { if (removed > 0) this.#o.log.info({ removed }, 'bulk: folders of ended jobs removed') })
         .catch(err => { this.#o.log.warn({ err }, 'bulk: could not sweep the jobs\' folders') })
-        .finally(() => { this.#swept = true; this.kick() })
+        .finally(() => { this.#swept = true; this.kick(); void this.#purge() })
     })
   }
 
   async stop (): Promise<void> {
     this.#stopped = true
     if (this.#timer !== null) clearInterval(this.#timer)
+    if (this.#purgeTimer !== null) clearInterval(this.#purgeTimer)
     await this.#claiming
     for (const { abort } of this.#running.values()) abort.abort(new Error('stopping'))
     await Promise.all([...this.#running.values()].map(async ({ done }) => { await done }))
+  }
+
+  /** Finished jobs past retention (their items and chunks with them), in batches. */
+  async #purge (): Promise<void> {
+    try {
+      const before = Date.now() - this.#o.retentionDays * DAY_MS
+      while (!this.#stopped && await this.#o.store.purge(before, 1000) === 1000) await new Promise(resolve => setImmediate(resolve))
+    } catch (err) {
+      this.#o.log.warn({ err }, 'bulk: retention purge failed; trying again at the next run')
+    }
   }
 
   /** Cancels the job now when this instance works it (its lease is kept until the worker ends it). */

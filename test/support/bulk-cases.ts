@@ -11,6 +11,7 @@ import { createJob, job, until } from './bulk.ts'
 import { gatedVision } from './gated-vision.ts'
 import { newApiKey } from '../../src/callers/api-keys.ts'
 import { historyInternals } from '../../src/history/plugin.ts'
+import { bulkInternals } from '../../src/bulk/plugin.ts'
 import type { DatabaseEnv } from './history-records.ts'
 import { FAST_ENV, admin, createEndpoint, identify as identifyAsDashboard, waitFor } from './webhooks.ts'
 import { startReceiver } from './webhook-receiver.ts'
@@ -67,6 +68,13 @@ export function bulkCases (t: Test, databaseEnv: DatabaseEnv, dataDir: () => str
     const rows = await db.selectFrom('identifications').select(['id', 'outcome']).where('bulk_job_id' as any, '=', id).execute()
     t.equal(rows.length, 4, 'one record per item, the failed one too')
     t.strictSame(await leftovers(DATA_DIR), [], 'the job\'s files are gone, no upload left')
+
+    // Retention: a finished job past HISTORY_RETENTION_DAYS goes, its items with it.
+    const { store } = bulkInternals(app.bulk!)
+    t.equal(await store.purge(Date.now() - 86_400_000, 1000), 0, 'a job of today stays')
+    t.equal(await store.purge(Date.now() + 1, 1000), 1, 'past the cutoff: purged')
+    t.equal(await job(app, id), null, 'gone')
+    t.equal((await store.listItems(id, 10, null, null)).rows.length, 0, 'its items too')
   })
 
   t.test('an archive: photos in archive order, skipped entries not items, refused entries FAILED with their code', async t => {
