@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import type { IResolvers } from 'mercurius'
 import { ANONYMOUS, requireRole, type Caller } from '../callers/caller.ts'
-import { BadUserInputError, ForbiddenError, InternalServerError, StorageUnavailableError } from '../errors.ts'
+import { BadUserInputError, ForbiddenError, InternalServerError, NotFoundError, StorageUnavailableError } from '../errors.ts'
 import type { AppContext } from '../graphql/context.ts'
 import type { GraphqlPart } from '../graphql/registry.ts'
 import type { Upload } from '../graphql/upload.ts'
@@ -14,6 +14,7 @@ import {
 import type { BulkItemStatus, BulkJobs, BulkJobView } from './public.ts'
 import type { BulkItemRow } from './store.ts'
 import { usageOf } from './usage.ts'
+import { jobTopic, viewOfMessage, type JobMessage } from './updates.ts'
 
 const SDL = readFileSync(new URL('./bulk.graphql', import.meta.url), 'utf8')
 
@@ -85,6 +86,26 @@ export function bulkGraphql ({ production, language, detail }: BulkGraphqlOption
         const { rows, hasNextPage } = await bulk.list(caller.roles.has('ReadAll') ? null : caller.id, size, after ?? null)
         const edges = rows.map(node => ({ cursor: encodeJobCursor(node.createdAt.getTime(), node.id), node }))
         return { edges, pageInfo: pageInfo(edges.map(edge => edge.cursor), hasNextPage) }
+      }
+    },
+    Subscription: {
+      bulkJobUpdated: {
+        subscribe: async (_root: unknown, { id }: { id: string }, ctx: AppContext & { pubsub: unknown }) => {
+          const { bulk, caller } = access(ctx, production)
+          const found = id.length > 64 ? undefined : await bulk.get(id, caller.roles.has('ReadAll') ? null : caller.id)
+          if (found === undefined) {
+            ctx.subscriptionFailed?.()
+            throw new NotFoundError('No such bulk job (or not yours).')
+          }
+          try {
+            const { subscriptions } = ctx.request.server
+            return await subscriptions.subscribeTopic(ctx.pubsub as never, caller.id, jobTopic(id), () => true, ctx.signal)
+          } catch (err) {
+            ctx.subscriptionFailed?.()
+            throw err
+          }
+        },
+        resolve: (message: JobMessage) => viewOfMessage(message)
       }
     },
     BulkJob: {

@@ -21,6 +21,7 @@ import { BulkStore, type BulkJobRow } from './store.ts'
 import type { BulkTables } from './tables.ts'
 import { BulkWorker } from './worker.ts'
 import { usageOf } from './usage.ts'
+import { jobTopic, messageOf, ProgressThrottle } from './updates.ts'
 import { decodeJobCursor } from './arguments.ts'
 
 export interface BulkPluginOptions {
@@ -117,6 +118,17 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
       return { ...view, counts: await store.counts(id), usage: usageOf(view, priceOf(view.mode)) }
     }
   })
+  // bulkJobUpdated: each status change at once, progress at most once a second per job.
+  const throttle = new ProgressThrottle()
+  const publish = async (jobId: string, progress: boolean): Promise<void> => {
+    const row = await store.getJob(jobId, null)
+    if (row === undefined) return
+    if (progress) {
+      const counts = await store.counts(jobId)
+      if (!throttle.due(jobId, `${row.status} ${counts.pending} ${counts.succeeded} ${counts.failed} ${counts.cancelled}`)) return
+    }
+    app.subscriptions.publish(jobTopic(jobId), messageOf(viewOf(row)))
+  }
   const priceOf = (mode: BulkJobView['mode']) => mode === 'GLOBAL_BATCH' ? config.batchPrices : history.prices
   const worker = new BulkWorker({
     store,
@@ -129,6 +141,9 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
     retentionDays: options.retentionDays,
     log,
     database,
+    changed: (jobId, _status, progress) => {
+      void publish(jobId, progress).catch(err => { log.warn({ err, job: jobId }, 'bulk: could not publish the job\'s update') })
+    },
     ...(webhooks === null ? {} : { completed: async (trx, jobId, at) => { await webhooks.enqueue(trx, 'bulk_job.completed', jobId, at) } })
   })
   app.workers.register(worker)

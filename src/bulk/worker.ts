@@ -43,8 +43,8 @@ export interface BulkWorkerOptions {
   log: FastifyBaseLogger
   /** The database: its schema is migrated (onReady). */
   database: { onReady: (fn: () => void) => void, dialect: 'sqlite' | 'postgres' }
-  /** A job changed status (or progressed): subscriptions. */
-  changed?: (jobId: string, status: BulkJobStatus) => void
+  /** A job changed status, or (`progress`) may have made progress: bulkJobUpdated. */
+  changed?: (jobId: string, status: BulkJobStatus | null, progress: boolean) => void
   /** HISTORY_RETENTION_DAYS: finished jobs older than this are purged (hourly), as their identifications are. */
   retentionDays: number
   /** Rows written in the transaction that completes a job (the webhook outbox's `bulk_job.completed`). */
@@ -136,12 +136,13 @@ export class BulkWorker implements Worker {
         if (!kept) abort.abort(new Error('lease lost'))
       }, () => {})
     }, LEASE_MS / 3)
-    // A cancel asked on another instance: seen here within a poll.
+    // A cancel asked on another instance: seen here within a poll. And the job's progress, for bulkJobUpdated.
     const watchCancel = setInterval(() => {
+      this.#o.changed?.(row.id, null, true)
       void store.cancelRequested(row.id).then(cancelled => {
         if (cancelled) abort.abort(new Error('cancelled'))
       }, () => {})
-    }, POLL_MS * 2)
+    }, POLL_MS)
     let nextRunAt: number | null = Date.now() + POLL_MS
     try {
       nextRunAt = await this.#step(row, abort.signal)
@@ -178,7 +179,7 @@ export class BulkWorker implements Worker {
 
   async #setStatus (jobId: string, status: BulkJobStatus): Promise<void> {
     await this.#o.store.setStatus(jobId, status)
-    this.#o.changed?.(jobId, status)
+    this.#o.changed?.(jobId, status, false)
   }
 
   /** Stopped (the instance closes: again later, here or elsewhere) or cancelled (ended now). */
@@ -220,7 +221,7 @@ export class BulkWorker implements Worker {
     await mode.cleanUp(ctx).catch(err => { this.#o.log.warn({ err, job: job.id }, 'bulk: the mode could not clean up') })
     const { completed } = this.#o
     const also = status === 'COMPLETED' && completed !== undefined ? async (trx: Kysely<any>, at: number) => { await completed(trx, job.id, at) } : undefined
-    if (await this.#o.store.finishJob(job.id, status, null, also)) this.#o.changed?.(job.id, status)
+    if (await this.#o.store.finishJob(job.id, status, null, also)) this.#o.changed?.(job.id, status, false)
     await this.#o.files.removeJob(job.id)
   }
 

@@ -15,6 +15,7 @@ import { bulkInternals } from '../../src/bulk/plugin.ts'
 import type { DatabaseEnv } from './history-records.ts'
 import { FAST_ENV, admin, createEndpoint, identify as identifyAsDashboard, waitFor } from './webhooks.ts'
 import { startReceiver } from './webhook-receiver.ts'
+import { subscribe } from './subscriber.ts'
 
 const LIST = `query ($filter: IdentificationFilter) {
   identifications(first: 100, filter: $filter) { edges { node { id bulkJobId } } }
@@ -180,5 +181,39 @@ export function bulkCases (t: Test, databaseEnv: DatabaseEnv, dataDir: () => str
     t.strictSame(jobEvents[0].data.counts, { total: 3, pending: 0, succeeded: 2, failed: 1, cancelled: 0 })
     t.strictSame(bodies.filter(body => body.type !== 'bulk_job.completed').map(body => body.data.id), [single],
       'no identification event for the job\'s items')
+  })
+
+  t.test('bulkJobUpdated: status changes as they happen, the last COMPLETED; another caller\'s job is NOT_FOUND', async t => {
+    const alice = newApiKey('alice')
+    const bob = newApiKey('bob')
+    const DATA_DIR = dataDir()
+    const app = await buildTestApp(t, {
+      env: { ...await databaseEnv(t), DATA_DIR, AUTH_MODE: 'apikey', API_KEY_HASHES: [alice.entry, bob.entry].join(',') }
+    })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    const url = `ws://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}/graphql`
+    const gated = { 'x-api-key': alice.key }
+    const created = await createJob(app, { images: [await jpeg(64, 48), await jpeg(65, 48)] }, gated)
+    const id = created.body.data.createBulkJob.id
+    const query = 'subscription ($id: ID!) { bulkJobUpdated(id: $id) { id status counts { total succeeded pending } } }'
+    const watcher = subscribe(url, { query, variables: { id }, connectionParams: { 'x-api-key': alice.key } })
+    t.teardown(() => watcher.dispose())
+    const statuses: string[] = []
+    for (;;) {
+      const payload = await watcher.next(10_000)
+      t.notOk(payload.errors, JSON.stringify(payload.errors))
+      statuses.push(payload.data.bulkJobUpdated.status)
+      if (payload.data.bulkJobUpdated.status === 'COMPLETED') {
+        t.equal(payload.data.bulkJobUpdated.counts.succeeded, 2)
+        break
+      }
+    }
+    t.ok(statuses.length >= 1, `updates: ${statuses.join(', ')}`)
+
+    const intruder = subscribe(url, { query, variables: { id }, connectionParams: { 'x-api-key': bob.key } })
+    t.teardown(() => intruder.dispose())
+    const refused = await intruder.error as Array<{ extensions?: { code?: string } }>
+    t.equal(refused[0]?.extensions?.code, 'NOT_FOUND', 'bob cannot watch alice\'s job')
   })
 }

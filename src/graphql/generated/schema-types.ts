@@ -551,6 +551,11 @@ export type QueryWebhookDeliveriesArgs = {
 export type Subscription = {
   __typename?: 'Subscription';
   /**
+   * A bulk job as it changes: each status change, and its progress at most once a second while it runs. The caller's
+   * own job, or anyone's with the ReadAll role (else NOT_FOUND). Counted against `SUBSCRIPTIONS_PER_CALLER`.
+   */
+  bulkJobUpdated: BulkJob;
+  /**
    * Each successful identification as it completes, shaped as `identification(id)` shows it. The caller's own; every
    * caller's with the `VehicleIdentification.ReadAll` role (which may narrow them with `filter.caller`). `filter`
    * narrows them as it does `identifications`. `thumbnailUrl` is null here: the thumbnail is made just after the
@@ -559,6 +564,11 @@ export type Subscription = {
    * (TOO_MANY_SUBSCRIPTIONS beyond).
    */
   identificationCompleted: Identification;
+};
+
+
+export type SubscriptionBulkJobUpdatedArgs = {
+  id: Scalars['ID']['input'];
 };
 
 
@@ -1090,6 +1100,7 @@ export type QueryResolvers<ContextType = AppContext, ParentType extends Resolver
 };
 
 export type SubscriptionResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = {
+  bulkJobUpdated?: SubscriptionResolver<ResolversTypes['BulkJob'], "bulkJobUpdated", ParentType, ContextType, RequireFields<SubscriptionBulkJobUpdatedArgs, 'id'>>;
   identificationCompleted?: SubscriptionResolver<ResolversTypes['Identification'], "identificationCompleted", ParentType, ContextType, Partial<SubscriptionIdentificationCompletedArgs>>;
 };
 
