@@ -216,4 +216,34 @@ export function bulkCases (t: Test, databaseEnv: DatabaseEnv, dataDir: () => str
     const refused = await intruder.error as Array<{ extensions?: { code?: string } }>
     t.equal(refused[0]?.extensions?.code, 'NOT_FOUND', 'bob cannot watch alice\'s job')
   })
+
+  t.test('BULK_MAX_ACTIVE_JOBS_PER_CALLER counts the caller\'s jobs in the database: one more is RATE_LIMITED, another caller is not', async t => {
+    const alice = newApiKey('alice')
+    const bob = newApiKey('bob')
+    const gated = gatedVision()
+    const app = await buildTestApp(t, {
+      vision: gated.vision,
+      env: {
+        ...await databaseEnv(t),
+        DATA_DIR: dataDir(),
+        AUTH_MODE: 'apikey',
+        API_KEY_HASHES: [alice.entry, bob.entry].join(','),
+        BULK_MAX_ACTIVE_JOBS_PER_CALLER: '1',
+        BULK_MAX_CONCURRENCY: '1'
+      }
+    })
+    const { started } = gated.hold()
+    const first = await createJob(app, { images: [await jpeg(64, 48)] }, { 'x-api-key': alice.key })
+    await started
+    const second = await createJob(app, { images: [await jpeg(65, 48)] }, { 'x-api-key': alice.key })
+    t.equal(second.statusCode, 429)
+    t.equal(second.body.errors?.[0]?.extensions.code, 'RATE_LIMITED', 'alice has one job running')
+    const bobs = await createJob(app, { images: [await jpeg(66, 48)] }, { 'x-api-key': bob.key })
+    t.equal(bobs.statusCode, 200, 'bob has his own allowance')
+    gated.open()
+    await until(app, first.body.data.createBulkJob.id, ['COMPLETED'], { 'x-api-key': alice.key })
+    const third = await createJob(app, { images: [await jpeg(67, 48)] }, { 'x-api-key': alice.key })
+    t.equal(third.statusCode, 200, 'once it completed, alice may send another')
+    await until(app, third.body.data.createBulkJob.id, ['COMPLETED'], { 'x-api-key': alice.key })
+  })
 }
