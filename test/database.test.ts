@@ -34,7 +34,7 @@ t.test('app.database: the schema up to date once ready; none with HISTORY=off; n
     .selectFrom('kysely_migration').select('name').orderBy('name').execute()
   t.strictSame(names.map(row => row.name), ['0001-history', '0002-webhooks', '0003-backend-name', '0004-thumbnails-created',
     '0005-bulk-jobs', '0006-identifications-bulk-job'],
-    'the stored names, byte for byte')
+  'the stored names, byte for byte')
   t.throws(() => { app.database!.registerMigrations('late', { '9999-late': { up: async () => {} } }) }, /after the database was migrated/)
   const hook: RecordHook = { name: 'late', kysely: async () => {}, sqliteModule: REFUSING }
   t.throws(() => { app.history!.onRecordTransaction(hook) }, /added after start-up/)
