@@ -13,7 +13,7 @@
 // redis slices take an Entra ID token through them.
 const KERNEL = '^src/(errors|config-support|logger|security-headers|storable-text)\\.ts$|^src/(http|database|workers|redis|generated)/|^src/metrics/(registry|plugin|config)\\.ts$|^src/azure/(token-source|margins)\\.ts$'
 const DOMAIN = '^src/(image|callers|limits|azure|vision)/'
-const FEATURES = '^src/(identify|history|thumbnails|webhooks|subscriptions|graphiql|webapp)/|^src/health\\.ts$'
+const FEATURES = '^src/(identify|history|thumbnails|webhooks|subscriptions|bulk|graphiql|webapp)/|^src/health\\.ts$'
 const TOP = '^src/(app|server|config|server-config|migrations|services)\\.ts$|^src/cli/'
 const LAYERS = 'error'
 

@@ -32,8 +32,9 @@ t.test('app.database: the schema up to date once ready; none with HISTORY=off; n
   t.equal(app.database!.ready(), true)
   const names = await app.database!.db.withTables<{ kysely_migration: { name: string } }>()
     .selectFrom('kysely_migration').select('name').orderBy('name').execute()
-  t.strictSame(names.map(row => row.name), ['0001-history', '0002-webhooks', '0003-backend-name', '0004-thumbnails-created'],
-    'the stored names, byte for byte')
+  t.strictSame(names.map(row => row.name), ['0001-history', '0002-webhooks', '0003-backend-name', '0004-thumbnails-created',
+    '0005-bulk-jobs', '0006-identifications-bulk-job'],
+  'the stored names, byte for byte')
   t.throws(() => { app.database!.registerMigrations('late', { '9999-late': { up: async () => {} } }) }, /after the database was migrated/)
   const hook: RecordHook = { name: 'late', kysely: async () => {}, sqliteModule: REFUSING }
   t.throws(() => { app.history!.onRecordTransaction(hook) }, /added after start-up/)
@@ -83,8 +84,16 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     const failed = record({ outcome: 'UPSTREAM_UNAVAILABLE', answer: null, vehicles: [] })
     await store.insertMany([ok, failed])
     t.strictSame(seen, [[
-      { id: ok.id, ok: true, createdAt: ok.createdAt.getTime() },
-      { id: failed.id, ok: false, createdAt: failed.createdAt.getTime() }
+      { id: ok.id, ok: true, outcome: 'OK', createdAt: ok.createdAt.getTime(), bulkJobId: null, promptTokens: 100, completionTokens: 10 },
+      {
+        id: failed.id,
+        ok: false,
+        outcome: 'UPSTREAM_UNAVAILABLE',
+        createdAt: failed.createdAt.getTime(),
+        bulkJobId: null,
+        promptTokens: 100,
+        completionTokens: 10
+      }
     ]])
     await store.insertMany([ok])
     t.equal(seen.length, 1, 'a record already written is not handed to the hook again')

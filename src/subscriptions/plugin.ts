@@ -35,6 +35,12 @@ export interface Subscriptions extends SubscriptionTransport {
   subscribe (
     pubsub: SubscriptionContext, callerId: string, filter: LiveFilter, socketClosed: AbortSignal
   ): Promise<AsyncIterableIterator<CompletedMessage>>
+  /** Another feature's stream (a bulk job's updates): `topic`'s messages that `accept` lets through, under the same limits. */
+  subscribeTopic<T> (
+    pubsub: SubscriptionContext, callerId: string, topic: string, accept: (message: T) => boolean, socketClosed: AbortSignal
+  ): Promise<AsyncIterableIterator<T>>
+  /** Publishes a feature's message on `topic` (to every instance with REDIS_URL); nothing before the schema is composed. */
+  publish (topic: string, message: unknown): void
 }
 
 declare module 'fastify' {
@@ -144,6 +150,8 @@ async function subscriptionsPlugin (app: FastifyInstance, options: Subscriptions
     publishTo (pubsub) {
       publishedTo = pubsub
       events.on('completed', event => {
+        // A bulk job's items are announced by the job (bulkJobUpdated), never one by one: a job may hold 100,000.
+        if (event.bulkJobId !== undefined) return
         // No subscription on this instance and no other instance to tell (no Redis): nobody to publish to.
         if (emitter === undefined && limits.active === 0) return
         // The callback's error is untyped in mercurius' types, but mqemitter-redis passes one.
@@ -160,12 +168,24 @@ async function subscriptionsPlugin (app: FastifyInstance, options: Subscriptions
     },
 
     async subscribe (pubsub, callerId, filter, socketClosed) {
+      const accept = (message: CompletedMessage): boolean => matches(message, filter)
+      return await subscriptions.subscribeTopic<CompletedMessage>(pubsub, callerId, COMPLETED_TOPIC, accept, socketClosed)
+    },
+
+    publish (topic, message) {
+      if (publishedTo === undefined) return
+      publishedTo.publish({ topic, payload: message }, (() => {}) as () => void)
+    },
+
+    async subscribeTopic<T> (
+      pubsub: SubscriptionContext, callerId: string, topic: string, accept: (message: T) => boolean, socketClosed: AbortSignal
+    ) {
       const backlog = connections.backlog(socketClosed)
       const release = limits.acquire(callerId)
-      let source: AsyncIterable<CompletedMessage>
+      let source: AsyncIterable<T>
       try {
         // mercurius' per-subscription pubsub: subscribe() resolves to the subscription's queue (a Readable).
-        source = await pubsub.subscribe<CompletedMessage>(COMPLETED_TOPIC)
+        source = await pubsub.subscribe<T>(topic)
       } catch (err) {
         release()
         throw err
@@ -178,7 +198,7 @@ async function subscriptionsPlugin (app: FastifyInstance, options: Subscriptions
         return (async function * () {})()
       }
       const queued = countQueued(source as unknown as QueueStream, backlog, sizeOf)
-      return filtered(source, message => matches(message, filter), () => { queued.end(); release() }, queued.taken)
+      return filtered(source, accept, () => { queued.end(); release() }, queued.taken)
     }
   }
   app.decorate('subscriptions', subscriptions)

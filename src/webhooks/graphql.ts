@@ -9,14 +9,19 @@ import type {
 } from '../graphql/generated/schema-types.ts'
 import type { GraphqlPart } from '../graphql/registry.ts'
 import type { Attempt, Delivery, Endpoint, Webhooks } from './public.ts'
-import { EVENT_COMPLETED, EVENT_FAILED, type WebhookEventType } from './tables.ts'
+import { EVENT_BULK_JOB_COMPLETED, EVENT_COMPLETED, EVENT_FAILED, type WebhookEventType } from './tables.ts'
 
 const MAX_PAGE_SIZE = 100
 const EVENT_TYPE: Record<WebhookEvent, WebhookEventType> = {
   IDENTIFICATION_COMPLETED: EVENT_COMPLETED,
-  IDENTIFICATION_FAILED: EVENT_FAILED
+  IDENTIFICATION_FAILED: EVENT_FAILED,
+  BULK_JOB_COMPLETED: EVENT_BULK_JOB_COMPLETED
 }
-const EVENT_NAME: Record<WebhookEventType, WebhookEvent> = { [EVENT_COMPLETED]: 'IDENTIFICATION_COMPLETED', [EVENT_FAILED]: 'IDENTIFICATION_FAILED' }
+const EVENT_NAME: Record<WebhookEventType, WebhookEvent> = {
+  [EVENT_COMPLETED]: 'IDENTIFICATION_COMPLETED',
+  [EVENT_FAILED]: 'IDENTIFICATION_FAILED',
+  [EVENT_BULK_JOB_COMPLETED]: 'BULK_JOB_COMPLETED'
+}
 const STATE = { pending: 'PENDING', succeeded: 'SUCCEEDED', failed: 'FAILED' } as const
 /** Ids we hand out: UUIDs (endpoints) and integers (deliveries). Anything longer is none of ours. */
 const MAX_ID_LENGTH = 64

@@ -24,6 +24,28 @@ async function insertOutbox (trx: Kysely<any>, written: readonly WrittenRecord[]
   }
 }
 
+/** One feature event's deliveries (a bulk job completed), in the transaction that made it happen. */
+export async function insertFeatureEvent (trx: Kysely<any>, eventType: string, subjectId: string, createdAt: number): Promise<void> {
+  const db = trx as Kysely<WebhookTables>
+  const subscriptions = await db.selectFrom('webhook_endpoint_events as s')
+    .innerJoin('webhook_endpoints as w', 'w.id', 's.endpoint_id')
+    .select(['s.endpoint_id'])
+    .where('w.disabled_at', 'is', null).where('s.event_type', '=', eventType)
+    .execute()
+  if (subscriptions.length === 0) return
+  const now = Date.now()
+  await db.insertInto('webhook_deliveries').values(subscriptions.map(s => ({
+    endpoint_id: s.endpoint_id,
+    message_id: `msg_${subjectId}`, // one per event (a subject has one event of this type), whatever the endpoint or attempt
+    event_type: eventType,
+    identification_id: subjectId, // the subject's id (a bulk job's here)
+    created_at: createdAt,
+    state: 'pending',
+    attempts: 0,
+    next_attempt_at: now
+  }))).execute()
+}
+
 export const outboxHook: RecordHook = {
   name: 'webhooks',
   kysely: insertOutbox,

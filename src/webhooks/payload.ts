@@ -8,6 +8,8 @@ import type { WebhookEventType } from './tables.ts'
 export type RecordReader = (id: string) => Promise<RecordedOutcome | undefined>
 
 export interface PayloadOptions {
+  /** Other features' event types and how their `data` is made (registerEventType). */
+  featureEvents?: ReadonlyMap<string, (subjectId: string) => Promise<Record<string, unknown> | undefined>>
   /** The signed path of an identification's thumbnail (`/thumbnails/…`); null when thumbnails are off. */
   thumbnailPath: ((id: string) => string) | null
   /** PUBLIC_BASE_URL: prefixed to the thumbnail path; null: the path alone. */
@@ -24,6 +26,12 @@ export type Payload =
 export async function buildPayload (
   getRecord: RecordReader, eventType: WebhookEventType, identificationId: string, createdAt: number, options: PayloadOptions
 ): Promise<Payload> {
+  const feature = options.featureEvents?.get(eventType)
+  if (feature !== undefined) { // another feature's subject (a bulk job): its own data
+    const data = await feature(identificationId)
+    if (data === undefined) return { kind: 'gone' }
+    return { kind: 'body', body: JSON.stringify({ type: eventType, timestamp: new Date(createdAt).toISOString(), data }) }
+  }
   const record = await getRecord(identificationId)
   if (record === undefined) return { kind: 'gone' }
   const timestamp = new Date(createdAt).toISOString()

@@ -10,13 +10,13 @@ import type { Metrics } from '../metrics/registry.ts'
 import type { WebhooksConfig } from './config.ts'
 import { webhooksGraphql } from './graphql.ts'
 import { webhookMetrics } from './metrics.ts'
-import type { Webhooks } from './public.ts'
+import type { WebhookEvents, Webhooks } from './public.ts'
 import { newSecret } from './signing.ts'
 import { checkEndpointUrl, systemResolver, UrlRefused, type Resolver } from './ssrf.ts'
 import { WebhookStore } from './store.ts'
 import type { WebhookEventType, WebhookTables } from './tables.ts'
 import { WEBHOOKS_MIGRATIONS } from './migrations/index.ts'
-import { outboxHook } from './outbox.ts'
+import { insertFeatureEvent, outboxHook } from './outbox.ts'
 import { DeliveryWorker } from './worker.ts'
 
 export const MAX_DESCRIPTION_LENGTH = 500
@@ -71,6 +71,7 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
   const measured = webhookMetrics(metrics, { pending: () => pending, disabled: () => disabled, inFlight: () => worker.inFlight })
 
   const thumbnails = app.thumbnails
+  const featureEvents = new Map<string, (subjectId: string) => Promise<Record<string, unknown> | undefined>>()
   const worker = new DeliveryWorker({
     store,
     config,
@@ -78,7 +79,11 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
     log,
     retentionDays: options.retentionDays,
     getRecord: async id => await history.getRecord(id),
-    payload: { thumbnailPath: thumbnails === null ? null : id => thumbnails.signer.sign(id).path, publicBaseUrl: config.publicBaseUrl },
+    payload: {
+      thumbnailPath: thumbnails === null ? null : id => thumbnails.signer.sign(id).path,
+      publicBaseUrl: config.publicBaseUrl,
+      featureEvents
+    },
     hooks: {
       outcome: measured.attempt,
       counts: (p, d) => { pending = p; disabled = d }
@@ -123,8 +128,18 @@ async function webhooksPlugin (app: FastifyInstance, options: WebhooksPluginOpti
 
   // Every database call of the public methods: a failure becomes STORAGE_UNAVAILABLE (503), logged once.
   const query = async <T>(run: () => Promise<T>): Promise<T> => await database.query(run)
-  const webhooks: Webhooks & { [INTERNALS]: WebhooksInternals } = {
+  let ready = false
+  app.addHook('onReady', async () => { ready = true })
+  const webhooks: Webhooks & WebhookEvents & { [INTERNALS]: WebhooksInternals } = {
     [INTERNALS]: { store, worker },
+    registerEventType (event) {
+      if (ready) throw new Error(`webhooks: event type ${event.type} registered after start-up`)
+      featureEvents.set(event.type, async id => await event.payload(id))
+    },
+    async enqueue (trx, type, subjectId, createdAt) {
+      await insertFeatureEvent(trx, type, subjectId, createdAt)
+      worker.kick()
+    },
     async listEndpoints () {
       return await query(() => store.listEndpoints())
     },

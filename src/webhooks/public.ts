@@ -1,5 +1,6 @@
 // What other parts of the app see of webhooks: `app.webhooks` and the shapes it returns. Types only
 // (importing this costs nothing at run time); the store, the outbox and the delivery worker stay inside.
+import type { Kysely } from 'kysely'
 import type { WebhookEventType } from './tables.ts'
 
 export type { WebhookEventType }
@@ -67,9 +68,26 @@ export interface Webhooks {
   delete (id: string): Promise<boolean>
 }
 
+/** Another feature's event (not an identification's): how its body's `data` is made when it is delivered. */
+export interface FeatureEvent {
+  type: WebhookEventType
+  /** The subject's data as the API shows it; undefined when it is gone (nothing is sent). */
+  payload (subjectId: string): Promise<Record<string, unknown> | undefined>
+}
+
+export interface WebhookEvents {
+  /** Declares a feature's event type; before the app is ready. */
+  registerEventType (event: FeatureEvent): void
+  /**
+   * Writes the event's deliveries (one per enabled endpoint subscribed to it) in the caller's transaction `trx`, so
+   * that the event is announced exactly when what it announces is committed. `subjectId`: at most 36 characters.
+   */
+  enqueue (trx: Kysely<any>, type: WebhookEventType, subjectId: string, createdAt: number): Promise<void>
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** Webhook endpoints and their delivery; null when HISTORY=off. */
-    webhooks: Webhooks | null
+    webhooks: (Webhooks & WebhookEvents) | null
   }
 }

@@ -5,7 +5,9 @@ import type { Generated } from 'kysely'
 /** The event types of the body's `type`, as the endpoint subscribes to them. */
 export const EVENT_COMPLETED = 'identification.completed'
 export const EVENT_FAILED = 'identification.failed'
-export type WebhookEventType = typeof EVENT_COMPLETED | typeof EVENT_FAILED
+/** A bulk job completed (its items are never announced one by one): `data` is the job, as a feature's payload builder makes it. */
+export const EVENT_BULK_JOB_COMPLETED = 'bulk_job.completed'
+export type WebhookEventType = typeof EVENT_COMPLETED | typeof EVENT_FAILED | typeof EVENT_BULK_JOB_COMPLETED
 
 export interface WebhookEndpointsTable {
   id: string
