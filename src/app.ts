@@ -28,6 +28,7 @@ import historyPlugin from './history/plugin.ts'
 import thumbnailsPlugin from './thumbnails/plugin.ts'
 import subscriptionsPlugin from './subscriptions/plugin.ts'
 import webhooksPlugin from './webhooks/plugin.ts'
+import bulkPlugin from './bulk/plugin.ts'
 import type { Resolver } from './webhooks/ssrf.ts'
 import graphqlPlugin, { PREFLIGHT_HEADERS } from './graphql/plugin.ts'
 import graphqlRegistry from './graphql/registry.ts'
@@ -75,7 +76,12 @@ export async function buildApp (
 
   const metrics = new Metrics()
   // Vision slots and upload bytes: `app.limits`, with their metrics (src/limits/plugin.ts).
-  await app.register(limitsPlugin, { overload: config.limits.overload, uploadIdleTimeoutMs: config.graphql.uploadIdleTimeoutMs, metrics })
+  await app.register(limitsPlugin, {
+    overload: config.limits.overload,
+    uploadIdleTimeoutMs: config.graphql.uploadIdleTimeoutMs,
+    backgroundConcurrency: config.bulk.maxConcurrency, // bulk jobs' lane, beside VISION_MAX_CONCURRENCY
+    metrics
+  })
   const { admission, uploads } = app.limits
   // `app.vision`: its metrics, warm-up once listening, closed with the app.
   await app.register(visionPlugin, { vision, metrics })
@@ -152,6 +158,16 @@ export async function buildApp (
   await app.register(identifyPlugin, { vision, language: config.vision.language, detail: config.images.detail })
 
   await app.register(webhooksPlugin, { config: config.webhooks, retentionDays: config.history.retentionDays, metrics, events, ...webhooks })
+
+  await app.register(bulkPlugin, {
+    config: config.bulk,
+    vision,
+    production: server.production,
+    language: config.vision.language,
+    detail: config.images.detail,
+    maxUploadBytes: config.graphql.maxUploadBytes,
+    retentionDays: config.history.retentionDays
+  })
 
   if (config.graphql.graphiql) await app.register(graphiqlPlugin)
 

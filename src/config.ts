@@ -20,6 +20,7 @@ import { ThumbnailsEnv, readThumbnailsConfig, type ThumbnailsConfig } from './th
 import { WebAppEnv, readWebAppConfig, type WebAppConfig } from './webapp/config.ts'
 import { SubscriptionsEnv, readSubscriptionsConfig, type SubscriptionsConfig } from './subscriptions/config.ts'
 import { WebhooksEnv, readWebhooksConfig, type WebhooksConfig } from './webhooks/config.ts'
+import { BulkEnv, readBulkConfig, type BulkConfig } from './bulk/config.ts'
 
 export { ConfigError }
 
@@ -39,7 +40,8 @@ const Env = Type.Object({
   ...ThumbnailsEnv.properties,
   ...WebAppEnv.properties,
   ...SubscriptionsEnv.properties,
-  ...WebhooksEnv.properties
+  ...WebhooksEnv.properties,
+  ...BulkEnv.properties
 })
 type Env = Static<typeof Env>
 
@@ -65,6 +67,7 @@ export interface Config {
   webApp: WebAppConfig
   subscriptions: SubscriptionsConfig
   webhooks: WebhooksConfig
+  bulk: BulkConfig
 }
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
@@ -89,13 +92,17 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
 
   const server = readServerConfig(raw)
   const history = readHistoryConfig(raw)
+  const limits = readLimitsConfig(raw)
+  const { vision, azure } = readVisionConfig(raw)
+  const firstBackend = azure?.backends[0]
   return {
     server,
     graphql: readGraphqlConfig(raw, server.production),
-    limits: readLimitsConfig(raw),
+    limits,
     redis: readRedisConfig(raw),
     images: readImageConfig(raw),
-    ...readVisionConfig(raw),
+    vision,
+    azure,
     callers: readCallersConfig(raw, server.production),
     metrics: readMetricsConfig(raw),
     database: readDatabaseConfig(raw, history.enabled),
@@ -103,6 +110,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     thumbnails: readThumbnailsConfig(raw),
     webApp: readWebAppConfig(raw),
     subscriptions: readSubscriptionsConfig(raw),
-    webhooks: readWebhooksConfig(raw, server.production)
+    webhooks: readWebhooksConfig(raw, server.production),
+    bulk: readBulkConfig(raw, {
+      dataDir: raw.DATA_DIR,
+      visionMaxConcurrency: limits.overload.maxConcurrency,
+      prices: history.prices,
+      azure: firstBackend === undefined ? null : { endpoint: firstBackend.endpoint, apiVersion: firstBackend.apiVersion }
+    })
   }
 }

@@ -284,6 +284,41 @@ export class InvalidWebhookUrlError extends AppError {
   override details (): Record<string, unknown> { return { reason: this.reason } }
 }
 
+// Bulk archives (src/bulk/archive/)
+
+/**
+ * A ZIP archive refused as a whole (not a readable ZIP, too many entries, a bomb's shape): no job is made.
+ * `reason` is a stable word (`archive_unreadable`, `too_many_entries`, `overlapping_entries`, ...).
+ */
+export class BulkArchiveError extends BadUserInputError {
+  readonly reason: string
+
+  constructor (message: string, reason: string, options: ErrorOptions = {}) {
+    super(message, { argument: 'archive', reason }, options)
+    this.reason = reason
+  }
+}
+
+/**
+ * One entry of an archive that cannot be used (`reason`: `encrypted`, `unsafe_name`, `size_mismatch`, ...): its item
+ * fails, the job goes on.
+ */
+export class ArchiveEntryRefusedError extends BadUserInputError {
+  readonly reason: string
+
+  constructor (message: string, reason: string, options: ErrorOptions = {}) {
+    super(message, { reason }, options)
+    this.reason = reason
+  }
+}
+
+/** One entry of an archive larger than MAX_UPLOAD_BYTES, as identifyVehicle refuses such a photo: its item fails. */
+export class ArchiveEntryTooLargeError extends PayloadTooLargeError {
+  readonly reason = 'too_large'
+
+  override details (): Record<string, unknown> { return { ...super.details(), reason: this.reason } }
+}
+
 // Azure, and the identity endpoint in front of it
 
 export abstract class UpstreamError extends RetryableError {

@@ -4,8 +4,9 @@ import type { Kysely, Migration, MigrationProvider } from 'kysely'
 import { fixedProvider, migrateToLatest as migrate } from './database/migrations.ts'
 import { HISTORY_MIGRATIONS } from './history/migrations/index.ts'
 import { WEBHOOKS_MIGRATIONS } from './webhooks/migrations/index.ts'
+import { BULK_MIGRATIONS } from './bulk/migrations/index.ts'
 
-export const MIGRATIONS: Record<string, Migration> = { ...HISTORY_MIGRATIONS, ...WEBHOOKS_MIGRATIONS }
+export const MIGRATIONS: Record<string, Migration> = { ...HISTORY_MIGRATIONS, ...WEBHOOKS_MIGRATIONS, ...BULK_MIGRATIONS }
 
 export const migrationProvider: MigrationProvider = fixedProvider(MIGRATIONS)
 

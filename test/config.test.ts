@@ -3,7 +3,7 @@
 // TRUST_PROXY's forms, API_KEY_HASHES(_FILE), the GPT4V_* aliases and IMAGE_CONCURRENCY's default.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
 import { loadConfig, ConfigError, type Config } from '../src/config.ts'
@@ -106,6 +106,21 @@ t.test('the defaults, in development', async t => {
       maxEndpoints: 20,
       allowLoopback: false,
       publicBaseUrl: null
+    },
+    bulk: {
+      dir: resolve('./data/bulk'),
+      maxArchiveBytes: 2 * 1024 ** 3,
+      maxItems: 10_000,
+      maxExpandedBytes: 8 * 1024 ** 3,
+      maxCompressionRatio: 20,
+      maxReceivingBytes: 8 * 1024 ** 3,
+      minFreeBytes: 1024 ** 3,
+      maxConcurrency: 4,
+      prepareConcurrency: 1,
+      pollIntervalMs: 60_000,
+      maxActiveJobsPerCaller: 2,
+      globalBatch: null,
+      batchPrices: null
     }
   }
   t.strictSame(loadConfig({}), expected)

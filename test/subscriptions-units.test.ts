@@ -31,6 +31,7 @@ function message (overrides: Partial<CompletedMessage> = {}): CompletedMessage {
     backend: 'SIMULATED',
     model: 'simulated',
     backendName: null,
+    bulkJobId: null,
     image: { sha256: 'ab', mimeType: 'image/jpeg', bytes: 1, width: 1, height: 1, sentMimeType: 'image/jpeg', sentBytes: 1, sentWidth: 1, sentHeight: 1, estimatedImageTokens: 85, detailUsed: 'LOW', looks: 1 },
     detailUsed: 'LOW',
     looks: 1,

@@ -1,6 +1,42 @@
 // GENERATED FILE, DO NOT EDIT: made from src/**/*.graphql by `npm run codegen` (codegen.ts).
 // `npm test` fails when it is stale (`npm run codegen:check`).
 /* eslint-disable */
+export type BulkItemStatus =
+  /** The job was cancelled before it was answered. */
+  | 'CANCELLED'
+  /** Failed: `code` says why (the same codes as identifyVehicle). */
+  | 'FAILED'
+  /** Not yet prepared. */
+  | 'PENDING'
+  /** Prepared; waiting to be answered. */
+  | 'PREPARED'
+  /** Sent to Azure's Global Batch; waiting for its answer. */
+  | 'SUBMITTED'
+  /** Answered: its `identification` is in history. */
+  | 'SUCCEEDED';
+
+export type BulkJobMode =
+  /** Azure OpenAI's Global Batch API: answered within 24 hours at about half the price. */
+  | 'GLOBAL_BATCH'
+  /** The normal path, at a bounded share of capacity, behind interactive callers. */
+  | 'ONLINE';
+
+export type BulkJobStatus =
+  /** Cancelled: the photos not yet answered ended as CANCELLED. */
+  | 'CANCELLED'
+  /** Every photo has an outcome (succeeded or failed). */
+  | 'COMPLETED'
+  /** The job could not be worked at all (`code` says why); its photos are not answered. */
+  | 'FAILED'
+  /** Its photos are being inspected, stripped of metadata and downscaled. */
+  | 'PREPARING'
+  /** Received; its photos are about to be prepared. */
+  | 'RECEIVED'
+  /** Being answered. */
+  | 'RUNNING'
+  /** Handed to Azure's Global Batch; waiting for it to start. */
+  | 'SUBMITTED';
+
 /** How sure the model is. */
 export type Confidence =
   /** Badges or model lettering are legible. */

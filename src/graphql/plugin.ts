@@ -29,7 +29,9 @@ import { resolvers } from './resolvers.ts'
 import { mergeResolvers } from './registry.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
 import { schemaFiles } from './schema.ts'
-import { readMultipartOperations, uploadCharge, type UploadLimits } from './upload.ts'
+import { MIN_UPLOAD_CHARGE, readMultipartOperations, uploadCharge, type FileLimits, type StoredFile, type UploadLimits } from './upload.ts'
+import { policyFor } from './upload-policy.ts'
+import type { UploadPolicy } from './registry.ts'
 import { UploadBuffers } from './upload-buffers.ts'
 
 /** Header names that force a CORS preflight, as upload clients already send them. */
@@ -99,22 +101,52 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
 
   // The body is read here, holding its bytes' reservation (not a vision slot) until the request ends:
   // the upload's buffer lives as long as the request, through the wait for a slot and the work.
+  // An upload policy's mutation (src/graphql/registry.ts) may take more or larger files, or send them to disk: the
+  // parser's own limits are the largest any policy allows; each request's are its policy's, once `operations` is read.
   async function receiveUpload (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (!request.isMultipart()) return
-    let release: (() => void) | undefined
+    const held: Array<() => void> = []
+    const releaseAll = (): void => { for (const release of held.splice(0)) release() }
+    const stored: StoredFile[] = []
     try {
-      release = uploads.reserve(callerKey(request), uploadCharge(request.headers['content-length'], limits))
-      reply.raw.once('close', release)
-      if (reply.raw.destroyed) release()
-      request.body = await readMultipartOperations(request, limits)
+      const key = callerKey(request)
+      let reservation = uploads.reserve(key, uploadCharge(request.headers['content-length'], limits))
+      held.push(() => { reservation() })
+      reply.raw.once('close', () => {
+        releaseAll()
+        for (const file of stored) file.discard() // what the resolver did not take goes with the request
+      })
+      if (reply.raw.destroyed) releaseAll()
+      const select = async (operations: Record<string, unknown>): Promise<FileLimits> => {
+        const policy = policyFor(operations, policies, config.maxQueryTokens)
+        if (policy === undefined) return { maxFiles: limits.maxFiles, maxFileBytes: limits.maxFileBytes, sink: 'memory' }
+        if (policy.sink !== 'memory') {
+          // Files to disk hold no memory: the request keeps only its framing's share of the bytes in flight.
+          reservation()
+          reservation = uploads.reserve(key, MIN_UPLOAD_CHARGE)
+        }
+        if (policy.admit !== undefined) {
+          const declared = Number(request.headers['content-length'])
+          held.push(await policy.admit(request, Number.isSafeInteger(declared) && declared >= 0 ? declared : null))
+          if (reply.raw.destroyed) releaseAll() // the client went away meanwhile: its close has been seen already
+        }
+        return { maxFiles: policy.maxFiles, maxFileBytes: policy.maxFileBytes, sink: policy.sink }
+      }
+      request.body = await readMultipartOperations(request, { ...parserLimits, select }, stored)
     } catch (err) {
-      release?.() // a refused or stalled upload gives its bytes back now, not when its connection closes
+      releaseAll() // a refused or stalled upload gives its bytes back now, not when its connection closes
       discardRest(request, reply)
       throw err
     }
   }
 
-  const { parts, subscriptions } = app.graphqlRegistry.compose()
+  const { parts, subscriptions, uploadPolicies } = app.graphqlRegistry.compose()
+  const policies = new Map<string, UploadPolicy>(uploadPolicies.map(policy => [policy.field, policy]))
+  const parserLimits: UploadLimits = {
+    ...limits,
+    maxFiles: Math.max(limits.maxFiles, ...uploadPolicies.map(p => p.maxFiles)),
+    maxFileBytes: Math.max(limits.maxFileBytes, ...uploadPolicies.map(p => p.maxFileBytes))
+  }
   const core = { name: 'graphql', sdl: coreSchemaSDL().join('\n'), resolvers: resolvers as IResolvers }
   const sdl = [core, ...parts].flatMap(part => part.sdl ?? [])
   checkEveryFileComposed(sdl)

@@ -35,11 +35,31 @@ export interface SubscriptionTransport {
   publishTo (pubsub: PubSub): void
 }
 
+/**
+ * How a mutation's files are received, when not as identifyVehicle's (one file of MAX_UPLOAD_BYTES, in memory):
+ * chosen once the request's `operations` is read, by its one root field.
+ */
+export interface UploadPolicy {
+  /** The mutation (root field) whose files it governs. */
+  field: string
+  maxFiles: number
+  maxFileBytes: number
+  /** 'memory': a buffer each (charged to the upload bytes in flight); a folder: each streamed to a new file in it. */
+  sink: 'memory' | { dir: string }
+  /**
+   * Before any file is read: refuses by throwing (an AppError: RATE_LIMITED, OVERLOADED, …) or admits, returning
+   * what gives back what it holds, called once the request has ended. `declaredBytes`: the content-length, if any.
+   */
+  admit? (request: FastifyRequest, declaredBytes: number | null): Promise<() => void>
+}
+
 export interface GraphqlRegistry {
   add (part: GraphqlPart): void
+  /** A mutation's upload policy (one per field). */
+  addUploadPolicy (policy: UploadPolicy): void
   useSubscriptions (transport: SubscriptionTransport): void
   /** For the graphql plugin: what was registered. Closes the registry. */
-  compose (): { parts: readonly GraphqlPart[], subscriptions: SubscriptionTransport | null }
+  compose (): { parts: readonly GraphqlPart[], subscriptions: SubscriptionTransport | null, uploadPolicies: readonly UploadPolicy[] }
 }
 
 declare module 'fastify' {
@@ -51,6 +71,7 @@ declare module 'fastify' {
 export function createGraphqlRegistry (): GraphqlRegistry {
   const parts: GraphqlPart[] = []
   let subscriptions: SubscriptionTransport | null = null
+  const uploadPolicies: UploadPolicy[] = []
   let composed = false
   const open = (what: string): void => {
     if (composed) throw new Error(`${what}: the GraphQL schema is already composed; register the feature before the graphql plugin`)
@@ -61,6 +82,11 @@ export function createGraphqlRegistry (): GraphqlRegistry {
       if (parts.some(p => p.name === part.name)) throw new Error(`GraphQL part ${part.name} registered twice`)
       parts.push(part)
     },
+    addUploadPolicy (policy) {
+      open(`graphqlRegistry.addUploadPolicy(${policy.field})`)
+      if (uploadPolicies.some(p => p.field === policy.field)) throw new Error(`upload policy of ${policy.field} registered twice`)
+      uploadPolicies.push(policy)
+    },
     useSubscriptions (transport) {
       open('graphqlRegistry.useSubscriptions')
       if (subscriptions !== null) throw new Error('a subscription transport is already registered')
@@ -68,7 +94,7 @@ export function createGraphqlRegistry (): GraphqlRegistry {
     },
     compose () {
       composed = true
-      return { parts, subscriptions }
+      return { parts, subscriptions, uploadPolicies }
     }
   }
 }

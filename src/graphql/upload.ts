@@ -1,23 +1,32 @@
 // The GraphQL multipart request spec (https://github.com/jaydenseric/graphql-multipart-request-spec)
 // on @fastify/multipart: fields `operations`, then `map`, then the files the map names.
-// Every file is buffered in memory under a hard cap (never a shared temp path), and every way a
-// request can be malformed is answered 400 BAD_REQUEST (413 PAYLOAD_TOO_LARGE for an oversize file).
+// Every file is buffered in memory under a hard cap (never a shared temp path), unless the mutation's upload
+// policy (chosen once `operations` is read: its one root field) streams its files to a folder of its own
+// (./disk-upload.ts: never whole in memory, removed on any error). Every way a request can be malformed is
+// answered 400 BAD_REQUEST (413 PAYLOAD_TOO_LARGE for an oversize file).
 import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import { AppError, BadRequestError, ClientClosedRequestError, PayloadTooLargeError, UploadTimeoutError, UploadTooSlowError } from '../errors.ts'
 import type { UploadBuffers } from './upload-buffers.ts'
+import { receiveToDisk, type StoredFile } from './disk-upload.ts'
+
+export type { StoredFile }
 
 /**
  * An uploaded file, fully received. Only its bytes: the client's file name and content type are
  * not kept (the type is sniffed from the bytes, and a name is not needed).
  */
 export class Upload {
+  /** The bytes (empty when the file went to disk: `file`). */
   readonly buffer: Buffer
+  /** A file received to disk (an upload policy with a folder); null when in memory. */
+  readonly file: StoredFile | null
   #release: (() => void) | null
 
-  constructor (buffer: Buffer, release: (() => void) | null = null) {
+  constructor (buffer: Buffer, release: (() => void) | null = null, file: StoredFile | null = null) {
     this.buffer = buffer
     this.#release = release
+    this.file = file
   }
 
   /** Once nothing reads `buffer` any more (the identification is over): its memory is reused. Idempotent. */
@@ -44,6 +53,19 @@ export interface UploadLimits {
   minBytesPerSecond: number
   /** Where file buffers come from and go back to (none: each allocated, and collected). */
   buffers?: UploadBuffers
+  /**
+   * Once `operations` is read: the files' limits and sink for its mutation (its upload policy); not given: these
+   * limits, in memory. May throw (an AppError: a refusal before any file is read).
+   */
+  select?: (operations: Operations) => Promise<FileLimits>
+}
+
+/** What one request's files may be, and where they go. */
+export interface FileLimits {
+  maxFiles: number
+  maxFileBytes: number
+  /** 'memory': one buffer each; a folder: each streamed to a new file in it. */
+  sink: 'memory' | { dir: string }
 }
 
 /** Multipart framing around the file and the two fields: boundaries, part headers. */
@@ -63,7 +85,7 @@ export function uploadCharge (contentLength: string | undefined, limits: UploadL
   return Math.max(bytes, MIN_UPLOAD_CHARGE)
 }
 
-type Operations = Record<string, unknown>
+export type Operations = Record<string, unknown>
 type FieldPart = Extract<Multipart, { type: 'field' }>
 
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype'])
@@ -72,7 +94,10 @@ const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype'])
  * Reads a multipart GraphQL request and returns the operation with an `Upload` at each mapped path.
  * Throws `AppError`s; the caller must drain the request when it throws (see `discardRest`).
  */
-export async function readMultipartOperations (request: FastifyRequest, limits: UploadLimits): Promise<Operations> {
+export async function readMultipartOperations (
+  request: FastifyRequest, limits: UploadLimits, stored: StoredFile[] = []
+): Promise<Operations> {
+  let files: FileLimits = { maxFiles: limits.maxFiles, maxFileBytes: limits.maxFileBytes, sink: 'memory' }
   const parts = request.parts({
     // Throw past the limit instead of silently truncating (read at run time; missing from the typings).
     ...{ throwFileSizeLimit: true },
@@ -98,11 +123,12 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
           throw new BadRequestError(`Misordered multipart fields: expected \`operations\` first, got ${describe(part)}.`)
         }
         operations = parseOperations(fieldJson(part, limits))
+        if (limits.select !== undefined) files = await limits.select(operations)
       } else if (fileToPaths === undefined) {
         if (part.type !== 'field' || part.fieldname !== 'map') {
           throw new BadRequestError(`Misordered multipart fields: expected \`map\` after \`operations\`, got ${describe(part)}.`)
         }
-        fileToPaths = parseMap(fieldJson(part, limits), operations, limits.maxFiles)
+        fileToPaths = parseMap(fieldJson(part, limits), operations, files.maxFiles)
       } else {
         if (part.type !== 'file') {
           throw new BadRequestError(`Unexpected field ${quote(part.fieldname)} after \`map\`: only files may follow it.`)
@@ -112,20 +138,28 @@ export async function readMultipartOperations (request: FastifyRequest, limits: 
           throw new BadRequestError(`File field ${quote(part.fieldname)} is not in \`map\` (or was sent twice).`)
         }
         received.add(part.fieldname)
-        const upload = await readFile(part, Number(request.headers['content-length']) || 0, limits.maxFileBytes, limits.buffers)
+        const upload = files.sink === 'memory'
+          ? await readFile(part, Number(request.headers['content-length']) || 0, files.maxFileBytes, limits.buffers)
+          : await receiveFile(part, files.sink.dir, files.maxFileBytes, stored)
         for (const path of paths) setPath(operations, path, upload)
       }
     }
   } catch (err) {
-    throw translateMultipartError(err, limits)
+    for (const file of stored) file.discard() // a refused request leaves no file behind
+    throw translateMultipartError(err, { ...limits, ...files })
   } finally {
     stopWatching()
   }
 
-  if (operations === undefined) throw new BadRequestError('Missing multipart field `operations` (the GraphQL multipart request spec).')
-  if (fileToPaths === undefined) throw new BadRequestError('Missing multipart field `map` (the GraphQL multipart request spec).')
-  for (const name of fileToPaths.keys()) {
-    if (!received.has(name)) throw new BadRequestError(`File ${quote(name)} named in \`map\` was never sent.`)
+  try {
+    if (operations === undefined) throw new BadRequestError('Missing multipart field `operations` (the GraphQL multipart request spec).')
+    if (fileToPaths === undefined) throw new BadRequestError('Missing multipart field `map` (the GraphQL multipart request spec).')
+    for (const name of fileToPaths.keys()) {
+      if (!received.has(name)) throw new BadRequestError(`File ${quote(name)} named in \`map\` was never sent.`)
+    }
+  } catch (err) {
+    for (const file of stored) file.discard()
+    throw err
   }
   return operations
 }
@@ -163,6 +197,17 @@ async function readFile (part: FilePart, contentLength: number, maxBytes: number
   // The pooled buffer goes back when the identification is over; a grown one (no content-length) is collected.
   const pooled = buffer === taken && buffers !== undefined
   return new Upload(buffer.subarray(0, length), pooled ? () => { buffers.give(taken) } : null)
+}
+
+/** A file streamed to a new file in `dir` (the policy's folder); recorded in `stored` at once, so that a failure removes it. */
+async function receiveFile (part: FilePart, dir: string, maxBytes: number, stored: StoredFile[]): Promise<Upload> {
+  const file = part.file as FilePart['file'] & { truncated?: boolean }
+  const tooLarge = Object.assign(new Error('file too large'), { code: 'FST_REQ_FILE_TOO_LARGE' })
+  if (file.truncated) throw tooLarge
+  file.once('limit', () => file.destroy(tooLarge))
+  const received = await receiveToDisk(file as AsyncIterable<Buffer>, dir, maxBytes, tooLarge, created => { stored.push(created) })
+  if (file.truncated) throw tooLarge
+  return new Upload(Buffer.alloc(0), () => { received.discard() }, received)
 }
 
 function describe (part: Multipart): string {

@@ -22,7 +22,8 @@ export function recordOfCompleted ({ identification, caller, detail, cacheKey }:
     completionTokens: identification.usage?.completionTokens ?? 0,
     durationMs: identification.durationMs,
     // A cached answer is not itself a cache entry: the cache answers from model-made records only.
-    cacheKey: identification.cached ? null : cacheKey
+    cacheKey: identification.cached ? null : cacheKey,
+    bulkJobId: identification.bulkJobId
   }
 }
 
@@ -45,6 +46,7 @@ export function recordOfFailed (event: IdentificationFailed): HistoryRecord {
     promptTokens: 0,
     completionTokens: 0,
     durationMs: event.durationMs,
-    cacheKey: null
+    cacheKey: null,
+    bulkJobId: event.bulkJobId ?? null
   }
 }

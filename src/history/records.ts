@@ -26,6 +26,8 @@ export interface HistoryRecord {
   completionTokens: number
   durationMs: number
   cacheKey: string | null
+  /** The bulk job it was part of; null (or absent) for any other. */
+  bulkJobId?: string | null
 }
 
 export const OK = 'OK'
@@ -53,7 +55,8 @@ export function toRow (record: HistoryRecord): IdentificationsTable {
     duration_ms: Math.round(record.durationMs),
     cache_key: record.cacheKey,
     has_thumbnail: 0,
-    deleted: 0
+    deleted: 0,
+    bulk_job_id: record.bulkJobId ?? null
   }
 }
 
@@ -79,6 +82,7 @@ export function fromRow (row: IdentificationsTable): StoredIdentification {
     backend: row.backend as VisionBackend,
     model: row.model ?? '',
     backendName: row.backend_name,
+    bulkJobId: row.bulk_job_id ?? null,
     image: { ...image, detailUsed, looks } as SentImageInfo,
     detailUsed,
     looks,

@@ -12,7 +12,7 @@ const DAY_MS = 86_400_000
 /** identifications' columns, in the order of the insert's parameters (has_thumbnail: a subquery on the id). */
 const COLUMNS = ['id', 'caller_id', 'caller_kind', 'created_at', 'outcome', 'cached', 'language', 'detail', 'backend', 'model',
   'backend_name', 'answer', 'vehicles', 'image', 'image_sha256', 'prompt_tokens', 'completion_tokens', 'duration_ms',
-  'cache_key', 'has_thumbnail', 'deleted'] as const
+  'cache_key', 'has_thumbnail', 'deleted', 'bulk_job_id'] as const
 
 export type SqliteRecordWriter = (records: readonly HistoryRecord[]) => void
 
@@ -53,7 +53,15 @@ export function prepareRecordWriter (db: DatabaseSync, hooks: readonly SqliteRec
         // A record already written (a batch retried after a lost reply) changes nothing.
         if (identification.run(...params).changes === 0) continue
         const createdAt = record.createdAt.getTime()
-        written.push({ id: storableText(record.id), ok: record.outcome === OK, createdAt })
+        written.push({
+          id: storableText(record.id),
+          ok: record.outcome === OK,
+          outcome: record.outcome,
+          createdAt,
+          bulkJobId: record.bulkJobId ?? null,
+          promptTokens: record.promptTokens,
+          completionTokens: record.completionTokens
+        })
         const keys = filterKeys(record.vehicles)
         const id = storableText(record.id)
         const callerId = storableText(record.callerId)

@@ -83,7 +83,13 @@ export class HistoryStore {
         })))
         .execute()
       const done: WrittenRecord[] = written.map(record => ({
-        id: record.id, ok: record.outcome === OK, createdAt: record.createdAt.getTime()
+        id: record.id,
+        ok: record.outcome === OK,
+        outcome: record.outcome,
+        createdAt: record.createdAt.getTime(),
+        bulkJobId: record.bulkJobId ?? null,
+        promptTokens: record.promptTokens,
+        completionTokens: record.completionTokens
       }))
       for (const hook of this.#hooks) await hook.kysely(trx, done)
     })
@@ -134,6 +140,7 @@ export class HistoryStore {
     const from = filter.from?.getTime()
     const to = filter.to?.getTime()
     const make = filter.make ?? null
+    if (filter.bulkJobId != null) return await this.#bulkJobPageIds(filter.bulkJobId, filter, limit, after)
     if (filter.category != null || make !== null) {
       // Drive from the table whose index answers the filter: (category, make) pairs, categories, or makes.
       const category = filter.category ?? null
@@ -159,6 +166,33 @@ export class HistoryStore {
     if (filter.callerId !== null) query = query.where('caller_id', '=', filter.callerId)
     if (from !== undefined) query = query.where('created_at', '>=', from)
     if (to !== undefined) query = query.where('created_at', '<', to)
+    if (after !== null) {
+      query = query.where(eb => eb.or([
+        eb('created_at', '<', after.createdAt),
+        eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)])
+      ]))
+    }
+    const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute()
+    return rows.map(row => row.id)
+  }
+
+  /** A bulk job's successful identifications, driven by (bulk_job_id, created_at, id); other filters apply to the rows. */
+  async #bulkJobPageIds (bulkJobId: string, filter: ListFilter, limit: number, after: Position | null): Promise<string[]> {
+    let query = this.db.selectFrom('identifications').select('id')
+      .where('bulk_job_id', '=', bulkJobId).where('outcome', '=', OK).where('deleted', '=', 0)
+    if (filter.callerId !== null) query = query.where('caller_id', '=', filter.callerId)
+    if (filter.from != null) query = query.where('created_at', '>=', filter.from.getTime())
+    if (filter.to != null) query = query.where('created_at', '<', filter.to.getTime())
+    if (filter.category != null) {
+      const category = filter.category
+      query = query.where(eb => eb.exists(eb.selectFrom('identification_categories as k').select('k.identification_id')
+        .whereRef('k.identification_id', '=', 'identifications.id').where('k.category', '=', category)))
+    }
+    if (filter.make != null) {
+      const make = filter.make
+      query = query.where(eb => eb.exists(eb.selectFrom('identification_makes as k').select('k.identification_id')
+        .whereRef('k.identification_id', '=', 'identifications.id').where('k.make_key', '=', make)))
+    }
     if (after !== null) {
       query = query.where(eb => eb.or([
         eb('created_at', '<', after.createdAt),

@@ -32,6 +32,8 @@ export interface IdentificationsTable {
   has_thumbnail: number
   /** 1 once withdrawn: content erased, kept for usage until retention purges it. */
   deleted: number
+  /** The bulk job it was part of (migration 0006); null for any other. */
+  bulk_job_id: string | null
 }
 
 /** One row per distinct category in an identification: the driving index of category filters. */

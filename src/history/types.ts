@@ -7,6 +7,8 @@ export interface ListFilter {
   make?: string | null
   from?: Date | null
   to?: Date | null
+  /** Only this bulk job's. */
+  bulkJobId?: string | null
   /** Only this caller's; null: every caller's (ReadAll). */
   callerId: string | null
 }
@@ -29,6 +31,13 @@ export interface WrittenRecord {
   ok: boolean
   /** Epoch milliseconds. */
   createdAt: number
+  // Always set by history (optional for the hooks' tests):
+  /** OK, or the failure's code. */
+  outcome?: string
+  /** The bulk job it was part of; null for any other (webhooks announce those only by the job). */
+  bulkJobId?: string | null
+  promptTokens?: number
+  completionTokens?: number
 }
 
 /**

@@ -18,6 +18,8 @@ interface EventBase {
   /** The HTTP request it came in, for log correlation. */
   requestId: string
   backend: VisionBackend
+  /** Set for a bulk job's item: subscribers that announce each identification (webhooks, subscriptions) skip it. */
+  bulkJobId?: string
 }
 
 export interface IdentificationStarted extends EventBase {

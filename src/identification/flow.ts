@@ -9,7 +9,7 @@ import { AppError } from '../errors.ts'
 import { inspectImage } from '../image/inspect.ts'
 import type { ImagePipeline, PreparedImage } from '../image/pipeline.ts'
 import type { ImageDetail } from '../image/tokens.ts'
-import type { Admission } from '../limits/admission.ts'
+import type { Admission, AdmissionLane } from '../limits/admission.ts'
 import type { VisionService } from '../vision/types.ts'
 import { lookAdaptively, type AdaptiveOptions, type AdaptiveReport } from './adaptive.ts'
 import type { IdentificationEvents } from './events.ts'
@@ -37,17 +37,24 @@ export interface IdentificationOrigin {
    * `callerKey`: the identity, else the client address); `caller:<id>` when not given.
    */
   share?: string
+  /** The id the identification gets (a bulk item's: a re-run after a crash writes the same record); a fresh one when not given. */
+  identificationId?: string
+  /** The bulk job it belongs to (its record carries it; no per-item events go out for it). */
+  bulkJobId?: string
+  /** 'background': a bulk item, which takes a slot only when no interactive caller waits (src/limits/admission.ts). */
+  lane?: AdmissionLane
 }
 
 export async function identifyVehicle (
   { vision, images, events, admission, answers = null, adaptive }: IdentificationDeps,
-  { caller, requestId, share = `caller:${caller.id}` }: IdentificationOrigin,
+  origin: IdentificationOrigin,
   input: IdentificationInput
 ): Promise<Identification> {
+  const { caller, share = `caller:${caller.id}`, lane = 'interactive' } = origin
   // Refused (RATE_LIMITED, OVERLOADED) or abandoned before the work starts: no event, as before any work.
-  const release = await admission.acquire(share, input.signal)
+  const release = await admission.acquire(share, input.signal, lane)
   try {
-    return await identifyHoldingSlot({ vision, images, events, answers, adaptive }, { caller, requestId }, input, release)
+    return await identifyHoldingSlot({ vision, images, events, answers, adaptive }, origin, input, release)
   } finally {
     release()
   }
@@ -56,12 +63,14 @@ export async function identifyVehicle (
 /** The work, with a slot held: `release` gives it back as soon as the model has answered (or failed). */
 async function identifyHoldingSlot (
   { vision, images, events, answers, adaptive }: Omit<IdentificationDeps, 'admission' | 'answers'> & { answers: AnswerCache | null },
-  { caller, requestId }: IdentificationOrigin,
+  { caller, requestId, identificationId, bulkJobId }: IdentificationOrigin,
   input: IdentificationInput,
   release: () => void
 ): Promise<Identification> {
   const started = performance.now()
-  const base = { id: randomUUID(), caller, requestId, backend: vision.backend }
+  const base = {
+    id: identificationId ?? randomUUID(), caller, requestId, backend: vision.backend, ...(bulkJobId === undefined ? {} : { bulkJobId })
+  }
   const elapsed = (): number => Math.round(performance.now() - started)
   events.emit('started', { ...base, bytes: input.image.length, detail: input.detail, language: input.language })
   const known: Partial<SentImageInfo> = {}
@@ -69,7 +78,10 @@ async function identifyHoldingSlot (
 
   try {
     const image = await inspectImage(input.image)
-    Object.assign(known, { sha256: image.sha256, mimeType: image.mimeType, bytes: image.bytes, width: image.width, height: image.height })
+    // A bulk item's prepared image: what is reported of the upload is the photo it was prepared from.
+    const upload = input.original ?? image
+    const { sha256, mimeType, bytes, width, height } = upload
+    Object.assign(known, { sha256, mimeType, bytes, width, height })
     const question = { caller, input, upload: image }
     const progress = {
       sent: (sent: PreparedImage) => {
@@ -93,12 +105,13 @@ async function identifyHoldingSlot (
       backend: vision.backend,
       model: result.model,
       backendName: result.backendName,
+      bulkJobId: bulkJobId ?? null,
       image: {
-        sha256: image.sha256,
-        mimeType: image.mimeType,
-        bytes: image.bytes,
-        width: image.width,
-        height: image.height,
+        sha256: upload.sha256,
+        mimeType: upload.mimeType,
+        bytes: upload.bytes,
+        width: upload.width,
+        height: upload.height,
         sentMimeType: sent.mimeType,
         sentBytes: sent.bytes.length,
         sentWidth: sent.width,

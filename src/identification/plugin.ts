@@ -11,6 +11,11 @@ import type { AdaptiveOptions } from './adaptive.ts'
 import type { IdentificationEvents } from './events.ts'
 import { identifyVehicle, type IdentificationOrigin } from './flow.ts'
 import type { AnswerCache, Identification, IdentificationInput } from './types.ts'
+import {
+  announceAnswer, announceFailure, prepareIdentification, type PreparedCall, type PreparedIdentification, type PreparedOutcome
+} from './prepared.ts'
+
+export type { PreparedCall, PreparedIdentification, PreparedOutcome }
 
 /** One identification asked for: by whom, what, and through which HTTP request when there is one. */
 export interface IdentificationCall {
@@ -26,6 +31,17 @@ export type AroundIdentification = (call: IdentificationCall, next: () => Promis
 
 export interface IdentificationService {
   identify (call: IdentificationCall): Promise<Identification>
+  /**
+   * The image half of an identification (a bulk item asked of Global Batch): inspected and prepared as the flow
+   * does, no vision slot held. A photo that cannot be is announced failed (with `call`'s id) and the error thrown.
+   */
+  prepare (call: PreparedCall, image: Buffer, signal?: AbortSignal): Promise<PreparedIdentification>
+  /** Announces a prepared item's answer or failure as the flow would (history records it); the Identification when answered. */
+  answered (
+    call: PreparedCall, prepared: PreparedIdentification, outcome: PreparedOutcome, durationMs?: number
+  ): Promise<Identification | undefined>
+  /** Announces an item failed before it could be prepared (an archive entry refused: `error`'s code). */
+  failed (call: PreparedCall, error: unknown, bytes: number): Promise<void>
   /** Adds a wrapper; the first added is the outermost. Before the server is ready only. */
   around (wrap: AroundIdentification): void
   /** The result cache the flow asks before the model (one at most). Before the server is ready only. */
@@ -64,6 +80,9 @@ async function identificationPlugin (app: FastifyInstance, deps: IdentificationO
 
   app.decorate('identification', {
     identify: async (call) => await run(call, 0),
+    prepare: async (call, image, signal) => await prepareIdentification(deps, call, image, signal),
+    answered: async (call, prepared, outcome, durationMs) => await announceAnswer(deps, call, prepared, outcome, durationMs),
+    failed: async (call, error, bytes) => { await announceFailure(deps, call, error, bytes, 0) },
     around (wrap) {
       open('around')
       wrappers.push(wrap)

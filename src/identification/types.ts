@@ -27,6 +27,20 @@ export interface IdentificationInput {
   language: string
   detail: RequestedDetail
   signal: AbortSignal
+  /**
+   * When `image` is already prepared (a bulk item: upright, stripped, downscaled), the photo it came from: what
+   * `Identification.image` reports of the upload (its sha256, type, size, dimensions).
+   */
+  original?: UploadFacts
+}
+
+/** What an identification reports of the upload itself. */
+export interface UploadFacts {
+  sha256: string
+  mimeType: string
+  bytes: number
+  width: number
+  height: number
 }
 
 export interface SentImageInfo {
@@ -59,6 +73,8 @@ export interface Identification {
   model: string
   /** Which of several Azure deployments answered (for a cached answer: the one that answered first); null when simulated. */
   backendName: string | null
+  /** The bulk job it was part of; null for any other. */
+  bulkJobId: string | null
   image: SentImageInfo
   /** What the answer came from: the detail sent; LOW or HIGH for ADAPTIVE. */
   detailUsed: UsedDetail

@@ -11,6 +11,10 @@
 // - when the queue is full, a newcomer takes the place of the newest waiter of a caller with at
 //   least two more slots held or waited for than the newcomer's caller (that waiter is refused
 //   with 429), so one caller cannot fill the queue and keep the others out.
+//
+// The background lane (bulk jobs' items) is apart: at most `backgroundConcurrency` slots, counted beside
+// `maxConcurrency`, never in the queue, never refused nor timed out. A background waiter gets a slot only while
+// no interactive caller waits, so bulk work never makes an interactive caller wait or be refused.
 import { OverloadedError, RateLimitedError } from '../errors.ts'
 
 export interface AdmissionOptions {
@@ -18,7 +22,12 @@ export interface AdmissionOptions {
   maxConcurrencyPerCaller: number
   queueSize: number
   queueTimeoutMs: number
+  /** Slots of the background lane (BULK_MAX_CONCURRENCY), beside maxConcurrency; 0: none (background waits for ever). */
+  backgroundConcurrency?: number
 }
+
+/** interactive: a caller waiting for its answer; background: a bulk job's item. */
+export type AdmissionLane = 'interactive' | 'background'
 
 export type AdmissionRefusal = 'queue_full' | 'queue_timeout' | 'caller_concurrency' | 'fair_share'
 
@@ -36,8 +45,9 @@ export interface Admission {
    * Wait for a slot on behalf of `share` (the caller, as the rate limits key it). Rejects with
    * RATE_LIMITED (429) past the caller's share, with OVERLOADED (503) when the queue is full or the
    * wait times out, and with the signal's reason when the client goes away. The release is idempotent.
+   * The background lane is never refused: it waits (until `signal` aborts) while interactive callers wait.
    */
-  acquire (share: string, signal?: AbortSignal): Promise<Release>
+  acquire (share: string, signal?: AbortSignal, lane?: AdmissionLane): Promise<Release>
 }
 
 interface Waiter {
@@ -54,6 +64,8 @@ export class AdmissionGate implements Admission {
   #held = new Map<string, number>()
   #waiting = new Map<string, number>()
   #observer: AdmissionObserver
+  #backgroundActive = 0
+  #backgroundQueue: Array<() => void> = []
 
   constructor (options: AdmissionOptions, observer: AdmissionObserver = {}) {
     this.options = options
@@ -62,11 +74,14 @@ export class AdmissionGate implements Admission {
 
   get active (): number { return this.#active }
   get queued (): number { return this.#queue.length }
+  /** Background slots held now. */
+  get backgroundActive (): number { return this.#backgroundActive }
   /** Slots held by `share` now. */
   heldBy (share: string): number { return this.#held.get(share) ?? 0 }
 
-  async acquire (share: string, signal?: AbortSignal): Promise<Release> {
+  async acquire (share: string, signal?: AbortSignal, lane: AdmissionLane = 'interactive'): Promise<Release> {
     signal?.throwIfAborted()
+    if (lane === 'background') return await this.#acquireBackground(signal)
     const mine = this.#count(share)
     if (mine >= this.options.maxConcurrencyPerCaller) {
       this.#observer.refused?.('caller_concurrency')
@@ -82,6 +97,43 @@ export class AdmissionGate implements Admission {
     if (this.#queue.length >= this.options.queueSize) this.#makeRoomFor(share, mine)
     await this.#wait(share, signal)
     return this.#releaser(share)
+  }
+
+  async #acquireBackground (signal?: AbortSignal): Promise<Release> {
+    if (!this.#backgroundFree()) {
+      await new Promise<void>((resolve, reject) => {
+        const grant = (): void => { signal?.removeEventListener('abort', onAbort); resolve() }
+        const onAbort = (): void => {
+          const index = this.#backgroundQueue.indexOf(grant)
+          if (index !== -1) this.#backgroundQueue.splice(index, 1)
+          reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
+        }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        this.#backgroundQueue.push(grant)
+      })
+    } else {
+      this.#backgroundActive++
+    }
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#backgroundActive--
+      this.#grantBackground()
+    }
+  }
+
+  /** A background slot is free and no interactive caller waits. */
+  #backgroundFree (): boolean {
+    return this.#queue.length === 0 && this.#backgroundActive < (this.options.backgroundConcurrency ?? 0)
+  }
+
+  /** Hands free background slots to background waiters, while no interactive caller waits. */
+  #grantBackground (): void {
+    while (this.#backgroundQueue.length > 0 && this.#backgroundFree()) {
+      this.#backgroundActive++
+      ;(this.#backgroundQueue.shift() as () => void)()
+    }
   }
 
   /** Held and waited for by `share`. */
@@ -134,6 +186,7 @@ export class AdmissionGate implements Admission {
         bump(this.#waiting, share, -1)
         const index = this.#queue.indexOf(waiter)
         if (index !== -1) this.#queue.splice(index, 1)
+        this.#grantBackground() // the last interactive waiter gone: background waiters may go
       }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#queue.push(waiter)
@@ -150,6 +203,7 @@ export class AdmissionGate implements Admission {
       const next = this.#next()
       if (next === undefined) {
         this.#active--
+        this.#grantBackground() // no interactive caller waits: the background lane may go on
         return
       }
       bump(this.#held, next.share, 1) // the slot is handed over: #active stays the same

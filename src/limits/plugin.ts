@@ -27,13 +27,17 @@ export interface LimitsPluginOptions {
     'uploadBytesInFlight' | 'uploadBytesInFlightPerCaller'>
   /** UPLOAD_IDLE_TIMEOUT_MS: a refused upload is told to come back after about the time a stalled one is cut off. */
   uploadIdleTimeoutMs: number
+  /** The background lane's slots (bulk jobs: BULK_MAX_CONCURRENCY), beside VISION_MAX_CONCURRENCY. */
+  backgroundConcurrency?: number
   metrics: Metrics
 }
 
-async function limitsPlugin (app: FastifyInstance, { overload, uploadIdleTimeoutMs, metrics }: LimitsPluginOptions): Promise<void> {
+async function limitsPlugin (app: FastifyInstance, options: LimitsPluginOptions): Promise<void> {
+  const { overload, uploadIdleTimeoutMs, backgroundConcurrency = 0, metrics } = options
   const measured = limitsMetrics(metrics)
   const { maxConcurrency, maxConcurrencyPerCaller, queueSize, queueTimeoutMs } = overload
-  const admission = new AdmissionGate({ maxConcurrency, maxConcurrencyPerCaller, queueSize, queueTimeoutMs }, measured.admission)
+  const admission = new AdmissionGate(
+    { maxConcurrency, maxConcurrencyPerCaller, queueSize, queueTimeoutMs, backgroundConcurrency }, measured.admission)
   const uploads = new UploadBudget({
     maxBytes: overload.uploadBytesInFlight,
     maxBytesPerCaller: overload.uploadBytesInFlightPerCaller,

@@ -32,6 +32,8 @@ export function outboxRows (written: readonly WrittenRecord[], subscriptions: re
   const rows: OutboxRow[] = []
   if (subscriptions.length === 0) return rows
   for (const record of written) {
+    // A bulk job's items are announced once, by the job (a job may hold 100,000): never one by one.
+    if (record.bulkJobId != null) continue
     const eventType = record.ok ? EVENT_COMPLETED : EVENT_FAILED
     for (const subscription of subscriptions) {
       if (subscription.event_type !== eventType) continue

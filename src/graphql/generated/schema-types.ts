@@ -24,6 +24,122 @@ export type Scalars = {
   Upload: { input: Upload; output: never; }
 };
 
+/** One photo of a bulk job. */
+export type BulkItem = {
+  __typename?: 'BulkItem';
+  /** Why it failed (the same codes as identifyVehicle); null unless FAILED or CANCELLED. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** Its identification once SUCCEEDED; null otherwise. */
+  identification?: Maybe<Identification>;
+  /** Its path in the archive (or `images[i]`). */
+  name: Scalars['String']['output'];
+  status: BulkItemStatus;
+};
+
+export type BulkItemConnection = {
+  __typename?: 'BulkItemConnection';
+  edges: Array<BulkItemEdge>;
+  pageInfo: PageInfo;
+};
+
+export type BulkItemEdge = {
+  __typename?: 'BulkItemEdge';
+  cursor: Scalars['String']['output'];
+  node: BulkItem;
+};
+
+export type BulkItemStatus =
+  /** The job was cancelled before it was answered. */
+  | 'CANCELLED'
+  /** Failed: `code` says why (the same codes as identifyVehicle). */
+  | 'FAILED'
+  /** Not yet prepared. */
+  | 'PENDING'
+  /** Prepared; waiting to be answered. */
+  | 'PREPARED'
+  /** Sent to Azure's Global Batch; waiting for its answer. */
+  | 'SUBMITTED'
+  /** Answered: its `identification` is in history. */
+  | 'SUCCEEDED';
+
+/** A bulk job: its photos identified in the background. */
+export type BulkJob = {
+  __typename?: 'BulkJob';
+  /** Why the whole job failed (e.g. the archive could not be read); null otherwise. */
+  code?: Maybe<Scalars['String']['output']>;
+  /** When it finished (completed, failed or cancelled); null before. */
+  completedAt?: Maybe<Scalars['DateTime']['output']>;
+  counts: BulkJobCounts;
+  createdAt: Scalars['DateTime']['output'];
+  id: Scalars['ID']['output'];
+  /** Its photos in archive order, `first` (at most 100) after the cursor `after`, of one status or all. */
+  items: BulkItemConnection;
+  mode: BulkJobMode;
+  status: BulkJobStatus;
+  /** Tokens its answered photos used, and what they cost at the server's prices. */
+  usage: BulkJobUsage;
+};
+
+
+/** A bulk job: its photos identified in the background. */
+export type BulkJobItemsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  status?: InputMaybe<BulkItemStatus>;
+};
+
+export type BulkJobConnection = {
+  __typename?: 'BulkJobConnection';
+  edges: Array<BulkJobEdge>;
+  pageInfo: PageInfo;
+};
+
+export type BulkJobCounts = {
+  __typename?: 'BulkJobCounts';
+  cancelled: Scalars['Int']['output'];
+  failed: Scalars['Int']['output'];
+  /** Not yet answered (pending, prepared or submitted). */
+  pending: Scalars['Int']['output'];
+  succeeded: Scalars['Int']['output'];
+  total: Scalars['Int']['output'];
+};
+
+export type BulkJobEdge = {
+  __typename?: 'BulkJobEdge';
+  cursor: Scalars['String']['output'];
+  node: BulkJob;
+};
+
+export type BulkJobMode =
+  /** Azure OpenAI's Global Batch API: answered within 24 hours at about half the price. */
+  | 'GLOBAL_BATCH'
+  /** The normal path, at a bounded share of capacity, behind interactive callers. */
+  | 'ONLINE';
+
+export type BulkJobStatus =
+  /** Cancelled: the photos not yet answered ended as CANCELLED. */
+  | 'CANCELLED'
+  /** Every photo has an outcome (succeeded or failed). */
+  | 'COMPLETED'
+  /** The job could not be worked at all (`code` says why); its photos are not answered. */
+  | 'FAILED'
+  /** Its photos are being inspected, stripped of metadata and downscaled. */
+  | 'PREPARING'
+  /** Received; its photos are about to be prepared. */
+  | 'RECEIVED'
+  /** Being answered. */
+  | 'RUNNING'
+  /** Handed to Azure's Global Batch; waiting for it to start. */
+  | 'SUBMITTED';
+
+export type BulkJobUsage = {
+  __typename?: 'BulkJobUsage';
+  completionTokens: Scalars['Int']['output'];
+  /** At VISION_BATCH_PRICE_*_PER_MTOK in GLOBAL_BATCH mode, else VISION_PRICE_*_PER_MTOK; null when no prices are set. */
+  estimatedCost?: Maybe<Scalars['Float']['output']>;
+  promptTokens: Scalars['Int']['output'];
+};
+
 /** How sure the model is. */
 export type Confidence =
   /** Badges or model lettering are legible. */
@@ -131,6 +247,8 @@ export type Identification = {
   backend: VisionBackend;
   /** Which of several Azure OpenAI deployments answered (its name in `AZURE_OPENAI_BACKENDS`, `default` for a single deployment); for a cached answer, the one that answered first. Null for the simulated backend. */
   backendName?: Maybe<Scalars['String']['output']>;
+  /** The bulk job this identification was part of; null for any other. */
+  bulkJobId?: Maybe<Scalars['ID']['output']>;
   /** True when this answer was served from the result cache (the same photo and question answered earlier), with no model call; its `usage` is then null. */
   cached: Scalars['Boolean']['output'];
   /** The id of the caller who asked (Entra object or app id, or the API key's id): what `IdentificationFilter.caller` matches. */
@@ -183,6 +301,8 @@ export type IdentificationEdge = {
 
 /** Narrows `identifications`: every field given must match. */
 export type IdentificationFilter = {
+  /** Only this bulk job's identifications. */
+  bulkJobId?: InputMaybe<Scalars['ID']['input']>;
   /** Another caller's identifications (its `callerId`); needs the ReadAll role. */
   caller?: InputMaybe<Scalars['String']['input']>;
   /** Identifications in which a vehicle of this category was seen. */
@@ -236,6 +356,15 @@ export type ImageInfo = {
 
 export type Mutation = {
   __typename?: 'Mutation';
+  /** Cancels a job that has not finished: items not yet answered end as CANCELLED. The caller's own; anyone's with the Admin role. Null when there is no such job. */
+  cancelBulkJob?: Maybe<BulkJob>;
+  /**
+   * Starts a bulk job from a ZIP archive of photos (`archive`) or, for a few, the files themselves (`images`, at most
+   * 100): exactly one of the two. Send it as a multipart request with the header `graphql-require-preflight: 1`.
+   * Returns at once, with status RECEIVED or later; every photo becomes an `Identification` (with this job's
+   * `bulkJobId`). A caller has at most `BULK_MAX_ACTIVE_JOBS_PER_CALLER` jobs not finished (RATE_LIMITED beyond).
+   */
+  createBulkJob: BulkJob;
   /**
    * Registers an endpoint: `url` must be https:// and must not be (nor resolve to) a private, loopback, link-local or
    * otherwise internal address (else WEBHOOK_URL_REFUSED). The signing secret (`whsec_…`) is in the answer, and only
@@ -275,6 +404,20 @@ export type Mutation = {
    * `enabled: false` pauses it. Null when there is no such endpoint. Admin only.
    */
   updateWebhookEndpoint?: Maybe<WebhookEndpoint>;
+};
+
+
+export type MutationCancelBulkJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type MutationCreateBulkJobArgs = {
+  archive?: InputMaybe<Scalars['Upload']['input']>;
+  detail?: InputMaybe<ImageDetail>;
+  images?: InputMaybe<Array<Scalars['Upload']['input']>>;
+  instructions?: InputMaybe<Scalars['String']['input']>;
+  language?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -336,6 +479,10 @@ export type PageInfo = {
 
 export type Query = {
   __typename?: 'Query';
+  /** A bulk job: the caller's own, or anyone's with the ReadAll role; null otherwise. */
+  bulkJob?: Maybe<BulkJob>;
+  /** The caller's bulk jobs (everyone's with ReadAll), newest first, keyset-paginated like `identifications`. */
+  bulkJobs: BulkJobConnection;
   /**
    * One identification from history by its id: the caller's own, or anyone's with the `VehicleIdentification.ReadAll`
    * role. Null when there is none the caller may see (never made, another caller's, deleted, or past retention).
@@ -362,6 +509,17 @@ export type Query = {
   webhookDeliveries: WebhookDeliveryConnection;
   /** Every webhook endpoint, oldest first, with whether it is disabled and why. Admin only. */
   webhookEndpoints: Array<WebhookEndpoint>;
+};
+
+
+export type QueryBulkJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+export type QueryBulkJobsArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -702,6 +860,17 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = {
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  BulkItem: ResolverTypeWrapper<BulkItem>;
+  BulkItemConnection: ResolverTypeWrapper<BulkItemConnection>;
+  BulkItemEdge: ResolverTypeWrapper<BulkItemEdge>;
+  BulkItemStatus: BulkItemStatus;
+  BulkJob: ResolverTypeWrapper<BulkJob>;
+  BulkJobConnection: ResolverTypeWrapper<BulkJobConnection>;
+  BulkJobCounts: ResolverTypeWrapper<BulkJobCounts>;
+  BulkJobEdge: ResolverTypeWrapper<BulkJobEdge>;
+  BulkJobMode: BulkJobMode;
+  BulkJobStatus: BulkJobStatus;
+  BulkJobUsage: ResolverTypeWrapper<BulkJobUsage>;
   Confidence: Confidence;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   DetectedVehicle: ResolverTypeWrapper<DetectedVehicle>;
@@ -743,6 +912,14 @@ export type ResolversTypes = {
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = {
   Boolean: Scalars['Boolean']['output'];
+  BulkItem: BulkItem;
+  BulkItemConnection: BulkItemConnection;
+  BulkItemEdge: BulkItemEdge;
+  BulkJob: BulkJob;
+  BulkJobConnection: BulkJobConnection;
+  BulkJobCounts: BulkJobCounts;
+  BulkJobEdge: BulkJobEdge;
+  BulkJobUsage: BulkJobUsage;
   DateTime: Scalars['DateTime']['output'];
   DetectedVehicle: DetectedVehicle;
   Float: Scalars['Float']['output'];
@@ -771,6 +948,59 @@ export type ResolversParentTypes = {
   WebhookEndpointWithSecret: WebhookEndpointWithSecret;
 };
 
+export type BulkItemResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['BulkItem'] = ResolversParentTypes['BulkItem']> = {
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  identification?: Resolver<Maybe<ResolversTypes['Identification']>, ParentType, ContextType>;
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['BulkItemStatus'], ParentType, ContextType>;
+};
+
+export type BulkItemConnectionResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['BulkItemConnection'] = ResolversParentTypes['BulkItemConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['BulkItemEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type BulkItemEdgeResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['BulkItemEdge'] = ResolversParentTypes['BulkItemEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['BulkItem'], ParentType, ContextType>;
+};
+
+export type BulkJobResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['BulkJob'] = ResolversParentTypes['BulkJob']> = {
+  code?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  completedAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  counts?: Resolver<ResolversTypes['BulkJobCounts'], ParentType, ContextType>;
+  createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
+  items?: Resolver<ResolversTypes['BulkItemConnection'], ParentType, ContextType, Partial<BulkJobItemsArgs>>;
+  mode?: Resolver<ResolversTypes['BulkJobMode'], ParentType, ContextType>;
+  status?: Resolver<ResolversTypes['BulkJobStatus'], ParentType, ContextType>;
+  usage?: Resolver<ResolversTypes['BulkJobUsage'], ParentType, ContextType>;
+};
+
+export type BulkJobConnectionResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['BulkJobConnection'] = ResolversParentTypes['BulkJobConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['BulkJobEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+};
+
+export type BulkJobCountsResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['BulkJobCounts'] = ResolversParentTypes['BulkJobCounts']> = {
+  cancelled?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  failed?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  pending?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  succeeded?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  total?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type BulkJobEdgeResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['BulkJobEdge'] = ResolversParentTypes['BulkJobEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['BulkJob'], ParentType, ContextType>;
+};
+
+export type BulkJobUsageResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['BulkJobUsage'] = ResolversParentTypes['BulkJobUsage']> = {
+  completionTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  estimatedCost?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  promptTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
 }
@@ -788,6 +1018,7 @@ export type IdentificationResolvers<ContextType = AppContext, ParentType extends
   answer?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   backend?: Resolver<ResolversTypes['VisionBackend'], ParentType, ContextType>;
   backendName?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  bulkJobId?: Resolver<Maybe<ResolversTypes['ID']>, ParentType, ContextType>;
   cached?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   callerId?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
@@ -827,6 +1058,8 @@ export type ImageInfoResolvers<ContextType = AppContext, ParentType extends Reso
 };
 
 export type MutationResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = {
+  cancelBulkJob?: Resolver<Maybe<ResolversTypes['BulkJob']>, ParentType, ContextType, RequireFields<MutationCancelBulkJobArgs, 'id'>>;
+  createBulkJob?: Resolver<ResolversTypes['BulkJob'], ParentType, ContextType, Partial<MutationCreateBulkJobArgs>>;
   createWebhookEndpoint?: Resolver<ResolversTypes['WebhookEndpointWithSecret'], ParentType, ContextType, RequireFields<MutationCreateWebhookEndpointArgs, 'events' | 'url'>>;
   deleteIdentification?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteIdentificationArgs, 'id'>>;
   deleteWebhookEndpoint?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType, RequireFields<MutationDeleteWebhookEndpointArgs, 'id'>>;
@@ -844,6 +1077,8 @@ export type PageInfoResolvers<ContextType = AppContext, ParentType extends Resol
 };
 
 export type QueryResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
+  bulkJob?: Resolver<Maybe<ResolversTypes['BulkJob']>, ParentType, ContextType, RequireFields<QueryBulkJobArgs, 'id'>>;
+  bulkJobs?: Resolver<ResolversTypes['BulkJobConnection'], ParentType, ContextType, Partial<QueryBulkJobsArgs>>;
   identification?: Resolver<Maybe<ResolversTypes['Identification']>, ParentType, ContextType, RequireFields<QueryIdentificationArgs, 'id'>>;
   identifications?: Resolver<ResolversTypes['IdentificationConnection'], ParentType, ContextType, RequireFields<QueryIdentificationsArgs, 'first'>>;
   usage?: Resolver<Array<ResolversTypes['UsageBucket']>, ParentType, ContextType, RequireFields<QueryUsageArgs, 'from' | 'groupBy' | 'to'>>;
@@ -945,6 +1180,14 @@ export type WebhookEndpointWithSecretResolvers<ContextType = AppContext, ParentT
 };
 
 export type Resolvers<ContextType = AppContext> = {
+  BulkItem?: BulkItemResolvers<ContextType>;
+  BulkItemConnection?: BulkItemConnectionResolvers<ContextType>;
+  BulkItemEdge?: BulkItemEdgeResolvers<ContextType>;
+  BulkJob?: BulkJobResolvers<ContextType>;
+  BulkJobConnection?: BulkJobConnectionResolvers<ContextType>;
+  BulkJobCounts?: BulkJobCountsResolvers<ContextType>;
+  BulkJobEdge?: BulkJobEdgeResolvers<ContextType>;
+  BulkJobUsage?: BulkJobUsageResolvers<ContextType>;
   DateTime?: GraphQLScalarType;
   DetectedVehicle?: DetectedVehicleResolvers<ContextType>;
   Identification?: IdentificationResolvers<ContextType>;

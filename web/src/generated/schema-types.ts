@@ -20,6 +20,42 @@ export type Scalars = {
   Upload: { input: Blob; output: Blob; }
 };
 
+export type BulkItemStatus =
+  /** The job was cancelled before it was answered. */
+  | 'CANCELLED'
+  /** Failed: `code` says why (the same codes as identifyVehicle). */
+  | 'FAILED'
+  /** Not yet prepared. */
+  | 'PENDING'
+  /** Prepared; waiting to be answered. */
+  | 'PREPARED'
+  /** Sent to Azure's Global Batch; waiting for its answer. */
+  | 'SUBMITTED'
+  /** Answered: its `identification` is in history. */
+  | 'SUCCEEDED';
+
+export type BulkJobMode =
+  /** Azure OpenAI's Global Batch API: answered within 24 hours at about half the price. */
+  | 'GLOBAL_BATCH'
+  /** The normal path, at a bounded share of capacity, behind interactive callers. */
+  | 'ONLINE';
+
+export type BulkJobStatus =
+  /** Cancelled: the photos not yet answered ended as CANCELLED. */
+  | 'CANCELLED'
+  /** Every photo has an outcome (succeeded or failed). */
+  | 'COMPLETED'
+  /** The job could not be worked at all (`code` says why); its photos are not answered. */
+  | 'FAILED'
+  /** Its photos are being inspected, stripped of metadata and downscaled. */
+  | 'PREPARING'
+  /** Received; its photos are about to be prepared. */
+  | 'RECEIVED'
+  /** Being answered. */
+  | 'RUNNING'
+  /** Handed to Azure's Global Batch; waiting for it to start. */
+  | 'SUBMITTED';
+
 /** How sure the model is. */
 export type Confidence =
   /** Badges or model lettering are legible. */
@@ -97,6 +133,8 @@ export type ErrorCode =
 
 /** Narrows `identifications`: every field given must match. */
 export type IdentificationFilter = {
+  /** Only this bulk job's identifications. */
+  bulkJobId?: InputMaybe<Scalars['ID']['input']>;
   /** Another caller's identifications (its `callerId`); needs the ReadAll role. */
   caller?: InputMaybe<Scalars['String']['input']>;
   /** Identifications in which a vehicle of this category was seen. */

@@ -1,0 +1,72 @@
+// Bulk jobs: the job, its items (one per photo; the item's id is its identification's id, so a re-run after a
+// crash writes the same record) and, for GLOBAL_BATCH, its chunks (one JSONL file and batch each). Indexes serve:
+// a caller's jobs newest first and everyone's (keyset on created_at, id), the worker's claim (status, next run),
+// a job's items by status in order and all in order, a chunk's items.
+import { type Kysely, sql } from 'kysely'
+
+export async function up (db: Kysely<unknown>): Promise<void> {
+  await db.schema.createTable('bulk_jobs')
+    .addColumn('id', 'varchar(36)', col => col.primaryKey())
+    .addColumn('caller_id', 'varchar(255)', col => col.notNull())
+    .addColumn('caller_kind', 'varchar(32)', col => col.notNull())
+    .addColumn('status', 'varchar(16)', col => col.notNull())
+    .addColumn('mode', 'varchar(16)', col => col.notNull())
+    .addColumn('detail', 'varchar(8)', col => col.notNull())
+    .addColumn('language', 'varchar(35)', col => col.notNull())
+    .addColumn('instructions', 'text', col => col.notNull())
+    .addColumn('archive_path', 'varchar(1024)')
+    .addColumn('total', 'integer', col => col.notNull().defaultTo(0))
+    .addColumn('prompt_tokens', 'bigint', col => col.notNull().defaultTo(0))
+    .addColumn('completion_tokens', 'bigint', col => col.notNull().defaultTo(0))
+    .addColumn('cancel_requested', 'integer', col => col.notNull().defaultTo(0))
+    .addColumn('error_code', 'varchar(64)')
+    .addColumn('lease_until', 'bigint')
+    .addColumn('leased_by', 'varchar(64)')
+    .addColumn('next_run_at', 'bigint', col => col.notNull().defaultTo(0))
+    .addColumn('created_at', 'bigint', col => col.notNull())
+    .addColumn('updated_at', 'bigint', col => col.notNull())
+    .addColumn('completed_at', 'bigint')
+    .execute()
+  await db.schema.createIndex('bulk_jobs_caller_created').on('bulk_jobs').columns(['caller_id', 'created_at', 'id']).execute()
+  await db.schema.createIndex('bulk_jobs_created').on('bulk_jobs').columns(['created_at', 'id']).execute()
+  await db.schema.createIndex('bulk_jobs_due').on('bulk_jobs').columns(['status', 'next_run_at']).execute()
+
+  await db.schema.createTable('bulk_items')
+    .addColumn('id', 'varchar(36)', col => col.primaryKey())
+    .addColumn('job_id', 'varchar(36)', col => col.notNull().references('bulk_jobs.id').onDelete('cascade'))
+    .addColumn('seq', 'integer', col => col.notNull())
+    .addColumn('name', 'varchar(1024)', col => col.notNull())
+    .addColumn('entry_index', 'integer', col => col.notNull())
+    .addColumn('status', 'varchar(16)', col => col.notNull())
+    .addColumn('code', 'varchar(64)')
+    .addColumn('sent', 'text')
+    .addColumn('chunk_id', 'varchar(36)')
+    .addColumn('online_retry', 'integer', col => col.notNull().defaultTo(0))
+    .addColumn('lease_until', 'bigint')
+    .addColumn('leased_by', 'varchar(64)')
+    .execute()
+  await db.schema.createIndex('bulk_items_job_status_seq').on('bulk_items').columns(['job_id', 'status', 'seq']).execute()
+  await db.schema.createIndex('bulk_items_job_seq').on('bulk_items').columns(['job_id', 'seq']).unique().execute()
+  await db.schema.createIndex('bulk_items_chunk').on('bulk_items').column('chunk_id').where(sql.ref('chunk_id'), 'is not', null).execute()
+
+  await db.schema.createTable('bulk_chunks')
+    .addColumn('id', 'varchar(36)', col => col.primaryKey())
+    .addColumn('job_id', 'varchar(36)', col => col.notNull().references('bulk_jobs.id').onDelete('cascade'))
+    .addColumn('status', 'varchar(16)', col => col.notNull())
+    .addColumn('input_file_id', 'varchar(255)')
+    .addColumn('batch_id', 'varchar(255)')
+    .addColumn('output_file_id', 'varchar(255)')
+    .addColumn('error_file_id', 'varchar(255)')
+    .addColumn('lines', 'integer', col => col.notNull().defaultTo(0))
+    .addColumn('bytes', 'bigint', col => col.notNull().defaultTo(0))
+    .addColumn('next_poll_at', 'bigint', col => col.notNull().defaultTo(0))
+    .addColumn('lease_until', 'bigint')
+    .addColumn('leased_by', 'varchar(64)')
+    .addColumn('created_at', 'bigint', col => col.notNull())
+    .execute()
+  await db.schema.createIndex('bulk_chunks_job').on('bulk_chunks').columns(['job_id', 'created_at']).execute()
+}
+
+export async function down (db: Kysely<unknown>): Promise<void> {
+  for (const table of ['bulk_chunks', 'bulk_items', 'bulk_jobs']) await db.schema.dropTable(table).ifExists().execute()
+}
