@@ -42,5 +42,5 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
     now: options.now,
     random: options.random
   })
-  return { ...failover, tokenStats: () => ({ ...tokens.stats }) }
+  return { ...failover, tokenStats: () => ({ ...tokens.stats }), accessToken: tokens.getToken }
 }

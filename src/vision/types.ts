@@ -80,6 +80,11 @@ export interface VisionService {
   backends? (): BackendSnapshot[]
   /** Subscribes to every call to a provider (metrics); returns the function that unsubscribes. */
   onAttempt? (listener: AttemptListener): () => void
+  /**
+   * The managed identity's bearer token for Azure OpenAI, from the same cached provider the deployments use (a service
+   * with a credential: Azure's). Bulk jobs' Global Batch calls (files, batches) use it.
+   */
+  accessToken? (): Promise<string>
   /** Token fetch counters, for agrivision_token_fetches_total (a service with a credential: Azure's). */
   tokenStats? (): { fetches: number, failures: number, timeouts: number }
   /** Called once when the server listens (e.g. to fetch the first token). Must not throw. */
