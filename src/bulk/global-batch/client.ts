@@ -153,14 +153,15 @@ export function createBatchClient (options: BatchClientOptions): BatchClient {
   async function waitProcessed (file: UploadedFile): Promise<UploadedFile> {
     const deadline = Date.now() + processTimeoutMs
     let current = file
-    while (current.status !== 'processed') {
+    for (let tries = 0; current.status !== 'processed'; tries++) {
       if (current.status === 'error' || current.status === 'deleted') {
         throw new UpstreamUnavailableError(`Azure OpenAI could not process the batch input file (status ${current.status}).`)
       }
       if (Date.now() >= deadline) {
         throw new UpstreamUnavailableError(`Azure OpenAI had not processed the batch input file after ${Math.round(processTimeoutMs / 1000)} s.`)
       }
-      await sleep(pollMs)
+      // Small files are processed in moments: look again soon, then every pollMs.
+      await sleep(Math.min(pollMs, 100 * 2 ** tries))
       const id = current.id
       current = fileOf(await call('read a file', async () => await client.files.retrieve(id)))
     }
