@@ -37,7 +37,8 @@ t.test('on its own: app.limits from the settings, its refusals and gauges in the
   t.teardown(() => app.close())
   await app.ready()
   const { admission, uploads } = app.limits
-  t.same(admission.options, { maxConcurrency: 1, maxConcurrencyPerCaller: 2, queueSize: 1, queueTimeoutMs: 5000 }, 'the gate gets its four settings')
+  t.same(admission.options, { maxConcurrency: 1, maxConcurrencyPerCaller: 2, queueSize: 1, queueTimeoutMs: 5000, backgroundConcurrency: 0 },
+    'the gate gets its four settings, and no background lane unless given one')
   t.same(uploads.options, { maxBytes: 1000, maxBytesPerCaller: 800, retryAfterSeconds: 3 }, 'retry after the idle timeout, rounded up')
 
   const held = await admission.acquire('alice')

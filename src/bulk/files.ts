@@ -2,7 +2,7 @@
 // (jobs/<id>/): its archive (archive.zip) or its photos (images/<i>), and its prepared images (prepared/<item id>).
 // The folder goes when the job ends. Another instance on the same database sees a job whose folder it lacks:
 // it leaves it (DATA_DIR must be shared for instances to share jobs' work).
-import { mkdir, readFile, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { openArchive, type ArchiveLimits } from './archive/zip.ts'
 
@@ -37,6 +37,22 @@ export class BulkFiles {
   async removeJob (jobId: string): Promise<void> {
     await rm(this.jobDir(jobId), { recursive: true, force: true })
   }
+
+  /**
+   * At start-up: uploads a killed process was receiving (none is in flight yet), and the folders of jobs that ended
+   * (killed between ending the job and removing its folder) or were never stored (killed while being created).
+   */
+  async sweep (unfinished: (jobIds: string[]) => Promise<Set<string>>): Promise<number> {
+    // Only what is older than this process: an upload or a job being created right now is left alone.
+    const started = Date.now() - performance.now()
+    for (const name of await olderThan(this.incoming, started)) await rm(join(this.incoming, name), { force: true })
+    const ids = (await olderThan(join(this.root, 'jobs'), started)).filter(name => /^[0-9a-f-]{36}$/.test(name))
+    if (ids.length === 0) return 0
+    const keep = await unfinished(ids)
+    const gone = ids.filter(id => !keep.has(id))
+    for (const id of gone) await this.removeJob(id)
+    return gone.length
+  }
 }
 
 /** A job's photos as received: an archive's entries, or the uploaded files, by entry index. */
@@ -54,6 +70,23 @@ export async function openSource (files: BulkFiles, jobId: string, limits: Archi
   }
   const dir = files.imagesDir(jobId)
   return { read: async index => await readFile(join(dir, String(index))), close: async () => {} }
+}
+
+/** The names in `dir` last changed before `time` (none when there is no such folder). */
+async function olderThan (dir: string, time: number): Promise<string[]> {
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return []
+  }
+  const old: string[] = []
+  for (const name of names) {
+    try {
+      if ((await stat(join(dir, name))).mtimeMs < time) old.push(name)
+    } catch {}
+  }
+  return old
 }
 
 async function exists (path: string): Promise<boolean> {

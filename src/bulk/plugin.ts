@@ -116,7 +116,7 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
     archiveLimits,
     prepareConcurrency: config.prepareConcurrency,
     log,
-    ready: () => database.ready()
+    database
   })
   app.workers.register(worker)
 

@@ -212,6 +212,17 @@ export class BulkStore {
     return row === undefined || row.cancel_requested === 1
   }
 
+  /** Which of `ids` are jobs not finished. */
+  async unfinishedJobs (ids: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>()
+    for (let i = 0; i < ids.length; i += ITEMS_PER_INSERT) {
+      const rows = await this.db.selectFrom('bulk_jobs').select('id')
+        .where('id', 'in', ids.slice(i, i + ITEMS_PER_INSERT)).where('status', 'not in', FINISHED_JOB).execute()
+      for (const row of rows) found.add(row.id)
+    }
+    return found
+  }
+
   /** Items of a status in seq order, `size` after `afterSeq`. */
   async itemsWithStatus (jobId: string, status: BulkItemStatus, size: number, afterSeq = -1): Promise<BulkItemRow[]> {
     return await this.db.selectFrom('bulk_items').selectAll()

@@ -38,8 +38,8 @@ export interface BulkWorkerOptions {
   archiveLimits: ArchiveLimits
   prepareConcurrency: number
   log: FastifyBaseLogger
-  /** The database is migrated. */
-  ready: () => boolean
+  /** The database: its schema is migrated (onReady). */
+  database: { onReady: (fn: () => void) => void }
   /** A job changed status (or progressed): subscriptions, webhooks. */
   changed?: (jobId: string, status: BulkJobStatus) => void
 }
@@ -53,6 +53,8 @@ export class BulkWorker implements Worker {
   #timer: NodeJS.Timeout | null = null
   #claiming: Promise<void> | null = null
   #stopped = false
+  /** No job is claimed before the start-up sweep (it removes incoming uploads). */
+  #swept = false
 
   constructor (options: BulkWorkerOptions) {
     this.#o = options
@@ -63,7 +65,12 @@ export class BulkWorker implements Worker {
   start (): void {
     this.#timer = setInterval(() => { this.kick() }, POLL_MS)
     this.#timer.unref()
-    this.kick()
+    this.#o.database.onReady(() => {
+      void this.#o.files.sweep(async ids => await this.#o.store.unfinishedJobs(ids))
+        .then(removed => { if (removed > 0) this.#o.log.info({ removed }, 'bulk: folders of ended jobs removed') })
+        .catch(err => { this.#o.log.warn({ err }, 'bulk: could not sweep the jobs\' folders') })
+        .finally(() => { this.#swept = true; this.kick() })
+    })
   }
 
   async stop (): Promise<void> {
@@ -81,7 +88,7 @@ export class BulkWorker implements Worker {
 
   /** Looks for due jobs now. */
   kick (): void {
-    if (this.#stopped || this.#claiming !== null || !this.#o.ready()) return
+    if (this.#stopped || !this.#swept || this.#claiming !== null) return
     this.#claiming = this.#claim().catch(err => { this.#o.log.warn({ err }, 'bulk: could not claim a job') })
       .finally(() => { this.#claiming = null })
   }

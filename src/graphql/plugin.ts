@@ -140,7 +140,11 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
     }
   }
 
-  const { parts, subscriptions, uploadPolicies } = app.graphqlRegistry.compose()
+  const composed = app.graphqlRegistry.compose()
+  const { subscriptions, uploadPolicies } = composed
+  // In the order of their .graphql files (sorted by path; a part is named as its folder), whatever the order the
+  // features registered in: a type's fields, extensions included, come in the order the SDL files give them.
+  const parts = [...composed.parts].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   const policies = new Map<string, UploadPolicy>(uploadPolicies.map(policy => [policy.field, policy]))
   const parserLimits: UploadLimits = {
     ...limits,

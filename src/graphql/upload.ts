@@ -184,6 +184,8 @@ async function readFile (part: FilePart, contentLength: number, maxBytes: number
   let buffer = taken
   let length = 0
   for await (const chunk of file as AsyncIterable<Buffer>) {
+    // The parser's own limit may be a larger policy's (a pooled buffer may be larger too): this file's is checked here.
+    if (length + chunk.length > maxBytes) throw tooLarge
     if (length + chunk.length > buffer.length) {
       const grown = Buffer.allocUnsafe(Math.min(Math.max(buffer.length * 2, length + chunk.length), maxBytes + 1))
       buffer.copy(grown, 0, 0, length)
