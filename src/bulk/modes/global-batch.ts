@@ -74,9 +74,12 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
     },
     async cancel (ctx) {
       for (const chunk of await ctx.chunks.list()) {
-        if (chunk.batchId === null || chunk.status !== 'POLLING') continue
+        if (chunk.status !== 'POLLING' && chunk.status !== 'UPLOADED') continue
         try {
-          await client.cancel(chunk.batchId)
+          // UPLOADED: a create may have reached Azure just before a crash, its batch id never stored: found by chunk id.
+          const batchId = chunk.batchId ?? (chunk.status === 'UPLOADED' ? (await client.find(chunk.id))?.id : undefined)
+          if (batchId === undefined) continue
+          await client.cancel(batchId)
         } catch (err) {
           ctx.log.warn({ job: ctx.job.id, chunk: chunk.id, code: codeOf(err) }, 'bulk: Azure did not take the batch\'s cancel')
         }
