@@ -253,4 +253,25 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     t.equal(fake.batchCreates, creates + 1, 'one batch: adopted, not made again')
     assertExactlyOnce(t, job)
   })
+
+  t.test('a cancel after such a crash finds the batch by its chunk id and cancels it at Azure', async t => {
+    const env = await storage()
+    fake.batchTimeline = { validatingMs: 0, inProgressMs: 600_000, finalizingMs: 0, cancellingMs: 0 }
+    const first = await bulkApp(t, env)
+    const id = await createJob(first, await photos(2))
+    await waitFor(first, id, job => job.status === 'RUNNING')
+    const { worker, store } = bulkInternals(first.bulk as BulkJobs)
+    await worker.stop()
+    const [chunk] = await store.chunks(id)
+    await store.updateChunk(chunk!.id, { status: 'UPLOADED', batch_id: null })
+    await store.requestCancel(id, null)
+    await first.close()
+    const cancels = fake.batchCancels
+    const second = await bulkApp(t, env)
+    const job = await waitFor(second, id, ended)
+    t.equal(job.status, 'CANCELLED')
+    t.equal(job.counts.cancelled, 2)
+    t.equal(fake.batchCancels, cancels + 1, 'the unrecorded batch was cancelled at Azure')
+    t.equal(fake.batches.at(-1)?.status, 'cancelled')
+  })
 }
