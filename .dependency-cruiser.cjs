@@ -11,7 +11,7 @@
 // A feature reaches another only through its decorator, typed by the other's public.ts (type-only).
 const KERNEL = '^src/(errors|config-support|logger|security-headers|storable-text)\\.ts$|^src/(http|database|workers|redis|generated)/|^src/metrics/(registry|plugin|config)\\.ts$'
 const DOMAIN = '^src/(image|callers|limits|azure|vision)/'
-const FEATURES = '^src/(identify|history|thumbnails|webhooks|subscriptions|graphiql|webapp)/|^src/health\\.ts$'
+const FEATURES = '^src/(identify|history|thumbnails|webhooks|subscriptions|bulk|graphiql|webapp)/|^src/health\\.ts$'
 const TOP = '^src/(app|server|config|server-config|migrations|services)\\.ts$|^src/cli/'
 const LAYERS = 'error'
 

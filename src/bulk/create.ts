@@ -21,7 +21,7 @@ export async function createJob (
     await files.makeJobDir(id)
     const items = 'archive' in job.source
       ? await archiveItems(files, id, job.source.archive, archiveLimits)
-      : await imageItems(files, id, job.source.images)
+      : await imageItems(files, id, job.source.images, archiveLimits.maxEntryBytes)
     if (items.length === 0) throw new BadUserInputError('The archive holds no photo (folders, __MACOSX/ and dot-files are skipped).', { argument: 'archive', reason: 'empty' })
     await store.createJob({
       id,
@@ -41,7 +41,8 @@ export async function createJob (
   }
 }
 
-async function archiveItems (files: BulkFiles, jobId: string, archive: NonNullable<Extract<NewBulkJob['source'], { archive: unknown }>['archive']>,
+async function archiveItems (
+  files: BulkFiles, jobId: string, archive: NonNullable<Extract<NewBulkJob['source'], { archive: unknown }>['archive']>,
   limits: ArchiveLimits): Promise<NewItem[]> {
   const path = files.archivePath(jobId)
   await archive.take(path)
@@ -60,13 +61,19 @@ async function archiveItems (files: BulkFiles, jobId: string, archive: NonNullab
   }
 }
 
-async function imageItems (files: BulkFiles, jobId: string, images: NonNullable<Extract<NewBulkJob['source'], { images: unknown }>['images']>): Promise<NewItem[]> {
+async function imageItems (
+  files: BulkFiles, jobId: string, images: NonNullable<Extract<NewBulkJob['source'], { images: unknown }>['images']>, maxBytes: number
+): Promise<NewItem[]> {
   const dir = files.imagesDir(jobId)
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const items: NewItem[] = []
   for (const [index, image] of images.entries()) {
     await image.take(join(dir, String(index)))
-    items.push({ id: randomUUID(), seq: index, name: `images[${index}]`, entryIndex: index, status: 'PENDING', code: null })
+    // Larger than MAX_UPLOAD_BYTES: refused as identifyVehicle refuses it, this item only.
+    const tooLarge = image.bytes > maxBytes
+    items.push({
+      id: randomUUID(), seq: index, name: `images[${index}]`, entryIndex: index, status: tooLarge ? 'FAILED' : 'PENDING', code: tooLarge ? 'PAYLOAD_TOO_LARGE' : null
+    })
   }
   return items
 }

@@ -95,7 +95,9 @@ export function bulkGraphql ({ production, language, detail }: BulkGraphqlOption
           : (job.promptTokens * prices.inputPerMillion + job.completionTokens * prices.outputPerMillion) / 1_000_000
         return { promptTokens: job.promptTokens, completionTokens: job.completionTokens, estimatedCost: cost }
       },
-      items: async (job: BulkJobView, args: { first?: number | null, after?: string | null, status?: BulkItemStatus | null }, ctx: AppContext) => {
+      items: async (
+        job: BulkJobView, args: { first?: number | null, after?: string | null, status?: BulkItemStatus | null }, ctx: AppContext
+      ) => {
         const { bulk } = access(ctx, production)
         const size = readPageSize(args.first)
         const afterSeq = args.after == null ? null : decodeItemCursor(args.after)

@@ -48,7 +48,9 @@ export function callOf (job: BulkJobSpec, itemId: string): PreparedCall {
   }
 }
 
-export function modeContext ({ store, files, identification, history, log }: ContextDeps, job: BulkJobSpec, signal: AbortSignal): ModeContext {
+export function modeContext (
+  { store, files, identification, history, log }: ContextDeps, job: BulkJobSpec, signal: AbortSignal
+): ModeContext {
   const itemOf = (row: Parameters<typeof preparedItemOf>[0]): PreparedItem => preparedItemOf(row, files.preparedPath(job.id, row.id))
   const read = async (item: PreparedItem): Promise<Buffer> => await readFile(item.path)
   const chunks: ChunkState = {

@@ -99,7 +99,7 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
   app.graphqlRegistry.addUploadPolicy({
     field: 'createBulkJob',
     maxFiles: MAX_IMAGES,
-    maxFileBytes: Math.max(config.maxArchiveBytes, maxUploadBytes),
+    maxFileBytes: config.maxArchiveBytes, // an image over MAX_UPLOAD_BYTES is a FAILED item (PAYLOAD_TOO_LARGE), as in an archive
     sink: { dir: files.incoming },
     admit: async (request, declared) => {
       const caller = request.caller ?? ANONYMOUS

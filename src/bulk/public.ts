@@ -33,7 +33,8 @@ export interface BulkJobs {
   get (id: string, callerId: string | null): Promise<BulkJobView | undefined>
   list (callerId: string | null, first: number, after: string | null): Promise<{ rows: BulkJobView[], hasNextPage: boolean }>
   counts (id: string): Promise<BulkCounts>
-  items (id: string, first: number, afterSeq: number | null, status: BulkItemStatus | null): Promise<{ rows: BulkItemRow[], hasNextPage: boolean }>
+  items (id: string, first: number, afterSeq: number | null, status: BulkItemStatus | null):
+  Promise<{ rows: BulkItemRow[], hasNextPage: boolean }>
   /** Asks the job to stop; the caller's own unless `callerId` is null (Admin). Undefined when there is none. */
   cancel (id: string, callerId: string | null): Promise<BulkJobView | undefined>
   /** Prices for a job's estimated cost (batch prices in GLOBAL_BATCH mode); null when none are set. */

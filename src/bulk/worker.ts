@@ -134,7 +134,7 @@ export class BulkWorker implements Worker {
 
   /** Takes the job as far as it goes now; when to look again, or null once it has ended. */
   async #step (row: BulkJobRow, signal: AbortSignal): Promise<number | null> {
-    const { store, files } = this.#o
+    const { files } = this.#o
     const job = jobSpecOf(row)
     if (!await files.hasJob(job.id)) return Date.now() + NOT_HERE_RETRY_MS // another instance's folder
     const mode = this.#o.modes[job.mode] ?? this.#o.modes.ONLINE as BulkModeRunner

@@ -61,7 +61,11 @@ const historyQueries = ({ production }: { production: boolean }): Pick<QueryReso
     if (make === '') throw new BadUserInputError('`filter.make` is blank.', { argument: 'filter.make' })
     const position = after == null ? null : decodeCursor(after)
     const { rows, hasNextPage } = await history.list({
-      callerId, category: filter?.category ?? null, make, from: filter?.from ?? null, to: filter?.to ?? null,
+      callerId,
+      category: filter?.category ?? null,
+      make,
+      from: filter?.from ?? null,
+      to: filter?.to ?? null,
       bulkJobId: filter?.bulkJobId ?? null
     }, size, position)
     const edges = rows.map(node => ({ cursor: encodeCursor({ createdAt: node.createdAt.getTime(), id: node.id }), node }))

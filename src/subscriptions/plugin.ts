@@ -143,6 +143,8 @@ async function subscriptionsPlugin (app: FastifyInstance, options: Subscriptions
     publishTo (pubsub) {
       publishedTo = pubsub
       events.on('completed', event => {
+        // A bulk job's items are announced by the job (bulkJobUpdated), never one by one: a job may hold 100,000.
+        if (event.bulkJobId !== undefined) return
         // No subscription on this instance and no other instance to tell (no Redis): nobody to publish to.
         if (emitter === undefined && limits.active === 0) return
         // The callback's error is untyped in mercurius' types, but mqemitter-redis passes one.

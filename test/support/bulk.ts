@@ -2,7 +2,7 @@
 // API shows it, and waiting for a job to reach a status.
 import type { FastifyInstance } from 'fastify'
 import { send, sendJson, type Answer } from './http.ts'
-import { encodeParts, type Part } from './multipart.ts'
+import { encodeParts, type EncodedBody, type Part } from './multipart.ts'
 
 export const CREATE = `mutation ($archive: Upload, $images: [Upload!], $detail: ImageDetail) {
   createBulkJob(archive: $archive, images: $images, detail: $detail) { id status mode }
@@ -22,10 +22,13 @@ export const JOB = `query ($id: ID!, $status: BulkItemStatus, $after: String, $f
 
 /** createBulkJob with `archive` (a ZIP) or `images` (files), as a client sends it. */
 export async function createJob (
-  app: FastifyInstance,
-  source: { archive?: Buffer, images?: Buffer[], both?: boolean },
-  headers: Record<string, string> = {}
+  app: FastifyInstance, source: { archive?: Buffer, images?: Buffer[] }, headers: Record<string, string> = {}
 ): Promise<Answer> {
+  return await send(app, await createBody(source), headers)
+}
+
+/** createBulkJob's multipart body. */
+export async function createBody (source: { archive?: Buffer, images?: Buffer[] }): Promise<EncodedBody> {
   const variables: Record<string, unknown> = { archive: null, images: null }
   const map: Record<string, string[]> = {}
   const files: Part[] = []
@@ -41,7 +44,7 @@ export async function createJob (
     })
   }
   const parts: Part[] = [['operations', JSON.stringify({ query: CREATE, variables })], ['map', JSON.stringify(map)], ...files]
-  return await send(app, await encodeParts(parts), headers)
+  return await encodeParts(parts)
 }
 
 export async function job (app: FastifyInstance, id: string, headers: Record<string, string> = {}, variables: object = {}): Promise<any> {
