@@ -188,7 +188,8 @@ export async function buildApp (
     language: config.vision.language,
     detail: config.images.detail,
     maxUploadBytes: config.graphql.maxUploadBytes,
-    retentionDays: config.history.retentionDays
+    retentionDays: config.history.retentionDays,
+    maxTokens: config.vision.maxTokens
   })
 
   if (config.graphql.graphiql) await app.register(graphiqlPlugin)

@@ -35,6 +35,8 @@ export interface BulkPluginOptions {
   maxUploadBytes: number
   /** HISTORY_RETENTION_DAYS: finished jobs are kept as long as their identifications. */
   retentionDays: number
+  /** VISION_MAX_TOKENS: Global Batch lines ask for as many as online calls. */
+  maxTokens?: number
 }
 
 /** What tests reach behind `app.bulk`. */
@@ -135,7 +137,7 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
     files,
     identification: app.identification,
     history,
-    modes: createModes({ config, vision, log }),
+    modes: createModes({ config, vision, log, maxTokens: options.maxTokens }),
     archiveLimits,
     prepareConcurrency: config.prepareConcurrency,
     retentionDays: options.retentionDays,

@@ -45,5 +45,10 @@ export function createAzureVision (options: AzureVisionOptions): VisionService {
     now: options.now,
     random: options.random
   })
-  return { ...failover, tokenStats: () => ({ ...tokens.stats }), ...(options.azureTokens ? { azureTokens: options.azureTokens } : {}) }
+  return {
+    ...failover,
+    tokenStats: () => ({ ...tokens.stats }),
+    accessToken: tokens.getToken,
+    ...(options.azureTokens ? { azureTokens: options.azureTokens } : {})
+  }
 }

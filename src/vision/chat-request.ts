@@ -8,8 +8,11 @@ import { systemPrompt } from './prompt.ts'
 import { ANSWER_SCHEMA, ANSWER_SCHEMA_NAME } from './answer-schema.ts'
 import type { IdentifyRequest } from './types.ts'
 
+/** What the request body is made of (the identification's request without its signal: bulk jobs write it to a file). */
+export type ChatRequestInput = Pick<IdentifyRequest, 'image' | 'mimeType' | 'detail' | 'instructions' | 'language'>
+
 export function chatRequest (
-  deployment: string, request: IdentifyRequest, maxTokens: number, imageUrl: string
+  deployment: string, request: IdentifyRequest | ChatRequestInput, maxTokens: number, imageUrl: string
 ): ChatCompletionCreateParamsNonStreaming {
   return {
     model: deployment,
@@ -37,7 +40,7 @@ export function chatRequest (
 const BASE64_PIECE = 3 * 4096
 
 /** The same request as JSON bytes, with the image's data URL spliced in without a second copy through JSON.stringify. */
-export function encodeChatRequest (deployment: string, request: IdentifyRequest, maxTokens: number): Buffer {
+export function encodeChatRequest (deployment: string, request: ChatRequestInput, maxTokens: number): Buffer {
   const placeholder = `agrivision-image-${randomUUID()}`
   const json = JSON.stringify(chatRequest(deployment, request, maxTokens, placeholder))
   const at = json.indexOf(placeholder)

@@ -91,6 +91,11 @@ export interface VisionService {
   backends? (): BackendSnapshot[]
   /** Subscribes to every call to a provider (metrics); returns the function that unsubscribes. */
   onAttempt? (listener: AttemptListener): () => void
+  /**
+   * The managed identity's bearer token for Azure OpenAI, from the same cached provider the deployments use (a service
+   * with a credential: Azure's). Bulk jobs' Global Batch calls (files, batches) use it.
+   */
+  accessToken? (): Promise<string>
   /** Token fetch counters of its scope (a service with a credential: Azure's). */
   tokenStats? (): { fetches: number, failures: number, timeouts: number }
   /** The credential and its per-scope tokens this service takes its token from; the app shares it (app.azureTokens). */

@@ -14,6 +14,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { once } from 'node:events'
+import { randomUUID } from 'node:crypto'
 import { imageSize } from 'image-size'
 import sharp from 'sharp'
 import { SignJWT } from 'jose'
@@ -76,6 +77,78 @@ export interface MintedToken {
 /** The tenant in every JWT the fake mints. */
 export const FAKE_TENANT_ID = '72f988bf-0000-4000-8000-00000000fa6e'
 
+/**
+ * A batch's fate, decided once at create: refused with a 400 `token_limit_exceeded` (the fail-fast quota refusal;
+ * no batch made), made but its reply dropped (the connection reset: the adoption case), failed or expired once
+ * its in-progress time is up, a cancel that stays `cancelling` until `advanceBatch(id, 'cancelled')`, or normal.
+ */
+export type BatchFault = 'ok' | 'token_limit_exceeded' | 'drop-reply' | 'failed' | 'expired' | 'cancel-slow'
+
+/** An uploaded file's fate: normal, stored but its reply dropped, or `error` when processed. */
+export type FileFault = 'ok' | 'drop-reply' | 'error'
+
+/** How long a batch spends in each status, from its creation (all 0: complete at the first read after create). */
+export interface BatchTimeline {
+  validatingMs: number
+  inProgressMs: number
+  finalizingMs: number
+  /** From the cancel to `cancelled`. */
+  cancellingMs: number
+}
+
+export interface BatchRequestRecord {
+  method: string
+  path: string
+  apiVersion: string | null
+  authorization: string | undefined
+  apiKeyHeader: string | undefined
+  at: number
+}
+
+interface BatchLine { custom_id: string, url: string, body: any }
+
+interface FakeFile {
+  id: string
+  filename: string
+  purpose: string
+  content: Buffer
+  created_at: number
+  status: 'pending' | 'processed' | 'error'
+  expires_after_seconds: number | null
+  fault: FileFault
+}
+
+interface FakeBatch {
+  id: string
+  object: 'batch'
+  endpoint: string
+  input_file_id: string
+  completion_window: string
+  status: string
+  errors: { object: 'list', data: Array<{ code: string, message: string, line: number | null }> } | null
+  output_file_id: string | null
+  error_file_id: string | null
+  created_at: number
+  in_progress_at?: number
+  finalizing_at?: number
+  completed_at?: number
+  failed_at?: number
+  expired_at?: number
+  cancelling_at?: number
+  cancelled_at?: number
+  request_counts: { total: number, completed: number, failed: number }
+  metadata: Record<string, string> | null
+  // The fake's own, not shown:
+  createdMs: number
+  lines: BatchLine[]
+  validationErrors: Array<{ code: string, message: string, line: number | null }>
+  fault: BatchFault
+  context: { apiVersion: string, authorization: string }
+  forced: string | undefined
+  settling: Promise<void> | undefined
+  cancellingMs: number
+}
+
 export interface ChatRequestRecord {
   url: string
   path: string
@@ -132,6 +205,30 @@ export class FakeAzure {
    */
   usageByDetail = false
 
+  /** Models a batch line may name (Global Batch deployments); any other fails validation with model_not_found. */
+  readonly batchDeployments = new Set<string>(['gpt-4o-batch'])
+  batchTimeline: BatchTimeline = { validatingMs: 0, inProgressMs: 0, finalizingMs: 0, cancellingMs: 0 }
+  /** Each batch create's fate (see BatchFault). */
+  batchFault: (create: { index: number, inputFileId: string, metadata: Record<string, string> | null }) => BatchFault = () => 'ok'
+  fileFault: (index: number) => FileFault = () => 'ok'
+  /** Azure's limit of lines per batch file (too_many_tasks beyond). */
+  maxBatchLines = 100_000
+  /** Show batches as Azure's REST doc does: "Validating" and ISO times (Azure's spec: lower case and unix seconds). */
+  batchIsoTimes = false
+  /** Every files/batches request, for the URL shape and auth checks. */
+  readonly batchRequests: BatchRequestRecord[] = []
+  /** Each answered batch line, as a chat request (what `chatFault` saw). */
+  readonly batchLineRequests: ChatRequestRecord[] = []
+  /** Batches made (a refused create is not one), create requests, files uploaded, cancels, list pages served. */
+  batchCreates = 0
+  batchCreateAttempts = 0
+  fileCreates = 0
+  batchCancels = 0
+  listPages = 0
+  readonly deletedFiles: string[] = []
+  /** How many times each custom_id was submitted in a created batch: the exactly-once check (all 1). */
+  readonly customIdsSubmitted = new Map<string, number>()
+
   readonly tokenRequests: Array<{ url: string, resource: string | null, headerOk: boolean, at: number }> = []
   readonly chatRequests: ChatRequestRecord[] = []
   /** Tokens issued, with their expiry (ms). */
@@ -152,6 +249,8 @@ export class FakeAzure {
   #tokenSockets = new Set<Socket>()
   #tokenSerial = 0
   #issuer: FakeAzure | undefined
+  readonly #files = new Map<string, FakeFile>()
+  readonly #batches = new Map<string, FakeBatch>()
   #port = 0
 
   constructor (options: FakeAzureOptions = {}) {
@@ -243,6 +342,9 @@ export class FakeAzure {
     if (req.method === 'POST' && (url.pathname === '/openai/v1/chat/completions' || deploymentMatch)) {
       return await this.#chat(req, res, url, deploymentMatch?.[1] ?? null)
     }
+    // Files and batches are never under /deployments/{name}/ (a client built with a deployment sends them there: 404).
+    const batchPath = /^\/openai(?:\/v1)?(\/(?:files|batches)(?:\/[^?]*)?)$/.exec(url.pathname)
+    if (batchPath !== null) return await this.#batchApi(req, res, url, batchPath[1]!)
     json(res, 404, { error: { code: '404', message: 'Resource not found' } })
   }
 
@@ -342,16 +444,31 @@ export class FakeAzure {
         case 'reset':
           req.socket.destroy()
           return
-        case 'status': {
-          const headers: Record<string, string> = {}
-          if (fault.retryAfter) headers['retry-after'] = fault.retryAfter
-          if (fault.retryAfterMs) headers['retry-after-ms'] = fault.retryAfterMs
-          return json(res, fault.status, { error: { code: String(fault.status), message: `fake status ${fault.status}` } }, headers)
+        default: {
+          const reply = this.#reply(record, fault)
+          return json(res, reply.status, reply.body, reply.headers)
         }
-        case 'permission-denied':
-          return json(res, 401, { error: { code: 'PermissionDenied', message: 'Principal does not have access to API/Operation.' } })
-        case 'content-filter-prompt':
-          return json(res, 400, {
+      }
+    } finally {
+      this.inFlightChats--
+    }
+  }
+
+  /** What a chat call is answered with (online, or one batch line): the same code for both, so answers match. */
+  #reply (record: ChatRequestRecord, fault: Exclude<ChatFault, { kind: 'hang' | 'reset' }>): { status: number, body: unknown, headers?: Record<string, string> } {
+    switch (fault.kind) {
+      case 'status': {
+        const headers: Record<string, string> = {}
+        if (fault.retryAfter) headers['retry-after'] = fault.retryAfter
+        if (fault.retryAfterMs) headers['retry-after-ms'] = fault.retryAfterMs
+        return { status: fault.status, body: { error: { code: String(fault.status), message: `fake status ${fault.status}` } }, headers }
+      }
+      case 'permission-denied':
+        return { status: 401, body: { error: { code: 'PermissionDenied', message: 'Principal does not have access to API/Operation.' } } }
+      case 'content-filter-prompt':
+        return {
+          status: 400,
+          body: {
             error: {
               message: 'The response was filtered due to the prompt triggering Azure OpenAI\'s content management policy.',
               type: null,
@@ -360,27 +477,358 @@ export class FakeAzure {
               status: 400,
               innererror: { code: 'ResponsibleAIPolicyViolation', content_filter_result: { violence: { filtered: true, severity: 'high' } } }
             }
-          })
-        case 'content-filter-completion':
-          return json(res, 200, completion(record, '', 'content_filter'))
-        case 'ok': {
-          const structured = fault.structured ?? { ...DEFAULT_ANSWER, answer: fault.answer ?? DEFAULT_ANSWER.answer }
-          return json(res, 200, completion(record, JSON.stringify(structured), 'stop', 'usage' in fault
-            ? { usage: fault.usage }
-            : this.usageByDetail ? { usage: usageOfImage(record) } : {}))
+          }
         }
-        case 'refusal':
-          return json(res, 200, completion(record, null, 'stop', {}, fault.refusal ?? 'I\'m sorry, but I can\'t help with that request.'))
-        case 'invalid-json':
-          return json(res, 200, completion(record, fault.content ?? '{"answer": "A green tractor", "vehicles": [{"category": "TRAC', fault.finishReason ?? 'stop'))
-        case 'schema-violation': {
-          const content = fault.content ?? { ...DEFAULT_ANSWER, vehicles: [{ ...DEFAULT_ANSWER.vehicles[0], category: 'SPACESHIP' }] }
-          return json(res, 200, completion(record, JSON.stringify(content), 'stop'))
+      case 'content-filter-completion':
+        return { status: 200, body: completion(record, '', 'content_filter') }
+      case 'ok': {
+        const structured = fault.structured ?? { ...DEFAULT_ANSWER, answer: fault.answer ?? DEFAULT_ANSWER.answer }
+        return {
+          status: 200,
+          body: completion(record, JSON.stringify(structured), 'stop', 'usage' in fault
+            ? { usage: fault.usage }
+            : this.usageByDetail ? { usage: usageOfImage(record) } : {})
         }
       }
-    } finally {
-      this.inFlightChats--
+      case 'refusal':
+        return { status: 200, body: completion(record, null, 'stop', {}, fault.refusal ?? 'I\'m sorry, but I can\'t help with that request.') }
+      case 'invalid-json':
+        return { status: 200, body: completion(record, fault.content ?? '{"answer": "A green tractor", "vehicles": [{"category": "TRAC', fault.finishReason ?? 'stop') }
+      case 'schema-violation': {
+        const content = fault.content ?? { ...DEFAULT_ANSWER, vehicles: [{ ...DEFAULT_ANSWER.vehicles[0], category: 'SPACESHIP' }] }
+        return { status: 200, body: completion(record, JSON.stringify(content), 'stop') }
+      }
     }
+  }
+
+  // ---- Files and batches (Global Batch): /openai/{files,batches}… (dated, ?api-version) and /openai/v1/… ----
+
+  async #batchApi (req: IncomingMessage, res: ServerResponse, url: URL, path: string): Promise<void> {
+    const v1 = url.pathname.startsWith('/openai/v1/')
+    const apiVersion = url.searchParams.get('api-version')
+    const authorization = req.headers.authorization
+    const apiKeyHeader = req.headers['api-key'] as string | undefined
+    this.batchRequests.push({ method: req.method ?? '', path: url.pathname, apiVersion, authorization, apiKeyHeader, at: Date.now() })
+    if (!v1 && apiVersion === null) {
+      return json(res, 400, { error: { code: 'BadRequest', message: 'The api-version query parameter (?api-version=) is required for all requests.' } })
+    }
+    const bearer = /^Bearer (.+)$/.exec(authorization ?? '')?.[1]
+    if (!bearer || !this.isValidToken(bearer)) {
+      return json(res, 401, { error: { code: '401', message: 'Access token is missing, invalid, audience is incorrect, or have expired.' } })
+    }
+    const context = { apiVersion: v1 ? 'v1' : apiVersion!, authorization: authorization! }
+    const method = req.method
+    let match: RegExpExecArray | null
+    if (method === 'POST' && path === '/files') return await this.#uploadFile(req, res)
+    if (method === 'GET' && path === '/files') return this.#list(res, url, [...this.#files.values()].filter(f => !url.searchParams.get('purpose') || f.purpose === url.searchParams.get('purpose')).map(f => this.#fileJson(f)))
+    if ((match = /^\/files\/([^/]+)$/.exec(path)) !== null) {
+      const file = this.#files.get(decodeURIComponent(match[1]!))
+      if (file === undefined) return json(res, 404, { error: { code: '404', message: 'File not found.' } })
+      if (method === 'GET') {
+        const body = this.#fileJson(file)
+        if (file.status === 'pending') file.status = file.fault === 'error' ? 'error' : 'processed' // processed on the next read
+        return json(res, 200, body)
+      }
+      if (method === 'DELETE') {
+        this.#files.delete(file.id)
+        this.deletedFiles.push(file.id)
+        return json(res, 200, { id: file.id, object: 'file', deleted: true })
+      }
+    }
+    if (method === 'GET' && (match = /^\/files\/([^/]+)\/content$/.exec(path)) !== null) {
+      const file = this.#files.get(decodeURIComponent(match[1]!))
+      if (file === undefined) return json(res, 404, { error: { code: '404', message: 'File not found.' } })
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.content.length })
+      // Streamed in pieces, as a large file would be.
+      for (let at = 0; at < file.content.length; at += 65_536) {
+        if (!res.write(file.content.subarray(at, at + 65_536))) await once(res, 'drain')
+      }
+      res.end()
+      return
+    }
+    if (method === 'POST' && path === '/batches') return await this.#createBatch(req, res, context)
+    if (method === 'GET' && path === '/batches') {
+      for (const batch of this.#batches.values()) await this.#progress(batch)
+      return this.#list(res, url, [...this.#batches.values()].map(b => this.#batchJson(b)))
+    }
+    if ((match = /^\/batches\/([^/]+)$/.exec(path)) !== null && method === 'GET') {
+      const batch = this.#batches.get(decodeURIComponent(match[1]!))
+      if (batch === undefined) return json(res, 404, { error: { code: '404', message: 'Batch not found.' } })
+      await this.#progress(batch)
+      return json(res, 200, this.#batchJson(batch))
+    }
+    if ((match = /^\/batches\/([^/]+)\/cancel$/.exec(path)) !== null && method === 'POST') {
+      const batch = this.#batches.get(decodeURIComponent(match[1]!))
+      if (batch === undefined) return json(res, 404, { error: { code: '404', message: 'Batch not found.' } })
+      await this.#progress(batch)
+      if (['validating', 'in_progress', 'finalizing'].includes(batch.status)) {
+        batch.status = 'cancelling'
+        batch.cancelling_at = nowSec()
+        batch.cancellingMs = Date.now()
+      }
+      this.batchCancels++
+      await this.#progress(batch)
+      return json(res, 200, this.#batchJson(batch))
+    }
+    json(res, 404, { error: { code: '404', message: 'Resource not found' } })
+  }
+
+  /** A page of a list, newest first, from `after` (an id), `limit` at most (default 20, at most 100). */
+  #list (res: ServerResponse, url: URL, items: Array<Record<string, unknown>>): void {
+    const newestFirst = [...items].reverse()
+    const after = url.searchParams.get('after')
+    const limit = Math.min(100, Math.max(1, Number(url.searchParams.get('limit') ?? 20) || 20))
+    const from = after === null ? 0 : newestFirst.findIndex(item => item.id === after) + 1
+    const data = newestFirst.slice(from, from + limit)
+    this.listPages++
+    json(res, 200, { object: 'list', data, has_more: from + limit < newestFirst.length, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null })
+  }
+
+  async #uploadFile (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req, MAX_UPLOAD_BYTES)
+    if (body === null) return json(res, 413, { error: { code: 'FileTooLarge', message: 'The file is too large.' } })
+    const form = await new Response(new Uint8Array(body), { headers: { 'content-type': String(req.headers['content-type']) } }).formData()
+    const file = form.get('file')
+    const purpose = form.get('purpose')
+    if (!(file instanceof Blob) || purpose !== 'batch') {
+      return json(res, 400, { error: { code: 'invalidPayload', message: 'A file and purpose=batch are required.' } })
+    }
+    const seconds = Number(form.get('expires_after[seconds]') ?? form.get('expires_after.seconds') ?? NaN)
+    const fault = this.fileFault(this.fileCreates)
+    this.fileCreates++
+    const id = `file-${randomUUID().replace(/-/g, '')}`
+    const stored: FakeFile = {
+      id,
+      filename: (file as File).name,
+      purpose: 'batch',
+      content: Buffer.from(await file.arrayBuffer()),
+      created_at: nowSec(),
+      status: 'pending',
+      expires_after_seconds: Number.isFinite(seconds) ? seconds : null,
+      fault
+    }
+    this.#files.set(id, stored)
+    if (fault === 'drop-reply') { req.socket.destroy(); return }
+    json(res, 201, this.#fileJson(stored))
+  }
+
+  #fileJson (file: FakeFile): Record<string, unknown> {
+    return {
+      id: file.id,
+      object: 'file',
+      bytes: file.content.length,
+      created_at: file.created_at,
+      filename: file.filename,
+      purpose: file.purpose,
+      status: file.status,
+      ...(file.expires_after_seconds === null ? {} : { expires_at: file.created_at + file.expires_after_seconds })
+    }
+  }
+
+  #addOutputFile (filename: string, lines: unknown[]): string {
+    const id = `file-${randomUUID().replace(/-/g, '')}`
+    const content = Buffer.from(lines.map(line => JSON.stringify(line) + '\n').join(''), 'utf8')
+    this.#files.set(id, { id, filename, purpose: 'batch_output', content, created_at: nowSec(), status: 'processed', expires_after_seconds: null, fault: 'ok' })
+    return id
+  }
+
+  async #createBatch (req: IncomingMessage, res: ServerResponse, context: { apiVersion: string, authorization: string }): Promise<void> {
+    const raw = await readBody(req, 1_000_000)
+    let body: any
+    try { body = JSON.parse(String(raw)) } catch { return json(res, 400, { error: { code: 'invalid_request', message: 'not JSON' } }) }
+    const input = this.#files.get(String(body?.input_file_id))
+    if (input === undefined) return json(res, 400, { error: { code: 'invalid_request', message: 'input_file_id does not exist' } })
+    if (body.completion_window !== '24h') return json(res, 400, { error: { code: 'invalid_request', message: 'completion_window must be 24h' } })
+    if (body.endpoint !== '/chat/completions' && body.endpoint !== '/v1/chat/completions') {
+      return json(res, 400, { error: { code: 'invalid_request', message: `unsupported endpoint ${String(body.endpoint)}` } })
+    }
+    const index = this.batchCreateAttempts++
+    const fault = this.batchFault({ index, inputFileId: input.id, metadata: body.metadata ?? null })
+    if (fault === 'token_limit_exceeded') {
+      return json(res, 400, { error: { code: 'token_limit_exceeded', message: 'Enqueued token limit reached for this deployment (fail fast): token_limit_exceeded. Try again once current batches complete.' } })
+    }
+    const id = `batch_${randomUUID()}`
+    const { lines, errors } = validateBatchInput(input.content, this.batchDeployments, this.maxBatchLines)
+    const batch: FakeBatch = {
+      id,
+      object: 'batch',
+      endpoint: body.endpoint,
+      input_file_id: input.id,
+      completion_window: '24h',
+      status: 'validating',
+      errors: null,
+      output_file_id: null,
+      error_file_id: null,
+      created_at: nowSec(),
+      request_counts: { total: 0, completed: 0, failed: 0 },
+      metadata: body.metadata ?? null,
+      createdMs: Date.now(),
+      lines,
+      validationErrors: errors,
+      fault,
+      context,
+      forced: undefined,
+      settling: undefined,
+      cancellingMs: 0
+    }
+    this.#batches.set(id, batch)
+    this.batchCreates++
+    for (const line of lines) this.customIdsSubmitted.set(line.custom_id, (this.customIdsSubmitted.get(line.custom_id) ?? 0) + 1)
+    if (fault === 'drop-reply') { req.socket.destroy(); return }
+    json(res, 200, this.#batchJson(batch))
+  }
+
+  /**
+   * Moves a batch to a status at once (validating → in_progress → finalizing → completed / failed / expired;
+   * cancelling → cancelled), answering its lines when it completes or expires. Forward only.
+   */
+  async advanceBatch (id: string, status: 'in_progress' | 'finalizing' | 'completed' | 'failed' | 'expired' | 'cancelling' | 'cancelled'): Promise<void> {
+    const batch = this.#batches.get(id)
+    if (batch === undefined) throw new Error(`no batch ${id}`)
+    if (status === 'cancelling' || status === 'cancelled') {
+      if (!FINAL.has(batch.status)) {
+        batch.status = 'cancelling'
+        batch.cancelling_at ??= nowSec()
+        batch.cancellingMs = Date.now()
+      }
+    }
+    batch.forced = status
+    await this.#progress(batch)
+  }
+
+  /** The batches made so far, oldest first (as Azure holds them). */
+  get batches (): ReadonlyArray<Readonly<Record<string, unknown>>> {
+    return [...this.#batches.values()].map(b => this.#batchJson(b))
+  }
+
+  /** Files held (input, output and error files not deleted). */
+  get filesHeld (): number {
+    return this.#files.size
+  }
+
+  /** A stored file's name and content, for tests that read what was uploaded. */
+  fileContent (id: string): { filename: string, content: Buffer } | undefined {
+    const file = this.#files.get(id)
+    return file === undefined ? undefined : { filename: file.filename, content: file.content }
+  }
+
+  async #progress (batch: FakeBatch): Promise<void> {
+    if (batch.settling !== undefined) { await batch.settling; return }
+    batch.settling = this.#step(batch).finally(() => { batch.settling = undefined })
+    await batch.settling
+  }
+
+  async #step (batch: FakeBatch): Promise<void> {
+    if (FINAL.has(batch.status)) return
+    const { validatingMs, inProgressMs, finalizingMs, cancellingMs } = this.batchTimeline
+    const now = Date.now()
+    if (batch.status === 'cancelling') {
+      const slow = batch.fault === 'cancel-slow' && batch.forced !== 'cancelled'
+      if (!slow && (batch.forced === 'cancelled' || now - batch.cancellingMs >= cancellingMs)) {
+        batch.status = 'cancelled'
+        batch.cancelled_at = nowSec()
+        // Nothing was answered before the cancel (the fake answers at completion): every line is in the error file.
+        batch.error_file_id = this.#addOutputFile(`${batch.id}_error.jsonl`, batch.lines.map(line => ({
+          id: `batch_req_${randomUUID()}`, custom_id: line.custom_id, response: null, error: { code: 'batch_cancelled', message: 'This request was cancelled.' }
+        })))
+        batch.request_counts = { total: batch.lines.length, completed: 0, failed: batch.lines.length }
+      }
+      return
+    }
+    const elapsed = now - batch.createdMs
+    const forced = batch.forced
+    const reach = (status: string, at: number): boolean => forced === undefined ? elapsed >= at : RANK[forced]! >= RANK[status]!
+    if (batch.status === 'validating') {
+      if (!reach('in_progress', validatingMs)) return
+      if (batch.validationErrors.length > 0 || forced === 'failed') {
+        const errors = batch.validationErrors.length > 0 ? batch.validationErrors : [{ code: 'internal_error', message: 'The batch failed.', line: null }]
+        return this.#fail(batch, errors)
+      }
+      batch.status = 'in_progress'
+      batch.in_progress_at = nowSec()
+      batch.request_counts = { total: batch.lines.length, completed: 0, failed: 0 }
+    }
+    if (batch.status === 'in_progress') {
+      if (forced === 'failed' || (forced === undefined && batch.fault === 'failed' && elapsed >= validatingMs + inProgressMs)) {
+        return this.#fail(batch, [{ code: 'internal_error', message: 'The batch failed while in progress.', line: null }])
+      }
+      if (forced === 'expired' || (forced === undefined && batch.fault === 'expired' && elapsed >= validatingMs + inProgressMs)) {
+        return await this.#finish(batch, 'expired')
+      }
+      if (!reach('finalizing', validatingMs + inProgressMs)) return
+      batch.status = 'finalizing'
+      batch.finalizing_at = nowSec()
+    }
+    if (batch.status === 'finalizing' && reach('completed', validatingMs + inProgressMs + finalizingMs)) {
+      await this.#finish(batch, 'completed')
+    }
+  }
+
+  #fail (batch: FakeBatch, errors: Array<{ code: string, message: string, line: number | null }>): void {
+    batch.status = 'failed'
+    batch.failed_at = nowSec()
+    batch.errors = { object: 'list', data: errors }
+  }
+
+  /** Answers the lines (all of them; an expired batch its first half, the rest `batch_expired`), output lines shuffled. */
+  async #finish (batch: FakeBatch, status: 'completed' | 'expired'): Promise<void> {
+    const answered = status === 'completed' ? batch.lines : batch.lines.slice(0, Math.floor(batch.lines.length / 2))
+    const output: unknown[] = []
+    const errors: unknown[] = []
+    for (const line of answered) {
+      const reply = await this.#answerLine(batch, line)
+      if (reply === null) continue // hang or reset: the line is missing from both files
+      const entry = { id: `batch_req_${randomUUID()}`, custom_id: line.custom_id, response: { status_code: reply.status, request_id: randomUUID(), body: reply.body }, error: null }
+      if (reply.status === 200) output.push(entry)
+      else errors.push(entry)
+    }
+    if (status === 'expired') {
+      for (const line of batch.lines.slice(answered.length)) {
+        errors.push({ id: `batch_req_${randomUUID()}`, custom_id: line.custom_id, response: null, error: { code: 'batch_expired', message: 'This request could not be executed before the completion window expired.' } })
+      }
+    }
+    shuffle(output)
+    shuffle(errors)
+    batch.output_file_id = this.#addOutputFile(`${batch.id}_output.jsonl`, output)
+    // A completed batch always has an error file, possibly empty.
+    batch.error_file_id = this.#addOutputFile(`${batch.id}_error.jsonl`, errors)
+    batch.request_counts = { total: batch.lines.length, completed: output.length, failed: batch.lines.length - output.length }
+    batch.status = status
+    if (status === 'completed') batch.completed_at = nowSec()
+    else batch.expired_at = nowSec()
+  }
+
+  async #answerLine (batch: FakeBatch, line: BatchLine): Promise<{ status: number, body: unknown } | null> {
+    const record: ChatRequestRecord = {
+      url: line.url,
+      path: line.url,
+      deployment: String(line.body?.model ?? ''),
+      apiVersion: batch.context.apiVersion,
+      authorization: batch.context.authorization,
+      apiKeyHeader: undefined,
+      body: line.body,
+      at: Date.now()
+    }
+    const index = this.batchLineRequests.push(record) - 1
+    const formatProblem = responseFormatProblem(line.body?.response_format)
+    if (formatProblem !== undefined) {
+      this.badResponseFormats++
+      return { status: 400, body: { error: { code: 'invalid_request_error', param: 'response_format', message: `fake Azure: ${formatProblem}` } } }
+    }
+    const fault = await this.chatFault(record, index)
+    if (fault.kind === 'hang' || fault.kind === 'reset') return null
+    return this.#reply(record, fault)
+  }
+
+  #batchJson (batch: FakeBatch): Record<string, unknown> {
+    const { createdMs, lines, validationErrors, fault, context, forced, settling, cancellingMs, ...visible } = batch
+    if (!this.batchIsoTimes) return { ...visible }
+    // As Azure's REST doc shows them: the status capitalised, times as ISO strings.
+    const shown: Record<string, unknown> = { ...visible, status: visible.status.charAt(0).toUpperCase() + visible.status.slice(1) }
+    for (const [key, value] of Object.entries(visible)) {
+      if (key.endsWith('_at') && typeof value === 'number') shown[key] = new Date(value * 1000).toISOString()
+    }
+    return shown
   }
 }
 
@@ -419,6 +867,63 @@ function json (res: ServerResponse, status: number, body: unknown, headers: Reco
   const text = JSON.stringify(body)
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers })
   res.end(text)
+}
+
+const FINAL = new Set(['completed', 'failed', 'expired', 'cancelled'])
+const RANK: Record<string, number> = {
+  validating: 0, in_progress: 1, finalizing: 2, completed: 3, failed: 3, expired: 3, cancelling: 3, cancelled: 3
+}
+/** Azure's limit per batch input file. */
+const MAX_BATCH_FILE_BYTES = 200 * 1024 * 1024
+/** What the fake reads of an upload (a little over Azure's limit, so the limit is checked at validation). */
+const MAX_UPLOAD_BYTES = MAX_BATCH_FILE_BYTES + 10 * 1024 * 1024
+
+const nowSec = (): number => Math.floor(Date.now() / 1000)
+
+async function readBody (req: IncomingMessage, max: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > max) return null
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+function shuffle (items: unknown[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[items[i], items[j]] = [items[j], items[i]]
+  }
+}
+
+/** Azure's checks of a batch input file (shared docs, global batch §1.2): the errors, or the lines to run. */
+function validateBatchInput (
+  content: Buffer, deployments: ReadonlySet<string>, maxLines: number
+): { lines: BatchLine[], errors: Array<{ code: string, message: string, line: number | null }> } {
+  const fail = (code: string, message: string, line: number | null = null) => ({ lines: [], errors: [{ code, message, line }] })
+  if (content.length > MAX_BATCH_FILE_BYTES) return fail('invalid_request', 'The input file is larger than 200 MB.')
+  if (content[0] === 0xef && content[1] === 0xbb && content[2] === 0xbf) return fail('invalid_json_line', 'The input file starts with a byte order mark.', 1)
+  const texts = content.toString('utf8').split('\n').filter(text => text.trim() !== '')
+  if (texts.length === 0) return fail('invalid_request', 'The input file is empty.')
+  if (texts.length > maxLines) return fail('too_many_tasks', `The input file has more than ${maxLines} requests.`)
+  const lines: BatchLine[] = []
+  const ids = new Set<string>()
+  for (const [index, text] of texts.entries()) {
+    let line: any
+    try { line = JSON.parse(text) } catch { return fail('invalid_json_line', 'A line is not valid JSON.', index + 1) }
+    if (typeof line?.custom_id !== 'string' || line.method !== 'POST' || typeof line.url !== 'string' || typeof line.body !== 'object' || line.body === null) {
+      return fail('invalid_json_line', 'A line lacks custom_id, method POST, url or body.', index + 1)
+    }
+    if (ids.has(line.custom_id)) return fail('duplicate_custom_id', 'custom_id values must be unique.', index + 1)
+    ids.add(line.custom_id)
+    if (lines.length > 0 && line.url !== lines[0]!.url) return fail('url_mismatch', 'Every line must have the same url.', index + 1)
+    if (lines.length > 0 && line.body.model !== lines[0]!.body.model) return fail('model_mismatch', 'Every line must use the same deployment.', index + 1)
+    if (!deployments.has(line.body.model)) return fail('model_not_found', `The model ${String(line.body.model)} is not a Global Batch deployment.`, index + 1)
+    lines.push({ custom_id: line.custom_id, url: line.url, body: line.body })
+  }
+  return { lines, errors: [] }
 }
 
 function sleep (ms: number): Promise<void> {
