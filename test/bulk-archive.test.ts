@@ -398,7 +398,11 @@ t.test('memory: a listing of 10,000 entries with 3 KB of comment and extra field
   const before = process.memoryUsage()
   const fds = openFds()
   const listing = await openArchive(path, LIMITS)
-  gc()
+  // Settled as before: buffers of reads that ended are let go on later turns of the event loop.
+  for (let i = 0; i < 3; i++) {
+    gc()
+    await new Promise(resolve => setImmediate(resolve))
+  }
   const after = process.memoryUsage()
   const grown = (after.heapUsed + after.arrayBuffers) - (before.heapUsed + before.arrayBuffers)
   t.equal(listing.entries.length, 10_000)
