@@ -80,7 +80,8 @@ t.test('the defaults, in development', async t => {
       retentionDays: 365,
       bufferSize: 10_000,
       resultCache: { ttlSeconds: 604_800, scope: 'caller' },
-      prices: null
+      prices: null,
+      batchPrices: null
     },
     thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8, priority: 'low' },
     webApp: { enabled: true, entra: null },
