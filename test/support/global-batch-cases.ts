@@ -179,6 +179,59 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     assertExactlyOnce(t, job)
   })
 
+  t.test('usage: the batch\'s tokens in the batch columns at the batch prices (default half), an online retry\'s at the online prices', async t => {
+    const app = await bulkApp(t, { ...await storage(), VISION_PRICE_INPUT_PER_MTOK: '10', VISION_PRICE_OUTPUT_PER_MTOK: '20' })
+    fake.chatFault = batchLines(index => index === 0 ? { kind: 'status', status: 429 } : undefined)
+    const started = Date.now()
+    const id = await createJob(app, await photos(3))
+    const job = await waitFor(app, id, ended)
+    t.equal(job.counts.succeeded, 3)
+    await app.history!.flushed()
+
+    const graphql = async (query: string, variables: Record<string, unknown> = {}) => {
+      const body = (await app.inject({ method: 'POST', url: '/graphql', payload: { query, variables } })).json()
+      if (body.errors !== undefined) throw new Error(JSON.stringify(body.errors))
+      return body.data
+    }
+    const { identifications } = await graphql(`{ identifications(first: 10, filter: { bulkJobId: "${id}" }) {
+      edges { node { answer usage { promptTokens completionTokens } } } } }`)
+    const nodes = identifications.edges.map((edge: any) => edge.node)
+    const sum = (list: any[], field: string) => list.reduce((total, node) => total + node.usage[field], 0)
+    const batch = nodes.filter((node: any) => node.answer !== 'answered online')
+    const online = nodes.filter((node: any) => node.answer === 'answered online')
+    t.equal(batch.length, 2)
+    t.equal(online.length, 1, 'the line that failed with 429 was answered online')
+    const tokens = {
+      promptTokens: sum(nodes, 'promptTokens'),
+      completionTokens: sum(nodes, 'completionTokens'),
+      batchPromptTokens: sum(batch, 'promptTokens'),
+      batchCompletionTokens: sum(batch, 'completionTokens')
+    }
+    t.ok(tokens.batchPromptTokens > 0 && sum(online, 'promptTokens') > 0)
+    // Online at 10 and 20 per million; the batch at half (VISION_BATCH_PRICE_* unset).
+    const cost = ((tokens.promptTokens - tokens.batchPromptTokens) * 10 + (tokens.completionTokens - tokens.batchCompletionTokens) * 20 +
+      tokens.batchPromptTokens * 5 + tokens.batchCompletionTokens * 10) / 1e6
+
+    const dayMs = 86_400_000
+    const firstDay = Math.floor(started / dayMs) * dayMs
+    for (const [from, to, what] of [
+      [firstDay, Math.ceil((Date.now() + 1) / dayMs) * dayMs, 'whole days: usage_daily\'s batch columns'],
+      [started - 1_000, Date.now() + 1_000, 'partial days: the records\' batch flag']
+    ] as const) {
+      const { usage } = await graphql(`query ($from: DateTime!, $to: DateTime!) {
+        usage(from: $from, to: $to) { promptTokens completionTokens batchPromptTokens batchCompletionTokens estimatedCost } }`,
+      { from: new Date(from).toISOString(), to: new Date(to).toISOString() })
+      const total = (field: string) => usage.reduce((sum: number, bucket: any) => sum + bucket[field], 0)
+      t.strictSame({
+        promptTokens: total('promptTokens'),
+        completionTokens: total('completionTokens'),
+        batchPromptTokens: total('batchPromptTokens'),
+        batchCompletionTokens: total('batchCompletionTokens')
+      }, tokens, what)
+      t.ok(Math.abs(total('estimatedCost') - cost) < 1e-5, `${what}: cost ${total('estimatedCost')} ≈ ${cost}`)
+    }
+  })
+
   for (const status of ['failed', 'expired'] as const) {
     t.test(`a batch that ends ${status}: what it did not answer goes online once`, async t => {
       const app = await bulkApp(t)
