@@ -409,6 +409,16 @@ t.test('IMAGE_CONCURRENCY: from the memory budget unless set', async t => {
   t.equal(concurrency({ IMAGE_CONCURRENCY: '64' }), 64)
 })
 
+t.test('usage\'s batch prices: VISION_BATCH_PRICE_*_PER_MTOK, by default half the online prices, the same as the bulk jobs\'', async t => {
+  const halves = loadConfig({ VISION_PRICE_INPUT_PER_MTOK: '2.5', VISION_PRICE_OUTPUT_PER_MTOK: '10' })
+  t.strictSame(halves.history.batchPrices, { inputPerMillion: 1.25, outputPerMillion: 5 })
+  t.strictSame(halves.history.batchPrices, halves.bulk.batchPrices)
+  const set = loadConfig({ VISION_PRICE_INPUT_PER_MTOK: '2.5', VISION_PRICE_OUTPUT_PER_MTOK: '10', VISION_BATCH_PRICE_INPUT_PER_MTOK: '1', VISION_BATCH_PRICE_OUTPUT_PER_MTOK: '4' })
+  t.strictSame(set.history.batchPrices, { inputPerMillion: 1, outputPerMillion: 4 })
+  t.strictSame(set.history.prices, { inputPerMillion: 2.5, outputPerMillion: 10 })
+  t.equal(loadConfig({}).history.batchPrices, null)
+})
+
 t.test('URLs that match the pattern but do not parse are refused as configuration, not a crash', async t => {
   for (const value of ['http://[', 'https://', 'https://exa mple.com']) {
     refused(t, { AZURE_OPENAI_ENDPOINT: value, AZURE_OPENAI_DEPLOYMENT: 'd' }, /AZURE_OPENAI_ENDPOINT/, `AZURE_OPENAI_ENDPOINT=${value}`)

@@ -52,7 +52,7 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     return await Promise.all(Array.from({ length: count }, async (_, i) => await images.png(40 + i, 30)))
   }
 
-  async function createJob (app: FastifyInstance, files: Buffer[]): Promise<string> {
+  async function createJob (app: FastifyInstance, files: Buffer[], mode = 'GLOBAL_BATCH'): Promise<string> {
     const operations = {
       query: 'mutation ($images: [Upload!]) { createBulkJob(images: $images, instructions: "Which tractor?", detail: LOW) { id status mode } }',
       variables: { images: files.map(() => null) }
@@ -64,7 +64,7 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     const res = await app.inject({ method: 'POST', url: '/graphql', payload, headers })
     const body = res.json()
     if (body.errors !== undefined) throw new Error(JSON.stringify(body.errors))
-    if (body.data.createBulkJob.mode !== 'GLOBAL_BATCH') throw new Error(`mode ${body.data.createBulkJob.mode}`)
+    if (body.data.createBulkJob.mode !== mode) throw new Error(`mode ${body.data.createBulkJob.mode}`)
     return body.data.createBulkJob.id
   }
 
@@ -212,15 +212,37 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     const cost = ((tokens.promptTokens - tokens.batchPromptTokens) * 10 + (tokens.completionTokens - tokens.batchCompletionTokens) * 20 +
       tokens.batchPromptTokens * 5 + tokens.batchCompletionTokens * 10) / 1e6
 
+    await assertUsage(t, app, started, tokens, cost)
+  })
+
+  t.test('usage: an ONLINE job (no batch deployment) is priced online, nothing in the batch columns', async t => {
+    const { app } = await buildAzureTestApp(t, fake, { ...await storage(), VISION_PRICE_INPUT_PER_MTOK: '10', VISION_PRICE_OUTPUT_PER_MTOK: '20' })
+    const started = Date.now()
+    const lines = fake.batchLineRequests.length
+    const job = await waitFor(app, await createJob(app, await photos(2), 'ONLINE'), ended)
+    t.equal(job.counts.succeeded, 2)
+    t.equal(fake.batchLineRequests.length, lines, 'no batch line')
+    await app.history!.flushed()
+    const tokens = { promptTokens: job.usage.promptTokens, completionTokens: job.usage.completionTokens, batchPromptTokens: 0, batchCompletionTokens: 0 }
+    t.ok(tokens.promptTokens > 0)
+    await assertUsage(t, app, started, tokens, (tokens.promptTokens * 10 + tokens.completionTokens * 20) / 1e6)
+  })
+
+  /** usage since `started`, over whole days (usage_daily) and over the minutes of the job (the records), has these tokens and cost. */
+  async function assertUsage (
+    t: Test, app: FastifyInstance, started: number,
+    tokens: { promptTokens: number, completionTokens: number, batchPromptTokens: number, batchCompletionTokens: number }, cost: number
+  ): Promise<void> {
     const dayMs = 86_400_000
     const firstDay = Math.floor(started / dayMs) * dayMs
     for (const [from, to, what] of [
       [firstDay, Math.ceil((Date.now() + 1) / dayMs) * dayMs, 'whole days: usage_daily\'s batch columns'],
       [started - 1_000, Date.now() + 1_000, 'partial days: the records\' batch flag']
     ] as const) {
-      const { usage } = await graphql(`query ($from: DateTime!, $to: DateTime!) {
+      const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query: `query ($from: DateTime!, $to: DateTime!) {
         usage(from: $from, to: $to) { promptTokens completionTokens batchPromptTokens batchCompletionTokens estimatedCost } }`,
-      { from: new Date(from).toISOString(), to: new Date(to).toISOString() })
+        variables: { from: new Date(from).toISOString(), to: new Date(to).toISOString() } } })
+      const usage = res.json().data.usage
       const total = (field: string) => usage.reduce((sum: number, bucket: any) => sum + bucket[field], 0)
       t.strictSame({
         promptTokens: total('promptTokens'),
@@ -230,7 +252,7 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
       }, tokens, what)
       t.ok(Math.abs(total('estimatedCost') - cost) < 1e-5, `${what}: cost ${total('estimatedCost')} ≈ ${cost}`)
     }
-  })
+  }
 
   for (const status of ['failed', 'expired'] as const) {
     t.test(`a batch that ends ${status}: what it did not answer goes online once`, async t => {
