@@ -223,7 +223,8 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     t.equal(job.counts.succeeded, 2)
     t.equal(fake.batchLineRequests.length, lines, 'no batch line')
     await app.history!.flushed()
-    const tokens = { promptTokens: job.usage.promptTokens, completionTokens: job.usage.completionTokens, batchPromptTokens: 0, batchCompletionTokens: 0 }
+    const { promptTokens, completionTokens } = job.usage
+    const tokens = { promptTokens, completionTokens, batchPromptTokens: 0, batchCompletionTokens: 0 }
     t.ok(tokens.promptTokens > 0)
     await assertUsage(t, app, started, tokens, (tokens.promptTokens * 10 + tokens.completionTokens * 20) / 1e6)
   })
@@ -239,9 +240,10 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
       [firstDay, Math.ceil((Date.now() + 1) / dayMs) * dayMs, 'whole days: usage_daily\'s batch columns'],
       [started - 1_000, Date.now() + 1_000, 'partial days: the records\' batch flag']
     ] as const) {
-      const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query: `query ($from: DateTime!, $to: DateTime!) {
-        usage(from: $from, to: $to) { promptTokens completionTokens batchPromptTokens batchCompletionTokens estimatedCost } }`,
-        variables: { from: new Date(from).toISOString(), to: new Date(to).toISOString() } } })
+      const query = `query ($from: DateTime!, $to: DateTime!) {
+        usage(from: $from, to: $to) { promptTokens completionTokens batchPromptTokens batchCompletionTokens estimatedCost } }`
+      const variables = { from: new Date(from).toISOString(), to: new Date(to).toISOString() }
+      const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query, variables } })
       const usage = res.json().data.usage
       const total = (field: string) => usage.reduce((sum: number, bucket: any) => sum + bucket[field], 0)
       t.strictSame({

@@ -68,8 +68,9 @@ export function usageCases (t: Test, databaseEnv: DatabaseEnv): void {
     await store.insert(record({ createdAt: at('2026-11-05T13:00:00Z'), promptTokens: 100, completionTokens: 10 }))
 
     const daily = await store.db.selectFrom('usage_daily').selectAll().execute()
-    t.strictSame(daily.map(row => [Number(row.prompt_tokens), Number(row.completion_tokens), Number(row.batch_prompt_tokens), Number(row.batch_completion_tokens)]),
-      [[1300, 130, 1000, 100]], 'the batch columns hold the Global Batch tokens only; the totals every token')
+    const tokensOf = (row: typeof daily[number]) =>
+      [row.prompt_tokens, row.completion_tokens, row.batch_prompt_tokens, row.batch_completion_tokens].map(Number)
+    t.strictSame(daily.map(tokensOf), [[1300, 130, 1000, 100]], 'the batch columns hold the Global Batch tokens only; the totals every token')
     const flags = await store.db.selectFrom('identifications').select(['prompt_tokens', 'batch']).orderBy('created_at').execute()
     t.strictSame(flags.map(row => Number(row.batch)), [0, 1, 0, 0])
 
@@ -78,7 +79,8 @@ export function usageCases (t: Test, databaseEnv: DatabaseEnv): void {
     const query = `query ($from: DateTime!, $to: DateTime!) {
       usage(from: $from, to: $to) { key identifications promptTokens completionTokens batchPromptTokens batchCompletionTokens estimatedCost }
     }`
-    const row = (b: any) => [b.key, b.identifications, b.promptTokens, b.completionTokens, b.batchPromptTokens, b.batchCompletionTokens, b.estimatedCost]
+    const row = (b: any) =>
+      [b.key, b.identifications, b.promptTokens, b.completionTokens, b.batchPromptTokens, b.batchCompletionTokens, b.estimatedCost]
     for (const [from, to, what] of [
       ['2026-11-05T00:00:00Z', '2026-11-06T00:00:00Z', 'a whole day: from usage_daily'],
       ['2026-11-05T09:00:00Z', '2026-11-05T14:00:00Z', 'part of a day: from the records']

@@ -248,7 +248,8 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
     if (outcome.ok) {
       const { answer, vehicles, imageQuality, model, usage, upstreamStatus } = outcome.result
       // batch: its tokens are priced at VISION_BATCH_PRICE_*_PER_MTOK in usage (an online retry's at the online prices).
-      await ctx.answered(item, { result: { answer, vehicles, imageQuality, model, usage, upstreamStatus, backendName: null }, batch: true }, durationMs)
+      const result = { answer, vehicles, imageQuality, model, usage, upstreamStatus, backendName: null }
+      await ctx.answered(item, { result, batch: true }, durationMs)
       return
     }
     if (outcome.retryOnline && item.onlineRetry === 0) return // left SUBMITTED: asked again online after the read
