@@ -97,6 +97,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const limits = readLimitsConfig(raw)
   const { vision, azure } = readVisionConfig(raw)
   const firstBackend = azure?.backends[0]
+  const bulk = readBulkConfig(raw, {
+    dataDir: raw.DATA_DIR,
+    visionMaxConcurrency: limits.overload.maxConcurrency,
+    prices: history.prices,
+    azure: firstBackend === undefined ? null : { endpoint: firstBackend.endpoint, apiVersion: firstBackend.apiVersion }
+  })
   return {
     server,
     graphql: readGraphqlConfig(raw, server.production),
@@ -109,16 +115,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     callers: readCallersConfig(raw, server.production),
     metrics: readMetricsConfig(raw),
     database: readDatabaseConfig(raw, history.enabled),
-    history,
+    // usage prices Global Batch tokens at the bulk config's batch prices (VISION_BATCH_PRICE_*_PER_MTOK).
+    history: { ...history, batchPrices: bulk.batchPrices },
     thumbnails: readThumbnailsConfig(raw),
     webApp: readWebAppConfig(raw),
     subscriptions: readSubscriptionsConfig(raw),
     webhooks: readWebhooksConfig(raw, server.production),
-    bulk: readBulkConfig(raw, {
-      dataDir: raw.DATA_DIR,
-      visionMaxConcurrency: limits.overload.maxConcurrency,
-      prices: history.prices,
-      azure: firstBackend === undefined ? null : { endpoint: firstBackend.endpoint, apiVersion: firstBackend.apiVersion }
-    })
+    bulk
   }
 }

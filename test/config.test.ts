@@ -80,7 +80,8 @@ t.test('the defaults, in development', async t => {
       retentionDays: 365,
       bufferSize: 10_000,
       resultCache: { ttlSeconds: 604_800, scope: 'caller' },
-      prices: null
+      prices: null,
+      batchPrices: null
     },
     thumbnails: { signingKey: null, urlTtlSeconds: 900, skipAboveUtilisation: 0.8, priority: 'low' },
     webApp: { enabled: true, entra: null },
@@ -406,6 +407,16 @@ t.test('IMAGE_CONCURRENCY: from the memory budget unless set', async t => {
   t.equal(concurrency({ IMAGE_MEMORY_BUDGET_BYTES: String(4096 * MiB), IMAGE_MAX_DECODE_BYTES: String(8 * MiB) }), cores, 'never more than the cores')
   t.equal(concurrency({ IMAGE_MEMORY_BUDGET_BYTES: String(64 * MiB), IMAGE_MAX_DECODE_BYTES: String(16 * MiB), IMAGE_CONCURRENCY: '3' }), 3, 'IMAGE_CONCURRENCY wins')
   t.equal(concurrency({ IMAGE_CONCURRENCY: '64' }), 64)
+})
+
+t.test('usage\'s batch prices: VISION_BATCH_PRICE_*_PER_MTOK, by default half the online prices, the same as the bulk jobs\'', async t => {
+  const halves = loadConfig({ VISION_PRICE_INPUT_PER_MTOK: '2.5', VISION_PRICE_OUTPUT_PER_MTOK: '10' })
+  t.strictSame(halves.history.batchPrices, { inputPerMillion: 1.25, outputPerMillion: 5 })
+  t.strictSame(halves.history.batchPrices, halves.bulk.batchPrices)
+  const set = loadConfig({ VISION_PRICE_INPUT_PER_MTOK: '2.5', VISION_PRICE_OUTPUT_PER_MTOK: '10', VISION_BATCH_PRICE_INPUT_PER_MTOK: '1', VISION_BATCH_PRICE_OUTPUT_PER_MTOK: '4' })
+  t.strictSame(set.history.batchPrices, { inputPerMillion: 1, outputPerMillion: 4 })
+  t.strictSame(set.history.prices, { inputPerMillion: 2.5, outputPerMillion: 10 })
+  t.equal(loadConfig({}).history.batchPrices, null)
 })
 
 t.test('URLs that match the pattern but do not parse are refused as configuration, not a crash', async t => {

@@ -26,6 +26,11 @@ export interface HistoryConfig {
   bufferSize: number
   resultCache: { ttlSeconds: number, scope: 'caller' | 'global' }
   prices: { inputPerMillion: number, outputPerMillion: number } | null
+  /**
+   * Prices of Global Batch tokens (VISION_BATCH_PRICE_*_PER_MTOK, read with the bulk config: src/config.ts sets them
+   * from it); here half of `prices`, their default.
+   */
+  batchPrices: { inputPerMillion: number, outputPerMillion: number } | null
 }
 
 export function readHistoryConfig (raw: HistoryEnv): HistoryConfig {
@@ -40,6 +45,7 @@ export function readHistoryConfig (raw: HistoryEnv): HistoryConfig {
     retentionDays: raw.HISTORY_RETENTION_DAYS,
     bufferSize: raw.HISTORY_BUFFER_SIZE,
     resultCache: { ttlSeconds: raw.RESULT_CACHE_TTL_S, scope: raw.RESULT_CACHE_SCOPE },
-    prices: input !== undefined && output !== undefined ? { inputPerMillion: input, outputPerMillion: output } : null
+    prices: input !== undefined && output !== undefined ? { inputPerMillion: input, outputPerMillion: output } : null,
+    batchPrices: input !== undefined && output !== undefined ? { inputPerMillion: input / 2, outputPerMillion: output / 2 } : null
   }
 }

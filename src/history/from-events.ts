@@ -2,7 +2,7 @@
 import type { IdentificationCompleted, IdentificationFailed } from '../identification/events.ts'
 import { OK, type HistoryRecord } from './records.ts'
 
-export function recordOfCompleted ({ identification, caller, detail, cacheKey }: IdentificationCompleted): HistoryRecord {
+export function recordOfCompleted ({ identification, caller, detail, cacheKey, batch }: IdentificationCompleted): HistoryRecord {
   return {
     id: identification.id,
     callerId: caller.id,
@@ -23,7 +23,8 @@ export function recordOfCompleted ({ identification, caller, detail, cacheKey }:
     durationMs: identification.durationMs,
     // A cached answer is not itself a cache entry: the cache answers from model-made records only.
     cacheKey: identification.cached ? null : cacheKey,
-    bulkJobId: identification.bulkJobId
+    bulkJobId: identification.bulkJobId,
+    batch: batch === true
   }
 }
 

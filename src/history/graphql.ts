@@ -7,7 +7,7 @@ import { BadUserInputError, ForbiddenError, StorageUnavailableError } from '../e
 import type { GraphqlPart } from '../graphql/registry.ts'
 import type { AppContext } from '../graphql/context.ts'
 import type { QueryResolvers, MutationResolvers } from '../graphql/generated/schema-types.ts'
-import type { History } from './public.ts'
+import type { History, UsageTotals } from './public.ts'
 import { decodeCursor, encodeCursor } from './cursor.ts'
 import { makeKey } from './records.ts'
 
@@ -81,14 +81,8 @@ const historyQueries = ({ production }: { production: boolean }): Pick<QueryReso
     if (to.getTime() - from.getTime() > 366 * 86_400_000) {
       throw new BadUserInputError('A usage range spans at most 366 days.', { argument: 'to' })
     }
-    const prices = history.prices
     const buckets = await history.usage(from, to, ownerFilter, groupBy ?? 'DAY')
-    return buckets.map(bucket => ({
-      ...bucket,
-      estimatedCost: prices === null
-        ? null
-        : Math.round((bucket.promptTokens * prices.inputPerMillion + bucket.completionTokens * prices.outputPerMillion) / 1e6 * 1e6) / 1e6
-    }))
+    return buckets.map(bucket => ({ ...bucket, estimatedCost: estimatedCost(bucket, history.prices, history.batchPrices) }))
   }
 })
 
@@ -100,3 +94,21 @@ const historyMutations = ({ production }: { production: boolean }): Pick<Mutatio
     return await history.delete(id, ownerFilter)
   }
 })
+
+type Prices = { inputPerMillion: number, outputPerMillion: number } | null
+
+/**
+ * Online tokens at the online prices, a Global Batch's at the batch prices, rounded to a millionth; null when a
+ * price the bucket's tokens need is not set.
+ */
+function estimatedCost (bucket: UsageTotals, prices: Prices, batchPrices: Prices): number | null {
+  const onlinePrompt = bucket.promptTokens - bucket.batchPromptTokens
+  const onlineCompletion = bucket.completionTokens - bucket.batchCompletionTokens
+  const costAt = (p: Prices, prompt: number, completion: number): number | null =>
+    prompt === 0 && completion === 0 ? 0 : p === null ? null : prompt * p.inputPerMillion + completion * p.outputPerMillion
+  if (prices === null && batchPrices === null) return null
+  const online = costAt(prices, onlinePrompt, onlineCompletion)
+  const batch = costAt(batchPrices, bucket.batchPromptTokens, bucket.batchCompletionTokens)
+  if (online === null || batch === null) return null
+  return Math.round((online + batch) / 1e6 * 1e6) / 1e6
+}

@@ -110,6 +110,7 @@ async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptio
 
   const history: History = {
     prices: config.prices,
+    batchPrices: config.batchPrices,
     get: async (id, callerId) => await database.query(() => store.get(id, callerId)),
     getRecord: async id => await database.query(() => store.getRecord(id)),
     list: async (filter, first, after) => await database.query(() => store.list(filter, first, after)),

@@ -24,6 +24,8 @@ export interface History {
   delete (id: string, callerId: string | null): Promise<boolean>
   /** VISION_PRICE_*_PER_MTOK, for usage's estimatedCost; null when unset. */
   prices: { inputPerMillion: number, outputPerMillion: number } | null
+  /** VISION_BATCH_PRICE_*_PER_MTOK (default half of `prices`), for Global Batch tokens; null when unset. */
+  batchPrices: { inputPerMillion: number, outputPerMillion: number } | null
   getThumbnail (id: string): Promise<Buffer | undefined>
   /** Stores a thumbnail (off the request thread on SQLite). */
   saveThumbnail (id: string, jpeg: Uint8Array, createdAt: Date): Promise<void>

@@ -28,6 +28,8 @@ export interface HistoryRecord {
   cacheKey: string | null
   /** The bulk job it was part of; null (or absent) for any other. */
   bulkJobId?: string | null
+  /** Answered by a Global Batch (its tokens priced at the batch prices in usage); absent: false. */
+  batch?: boolean
 }
 
 export const OK = 'OK'
@@ -56,7 +58,8 @@ export function toRow (record: HistoryRecord): IdentificationsTable {
     cache_key: record.cacheKey,
     has_thumbnail: 0,
     deleted: 0,
-    bulk_job_id: record.bulkJobId ?? null
+    bulk_job_id: record.bulkJobId ?? null,
+    batch: record.batch === true ? 1 : 0
   }
 }
 

@@ -12,7 +12,7 @@ const DAY_MS = 86_400_000
 /** identifications' columns, in the order of the insert's parameters (has_thumbnail: a subquery on the id). */
 const COLUMNS = ['id', 'caller_id', 'caller_kind', 'created_at', 'outcome', 'cached', 'language', 'detail', 'backend', 'model',
   'backend_name', 'answer', 'vehicles', 'image', 'image_sha256', 'prompt_tokens', 'completion_tokens', 'duration_ms',
-  'cache_key', 'has_thumbnail', 'deleted', 'bulk_job_id'] as const
+  'cache_key', 'has_thumbnail', 'deleted', 'bulk_job_id', 'batch'] as const
 
 export type SqliteRecordWriter = (records: readonly HistoryRecord[]) => void
 
@@ -31,10 +31,13 @@ export function prepareRecordWriter (db: DatabaseSync, hooks: readonly SqliteRec
   const make = statement('insert into identification_makes (identification_id, caller_id, created_at, make_key) values (?, ?, ?, ?)')
   const pair = statement('insert into identification_vehicles (identification_id, caller_id, created_at, category, make_key) values (?, ?, ?, ?, ?)')
   const usage = statement(
-    'insert into usage_daily (day, caller_id, model, identifications, failed, cached, prompt_tokens, completion_tokens) ' +
-    'values (?, ?, ?, 1, ?, ?, ?, ?) on conflict (day, caller_id, model) do update set ' +
+    'insert into usage_daily (day, caller_id, model, identifications, failed, cached, prompt_tokens, completion_tokens, ' +
+    'batch_prompt_tokens, batch_completion_tokens) ' +
+    'values (?, ?, ?, 1, ?, ?, ?, ?, ?, ?) on conflict (day, caller_id, model) do update set ' +
     'identifications = identifications + 1, failed = failed + excluded.failed, cached = cached + excluded.cached, ' +
-    'prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens')
+    'prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, ' +
+    'batch_prompt_tokens = batch_prompt_tokens + excluded.batch_prompt_tokens, ' +
+    'batch_completion_tokens = batch_completion_tokens + excluded.batch_completion_tokens')
   const params = new Array<string | number | null>(COLUMNS.length)
 
   return (records) => {
@@ -69,7 +72,9 @@ export function prepareRecordWriter (db: DatabaseSync, hooks: readonly SqliteRec
         for (const m of keys.makes) make.run(id, callerId, createdAt, storableText(m))
         for (const p of keys.pairs) pair.run(id, callerId, createdAt, storableText(p.category), storableText(p.make))
         usage.run(Math.floor(createdAt / DAY_MS), callerId, storableText(record.model ?? ''), record.outcome === OK ? 0 : 1,
-          record.cached ? 1 : 0, record.promptTokens, record.completionTokens)
+          record.cached ? 1 : 0, record.promptTokens, record.completionTokens,
+          // A Global Batch's tokens also counted apart: usage prices them at the batch prices.
+          record.batch === true ? record.promptTokens : 0, record.batch === true ? record.completionTokens : 0)
       }
       if (written.length > 0) for (const hook of hooks) hook(written)
       db.exec('COMMIT')

@@ -60,13 +60,27 @@ export class HistoryStore {
         const model = record.model ?? ''
         const key = `${day}\n${record.callerId}\n${model}`
         const totals = usage.get(key) ?? {
-          day, caller_id: record.callerId, model, identifications: 0, failed: 0, cached: 0, prompt_tokens: 0, completion_tokens: 0
+          day,
+          caller_id: record.callerId,
+          model,
+          identifications: 0,
+          failed: 0,
+          cached: 0,
+          prompt_tokens: 0,
+          completion_tokens: 0,
+          batch_prompt_tokens: 0,
+          batch_completion_tokens: 0
         }
         totals.identifications++
         totals.failed += record.outcome === OK ? 0 : 1
         totals.cached += record.cached ? 1 : 0
         totals.prompt_tokens += record.promptTokens
         totals.completion_tokens += record.completionTokens
+        // A Global Batch's tokens also counted apart: usage prices them at the batch prices.
+        if (record.batch === true) {
+          totals.batch_prompt_tokens += record.promptTokens
+          totals.batch_completion_tokens += record.completionTokens
+        }
         usage.set(key, totals)
       }
       if (categoryRows.length > 0) await trx.insertInto('identification_categories').values(categoryRows).execute()
@@ -79,7 +93,9 @@ export class HistoryStore {
           failed: eb('usage_daily.failed', '+', eb.ref('excluded.failed')),
           cached: eb('usage_daily.cached', '+', eb.ref('excluded.cached')),
           prompt_tokens: eb('usage_daily.prompt_tokens', '+', eb.ref('excluded.prompt_tokens')),
-          completion_tokens: eb('usage_daily.completion_tokens', '+', eb.ref('excluded.completion_tokens'))
+          completion_tokens: eb('usage_daily.completion_tokens', '+', eb.ref('excluded.completion_tokens')),
+          batch_prompt_tokens: eb('usage_daily.batch_prompt_tokens', '+', eb.ref('excluded.batch_prompt_tokens')),
+          batch_completion_tokens: eb('usage_daily.batch_completion_tokens', '+', eb.ref('excluded.batch_completion_tokens'))
         })))
         .execute()
       const done: WrittenRecord[] = written.map(record => ({
@@ -262,12 +278,16 @@ export class HistoryStore {
     const endWholeDay = Math.floor(end / DAY_MS)
     const totals = new Map<string, UsageTotals>()
     const add = (key: string, row: Omit<UsageTotals, 'key'>) => {
-      const total = totals.get(key) ?? { key, identifications: 0, failed: 0, cached: 0, promptTokens: 0, completionTokens: 0 }
+      const total = totals.get(key) ?? {
+        key, identifications: 0, failed: 0, cached: 0, promptTokens: 0, completionTokens: 0, batchPromptTokens: 0, batchCompletionTokens: 0
+      }
       total.identifications += Number(row.identifications)
       total.failed += Number(row.failed)
       total.cached += Number(row.cached)
       total.promptTokens += Number(row.promptTokens)
       total.completionTokens += Number(row.completionTokens)
+      total.batchPromptTokens += Number(row.batchPromptTokens)
+      total.batchCompletionTokens += Number(row.batchCompletionTokens)
       totals.set(key, total)
     }
     const keyOf = (day: number, caller: string, model: string) =>
@@ -283,7 +303,9 @@ export class HistoryStore {
           eb.fn.sum('failed').as('failed'),
           eb.fn.sum('cached').as('cached'),
           eb.fn.sum('prompt_tokens').as('prompt_tokens'),
-          eb.fn.sum('completion_tokens').as('completion_tokens')
+          eb.fn.sum('completion_tokens').as('completion_tokens'),
+          eb.fn.sum('batch_prompt_tokens').as('batch_prompt_tokens'),
+          eb.fn.sum('batch_completion_tokens').as('batch_completion_tokens')
         ])
         .where('day', '>=', firstWholeDay).where('day', '<', endWholeDay)
         .groupBy(column)
@@ -294,7 +316,9 @@ export class HistoryStore {
           failed: Number(row.failed),
           cached: Number(row.cached),
           promptTokens: Number(row.prompt_tokens),
-          completionTokens: Number(row.completion_tokens)
+          completionTokens: Number(row.completion_tokens),
+          batchPromptTokens: Number(row.batch_prompt_tokens),
+          batchCompletionTokens: Number(row.batch_completion_tokens)
         })
       }
     }
@@ -312,7 +336,9 @@ export class HistoryStore {
           eb.fn.sum(eb.case().when('outcome', '=', OK).then(0).else(1).end()).as('failed'),
           eb.fn.sum('cached').as('cached'),
           eb.fn.sum('prompt_tokens').as('prompt_tokens'),
-          eb.fn.sum('completion_tokens').as('completion_tokens')
+          eb.fn.sum('completion_tokens').as('completion_tokens'),
+          eb.fn.sum(eb.case().when('batch', '=', 1).then(eb.ref('prompt_tokens')).else(0).end()).as('batch_prompt_tokens'),
+          eb.fn.sum(eb.case().when('batch', '=', 1).then(eb.ref('completion_tokens')).else(0).end()).as('batch_completion_tokens')
         ])
         .where('created_at', '>=', edgeStart).where('created_at', '<', edgeEnd)
         .groupBy(['caller_id', 'model'])
@@ -324,7 +350,9 @@ export class HistoryStore {
           failed: Number(row.failed),
           cached: Number(row.cached),
           promptTokens: Number(row.prompt_tokens),
-          completionTokens: Number(row.completion_tokens)
+          completionTokens: Number(row.completion_tokens),
+          batchPromptTokens: Number(row.batch_prompt_tokens),
+          batchCompletionTokens: Number(row.batch_completion_tokens)
         })
       }
     }

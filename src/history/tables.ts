@@ -34,6 +34,8 @@ export interface IdentificationsTable {
   deleted: number
   /** The bulk job it was part of (migration 0006); null for any other. */
   bulk_job_id: string | null
+  /** 1 when answered by a Global Batch: its tokens are priced at the batch prices (migration 0007). */
+  batch: number
 }
 
 /** One row per distinct category in an identification: the driving index of category filters. */
@@ -75,8 +77,12 @@ export interface UsageDailyTable {
   identifications: number
   failed: number
   cached: number
+  /** Every token, Global Batch's included. */
   prompt_tokens: number
   completion_tokens: number
+  /** Of those, the tokens of identifications answered by a Global Batch (migration 0006). */
+  batch_prompt_tokens: number
+  batch_completion_tokens: number
 }
 
 export interface IdempotencyKeysTable {

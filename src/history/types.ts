@@ -18,8 +18,12 @@ export interface UsageTotals {
   identifications: number
   failed: number
   cached: number
+  /** Every token, Global Batch's included. */
   promptTokens: number
   completionTokens: number
+  /** Of those, the tokens of identifications a Global Batch answered (priced at the batch prices). */
+  batchPromptTokens: number
+  batchCompletionTokens: number
 }
 
 export type UsageGrouping = 'DAY' | 'CALLER' | 'MODEL'

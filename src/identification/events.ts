@@ -44,6 +44,8 @@ export interface IdentificationCompleted extends EventBase {
   sentImage: Buffer
   /** ADAPTIVE only: why a second look was taken (or not), whether it failed, the image tokens it saved. */
   adaptive?: AdaptiveReport
+  /** Answered by Azure's Global Batch: usage prices its tokens at VISION_BATCH_PRICE_*_PER_MTOK. */
+  batch?: boolean
 }
 
 export interface IdentificationFailed extends EventBase {

@@ -74,8 +74,11 @@ export function sentInfo (upload: UploadFacts, sent: PreparedImage): SentImageIn
   }
 }
 
-/** How a bulk item's answer came: the model's result, or why it failed (an AppError's code, or another error). */
-export type PreparedOutcome = { result: IdentifyResult } | { error: unknown }
+/**
+ * How a bulk item's answer came: the model's result (`batch`: from a Global Batch, whose tokens usage prices at the
+ * batch prices), or why it failed (an AppError's code, or another error).
+ */
+export type PreparedOutcome = { result: IdentifyResult, batch?: boolean } | { error: unknown }
 
 /**
  * Announces a prepared item's outcome as the flow announces an identification's (history records it with the
@@ -123,7 +126,8 @@ export async function announceAnswer (
     upstreamMs: durationMs,
     upstreamStatus: result.upstreamStatus,
     cacheKey: null,
-    sentImage: prepared.sent.bytes
+    sentImage: prepared.sent.bytes,
+    ...(outcome.batch === true ? { batch: true } : {})
   })
   return identification
 }

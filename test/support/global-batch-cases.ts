@@ -52,7 +52,7 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     return await Promise.all(Array.from({ length: count }, async (_, i) => await images.png(40 + i, 30)))
   }
 
-  async function createJob (app: FastifyInstance, files: Buffer[]): Promise<string> {
+  async function createJob (app: FastifyInstance, files: Buffer[], mode = 'GLOBAL_BATCH'): Promise<string> {
     const operations = {
       query: 'mutation ($images: [Upload!]) { createBulkJob(images: $images, instructions: "Which tractor?", detail: LOW) { id status mode } }',
       variables: { images: files.map(() => null) }
@@ -64,7 +64,7 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     const res = await app.inject({ method: 'POST', url: '/graphql', payload, headers })
     const body = res.json()
     if (body.errors !== undefined) throw new Error(JSON.stringify(body.errors))
-    if (body.data.createBulkJob.mode !== 'GLOBAL_BATCH') throw new Error(`mode ${body.data.createBulkJob.mode}`)
+    if (body.data.createBulkJob.mode !== mode) throw new Error(`mode ${body.data.createBulkJob.mode}`)
     return body.data.createBulkJob.id
   }
 
@@ -178,6 +178,83 @@ export async function globalBatchCases (t: Test, databaseEnv: () => Promise<Reco
     t.equal(fake.chatRequests.length, online + 3, 'three online calls, one per retried photo')
     assertExactlyOnce(t, job)
   })
+
+  t.test('usage: the batch\'s tokens in the batch columns at the batch prices (default half), an online retry\'s at the online prices', async t => {
+    const app = await bulkApp(t, { ...await storage(), VISION_PRICE_INPUT_PER_MTOK: '10', VISION_PRICE_OUTPUT_PER_MTOK: '20' })
+    fake.chatFault = batchLines(index => index === 0 ? { kind: 'status', status: 429 } : undefined)
+    const started = Date.now()
+    const id = await createJob(app, await photos(3))
+    const job = await waitFor(app, id, ended)
+    t.equal(job.counts.succeeded, 3)
+    await app.history!.flushed()
+
+    const graphql = async (query: string, variables: Record<string, unknown> = {}) => {
+      const body = (await app.inject({ method: 'POST', url: '/graphql', payload: { query, variables } })).json()
+      if (body.errors !== undefined) throw new Error(JSON.stringify(body.errors))
+      return body.data
+    }
+    const { identifications } = await graphql(`{ identifications(first: 10, filter: { bulkJobId: "${id}" }) {
+      edges { node { answer usage { promptTokens completionTokens } } } } }`)
+    const nodes = identifications.edges.map((edge: any) => edge.node)
+    const sum = (list: any[], field: string) => list.reduce((total, node) => total + node.usage[field], 0)
+    const batch = nodes.filter((node: any) => node.answer !== 'answered online')
+    const online = nodes.filter((node: any) => node.answer === 'answered online')
+    t.equal(batch.length, 2)
+    t.equal(online.length, 1, 'the line that failed with 429 was answered online')
+    const tokens = {
+      promptTokens: sum(nodes, 'promptTokens'),
+      completionTokens: sum(nodes, 'completionTokens'),
+      batchPromptTokens: sum(batch, 'promptTokens'),
+      batchCompletionTokens: sum(batch, 'completionTokens')
+    }
+    t.ok(tokens.batchPromptTokens > 0 && sum(online, 'promptTokens') > 0)
+    // Online at 10 and 20 per million; the batch at half (VISION_BATCH_PRICE_* unset).
+    const cost = ((tokens.promptTokens - tokens.batchPromptTokens) * 10 + (tokens.completionTokens - tokens.batchCompletionTokens) * 20 +
+      tokens.batchPromptTokens * 5 + tokens.batchCompletionTokens * 10) / 1e6
+
+    await assertUsage(t, app, started, tokens, cost)
+  })
+
+  t.test('usage: an ONLINE job (no batch deployment) is priced online, nothing in the batch columns', async t => {
+    const { app } = await buildAzureTestApp(t, fake, { ...await storage(), VISION_PRICE_INPUT_PER_MTOK: '10', VISION_PRICE_OUTPUT_PER_MTOK: '20' })
+    const started = Date.now()
+    const lines = fake.batchLineRequests.length
+    const job = await waitFor(app, await createJob(app, await photos(2), 'ONLINE'), ended)
+    t.equal(job.counts.succeeded, 2)
+    t.equal(fake.batchLineRequests.length, lines, 'no batch line')
+    await app.history!.flushed()
+    const { promptTokens, completionTokens } = job.usage
+    const tokens = { promptTokens, completionTokens, batchPromptTokens: 0, batchCompletionTokens: 0 }
+    t.ok(tokens.promptTokens > 0)
+    await assertUsage(t, app, started, tokens, (tokens.promptTokens * 10 + tokens.completionTokens * 20) / 1e6)
+  })
+
+  /** usage since `started`, over whole days (usage_daily) and over the minutes of the job (the records), has these tokens and cost. */
+  async function assertUsage (
+    t: Test, app: FastifyInstance, started: number,
+    tokens: { promptTokens: number, completionTokens: number, batchPromptTokens: number, batchCompletionTokens: number }, cost: number
+  ): Promise<void> {
+    const dayMs = 86_400_000
+    const firstDay = Math.floor(started / dayMs) * dayMs
+    for (const [from, to, what] of [
+      [firstDay, Math.ceil((Date.now() + 1) / dayMs) * dayMs, 'whole days: usage_daily\'s batch columns'],
+      [started - 1_000, Date.now() + 1_000, 'partial days: the records\' batch flag']
+    ] as const) {
+      const query = `query ($from: DateTime!, $to: DateTime!) {
+        usage(from: $from, to: $to) { promptTokens completionTokens batchPromptTokens batchCompletionTokens estimatedCost } }`
+      const variables = { from: new Date(from).toISOString(), to: new Date(to).toISOString() }
+      const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query, variables } })
+      const usage = res.json().data.usage
+      const total = (field: string) => usage.reduce((sum: number, bucket: any) => sum + bucket[field], 0)
+      t.strictSame({
+        promptTokens: total('promptTokens'),
+        completionTokens: total('completionTokens'),
+        batchPromptTokens: total('batchPromptTokens'),
+        batchCompletionTokens: total('batchCompletionTokens')
+      }, tokens, what)
+      t.ok(Math.abs(total('estimatedCost') - cost) < 1e-5, `${what}: cost ${total('estimatedCost')} ≈ ${cost}`)
+    }
+  }
 
   for (const status of ['failed', 'expired'] as const) {
     t.test(`a batch that ends ${status}: what it did not answer goes online once`, async t => {

@@ -247,7 +247,9 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
   async function announce (ctx: ModeContext, item: PreparedItem, outcome: ItemOutcome, durationMs: number): Promise<void> {
     if (outcome.ok) {
       const { answer, vehicles, imageQuality, model, usage, upstreamStatus } = outcome.result
-      await ctx.answered(item, { result: { answer, vehicles, imageQuality, model, usage, upstreamStatus, backendName: null } }, durationMs)
+      // batch: its tokens are priced at VISION_BATCH_PRICE_*_PER_MTOK in usage (an online retry's at the online prices).
+      const result = { answer, vehicles, imageQuality, model, usage, upstreamStatus, backendName: null }
+      await ctx.answered(item, { result, batch: true }, durationMs)
       return
     }
     if (outcome.retryOnline && item.onlineRetry === 0) return // left SUBMITTED: asked again online after the read

@@ -594,11 +594,19 @@ export type TokenUsage = {
 /** What was identified, and what it cost, in one bucket. */
 export type UsageBucket = {
   __typename?: 'UsageBucket';
+  /** Of `completionTokens`, those of photos a bulk job's Global Batch answered (priced at the batch prices). */
+  batchCompletionTokens: Scalars['Int']['output'];
+  /** Of `promptTokens`, those of photos a bulk job's Global Batch answered (priced at the batch prices). */
+  batchPromptTokens: Scalars['Int']['output'];
   /** Of those, the ones answered from the result cache (no model call, no tokens). */
   cached: Scalars['Int']['output'];
   /** Completion (output) tokens the model reported. */
   completionTokens: Scalars['Int']['output'];
-  /** The tokens at the server's prices (VISION_PRICE_INPUT_PER_MTOK, VISION_PRICE_OUTPUT_PER_MTOK); null when no prices are set. */
+  /**
+   * The tokens at the server's prices: those a Global Batch answered at VISION_BATCH_PRICE_INPUT_PER_MTOK and
+   * VISION_BATCH_PRICE_OUTPUT_PER_MTOK (default half the online prices), the others at VISION_PRICE_INPUT_PER_MTOK and
+   * VISION_PRICE_OUTPUT_PER_MTOK; null when a price they need is not set.
+   */
   estimatedCost?: Maybe<Scalars['Float']['output']>;
   /** Of those, the ones that failed (any error code). */
   failed: Scalars['Int']['output'];
@@ -1119,6 +1127,8 @@ export interface UploadScalarConfig extends GraphQLScalarTypeConfig<ResolversTyp
 }
 
 export type UsageBucketResolvers<ContextType = AppContext, ParentType extends ResolversParentTypes['UsageBucket'] = ResolversParentTypes['UsageBucket']> = {
+  batchCompletionTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  batchPromptTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   cached?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   completionTokens?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
   estimatedCost?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
