@@ -23,6 +23,8 @@ const ROLE = 'agrivision-app'
 const DATABASE_AUDIENCE = 'https://ossrdbms-aad.database.windows.net'
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
+// Longer than the suite's 120 s per file: 75 s of rotations and the refused-server cases (each waits out a connection).
+t.setTimeout(300_000)
 const server = await startPostgres(t, { tls: true })
 const tls = server.tls!
 const fake = await new FakeAzure({ tokenShape: 'jwt', identities: { system: { oid: '6f1e0c1e-0000-4000-8000-0000000000a1', name: ROLE } } }).start()

@@ -134,7 +134,9 @@ export async function dashboardScenario (t: Test, database: ScenarioDatabase): P
   // 1. Identify: structured vehicles come back; every model call asked for structured output.
   const photos = [
     await images.jpeg(640, 480), await images.png(320, 240), await images.webp(300, 200), await images.gif(200, 150),
-    await images.jpegWithGps(800, 600), await images.jpeg(400, 300), await images.jpeg(401, 300)
+    // 800×500, not 4:3: these photos are one flat colour, and at ADAPTIVE's first look (512 px) a flat 800×600 is
+    // byte for byte the 640×480's LOW image, which the result cache rightly takes for the same question.
+    await images.jpegWithGps(800, 500), await images.jpeg(400, 300), await images.jpeg(401, 300)
   ]
   uploads.push(...photos)
   const aliceAnswers = [
