@@ -218,6 +218,10 @@ t.test('too many entries, too many items, too many bytes: refused as a whole, be
   const expanded = { ...LIMITS, maxExpandedBytes: 1000 }
   t.equal(await archiveRefusal(t, makeZip([{ name: 'a', data: randomBytes(600) }, { name: 'b', data: randomBytes(600) }]), expanded), 'expanded_too_large')
   t.equal(await archiveRefusal(t, makeZip(photos, { zip64: true, entryCount: 2 ** 40 })), 'too_many_entries', 'zip64 declaring 2^40 entries')
+  // Central records padded with 64 KiB of extra fields each (yauzl parses them all): bounded before the first is read.
+  const padded = Array.from({ length: 20 }, (_, i) => ({ name: `p/${i}.jpg`, data: JPEG, extra: Buffer.alloc(65_000) }))
+  t.equal(await archiveRefusal(t, makeZip(padded), { ...LIMITS, maxItems: 100 }), 'central_directory_too_large', '20 records of 65 KB for 100 items')
+  await withListing(t, makeZip(padded.slice(0, 5)), async listing => { t.equal(listing.entries.length, 5, 'within the bound') }, { ...LIMITS, maxItems: 100 })
   // An entry count that lies: more records declared than there are.
   t.equal(await archiveRefusal(t, makeZip(photos, { entryCount: 5 })), 'archive_unreadable', 'more records declared than written')
 })

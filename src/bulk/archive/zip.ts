@@ -64,6 +64,13 @@ export interface ArchiveListing {
 export const MAX_ENTRY_NAME_LENGTH = 1024
 /** Central records scanned at most, as a multiple of maxItems (directories and skipped files take some). */
 export const ENTRY_COUNT_FACTOR = 2
+/**
+ * Central directory bytes allowed per record scanned, on average: a record is 46 bytes, a name that can be listed at
+ * most 3 KiB. yauzl parses every record's extra fields (an object per 4 bytes): this bounds that work before it starts.
+ */
+export const CENTRAL_BYTES_PER_ENTRY = 4096
+/** The end records after the central directory: EOCD with its longest comment, zip64's record and locator. */
+const END_RECORDS_BYTES = 22 + 0xffff + 56 + 20
 
 const LOCAL_HEADER_BYTES = 30
 const STORED = 0
@@ -169,6 +176,11 @@ class OpenArchive {
     if (zipfile.entryCount > this.#limits.maxItems * ENTRY_COUNT_FACTOR) {
       throw new BulkArchiveError(`The archive holds ${zipfile.entryCount} entries; at most ${this.#limits.maxItems * ENTRY_COUNT_FACTOR} are read ` +
         `(${this.#limits.maxItems} photos).`, 'too_many_entries')
+    }
+    const centralBytes = zipfile.fileSize - this.#centralDirectoryOffset
+    if (centralBytes > this.#limits.maxItems * ENTRY_COUNT_FACTOR * CENTRAL_BYTES_PER_ENTRY + END_RECORDS_BYTES) {
+      throw new BulkArchiveError(`The archive's central directory takes ${centralBytes} bytes, more than ${this.#limits.maxItems} photos need.`,
+        'central_directory_too_large')
     }
     let expandedBytes = 0
     await new Promise<void>((resolve, reject) => {
