@@ -207,6 +207,8 @@ t.test('overlapping entries (many central records, one local file): the archive 
 t.test('too many entries, too many items, too many bytes: refused as a whole, before reading the rest', async t => {
   const empties = Array.from({ length: 25_000 }, (_, i) => ({ name: `e/${i}.jpg` }))
   t.equal(await archiveRefusal(t, makeZip(empties)), 'too_many_entries', '25,000 empty entries against 10,000 items')
+  // Within the record bound (2 × 20,000), each empty entry is an item (FAILED, empty): 25,000 items are too many.
+  t.equal(await archiveRefusal(t, makeZip(empties), { ...LIMITS, maxItems: 20_000 }), 'too_many_items', '25,000 empty entries against 20,000 items')
   const limits = { ...LIMITS, maxItems: 100 }
   const files = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `p/${i}.jpg`, data: Buffer.from([i & 0xff]) }))
   t.equal(await archiveRefusal(t, makeZip(files(101)), limits), 'too_many_items', '101 files against 100')
