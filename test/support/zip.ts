@@ -17,6 +17,8 @@ export interface ZipEntrySpec {
   declaredCompressedSize?: number
   /** Bytes written as the entry's data instead of data (stored) or deflateRawSync(data). */
   compressed?: Buffer
+  /** Sizes and CRC after the data (flag 0x8), zeros in the local header: what streaming zippers (macOS Finder's among them) write. */
+  dataDescriptor?: boolean
   /** Added to the general purpose bit flags (0x1 encrypted, 0x40 strong encryption, 0x8 data descriptor). */
   flags?: number
   crc?: number
@@ -61,7 +63,7 @@ export function makeZip (specs: ZipEntrySpec[], options: ZipOptions = {}): Buffe
     const body = spec.compressed ?? (method === 8 ? deflateRawSync(data) : data)
     const nameBytes = typeof spec.name === 'string' ? Buffer.from(spec.name, 'utf8') : spec.name
     const localNameBytes = spec.localName === undefined ? nameBytes : typeof spec.localName === 'string' ? Buffer.from(spec.localName, 'utf8') : spec.localName
-    const flags = (typeof spec.name === 'string' ? UTF8 : 0) | (spec.flags ?? 0)
+    const flags = (typeof spec.name === 'string' ? UTF8 : 0) | (spec.dataDescriptor ? 0x8 : 0) | (spec.flags ?? 0)
     const crc = spec.crc ?? crc32(data)
     const size = spec.declaredSize ?? data.length
     const compressedSize = spec.declaredCompressedSize ?? body.length
@@ -73,14 +75,22 @@ export function makeZip (specs: ZipEntrySpec[], options: ZipOptions = {}): Buffe
       : Buffer.alloc(0)
     const small = (value: number) => options.zip64 ? 0xffffffff : value
     if (spec.pointAt === undefined) {
-      const localZip64 = options.zip64 ? Buffer.concat([u16(0x0001), u16(16), u64(size), u64(compressedSize)]) : Buffer.alloc(0)
+      const later = (value: number) => spec.dataDescriptor ? 0 : value
+      const localZip64 = options.zip64
+        ? Buffer.concat([u16(0x0001), u16(16), u64(later(size)), u64(later(compressedSize))])
+        : Buffer.alloc(0)
       push(Buffer.concat([
-        u32(0x04034b50), u16(options.zip64 ? 45 : 20), u16(flags), u16(method), u16(DOS_TIME), u16(DOS_DATE), u32(crc),
-        u32(small(compressedSize)), u32(small(size)), u16(localNameBytes.length),
+        u32(0x04034b50), u16(options.zip64 ? 45 : 20), u16(flags), u16(method), u16(DOS_TIME), u16(DOS_DATE), u32(later(crc)),
+        u32(later(small(compressedSize))), u32(later(small(size))), u16(localNameBytes.length),
         u16(spec.localExtraLength ?? localZip64.length + (spec.extra?.length ?? 0)),
         localNameBytes, localZip64, spec.extra ?? Buffer.alloc(0)
       ]))
       push(body)
+      if (spec.dataDescriptor) {
+        push(Buffer.concat(options.zip64
+          ? [u32(0x08074b50), u32(crc), u64(compressedSize), u64(size)]
+          : [u32(0x08074b50), u32(crc), u32(compressedSize), u32(size)]))
+      }
     }
     const extra = Buffer.concat([zip64Extra, spec.extra ?? Buffer.alloc(0)])
     const comment = spec.comment ?? Buffer.alloc(0)

@@ -11,7 +11,7 @@
 //  - skipped, not listed: directories, `__MACOSX/…` and any path segment starting with '.' (.DS_Store, ._x.jpg).
 // Whether a listed entry is an accepted image is the image pipeline's call (inspectImage), as for identifyVehicle.
 // Names are data, never paths: nothing here writes an entry anywhere.
-import { close as closeFd, open as openFd } from 'node:fs'
+import { close as closeFd, fstat as fstatFd, open as openFd } from 'node:fs'
 import { promisify } from 'node:util'
 import { crc32 } from 'node:zlib'
 import type { Readable } from 'node:stream'
@@ -19,6 +19,7 @@ import { fileTypeFromBuffer } from 'file-type'
 import yauzl from 'yauzl'
 import { ArchiveEntryRefusedError, ArchiveEntryTooLargeError, BulkArchiveError, type ErrorCode } from '../../errors.ts'
 import { isStorableText, storableText } from '../../storable-text.ts'
+import { FileReader } from './file-reader.ts'
 
 export interface ArchiveLimits {
   /** Entries listed (photos and failed items; skipped entries excepted): more refuses the archive. */
@@ -63,6 +64,13 @@ export interface ArchiveListing {
 export const MAX_ENTRY_NAME_LENGTH = 1024
 /** Central records scanned at most, as a multiple of maxItems (directories and skipped files take some). */
 export const ENTRY_COUNT_FACTOR = 2
+/**
+ * Central directory bytes allowed per record scanned, on average: a record is 46 bytes, a name that can be listed at
+ * most 3 KiB. yauzl parses every record's extra fields (an object per 4 bytes): this bounds that work before it starts.
+ */
+export const CENTRAL_BYTES_PER_ENTRY = 4096
+/** The end records after the central directory: EOCD with its longest comment, zip64's record and locator. */
+const END_RECORDS_BYTES = 22 + 0xffff + 56 + 20
 
 const LOCAL_HEADER_BYTES = 30
 const STORED = 0
@@ -96,6 +104,7 @@ export class ArchiveClosedError extends Error {
 
 const openFile = promisify(openFd)
 const closeFile = promisify(closeFd)
+const fstat = promisify(fstatFd)
 
 export async function openArchive (path: string, limits: ArchiveLimits): Promise<ArchiveListing> {
   let fd: number
@@ -122,9 +131,11 @@ export async function openArchive (path: string, limits: ArchiveLimits): Promise
   return archive.listing()
 }
 
-function fromFd (fd: number): Promise<yauzl.ZipFile> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromFd(fd, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true, strictFileNames: false },
+async function fromFd (fd: number): Promise<yauzl.ZipFile> {
+  const { size } = await fstat(fd)
+  return await new Promise((resolve, reject) => {
+    yauzl.fromRandomAccessReader(new FileReader(fd, size), size,
+      { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true, strictFileNames: false },
       (err, zipfile) => { if (err) reject(err); else resolve(zipfile) })
   })
 }
@@ -165,6 +176,11 @@ class OpenArchive {
     if (zipfile.entryCount > this.#limits.maxItems * ENTRY_COUNT_FACTOR) {
       throw new BulkArchiveError(`The archive holds ${zipfile.entryCount} entries; at most ${this.#limits.maxItems * ENTRY_COUNT_FACTOR} are read ` +
         `(${this.#limits.maxItems} photos).`, 'too_many_entries')
+    }
+    const centralBytes = zipfile.fileSize - this.#centralDirectoryOffset
+    if (centralBytes > this.#limits.maxItems * ENTRY_COUNT_FACTOR * CENTRAL_BYTES_PER_ENTRY + END_RECORDS_BYTES) {
+      throw new BulkArchiveError(`The archive's central directory takes ${centralBytes} bytes, more than ${this.#limits.maxItems} photos need.`,
+        'central_directory_too_large')
     }
     let expandedBytes = 0
     await new Promise<void>((resolve, reject) => {
@@ -312,17 +328,31 @@ class OpenArchive {
 
 /** The entry's name, or 'skip'; a name that cannot be used is one failed item, never a refused archive. */
 function nameOf (entry: yauzl.Entry): 'skip' | { name: string, problem: EntryProblem | null } {
+  if (entry.fileNameRaw.length > MAX_ENTRY_NAME_BYTES) {
+    // Too long whatever its encoding: only its start is decoded (a CP437 name is decoded a character at a time).
+    const start = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw.subarray(0, MAX_ENTRY_NAME_BYTES), [], false)
+    if (start.split('/')[0] === '__MACOSX') return 'skip'
+    return { name: boundedName(storableText(start)), problem: { code: 'BAD_USER_INPUT', reason: 'name_too_long' } }
+  }
   // strictFileNames false: a Windows zipper's backslashes are separators ('a\..\b' is 'a/../b', unsafe).
   const decoded = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false)
   const name = boundedName(storableText(decoded))
   const segments = decoded.split('/')
   const unsafe = decoded === '' || yauzl.validateFileName(decoded) !== null || !isStorableText(decoded) ||
-    /\p{Cc}/u.test(decoded) || segments.some(segment => segment === '.' || segment === '..')
+    /\p{Cc}/u.test(decoded) || BIDI_CONTROLS.test(decoded) || segments.some(segment => segment === '.' || segment === '..')
   if (unsafe) return { name, problem: { code: 'BAD_USER_INPUT', reason: 'unsafe_name' } }
   if (decoded.endsWith('/') || segments[0] === '__MACOSX' || segments.some(segment => segment.startsWith('.'))) return 'skip'
   if (decoded.length > MAX_ENTRY_NAME_LENGTH) return { name, problem: { code: 'BAD_USER_INPUT', reason: 'name_too_long' } }
   return { name, problem: null }
 }
+
+/**
+ * A name of more bytes than this is longer than MAX_ENTRY_NAME_LENGTH UTF-16 code units in any encoding: UTF-8 takes
+ * at most 3 bytes per code unit (4 for a pair), CP437 one.
+ */
+const MAX_ENTRY_NAME_BYTES = 3 * MAX_ENTRY_NAME_LENGTH
+/** Right-to-left overrides and isolates: 'photo\u202Egpj.exe' shows as 'photoexe.jpg'. */
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/u
 
 function boundedName (name: string): string {
   if (name.length <= MAX_ENTRY_NAME_LENGTH) return name
