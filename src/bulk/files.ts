@@ -89,7 +89,8 @@ async function olderThan (dir: string, time: number): Promise<string[]> {
   return old
 }
 
-async function exists (path: string): Promise<boolean> {
+/** Whether something is at `path` (a file or folder); false on any error. */
+export async function exists (path: string): Promise<boolean> {
   try {
     await stat(path)
     return true

@@ -15,7 +15,8 @@
 // Exactly once: an item's custom_id goes into one chunk only (its status moves PREPARED → SUBMITTED with the
 // chunk's record), a chunk's batch is created once (adopted after a lost reply or a crash), and an item's outcome
 // is announced only while it is SUBMITTED.
-import { mkdir, rm, stat } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
+import { exists } from '../files.ts'
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
 import { AppError } from '../../errors.ts'
@@ -302,13 +303,4 @@ async function submittedItems (ctx: ModeContext, chunkId: string): Promise<Map<s
 
 function codeOf (err: unknown): string {
   return err instanceof AppError ? err.code : err instanceof Error ? err.name : 'unknown'
-}
-
-async function exists (path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch {
-    return false
-  }
 }
