@@ -20,11 +20,11 @@ t.test('PostgreSQL: the outbox is written with the records; retries and 410', as
   const { id: endpointId, secret } = await createEndpoint(app, receiver.url())
   const gone = await createEndpoint(app, receiver.url('/gone'))
   const id = await identify(app)
-  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'SUCCEEDED', 10_000, 'success')
+  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'SUCCEEDED', 30_000, 'success')
   const ours = receiver.received.filter(r => r.path === '/hook')
   t.equal(ours.length, 3)
   t.ok(ours.every(r => r.webhookId === `msg_${id}` && verifies(secret, r)))
-  await waitFor(async () => (await endpoints(app)).find(e => e.id === gone.id)?.enabled === false, 10_000, 'disabled by 410')
+  await waitFor(async () => (await endpoints(app)).find(e => e.id === gone.id)?.enabled === false, 30_000, 'disabled by 410')
   t.match((await endpoints(app)).find(e => e.id === gone.id), { disabledReason: /410/ })
   const rows = await historyInternals(app.history!).store.db.selectFrom('webhook_deliveries').select(['endpoint_id', 'message_id']).execute()
   t.equal(rows.length, 2, 'one outbox row per endpoint, written with the record')
@@ -65,7 +65,7 @@ t.test('an attempt claimed by an instance that died is taken up by another when 
   const claimedAt = performance.now()
   // A live instance polls meanwhile and must not take it before the lease expires.
   const live = await buildWebhookApp(t, { DATABASE_URL: url, WEBHOOK_POLL_MS: '50' })
-  await waitFor(() => receiver.received.length === 1, 10_000, 'delivered by the live instance')
+  await waitFor(() => receiver.received.length === 1, 30_000, 'delivered by the live instance')
   const waited = receiver.received[0]!.at - claimedAt
   t.ok(waited >= 1300, `taken up once the lease ran out (${Math.round(waited)} ms)`)
   t.equal(receiver.received[0]!.webhookId, `msg_${id}`)

@@ -125,7 +125,7 @@ t.test('checked again at each delivery: a name that now resolves to the metadata
   t.equal(receiver.received[0]!.host, `rebind.example:${receiver.port}`, 'sent to the address checked, with the name as Host (no system DNS)')
   target = '169.254.169.254'
   await identify(app)
-  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 10_000, 'given up')
+  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 30_000, 'given up')
   t.equal(receiver.received.length, 1, 'nothing sent once the name resolves to an internal address')
   t.match((await deliveries(app, endpointId)).edges[0].node.attempts, [
     { responseStatus: null, error: 'refused: private_address' }, { error: 'refused: private_address' }, { error: 'refused: private_address' }
@@ -138,7 +138,7 @@ t.test('redirects are not followed: a 3xx is a failed attempt', async t => {
   const app = await buildWebhookApp(t, { WEBHOOK_RETRY_SCHEDULE: '0,0.1' })
   const { id: endpointId } = await createEndpoint(app, receiver.url())
   await identify(app)
-  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 10_000, 'given up')
+  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 30_000, 'given up')
   await sleep(100)
   t.equal(receiver.received.length, 2)
   t.equal(elsewhere.received.length, 0, 'the redirect target was never called')
@@ -165,7 +165,7 @@ t.test('a resolver that hangs at delivery costs one attempt of WEBHOOK_TIMEOUT_M
   const { id: endpointId } = await createEndpoint(app, `http://slow.example:${receiver.port}/hook`)
   hang = true
   await identify(app)
-  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 10_000, 'given up')
+  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 30_000, 'given up')
   t.match((await deliveries(app, endpointId)).edges[0].node.attempts, [
     { responseStatus: null, error: /did not resolve within 300 ms/ }, { error: /did not resolve within 300 ms/ }
   ], 'each attempt ends at the attempt timeout')

@@ -45,7 +45,7 @@ t.test('a completed identification is delivered, signed, with the identification
   const failed = await createEndpoint(app, receiver.url('/failed'), ['IDENTIFICATION_FAILED'])
   const id = await identify(app)
   await identifyFailing(app)
-  await waitFor(() => receiver.received.length >= 2, 10_000, 'two deliveries')
+  await waitFor(() => receiver.received.length >= 2, 30_000, 'two deliveries') // beyond WEBHOOK_THUMBNAIL_WAIT_MS
   await sleep(300)
   t.equal(receiver.received.length, 2, 'each endpoint gets only its event type')
   const call = receiver.received.find(r => r.path === '/completed')!
@@ -83,7 +83,7 @@ t.test('failed attempts are retried on the schedule with the same webhook-id; an
   const receiver = await startReceiver(t, (_request, index) => index < 2 ? { status: 500, body: 'try again' } : { status: 202 })
   const { id: endpointId, secret } = await createEndpoint(app, receiver.url())
   const id = await identify(app)
-  await waitFor(() => receiver.received.length >= 3, 10_000, 'three attempts')
+  await waitFor(() => receiver.received.length >= 3, 30_000, 'three attempts')
   await sleep(500)
   t.equal(receiver.received.length, 3, 'no attempt after the success')
   t.same(new Set(receiver.received.map(r => r.webhookId)), new Set([`msg_${id}`]), 'one webhook-id for every attempt')
@@ -100,7 +100,7 @@ t.test('a delivery whose every attempt fails is given up after the last of the s
   const receiver = await startReceiver(t, () => ({ reset: true }))
   const { id: endpointId } = await createEndpoint(app, receiver.url())
   await identify(app)
-  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 10_000, 'given up')
+  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'FAILED', 30_000, 'given up')
   const [delivery] = (await deliveries(app, endpointId)).edges
   t.equal(delivery.node.attempts.length, 4, 'as many attempts as the schedule has')
   t.match(delivery.node.attempts[0], { responseStatus: null, error: /connection failed|ECONNRESET/ })
@@ -115,7 +115,7 @@ for (const status of [429, 503]) {
     const receiver = await startReceiver(t, (_request, index) => index === 0 ? { status, headers: { 'retry-after': '2' } } : { status: 200 })
     await createEndpoint(app, receiver.url())
     await identify(app)
-    await waitFor(() => receiver.received.length >= 2, 10_000, 'the retry')
+    await waitFor(() => receiver.received.length >= 2, 30_000, 'the retry')
     const gap = receiver.received[1]!.at - receiver.received[0]!.at
     t.ok(gap >= 1900, `waited Retry-After's 2 s rather than the schedule's 200 ms (${Math.round(gap)} ms)`)
   })
@@ -127,7 +127,7 @@ t.test('410 Gone disables the endpoint and says why; enabling it again resumes',
   const receiver = await startReceiver(t, () => gone ? { status: 410 } : { status: 200 })
   const { id: endpointId } = await createEndpoint(app, receiver.url())
   await identify(app)
-  await waitFor(async () => (await endpoints(app))[0].enabled === false, 10_000, 'disabled')
+  await waitFor(async () => (await endpoints(app))[0].enabled === false, 30_000, 'disabled')
   const [endpoint] = await endpoints(app)
   t.match(endpoint, { enabled: false, disabledAt: /T/, disabledReason: /410/ })
   t.equal(receiver.received.length, 1, 'not retried')
@@ -139,7 +139,7 @@ t.test('410 Gone disables the endpoint and says why; enabling it again resumes',
   const enabled = await gql(app, `mutation { updateWebhookEndpoint(id: "${endpointId}", enabled: true) { enabled disabledReason } }`)
   t.same(enabled.body.data.updateWebhookEndpoint, { enabled: true, disabledReason: null })
   await identify(app)
-  await waitFor(() => receiver.received.length === 2, 10_000, 'delivered again')
+  await waitFor(() => receiver.received.length === 2, 30_000, 'delivered again')
 })
 
 t.test('an endpoint whose every delivery failed for five days is disabled and says so', async t => {
@@ -148,11 +148,11 @@ t.test('an endpoint whose every delivery failed for five days is disabled and sa
   const receiver = await startReceiver(t, () => ({ status: 500 }))
   await createEndpoint(app, receiver.url())
   await identify(app)
-  await waitFor(() => receiver.received.length >= 1, 10_000, 'the first attempt')
+  await waitFor(() => receiver.received.length >= 1, 30_000, 'the first attempt')
   await sleep(300)
   t.equal((await endpoints(app))[0].enabled, true, 'failing for a moment: still enabled')
   offset = 5 * 86_400_000 + 1000 // five days later, and still failing
-  await waitFor(async () => (await endpoints(app))[0].enabled === false, 10_000, 'disabled')
+  await waitFor(async () => (await endpoints(app))[0].enabled === false, 30_000, 'disabled')
   const [endpoint] = await endpoints(app)
   t.match(endpoint.disabledReason, /^Every delivery failed since .* \(at least 5 days\)\.$/)
   const count = receiver.received.length
@@ -166,7 +166,7 @@ t.test('an attempt times out; the response is kept up to 64 KB', async t => {
   const receiver = await startReceiver(t, (_request, index) => index === 0 ? { hang: true } : { status: 200, body: big })
   const { id: endpointId } = await createEndpoint(app, receiver.url())
   await identify(app)
-  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'SUCCEEDED', 10_000, 'success')
+  await waitFor(async () => (await deliveries(app, endpointId)).edges[0]?.node.state === 'SUCCEEDED', 30_000, 'success')
   const [first, second] = (await deliveries(app, endpointId)).edges[0].node.attempts
   t.match(first, { responseStatus: null, error: 'timeout after 300 ms' })
   t.ok(first.durationMs >= 290 && first.durationMs < 2000, `timed out at ${first.durationMs} ms`)
@@ -205,7 +205,7 @@ t.test('deleting an endpoint stops its deliveries, pending retries included', as
   const { id: endpointId } = await createEndpoint(app, receiver.url())
   await identify(app)
   await identify(app)
-  await waitFor(() => receiver.received.length >= 2, 10_000, 'first attempts')
+  await waitFor(() => receiver.received.length >= 2, 30_000, 'first attempts')
   const deleted = await gql(app, `mutation { deleteWebhookEndpoint(id: "${endpointId}") }`)
   t.equal(deleted.body.data.deleteWebhookEndpoint, true)
   const deletedAt = performance.now()
@@ -297,7 +297,7 @@ t.test('the outbox is written with the record: deliveries wait for a worker that
   t.equal(receiver.received.length, 0)
 
   const second = await buildWebhookApp(t, { DATA_DIR: dataDir })
-  await waitFor(() => receiver.received.length === 4, 10_000, 'delivered by the next instance')
+  await waitFor(() => receiver.received.length === 4, 30_000, 'delivered by the next instance')
   t.same(new Set(receiver.received.map(r => r.webhookId)), new Set([...ids, '00000000-0000-4000-8000-000000000001'].map(id => `msg_${id}`)))
   t.ok(receiver.received.every(r => verifies(secret, r)))
   void second
