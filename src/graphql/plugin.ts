@@ -30,7 +30,7 @@ import { mergeResolvers } from './registry.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
 import { schemaFiles } from './schema.ts'
 import { MIN_UPLOAD_CHARGE, readMultipartOperations, uploadCharge, type FileLimits, type StoredFile, type UploadLimits } from './upload.ts'
-import { policyFor } from './upload-policy.ts'
+import { createPolicySelector } from './upload-policy.ts'
 import type { UploadPolicy } from './registry.ts'
 import { UploadBuffers } from './upload-buffers.ts'
 
@@ -118,7 +118,7 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
       })
       if (reply.raw.destroyed) releaseAll()
       const select = async (operations: Record<string, unknown>): Promise<FileLimits> => {
-        const policy = policyFor(operations, policies, config.maxQueryTokens)
+        const policy = selectPolicy(operations)
         if (policy === undefined) return { maxFiles: limits.maxFiles, maxFileBytes: limits.maxFileBytes, sink: 'memory' }
         if (policy.sink !== 'memory') {
           // Files to disk hold no memory: the request keeps only its framing's share of the bytes in flight.
@@ -146,6 +146,7 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
   // features registered in: a type's fields, extensions included, come in the order the SDL files give them.
   const parts = [...composed.parts].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   const policies = new Map<string, UploadPolicy>(uploadPolicies.map(policy => [policy.field, policy]))
+  const selectPolicy = createPolicySelector(policies, config.maxQueryTokens)
   const parserLimits: UploadLimits = {
     ...limits,
     maxFiles: Math.max(limits.maxFiles, ...uploadPolicies.map(p => p.maxFiles)),
