@@ -443,6 +443,34 @@ async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<voi
       target: '(for comparison)',
       met: null
     })
+    // Comparison: the same, at VISION_IMAGE_DETAIL=auto. The bench photo (800×600, no metadata) is then sent unchanged:
+    // no pixel is decoded; at the default ADAPTIVE its LOW image (512×384) is made for each identification, a decode
+    // and an encode (BENCHMARKS.md, "Issue 19: the Azure path" says what that costs on this machine).
+    const fake3 = await startFakeAzure(CHAT_LATENCY_MS)
+    const auto = await startServer('ours-azure-auto', 'peers/ours.ts', { env: { ...azureEnv(fake3), VISION_IMAGE_DETAIL: 'auto' } })
+    const autoRounds: LoadResult[] = []
+    try {
+      log(`scenario 2 at VISION_IMAGE_DETAIL=auto (the photo sent unchanged), ${Math.min(2, AZURE_ROUNDS)} rounds`)
+      const url = `http://127.0.0.1:${auto.port}/graphql`
+      await measure('Scenario 2 auto', job(url, small, FAKE_ANSWER, { duration: 2 }))
+      for (let i = 0; i < Math.min(2, AZURE_ROUNDS); i++) {
+        const r = await measure('Scenario 2 auto', job(url, small, FAKE_ANSWER, { duration: DURATION }))
+        if (failures(r) === 0) autoRounds.push(r)
+        log(`  round ${i + 1}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`)
+      }
+    } finally {
+      await stop(auto)
+      await stop(fake3)
+    }
+    rows.push({
+      scenario: '2',
+      what: `comparison: ours, real Azure backend at VISION_IMAGE_DETAIL=auto (no LOW image made), c=${CONNECTIONS}: p99 − ${CHAT_LATENCY_MS} ms`,
+      result: autoRounds.length
+        ? `${spread(autoRounds.map(r => r.p99 - CHAT_LATENCY_MS))} ms (p50 − ${CHAT_LATENCY_MS}: ${spread(autoRounds.map(r => r.p50 - CHAT_LATENCY_MS))} ms; ${spread(autoRounds.map(r => r.rps))} req/s)`
+        : 'INVALID',
+      target: '(for comparison)',
+      met: null
+    })
     if ((missed2 && !opts['no-profile']) || opts.profile) {
       const fake2 = await startFakeAzure(CHAT_LATENCY_MS)
       try {
