@@ -164,7 +164,9 @@ async function assertExactlyOnce (t: Test, storage: Storage, jobId: string, tota
 }
 
 /** The batch cases' checks at Azure: one batch for the chunk, each custom_id submitted once, its files deleted. */
-async function assertBatchOnce (t: Test, fake: FakeAzure, storage: Storage, jobId: string, total: number, createsBefore: number): Promise<void> {
+async function assertBatchOnce (
+  t: Test, fake: FakeAzure, storage: Storage, jobId: string, total: number, createsBefore: number
+): Promise<void> {
   t.equal(fake.batchCreates - createsBefore, 1, 'one batch made for the chunk')
   const items = await storage.query('select id from bulk_items where job_id = $1', [jobId])
   const submitted = items.map(item => fake.customIdsSubmitted.get(String(item.id)) ?? 0)
@@ -172,7 +174,8 @@ async function assertBatchOnce (t: Test, fake: FakeAzure, storage: Storage, jobI
   t.ok(submitted.every(n => n === 1), `every custom_id submitted once (${JSON.stringify([...new Set(submitted)])})`)
   const chunks = await storage.query('select input_file_id, output_file_id, error_file_id from bulk_chunks where job_id = $1', [jobId])
   t.equal(chunks.length, 1, 'one chunk')
-  const files = chunks.flatMap(chunk => [chunk.input_file_id, chunk.output_file_id, chunk.error_file_id]).filter(id => id !== null).map(String)
+  const files = chunks.flatMap(chunk => [chunk.input_file_id, chunk.output_file_id, chunk.error_file_id])
+    .filter(id => id !== null).map(String)
   t.ok(files.length === 3, 'the chunk\'s input, output and error files are recorded')
   await waitFor(() => files.every(id => fake.deletedFiles.includes(id)), 'the batch files deleted at Azure', 5000)
     .then(() => t.pass('the input, output and error files are deleted at Azure'), err => t.fail(String(err)))
