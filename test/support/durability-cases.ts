@@ -171,6 +171,13 @@ async function assertExactlyOnce (t: Test, storage: Storage, jobId: string, tota
   const items = await storage.query('select id, status from bulk_items where job_id = $1', [jobId])
   t.strictSame(items.map(item => String(item.id)).sort(), [...records.keys()].sort(), 'each item\'s id is its identification\'s')
   t.ok(items.every(item => item.status === 'SUCCEEDED'), 'every item SUCCEEDED')
+  // Charged once too: the job's tokens are the sum of its identifications' (an item answered twice would add twice).
+  const [answered] = await storage.query(
+    'select sum(prompt_tokens) as prompt, sum(completion_tokens) as completion from identifications where bulk_job_id = $1', [jobId])
+  const [job] = await storage.query('select prompt_tokens, completion_tokens from bulk_jobs where id = $1', [jobId])
+  t.ok(Number(answered?.prompt) > 0, 'the answers carry tokens')
+  t.strictSame([Number(job?.prompt_tokens), Number(job?.completion_tokens)], [Number(answered?.prompt), Number(answered?.completion)],
+    'the job\'s tokens are its identifications\', each counted once')
   t.strictSame(await leftoverFiles(storage.dataDir), [], 'no file left under DATA_DIR/bulk')
 }
 
