@@ -3,7 +3,7 @@
 // and started again on the same DATA_DIR. One batch per chunk, each custom_id submitted once, one identification
 // per photo, the job COMPLETED, nothing left locally or at Azure. The same on PostgreSQL: -postgres.test.ts.
 import t from 'tap'
-import { batchCreateKillCase, batchReadKillCase, durabilityFake, sqliteStorage } from './support/durability-cases.ts'
+import { batchCreateKillCase, batchReadKillCase, durabilityFake, sqliteStorage, uploadKillCase } from './support/durability-cases.ts'
 
 t.setTimeout(300_000)
 const fake = await durabilityFake(t)
@@ -15,4 +15,8 @@ t.test('kill -9 after the batch create reached Azure, before its id was stored: 
 
 t.test('kill -9 while reading the results (a page recorded, the rest not): read again, each photo answered once', async t => {
   await batchReadKillCase(t, context)
+})
+
+t.test('kill -9 after the upload reached Azure, before its file id was stored: the file is adopted, not uploaded again', async t => {
+  await uploadKillCase(t, context)
 })

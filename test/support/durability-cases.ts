@@ -270,6 +270,39 @@ export async function batchCreateKillCase (t: Test, { fake, storage: makeStorage
 }
 
 /**
+ * GLOBAL_BATCH: kill -9 once the chunk's file upload has reached Azure but before its reply (so before the file id
+ * is stored): the restarted server adopts the file of the chunk's name instead of uploading a second one, which
+ * nobody would delete (a resource holds at most 500 files).
+ */
+export async function uploadKillCase (t: Test, { fake, storage: makeStorage }: DurabilityContext, photos = 6): Promise<void> {
+  const storage = await makeStorage()
+  const uploadsBefore = fake.fileCreates
+  const createsBefore = fake.batchCreates
+  fake.batchTimeline = { validatingMs: 0, inProgressMs: 0, finalizingMs: 0, cancellingMs: 0 }
+  fake.fileFault = index => index === uploadsBefore ? 'hold-reply' : 'ok'
+  t.teardown(() => { fake.fileFault = () => 'ok' })
+
+  let server = await startServer(fake, storage, true)
+  const id = await createJob(server, await smallPhotos(photos))
+  await waitFor(() => fake.fileCreates > uploadsBefore, 'the upload at the fake')
+  await stopServer(server) // SIGKILL, the upload's reply still held
+  const [chunk] = await storage.query('select status, input_file_id from bulk_chunks where job_id = $1', [id])
+  t.equal(chunk?.status, 'WRITTEN', 'killed after the upload reached Azure, before its reply was stored')
+  t.equal(chunk?.input_file_id, null, 'the file id was never stored')
+  fake.releaseHung()
+  await storage.leasePassed(id)
+
+  server = await startServer(fake, storage, true)
+  t.teardown(() => stopServer(server))
+  const done = await until(server, id, found => FINISHED.includes(found.status), 'completing')
+  t.equal(done.status, 'COMPLETED')
+  t.strictSame(done.counts, { total: photos, pending: 0, succeeded: photos, failed: 0, cancelled: 0 })
+  t.equal(fake.fileCreates - uploadsBefore, 1, 'one upload: the file was adopted, not uploaded again')
+  await assertBatchOnce(t, fake, storage, id, photos, createsBefore)
+  await assertExactlyOnce(t, storage, id, photos)
+}
+
+/**
  * GLOBAL_BATCH: kill -9 while the output file is being read: the first page (500 lines) recorded, the rest held
  * by the fake. The restarted server reads the file again, skips what is recorded, records the rest: nothing twice.
  */

@@ -85,8 +85,8 @@ export const FAKE_TENANT_ID = '72f988bf-0000-4000-8000-00000000fa6e'
  */
 export type BatchFault = 'ok' | 'token_limit_exceeded' | 'drop-reply' | 'hold-reply' | 'failed' | 'expired' | 'cancel-slow'
 
-/** An uploaded file's fate: normal, stored but its reply dropped, or `error` when processed. */
-export type FileFault = 'ok' | 'drop-reply' | 'error'
+/** An uploaded file's fate: normal, stored but its reply dropped (or held until the connection closes), or `error` when processed. */
+export type FileFault = 'ok' | 'drop-reply' | 'hold-reply' | 'error'
 
 /** How long a batch spends in each status, from its creation (all 0: complete at the first read after create). */
 export interface BatchTimeline {
@@ -621,6 +621,7 @@ export class FakeAzure {
     }
     this.#files.set(id, stored)
     if (fault === 'drop-reply') { req.socket.destroy(); return }
+    if (fault === 'hold-reply') { this.#hung.add(res); return }
     json(res, 201, this.#fileJson(stored))
   }
 
