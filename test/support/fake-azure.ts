@@ -79,13 +79,14 @@ export const FAKE_TENANT_ID = '72f988bf-0000-4000-8000-00000000fa6e'
 
 /**
  * A batch's fate, decided once at create: refused with a 400 `token_limit_exceeded` (the fail-fast quota refusal;
- * no batch made), made but its reply dropped (the connection reset: the adoption case), failed or expired once
- * its in-progress time is up, a cancel that stays `cancelling` until `advanceBatch(id, 'cancelled')`, or normal.
+ * no batch made), made but its reply dropped (the connection reset: the adoption case), made but its reply held
+ * until the connection closes (the caller dies waiting: a kill -9 after the create reached Azure), failed or expired
+ * once its in-progress time is up, a cancel that stays `cancelling` until `advanceBatch(id, 'cancelled')`, or normal.
  */
-export type BatchFault = 'ok' | 'token_limit_exceeded' | 'drop-reply' | 'failed' | 'expired' | 'cancel-slow'
+export type BatchFault = 'ok' | 'token_limit_exceeded' | 'drop-reply' | 'hold-reply' | 'failed' | 'expired' | 'cancel-slow'
 
-/** An uploaded file's fate: normal, stored but its reply dropped, or `error` when processed. */
-export type FileFault = 'ok' | 'drop-reply' | 'error'
+/** An uploaded file's fate: normal, stored but its reply dropped (or held until the connection closes), or `error` when processed. */
+export type FileFault = 'ok' | 'drop-reply' | 'hold-reply' | 'error'
 
 /** How long a batch spends in each status, from its creation (all 0: complete at the first read after create). */
 export interface BatchTimeline {
@@ -211,6 +212,11 @@ export class FakeAzure {
   /** Each batch create's fate (see BatchFault). */
   batchFault: (create: { index: number, inputFileId: string, metadata: Record<string, string> | null }) => BatchFault = () => 'ok'
   fileFault: (index: number) => FileFault = () => 'ok'
+  /**
+   * A file's content read number `read` (0 first) of that file: null sends it whole; a number sends that many
+   * lines, then holds the rest until the connection closes (a reader killed halfway through the results).
+   */
+  contentHold: (file: { id: string, filename: string, purpose: string }, read: number) => number | null = () => null
   /** Azure's limit of lines per batch file (too_many_tasks beyond). */
   maxBatchLines = 100_000
   /** Show batches as Azure's REST doc does: "Validating" and ISO times (Azure's spec: lower case and unix seconds). */
@@ -251,6 +257,7 @@ export class FakeAzure {
   #issuer: FakeAzure | undefined
   readonly #files = new Map<string, FakeFile>()
   readonly #batches = new Map<string, FakeBatch>()
+  readonly #contentReads = new Map<string, number>()
   #port = 0
 
   constructor (options: FakeAzureOptions = {}) {
@@ -538,11 +545,16 @@ export class FakeAzure {
     if (method === 'GET' && (match = /^\/files\/([^/]+)\/content$/.exec(path)) !== null) {
       const file = this.#files.get(decodeURIComponent(match[1]!))
       if (file === undefined) return json(res, 404, { error: { code: '404', message: 'File not found.' } })
+      const read = this.#contentReads.get(file.id) ?? 0
+      this.#contentReads.set(file.id, read + 1)
+      const holdAfter = this.contentHold({ id: file.id, filename: file.filename, purpose: file.purpose }, read)
+      const end = holdAfter === null ? file.content.length : endOfLines(file.content, holdAfter)
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.content.length })
       // Streamed in pieces, as a large file would be.
-      for (let at = 0; at < file.content.length; at += 65_536) {
-        if (!res.write(file.content.subarray(at, at + 65_536))) await once(res, 'drain')
+      for (let at = 0; at < end; at += 65_536) {
+        if (!res.write(file.content.subarray(at, Math.min(end, at + 65_536)))) await once(res, 'drain')
       }
+      if (end < file.content.length) { this.#hung.add(res); return }
       res.end()
       return
     }
@@ -609,6 +621,7 @@ export class FakeAzure {
     }
     this.#files.set(id, stored)
     if (fault === 'drop-reply') { req.socket.destroy(); return }
+    if (fault === 'hold-reply') { this.#hung.add(res); return }
     json(res, 201, this.#fileJson(stored))
   }
 
@@ -675,6 +688,7 @@ export class FakeAzure {
     this.batchCreates++
     for (const line of lines) this.customIdsSubmitted.set(line.custom_id, (this.customIdsSubmitted.get(line.custom_id) ?? 0) + 1)
     if (fault === 'drop-reply') { req.socket.destroy(); return }
+    if (fault === 'hold-reply') { this.#hung.add(res); return }
     json(res, 200, this.#batchJson(batch))
   }
 
@@ -1006,4 +1020,15 @@ export function imageFromChat (record: ChatRequestRecord): { mimeType: string, b
   const match = /^data:([^;]+);base64,(.*)$/s.exec(image.url)
   if (!match) throw new Error('not a data URL')
   return { mimeType: match[1] as string, bytes: Buffer.from(match[2] as string, 'base64'), detail: image.detail }
+}
+
+/** Where the first `lines` lines of a JSONL buffer end (its length when it has fewer). */
+function endOfLines (content: Buffer, lines: number): number {
+  let end = 0
+  for (let i = 0; i < lines; i++) {
+    const newline = content.indexOf(0x0a, end)
+    if (newline === -1) return content.length
+    end = newline + 1
+  }
+  return end
 }
