@@ -205,6 +205,39 @@ export async function adaptiveBatchCases (t: Test, databaseEnv: () => Promise<Re
     t.pass('the job\'s folder (both images of every photo) is gone')
   })
 
+  t.test('VISION_ADAPTIVE_MIN_CONFIDENCE=HIGH: a MEDIUM LOW answer is asked again at HIGH', async t => {
+    const app = await bulkApp(t, { ...await storage(), VISION_ADAPTIVE_MIN_CONFIDENCE: 'HIGH' })
+    const before = fake.batches.length
+    const job = await waitFor(app, await createJob(app, [photos[0]!, photos[1]!], 'ADAPTIVE'), ended)
+    t.equal(job.counts.succeeded, 2)
+    const batches = batchesSince(before)
+    t.equal(batches.length, 2)
+    t.same(batches[1]!.lines.map(line => line.custom_id), [`${nodeOf(job, 1).identification.id}:high`], 'the MEDIUM photo only')
+    t.match(nodeOf(job, 0).identification, { looks: 1, detailUsed: 'LOW' })
+    t.match(nodeOf(job, 1).identification, { looks: 2, detailUsed: 'HIGH', answer: CASES[1]!.answers.high.answer })
+  })
+
+  t.test('a second batch that fails: the unsure photos keep their LOW answers (looks 2), nothing asked online', async t => {
+    const env = await storage()
+    const app = await bulkApp(t, env)
+    let creates = 0
+    fake.batchFault = () => creates++ === 0 ? 'ok' : 'failed'
+    const chats = fake.chatRequests.length
+    const id = await createJob(app, [photos[0]!, photos[3]!], 'ADAPTIVE')
+    const job = await waitFor(app, id, ended)
+    t.equal(job.status, 'COMPLETED')
+    t.same(job.counts, { total: 2, pending: 0, succeeded: 2, failed: 0, cancelled: 0 })
+    t.equal(creates, 2, 'two batches asked for')
+    t.equal(fake.chatRequests.length, chats, 'no online call')
+    t.match(nodeOf(job, 0).identification, { looks: 1, detailUsed: 'LOW' })
+    t.match(nodeOf(job, 1).identification, {
+      looks: 2, detailUsed: 'LOW', answer: CASES[3]!.answers.low.answer, usage: { promptTokens: USAGE_TEXT_TOKENS + 85 }
+    })
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).payload
+    t.match(metrics, /agrivision_second_look_failures_total\{code="UPSTREAM_UNAVAILABLE"\} 1\n/)
+    await waitUntil('the job\'s folder removed', () => !existsSync(join(env.DATA_DIR!, 'bulk', 'jobs', id)))
+  })
+
   t.test('detail HIGH keeps one batch of HIGH lines, one look each', async t => {
     const app = await bulkApp(t, await storage())
     const before = fake.batches.length
