@@ -84,9 +84,7 @@ export function modeContext (
       const atLow = looks === undefined ? item.look === 1 : looks.looks === 1 || looks.report.secondLookFailure !== null
       const low = atLow ? item.low : null
       const bytes = await readFile(low?.path ?? item.path)
-      const shown: SentImageInfo = low === null
-        ? { ...item.sent }
-        : { ...item.sent, ...pick(low), detailUsed: 'LOW' }
+      const shown: SentImageInfo = low === null ? { ...item.sent } : { ...item.sent, ...pick(low) }
       const info: SentImageInfo = looks === undefined
         ? shown
         // Every look's image tokens, as online (an answer from the HIGH look sent the LOW image too).
