@@ -189,7 +189,8 @@ export async function buildApp (
     detail: config.images.detail,
     maxUploadBytes: config.graphql.maxUploadBytes,
     retentionDays: config.history.retentionDays,
-    maxTokens: config.vision.maxTokens
+    maxTokens: config.vision.maxTokens,
+    adaptiveMinConfidence: config.images.adaptiveMinConfidence
   })
 
   if (config.graphql.graphiql) await app.register(graphiqlPlugin)

@@ -33,7 +33,7 @@ t.test('app.database: the schema up to date once ready; none with HISTORY=off; n
   const names = await app.database!.db.withTables<{ kysely_migration: { name: string } }>()
     .selectFrom('kysely_migration').select('name').orderBy('name').execute()
   t.strictSame(names.map(row => row.name), ['0001-history', '0002-webhooks', '0003-backend-name', '0004-thumbnails-created',
-    '0005-bulk-jobs', '0006-identifications-bulk-job', '0007-identifications-batch'],
+    '0005-bulk-jobs', '0006-identifications-bulk-job', '0007-identifications-batch', '0008-bulk-adaptive'],
   'the stored names, byte for byte')
   t.throws(() => { app.database!.registerMigrations('late', { '9999-late': { up: async () => {} } }) }, /after the database was migrated/)
   const hook: RecordHook = { name: 'late', kysely: async () => {}, sqliteModule: REFUSING }

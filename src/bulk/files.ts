@@ -1,5 +1,6 @@
 // Where a bulk job's files are, under DATA_DIR/bulk: uploads being received (incoming/), then each job's folder
-// (jobs/<id>/): its archive (archive.zip) or its photos (images/<i>), and its prepared images (prepared/<item id>).
+// (jobs/<id>/): its archive (archive.zip) or its photos (images/<i>), and its prepared images (prepared/<item id>, and
+// prepared/<item id>.low for an ADAPTIVE item's first look in GLOBAL_BATCH).
 // The folder goes when the job ends. Another instance on the same database sees a job whose folder it lacks:
 // it leaves it (DATA_DIR must be shared for instances to share jobs' work).
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
@@ -20,6 +21,8 @@ export class BulkFiles {
   imagesDir (jobId: string): string { return join(this.jobDir(jobId), 'images') }
   preparedDir (jobId: string): string { return join(this.jobDir(jobId), 'prepared') }
   preparedPath (jobId: string, itemId: string): string { return join(this.preparedDir(jobId), itemId) }
+  /** An ADAPTIVE item's LOW image (GLOBAL_BATCH: its first look's), beside its HIGH one. */
+  preparedLowPath (jobId: string, itemId: string): string { return `${this.preparedPath(jobId, itemId)}.low` }
 
   async makeJobDir (jobId: string): Promise<void> {
     await mkdir(this.preparedDir(jobId), { recursive: true, mode: 0o700 })

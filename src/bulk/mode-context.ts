@@ -1,6 +1,6 @@
 // The ModeContext a job's mode works through (./modes/mode.ts): its prepared items from the database and disk, and
 // the identification seams (answered: a Global Batch line; identifyOnline: the flow in the background lane).
-import { readFile } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Caller } from '../callers/caller.ts'
 import type { History } from '../history/public.ts'
@@ -11,6 +11,7 @@ import type { BulkJobSpec, ChunkState, ModeContext, PreparedItem } from './modes
 import { preparedItemOf, type BulkJobRow, type BulkStore } from './store.ts'
 import type { BulkFiles } from './files.ts'
 import { preparedDetail } from '../identification/prepared.ts'
+import { detailName, type SentImageInfo } from '../identification/types.ts'
 
 export interface ContextDeps {
   store: BulkStore
@@ -51,14 +52,16 @@ export function callOf (job: BulkJobSpec, itemId: string): PreparedCall {
 export function modeContext (
   { store, files, identification, history, log }: ContextDeps, job: BulkJobSpec, signal: AbortSignal
 ): ModeContext {
-  const itemOf = (row: Parameters<typeof preparedItemOf>[0]): PreparedItem => preparedItemOf(row, files.preparedPath(job.id, row.id))
+  const itemOf = (row: Parameters<typeof preparedItemOf>[0]): PreparedItem =>
+    preparedItemOf(row, files.preparedPath(job.id, row.id), files.preparedLowPath(job.id, row.id))
   const read = async (item: PreparedItem): Promise<Buffer> => await readFile(item.path)
   const chunks: ChunkState = {
     list: async () => await store.chunks(job.id),
     create: async (chunk, itemIds) => { await store.createChunk(job.id, chunk, itemIds) },
     update: async (id, change) => { await store.updateChunk(id, change) },
     items: async (chunkId, size, afterSeq) => (await store.chunkItems(chunkId, size, afterSeq)).map(itemOf),
-    markOnlineRetry: async itemIds => { await store.markOnlineRetry(itemIds) }
+    markOnlineRetry: async itemIds => { await store.markOnlineRetry(itemIds) },
+    secondLook: async (itemId, chunkId, firstLook) => await store.secondLook(itemId, chunkId, firstLook)
   }
   return {
     job,
@@ -76,20 +79,35 @@ export function modeContext (
     read,
     callOf: item => callOf(job, item.id),
     async answered (item, outcome, durationMs) {
-      const bytes = await read(item)
-      const { sent: info } = item
-      const upload = { sha256: info.sha256, mimeType: info.mimeType, bytes: info.bytes, width: info.width, height: info.height }
+      // An ADAPTIVE item answered from its LOW look (or failed at it): the LOW image is what was sent.
+      const looks = 'result' in outcome ? outcome.adaptive : undefined
+      const atLow = looks === undefined ? item.look === 1 : looks.looks === 1 || looks.report.secondLookFailure !== null
+      const low = atLow ? item.low : null
+      const bytes = await readFile(low?.path ?? item.path)
+      const shown: SentImageInfo = low === null ? { ...item.sent } : { ...item.sent, ...pick(low) }
+      const info: SentImageInfo = looks === undefined
+        ? shown
+        // Every look's image tokens, as online (an answer from the HIGH look sent the LOW image too).
+        : { ...shown, looks: looks.looks, estimatedImageTokens: looks.report.sentImageTokens }
+      const { sent: prepared } = item
+      const { sha256, mimeType, bytes: uploadBytes, width, height } = prepared
+      const upload = { sha256, mimeType, bytes: uploadBytes, width, height }
       const sent = {
         bytes,
-        mimeType: info.sentMimeType as ImageMimeType,
-        width: info.sentWidth,
-        height: info.sentHeight,
-        detail: preparedDetail(job.detail) as ImageDetail,
+        mimeType: shown.sentMimeType as ImageMimeType,
+        width: shown.sentWidth,
+        height: shown.sentHeight,
+        detail: (low === null ? preparedDetail(job.detail) : 'low') as ImageDetail,
         original: false,
-        estimatedImageTokens: info.estimatedImageTokens,
+        estimatedImageTokens: shown.estimatedImageTokens,
         estimatedDecodeBytes: 0
       }
-      await identification.answered(callOf(job, item.id), { upload, sent, info }, outcome, durationMs)
+      const recorded = { upload, sent, info: { ...info, detailUsed: detailName(sent.detail) } }
+      await identification.answered(callOf(job, item.id), recorded, outcome, durationMs)
+    },
+    async discard (item) {
+      await rm(item.path, { force: true })
+      if (item.low !== null) await rm(item.low.path, { force: true })
     },
     async identifyOnline (item) {
       const image = await read(item)
@@ -111,5 +129,16 @@ export function modeContext (
     flushed: async () => { await history.flushed() },
     chunks,
     status: async status => { await store.setStatus(job.id, status) }
+  }
+}
+
+/** The sent image's facts of an item's LOW image. */
+function pick (low: NonNullable<PreparedItem['low']>): Pick<SentImageInfo, 'sentMimeType' | 'sentBytes' | 'sentWidth' | 'sentHeight' | 'estimatedImageTokens'> {
+  return {
+    sentMimeType: low.sentMimeType,
+    sentBytes: low.sentBytes,
+    sentWidth: low.sentWidth,
+    sentHeight: low.sentHeight,
+    estimatedImageTokens: low.estimatedImageTokens
   }
 }

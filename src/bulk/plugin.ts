@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { ANONYMOUS } from '../callers/caller.ts'
 import type { RequestedDetail } from '../image/tokens.ts'
 import type { VisionService } from '../vision/types.ts'
+import type { Confidence } from '../vision/answer-schema.ts'
 import type { ArchiveLimits } from './archive/zip.ts'
 import { modeOf, type BulkConfig } from './config.ts'
 import { createJob } from './create.ts'
@@ -37,6 +38,8 @@ export interface BulkPluginOptions {
   retentionDays: number
   /** VISION_MAX_TOKENS: Global Batch lines ask for as many as online calls. */
   maxTokens?: number
+  /** VISION_ADAPTIVE_MIN_CONFIDENCE: an ADAPTIVE job's LOW answers below it get a HIGH look (a second batch). */
+  adaptiveMinConfidence?: Confidence
 }
 
 /** What tests reach behind `app.bulk`. */
@@ -137,7 +140,13 @@ async function bulkPlugin (app: FastifyInstance, options: BulkPluginOptions): Pr
     files,
     identification: app.identification,
     history,
-    modes: createModes({ config, vision, log, maxTokens: options.maxTokens }),
+    modes: createModes({
+      config,
+      vision,
+      log,
+      maxTokens: options.maxTokens,
+      ...(options.adaptiveMinConfidence === undefined ? {} : { adaptiveMinConfidence: options.adaptiveMinConfidence })
+    }),
     archiveLimits,
     prepareConcurrency: config.prepareConcurrency,
     retentionDays: options.retentionDays,

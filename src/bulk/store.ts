@@ -4,7 +4,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Position } from '../history/public.ts'
 import type { SentImageInfo } from '../identification/types.ts'
-import type { BulkChunk, ChunkChange, PreparedItem } from './modes/mode.ts'
+import type { BulkChunk, ChunkChange, FirstLook, LowImageInfo, PreparedItem } from './modes/mode.ts'
 import {
   FINISHED_ITEM, FINISHED_JOB, type BulkItemStatus, type BulkItemsTable, type BulkJobStatus, type BulkJobsTable, type BulkTables
 } from './tables.ts'
@@ -95,6 +95,9 @@ export class BulkStore {
           sent: null,
           chunk_id: null,
           online_retry: 0,
+          look: 1,
+          low_sent: null,
+          first_look: null,
           lease_until: null,
           leased_by: null
         }))).execute()
@@ -242,8 +245,10 @@ export class BulkStore {
     return Number(row.n)
   }
 
-  async markPrepared (itemId: string, sent: SentImageInfo): Promise<void> {
-    await this.db.updateTable('bulk_items').set({ status: 'PREPARED', sent: JSON.stringify(sent) })
+  /** `low`: its LOW image too (ADAPTIVE in GLOBAL_BATCH: two looks in two batches). */
+  async markPrepared (itemId: string, sent: SentImageInfo, low: LowImageInfo | null = null): Promise<void> {
+    await this.db.updateTable('bulk_items')
+      .set({ status: 'PREPARED', sent: JSON.stringify(sent), low_sent: low === null ? null : JSON.stringify(low) })
       .where('id', '=', itemId).where('status', '=', 'PENDING').execute()
   }
 
@@ -305,12 +310,13 @@ export class BulkStore {
       lines: Number(row.lines),
       bytes: Number(row.bytes),
       nextPollAt: Number(row.next_poll_at),
-      createdAt: Number(row.created_at)
+      createdAt: Number(row.created_at),
+      look: Number(row.look) === 2 ? 2 : 1
     }))
   }
 
   async createChunk (
-    jobId: string, chunk: { id: string, status: string, lines: number, bytes: number }, itemIds: readonly string[]
+    jobId: string, chunk: { id: string, status: string, lines: number, bytes: number, look: 1 | 2 }, itemIds: readonly string[]
   ): Promise<void> {
     await this.db.transaction().execute(async trx => {
       await trx.insertInto('bulk_chunks').values({
@@ -326,11 +332,13 @@ export class BulkStore {
         next_poll_at: 0,
         lease_until: null,
         leased_by: null,
-        created_at: this.#now()
+        created_at: this.#now(),
+        look: chunk.look
       }).execute()
       for (let i = 0; i < itemIds.length; i += ITEMS_PER_INSERT) {
         await trx.updateTable('bulk_items').set({ status: 'SUBMITTED', chunk_id: chunk.id })
-          .where('job_id', '=', jobId).where('id', 'in', itemIds.slice(i, i + ITEMS_PER_INSERT)).where('status', '=', 'PREPARED').execute()
+          .where('job_id', '=', jobId).where('id', 'in', itemIds.slice(i, i + ITEMS_PER_INSERT)).where('status', '=', 'PREPARED')
+          .where('look', '=', chunk.look).execute()
       }
     })
   }
@@ -352,14 +360,24 @@ export class BulkStore {
     }
   }
 
+  /** An ADAPTIVE item's LOW answer was not good enough: PREPARED again, for its HIGH look (once: only from SUBMITTED at look 1). */
+  async secondLook (itemId: string, chunkId: string, firstLook: FirstLook): Promise<boolean> {
+    const result = await this.db.updateTable('bulk_items')
+      .set({ status: 'PREPARED', look: 2, chunk_id: null, first_look: JSON.stringify(firstLook) })
+      .where('id', '=', itemId).where('chunk_id', '=', chunkId).where('status', '=', 'SUBMITTED').where('look', '=', 1)
+      .executeTakeFirst()
+    return Number(result.numUpdatedRows) > 0
+  }
+
   /** A trivial query: is the database answering? */
   async ping (): Promise<void> {
     await sql`select 1`.execute(this.db)
   }
 }
 
-/** An item row as a mode sees it once prepared; `path` is where its prepared image is. */
-export function preparedItemOf (row: BulkItemRow, path: string): PreparedItem {
+/** An item row as a mode sees it once prepared; `path` is where its prepared image is, `lowPath` its LOW one's. */
+export function preparedItemOf (row: BulkItemRow, path: string, lowPath: string): PreparedItem {
+  const low = row.low_sent === null ? null : { ...JSON.parse(row.low_sent) as LowImageInfo, path: lowPath }
   return {
     id: row.id,
     seq: Number(row.seq),
@@ -368,6 +386,9 @@ export function preparedItemOf (row: BulkItemRow, path: string): PreparedItem {
     path,
     sent: JSON.parse(row.sent ?? '{}') as SentImageInfo,
     chunkId: row.chunk_id,
-    onlineRetry: Number(row.online_retry)
+    onlineRetry: Number(row.online_retry),
+    look: Number(row.look) === 2 ? 2 : 1,
+    low,
+    firstLook: row.first_look === null ? null : JSON.parse(row.first_look) as FirstLook
   }
 }

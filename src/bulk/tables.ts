@@ -57,6 +57,12 @@ export interface BulkItemsTable {
   chunk_id: string | null
   /** 1 once sent again through the online path after its batch line failed. */
   online_retry: number
+  /** ADAPTIVE in GLOBAL_BATCH (migration 0008): the look it waits for, 1 (LOW) or 2 (HIGH); 1 for every other item. */
+  look: number
+  /** Its LOW image's facts (JSON, LowImageInfo) when it was prepared for two looks; null otherwise. */
+  low_sent: string | null
+  /** Its LOW look's answer (JSON, FirstLook) once that asked for a closer look; null otherwise. */
+  first_look: string | null
   lease_until: number | null
   leased_by: string | null
 }
@@ -77,6 +83,8 @@ export interface BulkChunksTable {
   lease_until: number | null
   leased_by: string | null
   created_at: number
+  /** The look its lines ask (migration 0008): 1 (a job's first or only batch), 2 (ADAPTIVE's HIGH looks). */
+  look: number
 }
 
 /** A type, not an interface: `Kysely.withTables<T>()` wants one. */

@@ -15,7 +15,8 @@ import type { Worker } from '../workers/plugin.ts'
 import type { ArchiveLimits } from './archive/zip.ts'
 import { openSource, type BulkFiles, type JobSource } from './files.ts'
 import { callOf, jobSpecOf, modeContext } from './mode-context.ts'
-import type { BulkModeRunner, BulkJobSpec } from './modes/mode.ts'
+import type { BulkModeRunner, BulkJobSpec, LowImageInfo } from './modes/mode.ts'
+import type { PreparedImage } from '../image/pipeline.ts'
 import type { BulkItemRow, BulkJobRow, BulkStore } from './store.ts'
 import type { BulkJobStatus, BulkModeName } from './tables.ts'
 
@@ -256,15 +257,33 @@ export class BulkWorker implements Worker {
       if (!signal.aborted) await identification.failed(call, err, 0) // a bad entry (size, CRC, nested archive): its code
       return
     }
+    // ADAPTIVE in GLOBAL_BATCH asks its LOW looks in a first batch: the LOW image is kept too, from the same decode.
+    const low = job.detail === 'adaptive' && job.mode === 'GLOBAL_BATCH' && this.#o.modes.GLOBAL_BATCH !== undefined
     let prepared
     try {
-      prepared = await identification.prepare(call, image, signal)
+      prepared = await identification.prepare(call, image, { signal, low })
     } catch {
       return // announced failed with its code (recorded: the item ends FAILED), or stopping
     }
     const path = files.preparedPath(job.id, item.id)
-    await writeFile(`${path}.tmp`, prepared.sent.bytes, { mode: 0o600 })
-    await rename(`${path}.tmp`, path)
-    await store.markPrepared(item.id, prepared.info)
+    if (prepared.low !== undefined) await writeWhole(files.preparedLowPath(job.id, item.id), prepared.low.bytes)
+    await writeWhole(path, prepared.sent.bytes)
+    await store.markPrepared(item.id, prepared.info, prepared.low === undefined ? null : lowInfoOf(prepared.low))
+  }
+}
+
+/** Written beside its name, then renamed: a crash leaves no half image under it. */
+async function writeWhole (path: string, bytes: Buffer): Promise<void> {
+  await writeFile(`${path}.tmp`, bytes, { mode: 0o600 })
+  await rename(`${path}.tmp`, path)
+}
+
+function lowInfoOf (low: PreparedImage): LowImageInfo {
+  return {
+    sentMimeType: low.mimeType,
+    sentBytes: low.bytes.length,
+    sentWidth: low.width,
+    sentHeight: low.height,
+    estimatedImageTokens: low.estimatedImageTokens
   }
 }

@@ -12,10 +12,11 @@ import type { IdentificationEvents } from './events.ts'
 import { identifyVehicle, type IdentificationOrigin } from './flow.ts'
 import type { AnswerCache, Identification, IdentificationInput } from './types.ts'
 import {
-  announceAnswer, announceFailure, prepareIdentification, type PreparedCall, type PreparedIdentification, type PreparedOutcome
+  announceAnswer, announceFailure, prepareIdentification, type PreparedCall, type PreparedIdentification, type PreparedOutcome,
+  type PrepareOptions
 } from './prepared.ts'
 
-export type { PreparedCall, PreparedIdentification, PreparedOutcome }
+export type { PreparedCall, PreparedIdentification, PreparedOutcome, PrepareOptions }
 
 /** One identification asked for: by whom, what, and through which HTTP request when there is one. */
 export interface IdentificationCall {
@@ -35,7 +36,7 @@ export interface IdentificationService {
    * The image half of an identification (a bulk item asked of Global Batch): inspected and prepared as the flow
    * does, no vision slot held. A photo that cannot be is announced failed (with `call`'s id) and the error thrown.
    */
-  prepare (call: PreparedCall, image: Buffer, signal?: AbortSignal): Promise<PreparedIdentification>
+  prepare (call: PreparedCall, image: Buffer, options?: PrepareOptions): Promise<PreparedIdentification>
   /** Announces a prepared item's answer or failure as the flow would (history records it); the Identification when answered. */
   answered (
     call: PreparedCall, prepared: PreparedIdentification, outcome: PreparedOutcome, durationMs?: number
@@ -80,7 +81,7 @@ async function identificationPlugin (app: FastifyInstance, deps: IdentificationO
 
   app.decorate('identification', {
     identify: async (call) => await run(call, 0),
-    prepare: async (call, image, signal) => await prepareIdentification(deps, call, image, signal),
+    prepare: async (call, image, options) => await prepareIdentification(deps, call, image, options),
     answered: async (call, prepared, outcome, durationMs) => await announceAnswer(deps, call, prepared, outcome, durationMs),
     failed: async (call, error, bytes) => { await announceFailure(deps, call, error, bytes, 0) },
     around (wrap) {

@@ -8,6 +8,7 @@ import { inspectImage } from '../image/inspect.ts'
 import type { ImagePipeline, PreparedImage } from '../image/pipeline.ts'
 import type { ImageDetail, RequestedDetail } from '../image/tokens.ts'
 import type { IdentifyResult, VisionService } from '../vision/types.ts'
+import type { AdaptiveReport } from './adaptive.ts'
 import type { IdentificationEvents } from './events.ts'
 import type { IdentificationOrigin } from './flow.ts'
 import { detailName, type Identification, type SentImageInfo, type UploadFacts } from './types.ts'
@@ -28,9 +29,17 @@ export interface PreparedIdentification {
   sent: PreparedImage
   /** Both, as history keeps them (Identification.image). */
   info: SentImageInfo
+  /** ADAPTIVE asked with `low`: its LOW image, made from the same decode as `sent` (its HIGH one). */
+  low?: PreparedImage
 }
 
-/** An ADAPTIVE job's photos are prepared for its closer look (HIGH): its first, LOW look is made from that. */
+export interface PrepareOptions {
+  signal?: AbortSignal
+  /** ADAPTIVE only: the LOW image too, from the same decode (a Global Batch asks the LOW look in its own batch). */
+  low?: boolean
+}
+
+/** An ADAPTIVE job's photos are prepared for its closer look (HIGH): its LOW look is made from that (online) or beside it (`low`). */
 export function preparedDetail (detail: RequestedDetail): ImageDetail {
   return detail === 'adaptive' ? 'high' : detail
 }
@@ -43,16 +52,25 @@ export interface PreparedDeps {
 
 /** Inspects and prepares `image`; when it cannot be, announces the item failed (its code) and throws that error. */
 export async function prepareIdentification (
-  { vision, images, events }: PreparedDeps, call: PreparedCall, image: Buffer, signal?: AbortSignal
+  { vision, images, events }: PreparedDeps, call: PreparedCall, image: Buffer, { signal, low: withLow = false }: PrepareOptions = {}
 ): Promise<PreparedIdentification> {
   const started = performance.now()
   try {
     const inspected = await inspectImage(image)
     const detail = preparedDetail(call.detail)
-    const sent = await images.prepare(image, inspected, detail, signal === undefined ? {} : { signal })
+    const options = signal === undefined ? {} : { signal }
+    let sent: PreparedImage
+    let low: PreparedImage | undefined
+    if (withLow && call.detail === 'adaptive') {
+      // One decode for both, as online (Promise.all: neither rejection is left unhandled).
+      const both = images.prepareLowAndHigh(image, inspected, options)
+      ;[low, sent] = await Promise.all([both.low, both.high])
+    } else {
+      sent = await images.prepare(image, inspected, detail, options)
+    }
     const { sha256, mimeType, bytes, width, height } = inspected
     const upload = { sha256, mimeType, bytes, width, height }
-    return { upload, sent, info: sentInfo(upload, sent) }
+    return { upload, sent, info: sentInfo(upload, sent), ...(low === undefined ? {} : { low }) }
   } catch (err) {
     if (signal?.aborted === true) throw err // stopping: the item is prepared again later, nothing announced
     await announceFailure({ vision, events }, call, err, image.length, performance.now() - started)
@@ -76,9 +94,15 @@ export function sentInfo (upload: UploadFacts, sent: PreparedImage): SentImageIn
 
 /**
  * How a bulk item's answer came: the model's result (`batch`: from a Global Batch, whose tokens usage prices at the
- * batch prices), or why it failed (an AppError's code, or another error).
+ * batch prices; `adaptive`: an ADAPTIVE item's looks), or why it failed (an AppError's code, or another error).
  */
-export type PreparedOutcome = { result: IdentifyResult, batch?: boolean } | { error: unknown }
+export type PreparedOutcome = { result: IdentifyResult, batch?: boolean, adaptive?: PreparedLooks } | { error: unknown }
+
+/** An ADAPTIVE item answered in batches: how many looks (the prepared info's detailUsed says which answered), and why. */
+export interface PreparedLooks {
+  looks: 1 | 2
+  report: AdaptiveReport
+}
 
 /**
  * Announces a prepared item's outcome as the flow announces an identification's (history records it with the
@@ -109,7 +133,7 @@ export async function announceAnswer (
     bulkJobId: bulkJobId ?? null,
     image: prepared.info,
     detailUsed: prepared.info.detailUsed,
-    looks: 1,
+    looks: outcome.adaptive?.looks ?? 1,
     usage: result.usage,
     cached: false,
     durationMs: Math.round(durationMs),
@@ -127,7 +151,8 @@ export async function announceAnswer (
     upstreamStatus: result.upstreamStatus,
     cacheKey: null,
     sentImage: prepared.sent.bytes,
-    ...(outcome.batch === true ? { batch: true } : {})
+    ...(outcome.batch === true ? { batch: true } : {}),
+    ...(outcome.adaptive === undefined ? {} : { adaptive: outcome.adaptive.report })
   })
   return identification
 }

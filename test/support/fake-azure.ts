@@ -715,6 +715,13 @@ export class FakeAzure {
     return [...this.#batches.values()].map(b => this.#batchJson(b))
   }
 
+  /** A batch's input lines as submitted (custom_id, url, body), to check what each batch asked. */
+  batchInput (id: string): ReadonlyArray<Readonly<BatchLine>> {
+    const batch = this.#batches.get(id)
+    if (batch === undefined) throw new Error(`no batch ${id}`)
+    return batch.lines
+  }
+
   /** Files held (input, output and error files not deleted). */
   get filesHeld (): number {
     return this.#files.size

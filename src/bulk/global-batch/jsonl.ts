@@ -49,8 +49,8 @@ export class LineTooLargeError extends Error {
 
 interface OpenChunk { chunk: ChunkFile, handle: FileHandle, partial: string }
 
-/** Item ids are our own UUIDs; anything else would need escaping and is refused. */
-const ITEM_ID = /^[\w.-]{1,64}$/
+/** Item ids are our own UUIDs (`<id>:high` for an ADAPTIVE item's second look); anything else would need escaping and is refused. */
+const ITEM_ID = /^[\w.:-]{1,64}$/
 
 export function chunkPath (dir: string, chunkId: string): string {
   return join(dir, `${chunkId}.jsonl`)

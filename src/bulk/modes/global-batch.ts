@@ -15,18 +15,23 @@
 // Exactly once: an item's custom_id goes into one chunk only (its status moves PREPARED → SUBMITTED with the
 // chunk's record), a chunk's batch is created once (adopted after a lost reply or a crash), and an item's outcome
 // is announced only while it is SUBMITTED.
-import { mkdir, rm } from 'node:fs/promises'
+//
+// ADAPTIVE detail (./adaptive-looks.ts): a first batch of LOW looks; the unsure items go PREPARED again at look 2
+// (in the page's writes, before the next page) and into a second batch of HIGH looks (custom_id `<id>:high`,
+// chunks of look 2), written at the next run.
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { exists } from '../files.ts'
 import { randomUUID } from 'node:crypto'
 import pLimit from 'p-limit'
-import { AppError } from '../../errors.ts'
-import { preparedDetail } from '../../identification/prepared.ts'
+import { AppError, UpstreamUnavailableError } from '../../errors.ts'
 import type { ImageMimeType } from '../../image/mime-types.ts'
+import type { Confidence } from '../../vision/answer-schema.ts'
 import type { GlobalBatchConfig } from '../config.ts'
 import { createBatchClient, isFinalStatus, type BatchClient, type BatchClientOptions } from '../global-batch/client.ts'
 import { chunkPath, JsonlWriter, LineTooLargeError, MAX_BYTES_PER_FILE, MAX_LINES_PER_FILE } from '../global-batch/jsonl.ts'
 import { readResults, type ItemOutcome, type ResultStats } from '../global-batch/results.ts'
 import type { BulkChunk, BulkModeRunner, ModeContext, ModeStep, PreparedItem } from './mode.ts'
+import { batchLookOf, customIdOf, highLookAnswered, highLookFailed, inTwoLooks, itemIdOf, lowLookAnswered } from './adaptive-looks.ts'
 
 /** The chunk statuses this mode keeps in bulk_chunks.status. */
 export type ChunkStatus = 'WRITTEN' | 'UPLOADED' | 'POLLING' | 'READING' | 'RETRYING' | 'DONE'
@@ -42,6 +47,8 @@ export interface GlobalBatchModeOptions {
   chunkDir: (jobId: string) => string
   /** Online retries at once (the background lane bounds them again). */
   onlineConcurrency: number
+  /** VISION_ADAPTIVE_MIN_CONFIDENCE: an ADAPTIVE item's LOW answer below it is asked again at HIGH, in a second batch. */
+  adaptiveMinConfidence: Confidence
   /** Tests: smaller files, quicker file polls. */
   maxLinesPerFile?: number
   maxBytesPerFile?: number
@@ -71,6 +78,8 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
         if (at !== null) nextRunAt = Math.min(nextRunAt, at)
       }
       if (ctx.signal.aborted) return { done: false, nextRunAt: Date.now() }
+      // ADAPTIVE: LOW answers read in this run sent items back for a HIGH look: their batch is written next run.
+      if (ctx.job.detail === 'adaptive' && await hasPrepared(ctx)) return { done: false, nextRunAt: Date.now() }
       return Number.isFinite(nextRunAt) ? { done: false, nextRunAt } : { done: true } satisfies ModeStep
     },
     async cancel (ctx) {
@@ -99,34 +108,36 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
     }
   }
 
-  /** Every PREPARED item into JSONL chunks; each chunk recorded (its items SUBMITTED) once its file is whole. */
+  /** Every PREPARED item into JSONL chunks (one set per look); each chunk recorded (its items SUBMITTED) once its file is whole. */
   async function writeChunks (ctx: ModeContext): Promise<void> {
     const dir = options.chunkDir(ctx.job.id)
-    let writer: JsonlWriter | undefined
+    const writers = new Map<1 | 2, JsonlWriter>()
     const tooLarge: PreparedItem[] = []
-    const detail = preparedDetail(ctx.job.detail)
     try {
       for await (const page of ctx.pages(PAGE, 'PREPARED')) {
         if (ctx.signal.aborted) break
-        if (writer === undefined) {
-          await mkdir(dir, { recursive: true, mode: 0o700 })
-          writer = new JsonlWriter({
-            dir,
-            deployment: batch.deployment,
-            url: client.chatUrl,
-            maxTokens: options.maxTokens,
-            maxLines: options.maxLinesPerFile ?? MAX_LINES_PER_FILE,
-            maxBytes: options.maxBytesPerFile ?? MAX_BYTES_PER_FILE,
-            nextChunkId: () => randomUUID()
-          })
-        }
+        if (writers.size === 0) await mkdir(dir, { recursive: true, mode: 0o700 })
         for (const item of page) {
-          const image = await ctx.read(item)
+          const line = batchLookOf(ctx.job, item)
+          let writer = writers.get(line.look)
+          if (writer === undefined) {
+            writer = new JsonlWriter({
+              dir,
+              deployment: batch.deployment,
+              url: client.chatUrl,
+              maxTokens: options.maxTokens,
+              maxLines: options.maxLinesPerFile ?? MAX_LINES_PER_FILE,
+              maxBytes: options.maxBytesPerFile ?? MAX_BYTES_PER_FILE,
+              nextChunkId: () => randomUUID()
+            })
+            writers.set(line.look, writer)
+          }
+          const image = await readFile(line.path)
           try {
-            await writer.add(item.id, {
+            await writer.add(line.customId, {
               image,
-              mimeType: item.sent.sentMimeType as ImageMimeType,
-              detail,
+              mimeType: line.mimeType as ImageMimeType,
+              detail: line.detail,
               instructions: ctx.job.instructions,
               language: ctx.job.language
             })
@@ -136,13 +147,17 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
           }
         }
       }
-      if (writer === undefined) return
-      if (ctx.signal.aborted) { await writer.abort(); return }
-      for (const chunk of await writer.finish()) {
-        await ctx.chunks.create({ id: chunk.chunkId, status: 'WRITTEN' satisfies ChunkStatus, lines: chunk.lines, bytes: chunk.bytes }, chunk.itemIds)
+      if (writers.size === 0) return
+      if (ctx.signal.aborted) { for (const writer of writers.values()) await writer.abort(); return }
+      for (const [look, writer] of writers) {
+        for (const chunk of await writer.finish()) {
+          // The file's custom_ids are its items' ids, or `<id>:high` at look 2: the items are recorded by id.
+          const itemIds = chunk.itemIds.map(itemIdOf)
+          await ctx.chunks.create({ id: chunk.chunkId, status: 'WRITTEN' satisfies ChunkStatus, lines: chunk.lines, bytes: chunk.bytes, look }, itemIds)
+        }
       }
     } catch (err) {
-      await writer?.abort()
+      for (const writer of writers.values()) await writer.abort()
       throw err
     }
     // A photo too large for a batch file (it cannot happen within MAX_UPLOAD_BYTES' bounds): asked online instead.
@@ -200,7 +215,7 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
     }
     const nextPollAt = Date.now() + pollIntervalMs
     await ctx.chunks.update(chunk.id, { status: 'POLLING' satisfies ChunkStatus, batch_id: state.id, next_poll_at: nextPollAt })
-    await ctx.status('SUBMITTED')
+    if (chunk.look === 1) await ctx.status('SUBMITTED') // a second (HIGH) batch: the job is already RUNNING
     // The local copy is no longer needed: Azure has it.
     await rm(chunkPath(options.chunkDir(ctx.job.id), chunk.id), { force: true })
     return nextPollAt
@@ -233,8 +248,14 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
     const started = Date.now()
     const reading = { itemIds: new Set(waiting.keys()), deployment: batch.deployment, pageSize: PAGE, stats, log: ctx.log }
     for await (const page of readResults(files, reading)) {
-      for (const outcome of page) await announce(ctx, waiting.get(outcome.itemId)!, outcome, Date.now() - started)
+      const answered: PreparedItem[] = []
+      for (const outcome of page) {
+        const item = waiting.get(outcome.itemId)!
+        if (await announce(ctx, chunk, item, outcome, Date.now() - started)) answered.push(item)
+      }
       await ctx.flushed()
+      // Their records are written: their prepared images are no longer needed (a re-read skips them).
+      for (const item of answered) await ctx.discard(item)
       if (ctx.signal.aborted) return Date.now() // the rest are still SUBMITTED: read again next time
     }
     if (stats.unknown + stats.repeated + stats.unreadable > 0) {
@@ -245,16 +266,29 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
     return await retry(ctx, chunk)
   }
 
-  async function announce (ctx: ModeContext, item: PreparedItem, outcome: ItemOutcome, durationMs: number): Promise<void> {
+  /** Announces a line's outcome; true when the item is answered by it (not left for an online retry or a HIGH look). */
+  async function announce (
+    ctx: ModeContext, chunk: BulkChunk, item: PreparedItem, outcome: ItemOutcome, durationMs: number
+  ): Promise<boolean> {
+    if (inTwoLooks(ctx.job, item)) {
+      if (item.look === 2) {
+        // A HIGH look that failed does not fail the item: its LOW answer stands, as online.
+        if (outcome.ok) await highLookAnswered(ctx, item, outcome.result, durationMs)
+        else await highLookFailed(ctx, item, outcome.error, durationMs)
+        return true
+      }
+      if (outcome.ok) return await lowLookAnswered(ctx, item, chunk.id, outcome.result, options.adaptiveMinConfidence, durationMs)
+    }
     if (outcome.ok) {
       const { answer, vehicles, imageQuality, model, usage, upstreamStatus } = outcome.result
       // batch: its tokens are priced at VISION_BATCH_PRICE_*_PER_MTOK in usage (an online retry's at the online prices).
       const result = { answer, vehicles, imageQuality, model, usage, upstreamStatus, backendName: null }
       await ctx.answered(item, { result, batch: true }, durationMs)
-      return
+      return true
     }
-    if (outcome.retryOnline && item.onlineRetry === 0) return // left SUBMITTED: asked again online after the read
+    if (outcome.retryOnline && item.onlineRetry === 0) return false // left SUBMITTED: asked again online after the read
     await ctx.answered(item, { error: outcome.error }, durationMs)
+    return true
   }
 
   /** What the batch did not answer (missing lines, retryable failures, a failed or expired batch): once online. */
@@ -263,10 +297,15 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
     for (;;) {
       const items = await ctx.chunks.items(chunk.id, PAGE)
       if (items.length === 0) break
-      const fresh = items.filter(item => item.onlineRetry === 0).map(item => item.id)
+      // ADAPTIVE HIGH looks the batch did not answer: the LOW answer stands (asking online would look twice again).
+      const highLooks = items.filter(item => inTwoLooks(ctx.job, item) && item.look === 2)
+      for (const item of highLooks) {
+        await highLookFailed(ctx, item, new UpstreamUnavailableError('Azure OpenAI\'s batch did not answer the closer look.'), 0)
+      }
+      const fresh = items.filter(item => item.onlineRetry === 0 && !highLooks.includes(item)).map(item => item.id)
       if (fresh.length > 0) await ctx.chunks.markOnlineRetry(fresh)
       // An item whose online answer fails is recorded FAILED with its code by the flow: the others go on.
-      await Promise.all(items.map(item => limit(async () => {
+      await Promise.all(items.filter(item => !highLooks.includes(item)).map(item => limit(async () => {
         if (!ctx.signal.aborted) await ctx.identifyOnline({ ...item, onlineRetry: 1 }).catch(() => {})
       })))
       await ctx.flushed()
@@ -289,16 +328,24 @@ export function globalBatchMode (options: GlobalBatchModeOptions): BulkModeRunne
   }
 }
 
-/** The chunk's SUBMITTED items by id (at most 100,000: a file's lines). */
+/** The chunk's SUBMITTED items by their line's custom_id (at most 100,000: a file's lines). */
 async function submittedItems (ctx: ModeContext, chunkId: string): Promise<Map<string, PreparedItem>> {
   const items = new Map<string, PreparedItem>()
   let after = -1
   for (;;) {
     const page = await ctx.chunks.items(chunkId, PAGE, after)
     if (page.length === 0) return items
-    for (const item of page) items.set(item.id, item)
+    for (const item of page) items.set(customIdOf(ctx.job, item), item)
     after = page[page.length - 1]!.seq
   }
+}
+
+/** Whether the job has items waiting to be written into a chunk. */
+async function hasPrepared (ctx: ModeContext): Promise<boolean> {
+  const pages = ctx.pages(1, 'PREPARED')[Symbol.asyncIterator]()
+  const first = await pages.next()
+  await pages.return?.()
+  return first.done !== true
 }
 
 function codeOf (err: unknown): string {

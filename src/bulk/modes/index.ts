@@ -2,6 +2,7 @@
 // vision service has Azure's token. A job whose mode has no runner on this instance runs ONLINE (src/bulk/worker.ts).
 import type { FastifyBaseLogger } from 'fastify'
 import type { VisionService } from '../../vision/types.ts'
+import type { Confidence } from '../../vision/answer-schema.ts'
 import type { BulkConfig } from '../config.ts'
 import type { BulkModeName } from '../tables.ts'
 import type { BulkModeRunner } from './mode.ts'
@@ -16,9 +17,11 @@ export interface ModeDeps {
   log: FastifyBaseLogger
   /** VISION_MAX_TOKENS: each Global Batch line's max_tokens, as online (default 1,000). */
   maxTokens?: number
+  /** VISION_ADAPTIVE_MIN_CONFIDENCE: ADAPTIVE jobs' rule for a second look, as online (default MEDIUM). */
+  adaptiveMinConfidence?: Confidence
 }
 
-export function createModes ({ config, vision, log, maxTokens }: ModeDeps): Partial<Record<BulkModeName, BulkModeRunner>> {
+export function createModes ({ config, vision, log, maxTokens, adaptiveMinConfidence = 'MEDIUM' }: ModeDeps): Partial<Record<BulkModeName, BulkModeRunner>> {
   const modes: Partial<Record<BulkModeName, BulkModeRunner>> = {
     ONLINE: onlineMode({ concurrency: config.maxConcurrency })
   }
@@ -31,7 +34,8 @@ export function createModes ({ config, vision, log, maxTokens }: ModeDeps): Part
       maxTokens: maxTokens ?? 1000,
       pollIntervalMs: config.pollIntervalMs,
       chunkDir: jobId => join(files.jobDir(jobId), 'chunks'),
-      onlineConcurrency: config.maxConcurrency
+      onlineConcurrency: config.maxConcurrency,
+      adaptiveMinConfidence
     })
   } else if (config.globalBatch !== null) {
     log.warn('bulk: AZURE_OPENAI_BATCH_DEPLOYMENT is set but the vision backend has no Azure token: jobs run ONLINE')

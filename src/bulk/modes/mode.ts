@@ -11,6 +11,8 @@ import type { RequestedDetail } from '../../image/tokens.ts'
 import type { SentImageInfo } from '../../identification/types.ts'
 import type { PreparedCall, PreparedOutcome } from '../../identification/plugin.ts'
 import type { BulkChunksTable, BulkItemStatus, BulkModeName } from '../tables.ts'
+import type { SecondLookReason } from '../../identification/adaptive.ts'
+import type { BatchAnswer } from '../global-batch/results.ts'
 
 /** The job as a mode sees it: who asked, and the question every photo is asked with. */
 export interface BulkJobSpec {
@@ -40,6 +42,28 @@ export interface PreparedItem {
   chunkId: string | null
   /** 1 once sent again through the online path (after its batch line failed): never a third time. */
   onlineRetry: number
+  /** The look it waits for: 1, or 2 once its ADAPTIVE LOW answer asked for a closer (HIGH) look. */
+  look: 1 | 2
+  /** Its LOW image, prepared from the same decode as `path`'s (ADAPTIVE in GLOBAL_BATCH); null for any other item. */
+  low: LowImage | null
+  /** Its LOW look's answer while it waits for the HIGH one (look 2); null otherwise. */
+  firstLook: FirstLook | null
+}
+
+/** What is kept of an item's LOW image (bulk_items.low_sent); `path` is where its bytes are. */
+export interface LowImageInfo {
+  sentMimeType: string
+  sentBytes: number
+  sentWidth: number
+  sentHeight: number
+  estimatedImageTokens: number
+}
+export interface LowImage extends LowImageInfo { path: string }
+
+/** An ADAPTIVE item's LOW answer that was not good enough, kept for its HIGH look (bulk_items.first_look). */
+export interface FirstLook extends BatchAnswer {
+  /** Why it was not good enough (needsCloserLook). */
+  reason: SecondLookReason
 }
 
 /** A chunk as the database keeps it: the GLOBAL_BATCH mode's persisted state (its status values are the mode's own). */
@@ -55,6 +79,8 @@ export interface BulkChunk {
   bytes: number
   nextPollAt: number
   createdAt: number
+  /** The look its lines ask: 1 (the first or only batch), 2 (ADAPTIVE's HIGH looks). */
+  look: 1 | 2
 }
 
 export type ChunkChange = Partial<Pick<BulkChunksTable, 'status' | 'input_file_id' | 'batch_id' | 'output_file_id' |
@@ -64,13 +90,18 @@ export type ChunkChange = Partial<Pick<BulkChunksTable, 'status' | 'input_file_i
 export interface ChunkState {
   /** The job's chunks, oldest first. */
   list (): Promise<BulkChunk[]>
-  /** Records a chunk and, in the same transaction, its items as SUBMITTED in it (only those still PREPARED). */
-  create (chunk: { id: string, status: string, lines: number, bytes: number }, itemIds: readonly string[]): Promise<void>
+  /** Records a chunk and, in the same transaction, its items as SUBMITTED in it (only those still PREPARED, at its look). */
+  create (chunk: { id: string, status: string, lines: number, bytes: number, look: 1 | 2 }, itemIds: readonly string[]): Promise<void>
   update (id: string, change: ChunkChange): Promise<void>
   /** A chunk's items not yet answered (SUBMITTED), in seq order, `size` after `afterSeq`. */
   items (chunkId: string, size: number, afterSeq?: number): Promise<PreparedItem[]>
   /** Marks items as sent again through the online path (online_retry = 1). */
   markOnlineRetry (itemIds: readonly string[]): Promise<void>
+  /**
+   * An ADAPTIVE item's LOW answer asks for a closer look: from SUBMITTED at look 1 in `chunkId` to PREPARED at look 2,
+   * its first answer kept (once: false when it was not there any more).
+   */
+  secondLook (itemId: string, chunkId: string, firstLook: FirstLook): Promise<boolean>
 }
 
 export interface ModeContext {
@@ -82,6 +113,8 @@ export interface ModeContext {
   pages (size: number, status?: PreparedItem['status']): AsyncIterable<PreparedItem[]>
   /** The prepared image's bytes. */
   read (item: PreparedItem): Promise<Buffer>
+  /** Deletes an answered item's prepared images (both, for an ADAPTIVE one): its record is written. */
+  discard (item: PreparedItem): Promise<void>
   /** The identification call of an item (its id, the job's id, the job's question). */
   callOf (item: PreparedItem): PreparedCall
   /**
