@@ -81,6 +81,11 @@ async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptio
     insertMany: async (records) => {
       if (!migrated()) throw new Error('history schema not migrated yet')
       await writes.insertMany(records)
+    },
+    // Does the database answer at all? (SQLite: the same file, from the request thread's connection.)
+    probe: async () => {
+      if (!migrated()) throw new Error('history schema not migrated yet')
+      await store.ping()
     }
   }, config.bufferSize, log, {
     written: () => counts.records.inc({ result: 'written' }),
