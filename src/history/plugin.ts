@@ -125,7 +125,8 @@ async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptio
     saveThumbnail: async (id, jpeg, createdAt) => { await writes.saveThumbnail(id, jpeg, createdAt) },
     flushed: async () => { await recorder.flushed() },
     writeBeforeAnswering: needed => { durable = needed },
-    recordWritten: async (id, callerId) => { await recorder.writtenFor(id, callerId, DURABLE_WAIT_MS) },
+    recordWritten: async (id, callerId, maxWaitMs = DURABLE_WAIT_MS) =>
+      await recorder.writtenFor(id, callerId, Math.min(maxWaitMs, DURABLE_WAIT_MS)),
     onRecordTransaction: hook => {
       if (started) throw new Error(`history: record hook ${hook.name} added after start-up`)
       hooks.push(hook)

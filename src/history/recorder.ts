@@ -110,12 +110,15 @@ export class HistoryRecorder {
   /**
    * Read-your-writes: resolves once this instance's unwritten record `id` is written (or set aside, or dropped), at
    * most `maxWaitMs` later; at once when none waits here (written already, another instance's, not the caller's:
-   * `callerId` null matches any) or the database is failing.
+   * `callerId` null matches any) or the database is failing. False: the record still waits in this buffer.
    */
-  async writtenFor (id: string, callerId: string | null, maxWaitMs: number): Promise<void> {
-    if (this.#failing || this.#stopped) return
-    const record = this.#buffer.find(pending => pending.id === id && (callerId === null || pending.callerId === callerId))
-    if (record !== undefined) await this.#waitFor(record, maxWaitMs)
+  async writtenFor (id: string, callerId: string | null, maxWaitMs: number): Promise<boolean> {
+    const pendingHere = (): HistoryRecord | undefined =>
+      this.#buffer.find(pending => pending.id === id && (callerId === null || pending.callerId === callerId))
+    const record = pendingHere()
+    if (record === undefined) return true
+    if (!this.#failing && !this.#stopped && maxWaitMs > 0) await this.#waitFor(record, maxWaitMs)
+    return !this.#buffer.includes(record)
   }
 
   async #waitFor (record: HistoryRecord, maxWaitMs: number): Promise<void> {
