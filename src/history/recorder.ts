@@ -250,6 +250,7 @@ export class HistoryRecorder {
         await new Promise(resolve => setTimeout(resolve, RETRY_MIN_MS))
         const outcome = await this.#writeAlone(suspect)
         if (outcome.kind === 'down') return false
+        if (outcome.kind === 'written') written++ // the database writes: proof enough for the suspects after it
         if (outcome.kind !== 'unknown') break
         if (attempt < UNKNOWN_ERROR_ATTEMPTS) continue
         if (written === 0) { // every record refused alike: the database's fault, not theirs
