@@ -245,21 +245,25 @@ export class HistoryRecorder {
     if (suspects.length === 0) return true
     if (written === 0) written = await this.#writeControl(new Set(batch))
     if (written < 0) return false
-    for (const suspect of suspects) {
-      for (let attempt = 2; attempt <= UNKNOWN_ERROR_ATTEMPTS; attempt++) {
-        await new Promise(resolve => setTimeout(resolve, RETRY_MIN_MS))
-        const outcome = await this.#writeAlone(suspect)
+    // Tried again in rounds (one pause per round, however many they are): a passing failure clears.
+    let remaining = suspects.map(record => ({ record, reason: {} as Record<string, string | number> }))
+    for (let attempt = 2; attempt <= UNKNOWN_ERROR_ATTEMPTS && remaining.length > 0; attempt++) {
+      await new Promise(resolve => setTimeout(resolve, RETRY_MIN_MS))
+      const still: typeof remaining = []
+      for (const { record } of remaining) {
+        const outcome = await this.#writeAlone(record)
         if (outcome.kind === 'down') return false
-        if (outcome.kind === 'written') written++ // the database writes: proof enough for the suspects after it
-        if (outcome.kind !== 'unknown') break
-        if (attempt < UNKNOWN_ERROR_ATTEMPTS) continue
-        if (written === 0) { // every record refused alike: the database's fault, not theirs
-          this.#unavailable(null, outcome.reason, 'history: the database refuses every record with an unrecognised error; they wait in the buffer')
-          return false
-        }
-        this.#setAside(suspect, { ...outcome.reason, unrecognised: 'refused alone while other records were written' })
+        if (outcome.kind === 'written') written++ // the database writes: proof enough for the others
+        if (outcome.kind === 'unknown') still.push({ record, reason: outcome.reason })
       }
+      remaining = still
     }
+    if (remaining.length === 0) return true
+    if (written === 0) { // every record refused alike: the database's fault, not theirs
+      this.#unavailable(null, remaining[0]!.reason, 'history: the database refuses every record with an unrecognised error; they wait in the buffer')
+      return false
+    }
+    for (const { record, reason } of remaining) this.#setAside(record, { ...reason, unrecognised: 'refused alone while other records were written' })
     return true
   }
 
