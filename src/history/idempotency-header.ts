@@ -19,7 +19,7 @@ import {
 } from './idempotency.ts'
 
 /** The longest a replay waits for the first request's record, written off its request path (on another instance, perhaps). */
-export const REPLAY_WAIT_MS = 2_000
+export const REPLAY_WAIT_MS = 5_000
 const RECORD_POLL_MS = 100
 const HUNG_READ_SLACK_MS = 500
 /** Replays waiting for a record at once, for one key and for one caller's keys; beyond, 409 at once. */

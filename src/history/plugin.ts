@@ -126,7 +126,7 @@ async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptio
     flushed: async () => { await recorder.flushed() },
     writeBeforeAnswering: needed => { durable = needed },
     recordWritten: async (id, callerId, maxWaitMs = DURABLE_WAIT_MS) =>
-      await recorder.writtenFor(id, callerId, Math.min(maxWaitMs, DURABLE_WAIT_MS)),
+      await recorder.writtenFor(id, callerId, maxWaitMs),
     onRecordTransaction: hook => {
       if (started) throw new Error(`history: record hook ${hook.name} added after start-up`)
       hooks.push(hook)
