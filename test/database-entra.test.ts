@@ -6,14 +6,14 @@
 // refreshes and recycled connections happen during the test. SQLite and DATABASE_AUTH=password are untouched
 // (the *-postgres tests).
 import { Writable } from 'node:stream'
-import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { pino } from 'pino'
 import type { Client } from 'pg'
 import { FakeAzure, type MintedToken } from './support/fake-azure.ts'
-import { startPostgres, asAdmin, setRolePassword, ident, makeTestCa } from './support/postgres.ts'
+import { startPostgres, asAdmin, setRolePassword, ident } from './support/postgres.ts'
+import { makeTestCa } from './support/test-ca.ts'
 import { buildTestApp, testConfig } from './helper.ts'
 import { identify, sendJson } from './support/http.ts'
 import * as images from './support/images.ts'
@@ -223,7 +223,7 @@ t.test('refused configurations: a clear ConfigError naming the variable', async 
 
 t.test('a server certificate from another CA, or a server without TLS: the connection fails, the service stays up, no token logged', async t => {
   fake.tokenLifetimeSec = 300
-  const otherCa = makeTestCa(mkdtempSync(join(tmpdir(), 'other-ca-')), 'other', 'not the server\'s CA')
+  const otherCa = makeTestCa(t, 'not the server').caFile
   const plain = await startPostgres(t) // no TLS at all
   const cases: Array<{ name: string, env: Record<string, string>, log: RegExp }> = [
     { name: 'another CA', env: entraEnv(await freshDatabase(), { DATABASE_CA_FILE: otherCa }), log: /self.signed|unable to verify|certificate/i },

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { pino } from 'pino'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { HistoryRecorder } from '../src/history/recorder.ts'
+import { BATCH_SIZE, HistoryRecorder, UNKNOWN_ERROR_ATTEMPTS } from '../src/history/recorder.ts'
 import type { HistoryRecord } from '../src/history/records.ts'
 import { buildTestApp, tempDataDir } from './helper.ts'
 import { openDatabase } from '../src/database/open.ts'
@@ -323,4 +323,57 @@ t.test('stop: records waiting with no drain running (none pending a retry) are w
   another.record(rec('last'))
   t.equal(await another.stop(1000), 0, 'stop leaves nothing behind')
   t.same(idle.written, ['last', 'gap-at-shutdown'])
+})
+
+/** A store whose `poison` records the database refuses with its own SQLSTATE (a trigger's, unknown to the code). */
+function poisonStore (probe: (() => Promise<void>) | undefined) {
+  const store = {
+    written: [] as string[],
+    alone: new Map<string, number>(),
+    probes: 0,
+    insertMany: async (records: readonly HistoryRecord[]) => {
+      await sleep(1)
+      if (records.length === 1) store.alone.set(records[0]!.id, (store.alone.get(records[0]!.id) ?? 0) + 1)
+      if (records.some(record => record.id.startsWith('poison'))) {
+        throw Object.assign(new Error('refused: secret content'), { code: 'AB123', severity: 'ERROR' })
+      }
+      store.written.push(...records.map(record => record.id))
+    },
+    ...(probe === undefined ? {} : { probe: async () => { store.probes++; await probe() } })
+  }
+  return store
+}
+
+t.test('unknown errors: a whole batch of refused records, a good one behind it: it shows the database writes; all set aside in one pass', async t => {
+  const store = poisonStore(async () => {})
+  const { logger, lines } = capturingLog()
+  const recorder = new HistoryRecorder(store, 1_000, logger)
+  const poison = Array.from({ length: BATCH_SIZE }, (_, i) => `poison-${i}`)
+  const started = Date.now()
+  for (const id of [...poison, 'good-1', 'good-2']) recorder.record(rec(id))
+  await until(() => recorder.pending === 0)
+  t.ok(Date.now() - started < 5_000, `one pass, rounds of retries (${Date.now() - started} ms)`)
+  t.strictSame(store.written, ['good-1', 'good-2'], 'the good ones written')
+  t.equal(recorder.rejected, BATCH_SIZE, 'every refused one set aside')
+  t.equal(recorder.failing, false)
+  // The first is also a batch of its own: the writer starts as soon as it is recorded.
+  t.ok(poison.every(id => (store.alone.get(id) ?? 0) >= UNKNOWN_ERROR_ATTEMPTS), `each tried alone ${UNKNOWN_ERROR_ATTEMPTS} times before it was set aside`)
+  t.ok(store.probes > 0, 'the database was probed')
+  t.match(lines.find(l => l.identification === 'poison-0'), { level: 50, reason: { sqlstate: 'AB123', unrecognised: String } })
+  t.notMatch(JSON.stringify(lines), /secret content/, 'no database message in the log')
+  await recorder.stop(100)
+})
+
+t.test('unknown errors: without a probe, or with one that fails, they are an outage: nothing set aside', async t => {
+  for (const [what, probe] of [['no probe', undefined], ['the probe fails', async () => { throw new Error('connect ECONNREFUSED') }]] as const) {
+    const store = poisonStore(probe)
+    const recorder = new HistoryRecorder(store, 100, log)
+    for (const id of ['poison-1', 'good-1']) recorder.record(rec(id))
+    await until(() => recorder.failing)
+    await sleep(300)
+    t.equal(recorder.rejected, 0, `${what}: nothing set aside`)
+    t.equal(recorder.pending, 2, `${what}: both wait, in order`)
+    t.strictSame(store.written, [], what)
+    t.equal(await recorder.stop(10), 2)
+  }
 })

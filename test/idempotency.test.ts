@@ -2,18 +2,30 @@
 // 409 while the first runs, 422 on another image or other arguments, per caller, key syntax, 24 h expiry,
 // release after a failure, the database down (across instances on PostgreSQL: idempotency-postgres.test.ts).
 import t from 'tap'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from './helper.ts'
 import { identify, type Answer } from './support/http.ts'
 import { jpeg, png } from './support/images.ts'
 import { gatedVision } from './support/gated-vision.ts'
-import type { IdentifyVariables } from './support/multipart.ts'
+import { identifyBody, type IdentifyVariables } from './support/multipart.ts'
+import { connect, postHead, write } from './support/raw-http.ts'
+import { REPLAY_WAIT_MS } from '../src/history/idempotency-header.ts'
 import { newApiKey } from '../src/callers/api-keys.ts'
 import {
   claimKey, completeKey, fingerprintOf, IDEMPOTENCY_KEY_TTL_MS, IDEMPOTENCY_LEASE_MS, parseIdempotencyKey
 } from '../src/history/idempotency.ts'
 import { historyInternals } from '../src/history/plugin.ts'
+
+async function until (check: () => boolean, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await sleep(20)
+  }
+}
 
 async function identifyWithKey (
   app: FastifyInstance, file: Buffer, key: string, variables: IdentifyVariables = {}, headers: Record<string, string> = {}
@@ -265,4 +277,82 @@ t.test('CORS: the client may send Idempotency-Key and read Idempotency-Replayed'
   t.match(preflight.headers['access-control-allow-headers'], /idempotency-key/)
   const res = await identify(app, await jpeg(64, 48), { headers: { origin: 'https://app.example' } })
   t.match(res.headers['access-control-expose-headers'], /idempotency-replayed/)
+})
+
+t.test('a replay whose record still waits in the buffer (every write refused) is 409 with Retry-After, never a second run', async t => {
+  const gated = gatedVision()
+  const app = await buildTestApp(t, { vision: gated.vision })
+  const { recorder, store } = historyInternals(app.history!)
+  // Every record refused with an error the code does not know (SQLITE_ERROR from json()): they wait in the buffer.
+  await sql.raw('create trigger refuse_all before insert on identifications begin select json(\'not json\'); end').execute(store.db)
+  const photo = await jpeg(64, 48)
+  const first = await identifyWithKey(app, photo, 'held')
+  t.equal(first.statusCode, 200)
+  for (const moment of ['while the writer tries', 'once it holds the records']) {
+    if (moment !== 'while the writer tries') await until(() => recorder.failing)
+    const began = Date.now()
+    const again = await identifyWithKey(app, photo, 'held')
+    t.equal(again.statusCode, 409, moment)
+    t.equal(again.body.errors?.[0]?.extensions.code, 'IDEMPOTENCY_KEY_IN_USE')
+    t.match(again.body.errors?.[0]?.message, /still being saved/)
+    t.ok(Number(again.headers['retry-after']) > 0, 'Retry-After')
+    t.ok(Date.now() - began < REPLAY_WAIT_MS + 2_000, `answered in ${Date.now() - began} ms`)
+  }
+  t.equal(gated.calls, 1, 'the model was not asked again')
+  await sql.raw('drop trigger refuse_all').execute(store.db)
+  await until(() => recorder.pending === 0 && !recorder.failing, 60_000)
+  const replay = await identifyWithKey(app, photo, 'held')
+  t.equal(replay.headers['idempotency-replayed'], 'true')
+  t.equal(replay.body.data.identifyVehicle.id, first.body.data.identifyVehicle.id, 'the first identification')
+  t.equal(gated.calls, 1)
+})
+
+t.test('retries while the first fails, or while its caller is gone: each answered at once, never hung', async t => {
+  t.test('the first request failing', async t => {
+    const gated = gatedVision()
+    const app = await buildTestApp(t, { vision: gated.vision })
+    const photo = await jpeg(64, 48)
+    const { started } = gated.hold()
+    const first = identifyWithKey(app, photo, 'fails')
+    await started
+    const began = Date.now()
+    const busy = await Promise.all(Array.from({ length: 8 }, async () => await identifyWithKey(app, photo, 'fails')))
+    t.strictSame(busy.map(res => res.statusCode), Array(8).fill(409), 'every retry: 409 while the first runs')
+    t.ok(Date.now() - began < 2_000, `at once (${Date.now() - began} ms)`)
+    gated.failOnce()
+    gated.open()
+    t.equal((await first).body.errors?.[0]?.extensions.code, 'UPSTREAM_UNAVAILABLE')
+    const retried = await identifyWithKey(app, photo, 'fails')
+    t.equal(retried.statusCode, 200, 'the key was released: the retry runs')
+    t.notOk(retried.headers['idempotency-replayed'])
+    t.equal(gated.calls, 2)
+  })
+
+  t.test('the first request\'s caller disconnecting', async t => {
+    const gated = gatedVision()
+    const app = await buildTestApp(t, { vision: gated.vision })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const photo = await jpeg(64, 48)
+    const { started } = gated.hold()
+    const { payload, headers } = await identifyBody(photo)
+    const socket = await connect((app.server.address() as AddressInfo).port)
+    await write(socket, postHead('/graphql', { ...headers, 'idempotency-key': 'caller-gone' }, payload.length))
+    await write(socket, payload)
+    await started
+    socket.destroy()
+    const began = Date.now()
+    const busy = await identifyWithKey(app, photo, 'caller-gone')
+    t.equal(busy.statusCode, 409, 'while the first still runs')
+    t.ok(Date.now() - began < 2_000, `at once (${Date.now() - began} ms)`)
+    gated.open()
+    // The first ends (answered to nobody, or given up): the key then replays it or runs again; retries never hang.
+    let settled: Answer | undefined
+    for (let i = 0; i < 50 && settled === undefined; i++) {
+      const res = await identifyWithKey(app, photo, 'caller-gone')
+      if (res.statusCode === 200) settled = res
+      else { t.equal(res.statusCode, 409); await sleep(100) }
+    }
+    t.ok(settled, 'a retry succeeds once the first has ended')
+    t.equal(gated.calls, settled?.headers['idempotency-replayed'] === 'true' ? 1 : 2, 'one model call per identification')
+  })
 })

@@ -1,7 +1,10 @@
-// Which write failures are a record's data (set aside) and which the database's (retried): real errors from
-// node:sqlite and from a real PostgreSQL, the server reachable and not.
+// Which write failures are a record's data (set aside), which the database's (retried), and which neither (unknown:
+// the recorder decides on evidence): real errors from node:sqlite and from a real PostgreSQL, the server reachable and not.
 import t from 'tap'
 import { DatabaseSync } from 'node:sqlite'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import pg from 'pg'
 import { classifyWriteError } from '../src/database/write-errors.ts'
 import { startPostgres } from './support/postgres.ts'
@@ -22,9 +25,27 @@ t.test('node:sqlite', async t => {
   }
   const missing = await failure(() => db.prepare('insert into nope values (?)').run(1))
   t.equal(classifyWriteError(missing).data, false, 'a missing table is not the record\'s fault')
+  // SQLITE_ERROR is also what a function refusing a value raises: not known to be either's.
+  t.equal(classifyWriteError(missing).kind, 'unknown', 'SQLITE_ERROR: unknown')
+  db.exec("create trigger j before insert on t when new.a = 'json' begin select json('not json: ' || new.a); end")
+  const unknown = await failure(() => db.prepare('insert into t values (?, ?)').run('json', 5))
+  t.match(classifyWriteError(unknown), { kind: 'unknown', data: false, reason: { sqlite: 1 } }, 'a trigger\'s function failing on the value: unknown')
   db.close()
-  t.equal(classifyWriteError(new Error('history writer: worker exited (code 1)')).data, false, 'a lost writer thread')
-  t.equal(classifyWriteError(new Error('history schema not migrated yet')).data, false)
+
+  // SQLITE_BUSY: another connection holds the write lock.
+  const file = join(mkdtempSync(join(tmpdir(), 'write-errors-')), 'busy.db')
+  const holder = new DatabaseSync(file)
+  holder.exec('create table t (a text)')
+  holder.exec('begin immediate')
+  const other = new DatabaseSync(file)
+  other.exec('PRAGMA busy_timeout = 0')
+  const busy = await failure(() => other.prepare('insert into t values (?)').run('x'))
+  t.match(classifyWriteError(busy), { kind: 'database', data: false, reason: { sqlite: 5 } }, 'SQLITE_BUSY is the database\'s')
+  holder.exec('rollback')
+  holder.close()
+  other.close()
+  t.equal(classifyWriteError(new Error('history writer: worker exited (code 1)')).kind, 'database', 'a lost writer thread')
+  t.equal(classifyWriteError(new Error('history schema not migrated yet')).kind, 'database')
 })
 
 t.test('PostgreSQL', async t => {
@@ -46,7 +67,18 @@ t.test('PostgreSQL', async t => {
     t.match(classifyWriteError(err), { data: true, reason: { sqlstate: /^2[23]/ } }, what)
   }
   const missing = await failure(() => client.query('insert into nope values (1)'))
-  t.equal(classifyWriteError(missing).data, false, 'a missing table (42P01) is retried')
+  t.match(classifyWriteError(missing), { kind: 'database', data: false }, 'a missing table (42P01) is the database\'s: retried')
+  await client.query(`create function refuse() returns trigger language plpgsql as $$ begin
+    raise exception 'refused: %', new.a using errcode = 'AB123'; end $$`)
+  await client.query('create trigger refuse before insert on t for each row when (new.a = \'cust\') execute function refuse()')
+  const custom = await failure(() => client.query('insert into t (a, b) values ($1, $2)', ['cust', 6]))
+  t.match(classifyWriteError(custom), { kind: 'unknown', data: false, reason: { sqlstate: 'AB123' } }, 'a trigger\'s own SQLSTATE: unknown')
+  t.notMatch(JSON.stringify(classifyWriteError(custom).reason), /cust/, 'the reason holds no value')
+  const cancelled = await failure(async () => {
+    await client.query('set statement_timeout = 50')
+    try { await client.query('select pg_sleep(2)') } finally { await client.query('set statement_timeout = 0') }
+  })
+  t.match(classifyWriteError(cancelled), { kind: 'database', reason: { sqlstate: '57014' } }, 'a cancelled statement is the database\'s')
   await client.end()
 
   await server.pause()
@@ -54,7 +86,7 @@ t.test('PostgreSQL', async t => {
     const c = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 2_000 })
     await c.connect()
   })
-  t.equal(classifyWriteError(refused).data, false, `the server down (${(refused as { code?: string }).code}) is not a data error`)
+  t.equal(classifyWriteError(refused).kind, 'database', `the server down (${(refused as { code?: string }).code}) is not a data error`)
   await server.resume()
   const dropped = new pg.Client({ connectionString: server.url })
   await dropped.connect()
@@ -65,5 +97,5 @@ t.test('PostgreSQL', async t => {
   await killer.query('select pg_terminate_backend($1)', [pid])
   await killer.end()
   const lost = await failure(() => dropped.query('select 1'))
-  t.equal(classifyWriteError(lost).data, false, `a terminated connection (${(lost as { code?: string }).code ?? (lost as Error).message}) is not a data error`)
+  t.equal(classifyWriteError(lost).kind, 'database', `a terminated connection (${(lost as { code?: string }).code ?? (lost as Error).message}) is not a data error`)
 })

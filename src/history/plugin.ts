@@ -81,6 +81,11 @@ async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptio
     insertMany: async (records) => {
       if (!migrated()) throw new Error('history schema not migrated yet')
       await writes.insertMany(records)
+    },
+    // Does the database answer at all? (SQLite: the same file, from the request thread's connection.)
+    probe: async () => {
+      if (!migrated()) throw new Error('history schema not migrated yet')
+      await store.ping()
     }
   }, config.bufferSize, log, {
     written: () => counts.records.inc({ result: 'written' }),
@@ -120,7 +125,8 @@ async function historyPlugin (app: FastifyInstance, services: HistoryPluginOptio
     saveThumbnail: async (id, jpeg, createdAt) => { await writes.saveThumbnail(id, jpeg, createdAt) },
     flushed: async () => { await recorder.flushed() },
     writeBeforeAnswering: needed => { durable = needed },
-    recordWritten: async (id, callerId) => { await recorder.writtenFor(id, callerId, DURABLE_WAIT_MS) },
+    recordWritten: async (id, callerId, maxWaitMs = DURABLE_WAIT_MS) =>
+      await recorder.writtenFor(id, callerId, maxWaitMs),
     onRecordTransaction: hook => {
       if (started) throw new Error(`history: record hook ${hook.name} added after start-up`)
       hooks.push(hook)

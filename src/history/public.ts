@@ -33,9 +33,10 @@ export interface History {
   flushed (): Promise<void>
   /**
    * Read-your-writes: while this instance still holds the caller's record `id` unwritten (its answer has just
-   * gone), waits for it (at most DURABLE_WAIT_MS). `callerId` null: whoever's (ReadAll).
+   * gone), waits for it (at most `maxWaitMs`, DURABLE_WAIT_MS by default). `callerId` null: whoever's (ReadAll).
+   * False: it still waits in this instance's buffer (the database slow or down).
    */
-  recordWritten (id: string, callerId: string | null): Promise<void>
+  recordWritten (id: string, callerId: string | null, maxWaitMs?: number): Promise<boolean>
   /**
    * While `needed()` says so, an identification's answer waits (at most DURABLE_WAIT_MS) until its record is
    * written (with every RecordHook's rows), so that a crash after the answer loses none of them.

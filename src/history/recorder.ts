@@ -6,12 +6,19 @@
 // A batch refused for its data (write-errors.ts: a constraint, a value the database will not take) is
 // written again record by record; a record refused on its own is set aside (logged by id and reason, never
 // its content, and counted) with its webhook events, which share its transaction, and the queue moves on.
+// An error the database raises that is known to be neither the record's nor the database's state (a trigger's
+// own code, a function refusing a value) is not retried for ever either: when the database still answers (a
+// probe), the batch is written record by record too, and a record that keeps failing alone while the database
+// writes another record is set aside like a refused one. With no record written, nothing is set aside: an
+// error every record meets is the database's, and is retried like an outage.
 import type { FastifyBaseLogger } from 'fastify'
 import type { HistoryRecord } from './records.ts'
 import { classifyWriteError } from '../database/write-errors.ts'
 
 export interface RecorderStore {
   insertMany (records: readonly HistoryRecord[]): Promise<void>
+  /** Resolves when the database answers a trivial query. Without it, an unknown write error is taken for an outage. */
+  probe?: () => Promise<void>
 }
 
 export interface RecorderHooks {
@@ -25,6 +32,14 @@ export interface RecorderHooks {
 export const BATCH_SIZE = 64
 const RETRY_MIN_MS = 250
 const RETRY_MAX_MS = 30_000
+/** A record failing alone with an unknown error is tried this many times in all before it may be set aside. */
+export const UNKNOWN_ERROR_ATTEMPTS = 3
+
+type Alone =
+  | { kind: 'written' }
+  | { kind: 'refused' } // set aside for its data
+  | { kind: 'unknown', reason: Record<string, string | number> }
+  | { kind: 'down' } // #unavailable has been called
 
 const NONE: ReadonlySet<HistoryRecord> = new Set()
 
@@ -95,12 +110,15 @@ export class HistoryRecorder {
   /**
    * Read-your-writes: resolves once this instance's unwritten record `id` is written (or set aside, or dropped), at
    * most `maxWaitMs` later; at once when none waits here (written already, another instance's, not the caller's:
-   * `callerId` null matches any) or the database is failing.
+   * `callerId` null matches any) or the database is failing. False: the record still waits in this buffer.
    */
-  async writtenFor (id: string, callerId: string | null, maxWaitMs: number): Promise<void> {
-    if (this.#failing || this.#stopped) return
-    const record = this.#buffer.find(pending => pending.id === id && (callerId === null || pending.callerId === callerId))
-    if (record !== undefined) await this.#waitFor(record, maxWaitMs)
+  async writtenFor (id: string, callerId: string | null, maxWaitMs: number): Promise<boolean> {
+    const pendingHere = (): HistoryRecord | undefined =>
+      this.#buffer.find(pending => pending.id === id && (callerId === null || pending.callerId === callerId))
+    const record = pendingHere()
+    if (record === undefined) return true
+    if (!this.#failing && !this.#stopped && maxWaitMs > 0) await this.#waitFor(record, maxWaitMs)
+    return !this.#buffer.includes(record)
   }
 
   async #waitFor (record: HistoryRecord, maxWaitMs: number): Promise<void> {
@@ -182,8 +200,10 @@ export class HistoryRecorder {
         this.#settle(batch)
       } catch (err) {
         const failure = classifyWriteError(err)
-        if (!failure.data) { this.#unavailable(err, failure.reason); return }
-        // The database answered, and refused some record's data: find which, one at a time.
+        if (failure.kind === 'database') { this.#unavailable(err, failure.reason); return }
+        if (failure.kind === 'unknown' && !await this.#answers()) { this.#unavailable(null, failure.reason); return }
+        // The database answered, and refused some record's data (or refused the batch for a reason it did not
+        // say was the data's): find which, one at a time.
         if (!await this.#writeOneByOne(batch)) return
       } finally {
         this.#writing = NONE
@@ -196,32 +216,107 @@ export class HistoryRecorder {
     }
   }
 
-  /** Writes each record of a refused batch on its own; sets aside those refused alone. False: the database went away meanwhile. */
-  async #writeOneByOne (batch: readonly HistoryRecord[]): Promise<boolean> {
-    for (const record of batch) {
-      try {
-        await this.#store.insertMany([record])
-        this.#settle([record])
-      } catch (err) {
-        const failure = classifyWriteError(err)
-        if (!failure.data) { this.#unavailable(err, failure.reason); return false }
-        this.#rejected++
-        this.#hooks.rejected?.()
-        // Its id and the driver's reason only: the database's message may quote the record's content.
-        this.#log.error({ identification: record.id, reason: failure.reason },
-          'history: the database refused this record\'s data; it is set aside (not written, nor its webhook events)')
-        this.#settle([record], false)
-      }
+  /** True when the store's probe answers: the database is up, whatever the last write said. */
+  async #answers (): Promise<boolean> {
+    if (this.#store.probe === undefined) return false
+    try {
+      await this.#store.probe()
+      return true
+    } catch {
+      return false
     }
+  }
+
+  /**
+   * Writes each record of a refused batch on its own; sets aside those refused alone for their data, and those
+   * refused alone with an unknown error (UNKNOWN_ERROR_ATTEMPTS times, the database answering) once another record
+   * was written meanwhile: the proof that the fault is the record's. False: the batch waits (the database went
+   * away, or refuses every record alike), retried with backoff.
+   */
+  async #writeOneByOne (batch: readonly HistoryRecord[]): Promise<boolean> {
+    const suspects: HistoryRecord[] = []
+    let written = 0
+    for (const record of batch) {
+      const outcome = await this.#writeAlone(record)
+      if (outcome.kind === 'down') return false
+      if (outcome.kind === 'written') written++
+      if (outcome.kind === 'unknown') suspects.push(record)
+    }
+    if (suspects.length === 0) return true
+    if (written === 0) written = await this.#writeControl(new Set(batch))
+    if (written < 0) return false
+    // Tried again in rounds (one pause per round, however many they are): a passing failure clears.
+    let remaining = suspects.map(record => ({ record, reason: {} as Record<string, string | number> }))
+    for (let attempt = 2; attempt <= UNKNOWN_ERROR_ATTEMPTS && remaining.length > 0; attempt++) {
+      await new Promise(resolve => setTimeout(resolve, RETRY_MIN_MS))
+      const still: typeof remaining = []
+      for (const { record } of remaining) {
+        const outcome = await this.#writeAlone(record)
+        if (outcome.kind === 'down') return false
+        if (outcome.kind === 'written') written++ // the database writes: proof enough for the others
+        if (outcome.kind === 'unknown') still.push({ record, reason: outcome.reason })
+      }
+      remaining = still
+    }
+    if (remaining.length === 0) return true
+    if (written === 0) { // every record refused alike: the database's fault, not theirs
+      this.#unavailable(null, remaining[0]!.reason, 'history: the database refuses every record with an unrecognised error; they wait in the buffer')
+      return false
+    }
+    for (const { record, reason } of remaining) this.#setAside(record, { ...reason, unrecognised: 'refused alone while other records were written' })
     return true
   }
 
-  /** Takes records off the buffer (from the front, where they still are unless dropped meanwhile) and releases their waiters. */
+  /**
+   * Every record of the batch failed alone with an unknown error: the first buffered record beyond it, alone, tells
+   * whether the database writes anything. 1: written; 0: not; -1: the database went away.
+   */
+  async #writeControl (batch: ReadonlySet<HistoryRecord>): Promise<number> {
+    const control = this.#buffer.find(record => !batch.has(record))
+    if (control === undefined) return 0
+    this.#writing = new Set([...batch, control])
+    const outcome = await this.#writeAlone(control)
+    return outcome.kind === 'down' ? -1 : outcome.kind === 'written' ? 1 : 0
+  }
+
+  /** One record in a transaction of its own: written, set aside for its data, refused for a reason unknown, or the database down. */
+  async #writeAlone (record: HistoryRecord): Promise<Alone> {
+    try {
+      await this.#store.insertMany([record])
+      this.#settle([record])
+      return { kind: 'written' }
+    } catch (err) {
+      const failure = classifyWriteError(err)
+      if (failure.kind === 'data') { this.#setAside(record, failure.reason); return { kind: 'refused' } }
+      if (failure.kind === 'unknown') {
+        if (await this.#answers()) return { kind: 'unknown', reason: failure.reason }
+        this.#unavailable(null, failure.reason)
+      } else this.#unavailable(err, failure.reason)
+      return { kind: 'down' }
+    }
+  }
+
+  #setAside (record: HistoryRecord, reason: Record<string, string | number>): void {
+    this.#rejected++
+    this.#hooks.rejected?.()
+    // Its id and the driver's reason only: the database's message may quote the record's content.
+    this.#log.error({ identification: record.id, reason },
+      'history: the database refused this record\'s data; it is set aside (not written, nor its webhook events)')
+    this.#settle([record], false)
+  }
+
+  /** Takes records off the buffer (most at its front; a record set aside may have been passed) and releases their waiters. */
   #settle (records: readonly HistoryRecord[], written = true): void {
     const settled = new Set(records)
     let front = 0
     while (front < this.#buffer.length && settled.has(this.#buffer[front] as HistoryRecord)) front++
     this.#buffer.splice(0, front)
+    if (front < settled.size) {
+      // Records on the wire are never dropped, so each is still in the buffer, behind a suspect one.
+      for (let i = 0, left = settled.size - front; i < this.#buffer.length && left > 0;) {
+        if (settled.has(this.#buffer[i] as HistoryRecord)) { this.#buffer.splice(i, 1); left-- } else i++
+      }
+    }
     for (const record of records) {
       this.#release(record)
       if (written) this.#hooks.written?.()
@@ -229,8 +324,10 @@ export class HistoryRecorder {
   }
 
   /** The database cannot be reached (or is not ready): everything waits in the buffer; retried with backoff. */
-  #unavailable (err: unknown, reason: Record<string, string | number>): void {
-    if (!this.#failing) this.#log.error({ err, reason, pending: this.#buffer.length }, 'history: cannot reach the database to write records; they wait in the buffer')
+  #unavailable (err: unknown, reason: Record<string, string | number>,
+    message = 'history: cannot reach the database to write records; they wait in the buffer'): void {
+    // `err` null: an error the database raised for a record (its message may quote the record): its code only.
+    if (!this.#failing) this.#log.error({ ...(err === null ? {} : { err }), reason, pending: this.#buffer.length }, message)
     this.#failing = true
     this.#lastFailure = reason
     // No answer waits for a database that is down: they go on, their records stay buffered.

@@ -1,6 +1,6 @@
 // Every query history makes, written once for SQLite and PostgreSQL (Kysely). A record's rows (the
 // identification, its filter keys, its usage, and other features' rows through a RecordHook) are written in one transaction.
-import { type Kysely, sql } from 'kysely'
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { HistoryTables, UsageDailyTable } from './tables.ts'
 import { filterKeys, fromRow, OK, toRow, type HistoryRecord, type StoredIdentification } from './records.ts'
 import type { Position } from './cursor.ts'
@@ -9,6 +9,14 @@ import type { ListFilter, RecordedOutcome, RecordHook, UsageGrouping, UsageTotal
 export type { ListFilter, UsageGrouping, UsageTotals }
 
 const DAY_MS = 86_400_000
+
+/** Keyset paging on identifications, newest first: the rows after `after` in (created_at, id) order. */
+function olderThan (after: Position) {
+  return (eb: ExpressionBuilder<HistoryTables, 'identifications'>) => eb.or([
+    eb('created_at', '<', after.createdAt),
+    eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)])
+  ])
+}
 
 export class HistoryStore {
   readonly db: Kysely<HistoryTables>
@@ -182,12 +190,7 @@ export class HistoryStore {
     if (filter.callerId !== null) query = query.where('caller_id', '=', filter.callerId)
     if (from !== undefined) query = query.where('created_at', '>=', from)
     if (to !== undefined) query = query.where('created_at', '<', to)
-    if (after !== null) {
-      query = query.where(eb => eb.or([
-        eb('created_at', '<', after.createdAt),
-        eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)])
-      ]))
-    }
+    if (after !== null) query = query.where(olderThan(after))
     const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute()
     return rows.map(row => row.id)
   }
@@ -209,12 +212,7 @@ export class HistoryStore {
       query = query.where(eb => eb.exists(eb.selectFrom('identification_makes as k').select('k.identification_id')
         .whereRef('k.identification_id', '=', 'identifications.id').where('k.make_key', '=', make)))
     }
-    if (after !== null) {
-      query = query.where(eb => eb.or([
-        eb('created_at', '<', after.createdAt),
-        eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)])
-      ]))
-    }
+    if (after !== null) query = query.where(olderThan(after))
     const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute()
     return rows.map(row => row.id)
   }

@@ -14,6 +14,7 @@ import { delimiter, join } from 'node:path'
 import { Client } from 'pg'
 import type { Test } from 'tap'
 import { freePort } from './server-process.ts'
+import { writeTestCa } from './test-ca.ts'
 
 export interface Postgres {
   /** `postgres://postgres@127.0.0.1:<port>/postgres`: superuser `postgres`, no password (trust). */
@@ -177,7 +178,7 @@ export async function startPostgres (t?: Test, options: PostgresOptions = {}): P
       '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
       '-c', 'max_connections=100',
       ...(tls
-        ? ['-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`,
+        ? ['-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.pem')}`, '-c', `ssl_key_file=${join(dir, 'server.key')}`,
             '-c', 'log_connections=on', '-c', 'password_encryption=scram-sha-256']
         : [])
     ])
@@ -317,7 +318,7 @@ export async function startPostgres (t?: Test, options: PostgresOptions = {}): P
       stop,
       pause,
       resume,
-      tls: tls ? { caFile: join(dir, 'ca.crt'), tcpUrl } : null,
+      tls: tls ? { caFile: join(dir, 'ca.pem'), tcpUrl } : null,
       serverLog: () => output
     }
   }
@@ -339,22 +340,11 @@ export async function createDatabase (url: string, name: string): Promise<string
 
 /** A test CA, and a server certificate it signed for 127.0.0.1 and localhost (key 0600, owned by the server's user). */
 function makeServerCertificate (dir: string, as: RunAs | null): void {
-  makeTestCa(dir, 'ca', 'agrivision test CA')
-  const ssl = (args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }) }
-  ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost'])
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
-  ssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'server.ext'])
-  chmodSync(join(dir, 'server.key'), 0o600)
+  const { keyFile, certFile } = writeTestCa(dir, 'localhost', 'agrivision test CA')
+  chmodSync(keyFile, 0o600)
   if (as !== null) {
-    for (const file of ['server.key', 'server.crt']) chownSync(join(dir, file), as.uid, as.gid)
+    for (const file of [keyFile, certFile]) chownSync(file, as.uid, as.gid)
   }
-}
-
-/** A self-signed CA (`<name>.crt`, `<name>.key`) in `dir`: the server's, or another one a test trusts by mistake. */
-export function makeTestCa (dir: string, name: string, subject: string): string {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${subject}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
-  return join(dir, `${name}.crt`)
 }
 
 /** Runs SQL as the superuser (over `url`: the Unix socket with `tls`). */

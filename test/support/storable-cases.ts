@@ -8,6 +8,7 @@
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
+import pino from 'pino'
 import { buildAzureTestApp, buildTestApp } from '../helper.ts'
 import { identify as identifyPhoto, sendJson, sendParts } from './http.ts'
 import { jpeg } from './images.ts'
@@ -36,6 +37,33 @@ async function refuseMarkedRows (app: FastifyInstance): Promise<void> {
           'begin select raise(abort, \'refused by the test\'); end'
       ]
   for (const statement of statements) await sql.raw(statement).execute(db)
+}
+
+/**
+ * Refusals with an error the code does not know (neither a record's data nor the database's state): a trigger raising
+ * its own SQLSTATE (AB123) on PostgreSQL, a trigger calling json() on text that is not JSON (SQLITE_ERROR) on SQLite.
+ * `marked`: only records whose answer has UNKNOWN-ME; otherwise every record. Returns how to take it away.
+ */
+async function refuseWithUnknownError (app: FastifyInstance, marked: boolean): Promise<() => Promise<void>> {
+  const db = historyInternals(app.history!).store.db
+  const statements = app.database!.dialect === 'postgres'
+    ? [
+        'create function refuse_unknown() returns trigger language plpgsql as $$ begin ' +
+          (marked ? 'if new.answer like \'%UNKNOWN-ME%\' then ' : 'if true then ') +
+          'raise exception \'refused: %\', new.answer using errcode = \'AB123\'; end if; return new; end $$',
+        'create trigger refuse_unknown before insert on identifications for each row execute function refuse_unknown()'
+      ]
+    : [
+        'create trigger refuse_unknown before insert on identifications ' + (marked ? 'when new.answer like \'%UNKNOWN-ME%\' ' : '') +
+          'begin select json(\'not json: \' || new.answer); end'
+      ]
+  for (const statement of statements) await sql.raw(statement).execute(db)
+  return async () => { await sql.raw('drop trigger refuse_unknown' + (app.database!.dialect === 'postgres' ? ' on identifications' : '')).execute(db) }
+}
+
+function capturedLog (): { logger: pino.Logger, text: () => string } {
+  const lines: string[] = []
+  return { logger: pino({ level: 'info' }, { write: (line: string) => { lines.push(line) } }), text: () => lines.join('') }
 }
 
 /** A webhook endpoint for identification.completed, written straight into the tables; its id. */
@@ -158,6 +186,53 @@ export function storableCases (t: Test, databaseEnv: DatabaseEnv, fake: FakeAzur
     await recorder.flushed()
     t.ok(await store.get(after.id, null), 'later records are written')
     t.equal(recorder.rejected, refused.length + 1)
+  })
+
+  t.test('a record refused with an error the code does not know is set aside once others are written; nothing retried for ever', async t => {
+    const logs = capturedLog()
+    const app = await buildTestApp(t, { env: await databaseEnv(t), logger: logs.logger })
+    const { recorder, store } = historyInternals(app.history!)
+    await refuseWithUnknownError(app, true)
+    const good = [record({}), record({}), record({})]
+    const refused = [record({ answer: 'secret UNKNOWN-ME one' }), record({ answer: 'secret UNKNOWN-ME two' })]
+    for (const one of [good[0]!, refused[0]!, good[1]!, refused[1]!, good[2]!]) recorder.record(one)
+    await until(() => recorder.pending === 0, 30_000, () => `the queue drained (${recorder.pending} pending, failing: ${recorder.failing})`)
+    await recorder.flushed()
+    t.equal(recorder.rejected, refused.length, 'each refused record set aside')
+    for (const one of good) t.ok(await store.get(one.id, null), 'the others of the batch are written')
+    for (const one of refused) t.notOk(await store.db.selectFrom('identifications').select('id').where('id', '=', one.id).executeTakeFirst(), 'not written')
+    t.match((await app.inject('/metrics')).payload, new RegExp(`agrivision_history_records_total\\{result="rejected"\\} ${refused.length}`))
+    t.notMatch(logs.text(), /secret/, 'the database\'s message (it quotes the record) is not logged')
+    t.match(logs.text(), new RegExp(refused[0]!.id), 'the record set aside is logged by its id')
+
+    // Alone in the buffer, with no other record to show that the database writes: it waits, then goes once one is written.
+    const alone = record({ answer: 'secret UNKNOWN-ME alone' })
+    recorder.record(alone)
+    await until(() => recorder.failing, 30_000, 'held, taken for the database\'s failure')
+    t.equal(recorder.rejected, refused.length, 'not set aside on a guess')
+    t.equal(recorder.pending, 1)
+    const next = record({})
+    recorder.record(next)
+    await until(() => recorder.pending === 0, 60_000, () => `the queue drained (${recorder.pending} pending, failing: ${recorder.failing})`)
+    t.equal(recorder.rejected, refused.length + 1, 'set aside once another record was written')
+    t.ok(await store.get(next.id, null), 'the next record is written')
+    t.equal(recorder.failing, false)
+  })
+
+  t.test('an unknown error every record meets is the database\'s: nothing set aside, the records wait and are written later', async t => {
+    const app = await buildTestApp(t, { env: await databaseEnv(t) })
+    const { recorder, store } = historyInternals(app.history!)
+    const allow = await refuseWithUnknownError(app, false)
+    const waiting = [record({}), record({}), record({})]
+    for (const one of waiting) recorder.record(one)
+    await until(() => recorder.failing, 30_000, 'the writer holds the records')
+    t.equal(recorder.rejected, 0, 'nothing set aside')
+    t.equal(recorder.pending, waiting.length, 'they wait')
+    t.equal((await app.inject('/health/ready')).json().degraded?.[0], 'history', 'readiness says history is degraded')
+    await allow()
+    await until(() => !recorder.failing && recorder.pending === 0, 60_000, 'written once the database takes records again')
+    for (const one of waiting) t.ok(await store.get(one.id, null), 'written')
+    t.equal(recorder.rejected, 0)
   })
 
   t.test('an outage is not a data error: records wait (none set aside); a history query answers 503 with Retry-After', async t => {
