@@ -1,7 +1,10 @@
 // Child process for scenario 3: times the image pipeline (src/image/pipeline.ts) on a 4000×3000 JPEG
 // with EXIF, on one core (run.ts pins this process with taskset; libuv and libvips get one thread each,
-// the pipeline a concurrency of 1), with the production configuration's image settings.
+// the pipeline a concurrency of 1), with the production configuration's image settings. The bulk scenario
+// (bench/bulk.ts) hands several inputs (BENCH_PIPELINE_INPUT: paths joined by the platform's path delimiter):
+// one run per input and detail, each with its CPU time (the process's, all threads) beside the wall time.
 import { readFileSync } from 'node:fs'
+import { basename, delimiter } from 'node:path'
 import sharp from 'sharp'
 import { loadConfig } from '../src/config.ts'
 import { inspectImage } from '../src/image/inspect.ts'
@@ -23,13 +26,16 @@ async function time (
   const output = await prepare() // warm-up, and what is sent
   const times: number[] = []
   const started = performance.now()
+  const cpu = process.cpuUsage()
   while (times.length < RUNS && performance.now() - started < MAX_MS) {
     const t = performance.now()
     await prepare()
     times.push(performance.now() - t)
   }
+  const { user, system } = process.cpuUsage(cpu)
   return {
     detail,
+    cpuMs: (user + system) / 1000 / times.length,
     runs: times.length,
     p50: percentile(times, 50),
     p99: percentile(times, 99),
@@ -44,14 +50,19 @@ async function time (
 
 async function main (): Promise<void> {
   sharp.concurrency(1)
-  const input = readFileSync(process.env.BENCH_PIPELINE_INPUT as string)
-  const inspected = await inspectImage(input)
-  const rotated = (inspected.orientation ?? 1) >= 5
-  const upright = { width: rotated ? inspected.height : inspected.width, height: rotated ? inspected.width : inspected.height }
   const config = loadConfig({ NODE_ENV: 'production', LOG_LEVEL: 'warn', ALLOW_ANONYMOUS: 'true' })
   const pipeline = createImagePipeline({ ...config.images, concurrency: 1 })
   const runs: PipelineRun[] = []
-  for (const detail of DETAILS) runs.push(await time(detail, async () => await pipeline.prepare(input, inspected, detail), input, upright))
+  for (const path of (process.env.BENCH_PIPELINE_INPUT as string).split(delimiter)) {
+    const input = readFileSync(path)
+    const inspected = await inspectImage(input)
+    const rotated = (inspected.orientation ?? 1) >= 5
+    const upright = { width: rotated ? inspected.height : inspected.width, height: rotated ? inspected.width : inspected.height }
+    for (const detail of DETAILS) {
+      const run = await time(detail, async () => await pipeline.prepare(input, inspected, detail), input, upright)
+      runs.push({ ...run, input: basename(path) })
+    }
+  }
   reply({ type: 'result', runs })
 }
 
