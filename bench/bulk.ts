@@ -353,9 +353,16 @@ export async function scenarioBulk (ctx: BulkContext): Promise<BulkReport> {
     const records = bulkRecords(dataDir, created.id)
     if (records !== photos) throw new Error(`${records} identifications with the job's bulkJobId for ${photos} photos`)
 
+    const malloc = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')).map(([k, v]) => `${k}=${v}`)
+    const allocator = malloc.length === 0 ? 'glibc malloc\'s defaults, as `npm start`' : `${malloc.join(' ')} (the Dockerfile sets MALLOC_ARENA_MAX=2)`
+    if (peakRise >= RSS_TARGET_BYTES && malloc.length === 0) {
+      notes.push('Bulk: the RSS above idle while preparing is mostly glibc malloc keeping the image buffers libvips and libjpeg free ' +
+        '(a progressive JPEG\'s whole-image coefficient buffers above all) in its per-thread arenas, as for identifyVehicle on the Azure backend: ' +
+        'the Docker image runs with MALLOC_ARENA_MAX=2 for this; run `MALLOC_ARENA_MAX=2 npm run bench -- --only bulk` to measure that.')
+    }
     rows.push({
       scenario: 'bulk',
-      what: `peak RSS above idle while receiving and preparing ${photos.toLocaleString('en')} photos (a ${mib(archive.bytes)} ZIP)`,
+      what: `peak RSS above idle while receiving and preparing ${photos.toLocaleString('en')} photos (a ${mib(archive.bytes)} ZIP); ${allocator}`,
       result: `+${mib(peakRise)} (receiving +${mib(receivingPeak)}, preparing +${mib(preparingPeak)}; ${reset ? 'VmHWM reset at idle' : 'largest VmRSS sampled'}; idle ${mib(idle)})`,
       target: '< 200 MB (191 MiB)',
       met: peakRise < RSS_TARGET_BYTES
