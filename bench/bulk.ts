@@ -354,7 +354,7 @@ export async function scenarioBulk (ctx: BulkContext): Promise<BulkReport> {
     if (records !== photos) throw new Error(`${records} identifications with the job's bulkJobId for ${photos} photos`)
 
     const malloc = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')).map(([k, v]) => `${k}=${v}`)
-    const allocator = malloc.length === 0 ? 'glibc malloc\'s defaults, as `npm start`' : `${malloc.join(' ')} (the Dockerfile sets MALLOC_ARENA_MAX=2)`
+    const allocator = malloc.length === 0 ? 'glibc malloc\'s defaults, as `npm start`' : `${malloc.join(' ')} from the environment (the Docker image sets MALLOC_ARENA_MAX=2)`
     if (peakRise >= RSS_TARGET_BYTES && malloc.length === 0) {
       notes.push('Bulk: the RSS above idle while preparing is mostly glibc malloc keeping the image buffers libvips and libjpeg free ' +
         '(a progressive JPEG\'s whole-image coefficient buffers above all) in its per-thread arenas, as for identifyVehicle on the Azure backend: ' +
