@@ -58,7 +58,10 @@ const P99_TARGET = 1.2
 const PREPARED_DETAIL = 'high'
 /** BULK_PREPARE_CONCURRENCY's default: photos prepared at once. */
 const PREPARE_CONCURRENCY = 1
-const POLL_MS = 100
+/** The job's status is asked this often: every poll is a GraphQL request (and a count of the items) the server's CPU includes. */
+const POLL_MS = 500
+/** The server's VmRSS is read this often (from /proc: nothing asked of the server). */
+const SAMPLE_MS = 100
 /** Rounds of the pipeline child over the base photos (after a warm-up round). */
 const PIPELINE_RUNS = 3
 
@@ -288,7 +291,7 @@ export async function scenarioBulk (ctx: BulkContext): Promise<BulkReport> {
     let reset = resetPeakRss(pid)
     let sampledMax = idle
     const sample = (): void => { try { sampledMax = Math.max(sampledMax, memory(pid).rss) } catch {} }
-    const sampler = setInterval(sample, POLL_MS)
+    const sampler = setInterval(sample, SAMPLE_MS)
     const cpu0 = processCpuSec(pid)
     const t0 = performance.now()
     let created: { id: string, mode: string }
