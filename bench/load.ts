@@ -38,7 +38,7 @@ async function run (job: LoadJob): Promise<LoadResult> {
   const result = await autocannon({
     url: job.url,
     method: 'POST',
-    headers,
+    headers: { ...headers, ...job.headers },
     body,
     connections: job.connections,
     pipelining: 1,

@@ -6,10 +6,12 @@
 // The headline (scenario 1, issue 19): `npm start`'s defaults against Apollo and Yoga, server and load generator pinned
 // to different cores (taskset), median of alternating rounds; then what one request costs in CPU, step by step (cpu).
 // Options: --rounds N (scenarios 1 and adaptive, default 3; scenario 2 uses min(N, 3)), --duration S (seconds per round, default 10),
-//          --only 1,cpu,2,3,4,5,web,adaptive,history (history: not in the default run, it takes ~7 minutes; web: the field app in Chromium;
-//                 adaptive: ADAPTIVE detail against HIGH-only, bench/adaptive.ts)
-//          --quick (CI: every server answers a hundred requests, every answer and record checked, and ADAPTIVE's self-check on two
-//                   photos; no timing judged, nothing written)
+//          --only 1,cpu,2,3,4,5,web,adaptive,history,bulk (history: not in the default run, it takes ~7 minutes; web: the field
+//                 app in Chromium; adaptive: ADAPTIVE detail against HIGH-only, bench/adaptive.ts; bulk: a 2,000-photo bulk job,
+//                 bench/bulk.ts, not in the default run, it takes ~15 minutes)
+//          --bulk-photos N (bulk: photos in the archive, default 2000)
+//          --quick (CI: every server answers a hundred requests, every answer and record checked, ADAPTIVE's self-check on two
+//                   photos, and a 20-photo bulk job checked end to end; no timing judged, nothing written)
 //          --profile (profile ours even when targets are met)   --no-profile   --no-write
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -30,6 +32,7 @@ import type { HistoryReply, LoadJob, LoadResult, PipelineReply } from './lib/pro
 import { MiB, median, mib, spread, table } from './lib/stats.ts'
 import { measureWeb } from './web.ts'
 import { quickAdaptive, scenarioAdaptive } from './adaptive.ts'
+import { DEFAULT_BULK_PHOTOS, quickBulk, scenarioBulk } from './bulk.ts'
 import { CPU_ENV, cpuTable, measureCpu, type CpuResult, type CpuTarget } from './cpu.ts'
 import { startPostgres, type Postgres } from '../test/support/postgres.ts'
 
@@ -42,14 +45,15 @@ const { values: opts } = parseArgs({
     quick: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
-    'no-write': { type: 'boolean', default: false }
+    'no-write': { type: 'boolean', default: false },
+    'bulk-photos': { type: 'string', default: String(DEFAULT_BULK_PHOTOS) }
   }
 })
 const LOAD_SUITE_MARKER = '<!-- load-suite figures: recorded by hand from npm run test:load; npm run bench keeps this part -->'
 // Between this marker and LOAD_SUITE_MARKER: the summary rows of scenarios the last run did not cover, as earlier runs
 // measured them (one "### Scenario N, measured …" part each). A run that covers a scenario replaces its part.
 const EARLIER_MARKER = '<!-- earlier figures: scenarios the last run did not cover, as measured before; npm run bench keeps each until a run covers it -->'
-const SCENARIOS = ['1', 'cpu', '2', '3', '4', '5', 'web', 'adaptive', 'history']
+const SCENARIOS = ['1', 'cpu', '2', '3', '4', '5', 'web', 'adaptive', 'history', 'bulk']
 const ROUNDS = Number(opts.rounds)
 const AZURE_ROUNDS = Math.min(3, ROUNDS)
 const DURATION = Number(opts.duration)
@@ -704,6 +708,23 @@ async function runAdaptive (): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- bulk: a bulk job of 2,000 photos (issue 20, bench/bulk.ts)
+
+async function runBulk (photo: BenchImage): Promise<void> {
+  const photos = Number(opts['bulk-photos'])
+  if (!Number.isInteger(photos) || photos < 1 || photos > 10_000) throw new Error('--bulk-photos: 1 to 10,000 (BULK_MAX_ITEMS\' default)')
+  try {
+    const report = await scenarioBulk({ log, measure, photo, photos, duration: DURATION, pin: PIN })
+    rows.push(...report.rows)
+    notes.push(...report.notes)
+    sections.push(report.section)
+  } catch (err) {
+    log(`  error: ${(err as Error).message}`)
+    notes.push(`Bulk scenario failed: ${(err as Error).message.split('\n')[0]}`)
+    rows.push({ scenario: 'bulk', what: `a ${photos}-photo bulk job`, result: 'ERROR (see notes): not measured', target: '—', met: false })
+  }
+}
+
 // ---------------------------------------------------------------- --quick: answers, not timings (CI)
 
 const QUICK_REQUESTS = 100
@@ -759,6 +780,7 @@ async function main (): Promise<void> {
     try {
       await quickCheck(photo)
       await quickAdaptive(log)
+      await quickBulk(log)
       log('quick: every answer checked')
     } finally {
       await stop(load)
@@ -779,6 +801,7 @@ async function main (): Promise<void> {
     if (ONLY.has('web')) await scenarioWeb()
     if (ONLY.has('adaptive')) await runAdaptive()
     if (ONLY.has('history')) await scenarioHistory()
+    if (ONLY.has('bulk')) await runBulk(photo)
   } finally {
     await stop(load)
     killAll()

@@ -72,7 +72,7 @@ async function render (spec: Spec): Promise<Buffer> {
 }
 
 /** A smooth RGB gradient plus seeded xorshift noise of ± amplitude. */
-function noisyGradient (width: number, height: number, amplitude: number, seed = 0x9e3779b9): Buffer {
+export function noisyGradient (width: number, height: number, amplitude: number, seed = 0x9e3779b9): Buffer {
   const buf = Buffer.alloc(width * height * 3)
   let s = seed >>> 0
   for (let y = 0; y < height; y++) {

@@ -20,6 +20,8 @@ export interface LoadJob {
   /** What a correct answer carries: the image's sha256, and how the answer starts. */
   expectSha256: string
   expectAnswerPrefix: string
+  /** Sent besides the multipart ones (e.g. x-api-key). */
+  headers?: Record<string, string>
 }
 
 export interface LoadResult {
@@ -47,9 +49,13 @@ export type LoadReply = { type: 'ready' } | { type: 'result', id: number, result
 
 export interface PipelineRun {
   detail: string
+  /** The input file's name (bench/bulk.ts hands several). */
+  input?: string
   runs: number
   p50: number
   p99: number
+  /** The process's CPU time (every thread) per run, mean. */
+  cpuMs: number
   inputBytes: number
   outputBytes: number
   /** Upright (EXIF orientation applied) sizes. */
