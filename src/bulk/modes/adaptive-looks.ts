@@ -49,7 +49,7 @@ export function itemIdOf (customId: string): string {
 
 /** The custom_id the item's line carries in its current chunk. */
 export function customIdOf (job: BulkJobSpec, item: PreparedItem): string {
-  return inTwoLooks(job, item) && item.look === 2 ? `${item.id}${HIGH_LOOK_SUFFIX}` : item.id
+  return batchLookOf(job, item).customId
 }
 
 /**
