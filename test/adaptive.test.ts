@@ -374,11 +374,23 @@ t.test('prepareLowAndHigh: the LOW image first, from the decode that makes the H
   controller.abort()
   await t.rejects(abandoned.high, { name: 'AbortError' })
 
-  // A photo that fits at HIGH is sent as it is there; only the LOW image is made.
+  // A photo that fits at HIGH is sent as it is there; at LOW too when it is at most IMAGE_LOW_ORIGINAL_MAX_BYTES
+  // (the model shrinks it and charges 85 tokens either way); a byte more, and the LOW image is made.
   const fits = await jpeg(800, 600)
-  const fitting = images.prepareLowAndHigh(fits, await inspectImage(fits))
+  const fitsInspected = await inspectImage(fits)
+  const fitting = images.prepareLowAndHigh(fits, fitsInspected)
   t.equal((await fitting.high).original, true)
-  t.same([(await fitting.low).width, (await fitting.low).height], [512, 384])
+  const asItIs = await fitting.low
+  t.same([asItIs.original, asItIs.detail, asItIs.width, asItIs.height, asItIs.estimatedImageTokens], [true, 'low', 800, 600, 85])
+  t.ok(asItIs.bytes.equals(fits), 'the upload itself at LOW')
+  const atLimit = createImagePipeline(testConfig({ IMAGE_LOW_ORIGINAL_MAX_BYTES: String(fits.length) }).images)
+  t.equal((await atLimit.prepare(fits, fitsInspected, 'low')).original, true, 'exactly at the limit: as it is')
+  const overLimit = createImagePipeline(testConfig({ IMAGE_LOW_ORIGINAL_MAX_BYTES: String(fits.length - 1) }).images)
+  const made = overLimit.prepareLowAndHigh(fits, fitsInspected)
+  t.equal((await made.high).original, true)
+  t.same([(await made.low).original, (await made.low).width, (await made.low).height], [false, 512, 384], 'a byte over: the LOW image is made')
+  const never = createImagePipeline(testConfig({ IMAGE_LOW_ORIGINAL_MAX_BYTES: '0' }).images)
+  t.equal((await never.prepare(fits, fitsInspected, 'low')).original, false, '0: always made')
 })
 
 // A caller cannot double its share of the model by asking ADAPTIVE: the slot is held through both looks, so while
@@ -451,7 +463,7 @@ t.test('the simulated backend reads no pixels: its LOW look is described, not en
     describe (image, inspected, detail) { calls.push(`describe ${detail}`); return real.describe(image, inspected, detail) }
   }
   const app = await buildTestApp(t, { images, env: { VISION_IMAGE_DETAIL: 'adaptive' } })
-  const photo = await jpeg(800, 600) // issue 19's headline upload: sent unchanged at AUTO, no decode
+  const photo = await jpeg(1600, 1200) // re-encoded at both details: the LOW image would be made
   const query = `mutation ($image: Upload!) { identifyVehicle(image: $image) {
     id answer looks detailUsed vehicles { model confidence evidence } image { sha256 sentMimeType sentBytes sentWidth sentHeight estimatedImageTokens } } }`
   const res = await send(app, await encodeParts([
@@ -474,4 +486,18 @@ t.test('the simulated backend reads no pixels: its LOW look is described, not en
   await app.history!.flushed()
   const stored = await sendJson(app, { query: 'query ($id: ID!) { identification(id: $id) { looks detailUsed image { sentBytes sentWidth } } }', variables: { id: it.id } })
   t.strictSame(stored.body.data.identification, { looks: 1, detailUsed: 'LOW', image: { sentBytes: null, sentWidth: 512 } }, 'history keeps it as answered')
+
+  // Issue 19's headline upload (800×600, ~100 KB) is sent as it is at LOW: its bytes are known, the model's view is 512×384.
+  calls.length = 0
+  const small = await jpeg(800, 600)
+  const again = await send(app, await encodeParts([
+    ['operations', JSON.stringify({ query, variables: { image: null } })],
+    ['map', JSON.stringify({ 0: ['variables.image'] })],
+    ['0', small, 'photo.jpg', 'image/jpeg']
+  ]))
+  t.equal(again.body.errors, undefined)
+  const sent = again.body.data.identifyVehicle
+  t.strictSame(calls, ['describe low'])
+  t.strictSame([sent.looks, sent.detailUsed, sent.vehicles[0].confidence], [1, 'LOW', 'MEDIUM'], 'seen at 512×384 by the model: one look')
+  t.strictSame(sent.image, { sha256: sent.image.sha256, sentMimeType: 'image/jpeg', sentBytes: small.length, sentWidth: 800, sentHeight: 600, estimatedImageTokens: 85 })
 })

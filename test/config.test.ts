@@ -65,6 +65,7 @@ t.test('the defaults, in development', async t => {
       maxDecodeBytes: 48 * MiB,
       memoryBudgetBytes: 96 * MiB,
       jpegQuality: 85,
+      lowOriginalMaxBytes: 256 * 1024,
       concurrency: Math.min(availableParallelism(), 2) // 96 MiB ÷ 48 MiB
     },
     vision: {
@@ -209,6 +210,8 @@ t.test('out-of-range and malformed values are refused, naming the variable', asy
     [{ IMAGE_MEMORY_BUDGET_BYTES: '1000' }, `env/IMAGE_MEMORY_BUDGET_BYTES must be >= ${8 * MiB}`],
     [{ IMAGE_JPEG_QUALITY: '101' }, 'env/IMAGE_JPEG_QUALITY must be <= 100'],
     [{ IMAGE_CONCURRENCY: '0' }, 'env/IMAGE_CONCURRENCY must be >= 1'],
+    [{ IMAGE_LOW_ORIGINAL_MAX_BYTES: '-1' }, 'env/IMAGE_LOW_ORIGINAL_MAX_BYTES must be >= 0'],
+    [{ IMAGE_LOW_ORIGINAL_MAX_BYTES: String(21 * MiB) }, 'env/IMAGE_LOW_ORIGINAL_MAX_BYTES must be <= 20971520'],
     [{ AZURE_OPENAI_ENDPOINT: 'ftp://x.example' }, 'env/AZURE_OPENAI_ENDPOINT must match pattern'],
     [{ AZURE_OPENAI_DEPLOYMENT: 'bad name!' }, 'env/AZURE_OPENAI_DEPLOYMENT must match pattern'],
     [{ AZURE_OPENAI_API_VERSION: 'latest' }, 'env/AZURE_OPENAI_API_VERSION must match pattern'],

@@ -18,6 +18,7 @@ export const ImageEnv = Type.Object({
   IMAGE_MAX_DECODE_BYTES: Type.Integer({ minimum: 8 * MiB, maximum: 4096 * MiB, default: 48 * MiB }),
   IMAGE_MEMORY_BUDGET_BYTES: Type.Integer({ minimum: 8 * MiB, maximum: 65_536 * MiB, default: 96 * MiB }),
   IMAGE_JPEG_QUALITY: Type.Integer({ minimum: 30, maximum: 100, default: 85 }),
+  IMAGE_LOW_ORIGINAL_MAX_BYTES: Type.Integer({ minimum: 0, maximum: 20 * MiB, default: 256 * 1024 }),
   /** Unset: from the memory budget (see readImageConfig). */
   IMAGE_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 }))
 })
@@ -38,6 +39,11 @@ export interface ImageConfig {
   /** Decode memory for all images at once (IMAGE_MEMORY_BUDGET_BYTES): sizes the default concurrency. */
   memoryBudgetBytes: number
   jpegQuality: number
+  /**
+   * LOW detail sends the upload itself, not a 512-pixel JPEG made from it, when it is at most this many bytes and
+   * would be sent unchanged at HIGH (IMAGE_LOW_ORIGINAL_MAX_BYTES; 0: always make the LOW image).
+   */
+  lowOriginalMaxBytes: number
   concurrency: number
 }
 
@@ -51,6 +57,7 @@ export function readImageConfig (raw: ImageEnv): ImageConfig {
     maxDecodeBytes: raw.IMAGE_MAX_DECODE_BYTES,
     memoryBudgetBytes: raw.IMAGE_MEMORY_BUDGET_BYTES,
     jpegQuality: raw.IMAGE_JPEG_QUALITY,
+    lowOriginalMaxBytes: raw.IMAGE_LOW_ORIGINAL_MAX_BYTES,
     // As many worst-case decodes as the budget holds (more than the cores would only queue in libvips).
     concurrency: raw.IMAGE_CONCURRENCY ??
       Math.max(1, Math.min(availableParallelism(), Math.floor(raw.IMAGE_MEMORY_BUDGET_BYTES / raw.IMAGE_MAX_DECODE_BYTES)))

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { VEHICLE_CATEGORIES, type DetectedVehicle, type EquipmentKind, type ImageQuality, type VehicleCategory } from '../answer-schema.ts'
 import type { VisionProvider } from '../provider.ts'
+import { targetSize } from '../../image/tokens.ts'
 import type { IdentifyRequest, IdentifyResult, VisionBackend, VisionService, VisionStatus } from '../types.ts'
 
 export const SIMULATED_MODEL = 'simulated'
@@ -99,8 +100,15 @@ export const SIMULATED_LOW_MIN_SHORT_SIDE = 300
 
 type Seen = Pick<IdentifyRequest, 'detail' | 'width' | 'height'>
 
-/** Whether a LOW look is one the simulated backend pretends it cannot see, so ADAPTIVE's second look can be tried with no Azure. */
-const tooSmallAtLow = ({ detail, width, height }: Seen): boolean => detail === 'low' && Math.min(width, height) < SIMULATED_LOW_MIN_SHORT_SIDE
+/**
+ * Whether a LOW look is one the simulated backend pretends it cannot see, so ADAPTIVE's second look can be tried with
+ * no Azure. Judged on what the model looks at (a small upload is sent as it is at LOW; the model shrinks it to 512).
+ */
+function tooSmallAtLow ({ detail, width, height }: Seen): boolean {
+  if (detail !== 'low') return false
+  const seen = targetSize(width, height, 'low')
+  return Math.min(seen.width, seen.height) < SIMULATED_LOW_MIN_SHORT_SIDE
+}
 
 /** CLEAR, but TOO_SMALL for a LOW look under SIMULATED_LOW_MIN_SHORT_SIDE: by the sent size only, never the content. */
 export function simulatedImageQuality (request: Seen): ImageQuality {
