@@ -370,12 +370,19 @@ function profileSection ({ title, file, summary: s }: typeof profiles[number]): 
 
 // ---------------------------------------------------------------- scenarios 5 and 2 (real Azure backend + fake Azure)
 
+/**
+ * Scenarios 2 and 5: ours on the server's core, the fake Azure (a remote service in production) beside the load
+ * generator on the other, so the fake's own CPU (JSON-parsing every 140 KB request) is not charged to ours' latency.
+ */
+const AZURE_SIDE = PIN ? { cpu: LOAD_CPU } : {}
+const SERVER_SIDE = PIN ? { cpu: SERVER_CPU } : {}
+
 async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<void> {
-  const fake = await startFakeAzure(0)
+  const fake = await startFakeAzure(0, {}, AZURE_SIDE)
   const children: Child[] = [fake]
   let missed2 = false
   try {
-    const ours = await startServer('ours-azure', 'peers/ours.ts', { env: azureEnv(fake) })
+    const ours = await startServer('ours-azure', 'peers/ours.ts', { env: azureEnv(fake), ...SERVER_SIDE })
     children.unshift(ours)
     const url = `http://127.0.0.1:${ours.port}/graphql`
 
@@ -397,7 +404,8 @@ async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<voi
 
     if (ONLY.has('2')) {
       await fake.setLatency(CHAT_LATENCY_MS)
-      log(`scenario 2: real Azure backend, fake answers after ${CHAT_LATENCY_MS} ms, concurrency ${CONNECTIONS}, ${AZURE_ROUNDS} rounds × ${DURATION} s`)
+      log(`scenario 2: real Azure backend, fake answers after ${CHAT_LATENCY_MS} ms, concurrency ${CONNECTIONS}, ${AZURE_ROUNDS} rounds × ${DURATION} s` +
+        (PIN ? `; ours on CPU ${SERVER_CPU}, the fake Azure and the load on CPU ${LOAD_CPU} (taskset)` : ''))
       await measure('Scenario 2', job(url, small, FAKE_ANSWER, { duration: 2 }))
       const rounds: LoadResult[] = []
       for (let i = 0; i < AZURE_ROUNDS; i++) {
@@ -426,7 +434,7 @@ async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<voi
 
   if (ONLY.has('2')) {
     // Control: the same load and the same 200 ms, without the Azure client and the fake (benchVision holds each call).
-    const control = await startServer('ours-control', 'peers/ours.ts', { env: { ...UNCAPPED, BENCH_VISION: 'bench', BENCH_LATENCY_MS: String(CHAT_LATENCY_MS) } })
+    const control = await startServer('ours-control', 'peers/ours.ts', { env: { ...UNCAPPED, BENCH_VISION: 'bench', BENCH_LATENCY_MS: String(CHAT_LATENCY_MS) }, ...SERVER_SIDE })
     const rounds: LoadResult[] = []
     try {
       log(`scenario 2 control: ours with benchVision holding each call ${CHAT_LATENCY_MS} ms (no Azure client, no fake), ${Math.min(2, AZURE_ROUNDS)} rounds`)
@@ -450,8 +458,8 @@ async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<voi
     // Comparison: the same, at VISION_IMAGE_DETAIL=auto. The bench photo (800×600, no metadata) is then sent unchanged:
     // no pixel is decoded; at the default ADAPTIVE its LOW image (512×384) is made for each identification, a decode
     // and an encode (BENCHMARKS.md, "Issue 19: the Azure path" says what that costs on this machine).
-    const fake3 = await startFakeAzure(CHAT_LATENCY_MS)
-    const auto = await startServer('ours-azure-auto', 'peers/ours.ts', { env: { ...azureEnv(fake3), VISION_IMAGE_DETAIL: 'auto' } })
+    const fake3 = await startFakeAzure(CHAT_LATENCY_MS, {}, AZURE_SIDE)
+    const auto = await startServer('ours-azure-auto', 'peers/ours.ts', { env: { ...azureEnv(fake3), VISION_IMAGE_DETAIL: 'auto' }, ...SERVER_SIDE })
     const autoRounds: LoadResult[] = []
     try {
       log(`scenario 2 at VISION_IMAGE_DETAIL=auto (the photo sent unchanged), ${Math.min(2, AZURE_ROUNDS)} rounds`)
