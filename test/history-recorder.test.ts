@@ -3,7 +3,7 @@
 import t from 'tap'
 import { pino } from 'pino'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BATCH_SIZE, HistoryRecorder, UNKNOWN_ERROR_ATTEMPTS } from '../src/history/recorder.ts'
+import { BATCH_SIZE, GATHER_MS, HistoryRecorder, UNKNOWN_ERROR_ATTEMPTS } from '../src/history/recorder.ts'
 import type { HistoryRecord } from '../src/history/records.ts'
 import { buildTestApp, tempDataDir } from './helper.ts'
 import { openDatabase } from '../src/database/open.ts'
@@ -77,7 +77,8 @@ t.test('a full buffer drops the oldest, and says so', async t => {
   const store = flakyStore()
   store.up = false
   let dropped = 0
-  const recorder = new HistoryRecorder(store, 3, log, { dropped: () => { dropped++ } })
+  // Written at once (no gathering): the first record is on the wire when the others come.
+  const recorder = new HistoryRecorder(store, 3, log, { dropped: () => { dropped++ } }, { gatherMs: 0 })
   for (const id of ['1', '2', '3', '4', '5']) recorder.record(rec(id))
   t.equal(recorder.pending, 3)
   t.equal(recorder.dropped, 2)
@@ -99,7 +100,7 @@ t.test('a full buffer never drops the batch being written: each record is counte
   }
   let writtenCount = 0
   let droppedCount = 0
-  const recorder = new HistoryRecorder(store, 2, log, { written: () => { writtenCount++ }, dropped: () => { droppedCount++ } })
+  const recorder = new HistoryRecorder(store, 2, log, { written: () => { writtenCount++ }, dropped: () => { droppedCount++ } }, { gatherMs: 0 })
   recorder.record(rec('on-the-wire'))
   await sleep(5) // its batch is being written
   for (const id of ['b', 'c', 'd']) recorder.record(rec(id))
@@ -113,7 +114,7 @@ t.test('a full buffer never drops the batch being written: each record is counte
   t.equal(writtenCount + droppedCount, 4, `every record counted once (${writtenCount} written, ${droppedCount} dropped)`)
 
   // Every buffered record on the wire: the new one is the one dropped.
-  const full = new HistoryRecorder(store, 1, log, { dropped: () => { droppedCount++ } })
+  const full = new HistoryRecorder(store, 1, log, { dropped: () => { droppedCount++ } }, { gatherMs: 0 })
   full.record(rec('x'))
   await sleep(5)
   full.record(rec('y'))
@@ -122,6 +123,33 @@ t.test('a full buffer never drops the batch being written: each record is counte
   await full.flushed()
   t.equal(full.pending, 0)
   t.strictSame(written.slice(-1), ['x'])
+})
+
+t.test('records gather for GATHER_MS into one transaction; whoever waits for one does not wait for the gathering', async t => {
+  const store = flakyStore()
+  const recorder = new HistoryRecorder(store, 100, log)
+  for (const id of ['1', '2', '3']) recorder.record(rec(id))
+  await sleep(1)
+  t.equal(store.attempts, 0, 'nothing written before the window ends')
+  await until(() => store.written.length === 3)
+  t.strictSame(store.batches, [3], 'one transaction for the three')
+
+  // A full batch does not wait.
+  for (let i = 0; i < BATCH_SIZE; i++) recorder.record(rec(`full-${i}`))
+  await sleep(2)
+  t.equal(store.attempts, 2, `${BATCH_SIZE} records: written at once`)
+  await recorder.flushed()
+
+  // recordDurably and flushed() write at once (a gathering of GATHER_MS would be their latency).
+  const started = performance.now()
+  await recorder.recordDurably(rec('durable'), 5_000)
+  t.ok(performance.now() - started < GATHER_MS, `recordDurably took ${(performance.now() - started).toFixed(1)} ms`)
+  recorder.record(rec('flushed'))
+  const flushStarted = performance.now()
+  await recorder.flushed()
+  t.ok(store.written.includes('flushed'), 'flushed() writes the gathering record')
+  t.ok(performance.now() - flushStarted < GATHER_MS, `flushed() took ${(performance.now() - flushStarted).toFixed(1)} ms`)
+  t.equal(await recorder.stop(100), 0)
 })
 
 t.test('stop: writes what it can, reports what it could not', async t => {
