@@ -1,4 +1,4 @@
-// `node bench/cpu.ts [--requests N] [--only ours,ours-off,apollo,yoga] [--no-profile]`: CPU per identification of each
+// `node bench/cpu.ts [--requests N] [--only ours,ours-off,ours-warn,apollo,yoga,held,azure,azure-nothumbs,azure-off] [--no-profile]`: CPU per identification of each
 // server (its threads' CPU time over N requests at 32 connections, after a warm-up), and where ours spends the
 // main thread's share (a second run under --cpu-prof). Independent of what else runs on the machine.
 // run.ts uses measureCpu for its per-request table; this file run on its own prints that table.
@@ -107,7 +107,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     { key: 'ours-off', script: 'peers/ours.ts', env: { ...base, HISTORY: 'off' } },
     { key: 'ours-warn', script: 'peers/ours.ts', env: { ...base, BENCH_DATA_DIR: dataDir, BENCH_LOG_LEVEL: 'warn' } },
     { key: 'apollo', script: 'peers/apollo.ts', env: base },
-    { key: 'yoga', script: 'peers/yoga.ts', env: base }
+    { key: 'yoga', script: 'peers/yoga.ts', env: base },
+    // Scenario 2's control: the same 200 ms wait and rate as `azure`, without the Azure client (what the client adds).
+    { key: 'held', script: 'peers/ours.ts', env: { ...base, BENCH_VISION: 'bench', BENCH_LATENCY_MS: '200', VISION_MAX_CONCURRENCY: '64', BENCH_DATA_DIR: dataDir } }
   ]
   const only = new Set(values.only.split(','))
   const image = await benchImage('photo')
