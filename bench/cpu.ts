@@ -1,4 +1,5 @@
-// `node bench/cpu.ts [--requests N] [--only ours,ours-off,ours-warn,apollo,yoga,held,azure,azure-nothumbs,azure-off] [--no-profile]`: CPU per identification of each
+// `node bench/cpu.ts [--requests N] [--only ours,ours-off,ours-warn,apollo,yoga,held,azure,azure-nothumbs,azure-off]
+// [--no-profile]`: CPU per identification of each
 // server (its threads' CPU time over N requests at 32 connections, after a warm-up), and where ours spends the
 // main thread's share (a second run under --cpu-prof). Independent of what else runs on the machine.
 // run.ts uses measureCpu for its per-request table; this file run on its own prints that table.

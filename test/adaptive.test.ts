@@ -466,11 +466,12 @@ t.test('the simulated backend reads no pixels: its LOW look is described, not en
   const photo = await jpeg(1600, 1200) // re-encoded at both details: the LOW image would be made
   const query = `mutation ($image: Upload!) { identifyVehicle(image: $image) {
     id answer looks detailUsed vehicles { model confidence evidence } image { sha256 sentMimeType sentBytes sentWidth sentHeight estimatedImageTokens } } }`
-  const res = await send(app, await encodeParts([
+  const identifyPhoto = async (image: Buffer) => await send(app, await encodeParts([
     ['operations', JSON.stringify({ query, variables: { image: null } })],
     ['map', JSON.stringify({ 0: ['variables.image'] })],
-    ['0', photo, 'photo.jpg', 'image/jpeg']
+    ['0', image, 'photo.jpg', 'image/jpeg']
   ]))
+  const res = await identifyPhoto(photo)
   t.equal(res.body.errors, undefined)
   const it = res.body.data.identifyVehicle
   t.strictSame(calls, ['describe low'], 'described at LOW, nothing encoded')
@@ -490,11 +491,7 @@ t.test('the simulated backend reads no pixels: its LOW look is described, not en
   // Issue 19's headline upload (800×600, ~100 KB) is sent as it is at LOW: its bytes are known, the model's view is 512×384.
   calls.length = 0
   const small = await jpeg(800, 600)
-  const again = await send(app, await encodeParts([
-    ['operations', JSON.stringify({ query, variables: { image: null } })],
-    ['map', JSON.stringify({ 0: ['variables.image'] })],
-    ['0', small, 'photo.jpg', 'image/jpeg']
-  ]))
+  const again = await identifyPhoto(small)
   t.equal(again.body.errors, undefined)
   const sent = again.body.data.identifyVehicle
   t.strictSame(calls, ['describe low'])

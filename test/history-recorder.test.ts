@@ -100,7 +100,8 @@ t.test('a full buffer never drops the batch being written: each record is counte
   }
   let writtenCount = 0
   let droppedCount = 0
-  const recorder = new HistoryRecorder(store, 2, log, { written: () => { writtenCount++ }, dropped: () => { droppedCount++ } }, { gatherMs: 0 })
+  const counted = { written: () => { writtenCount++ }, dropped: () => { droppedCount++ } }
+  const recorder = new HistoryRecorder(store, 2, log, counted, { gatherMs: 0 })
   recorder.record(rec('on-the-wire'))
   await sleep(5) // its batch is being written
   for (const id of ['b', 'c', 'd']) recorder.record(rec(id))

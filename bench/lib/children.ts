@@ -118,7 +118,9 @@ export interface FakeChild extends Child {
 }
 
 /** env: e.g. BENCH_FAKE_ANSWERS=adaptive (bench/fake-azure.ts). */
-export async function startFakeAzure (latencyMs: number, env: Record<string, string> = {}, options: { cpu?: number } = {}): Promise<FakeChild> {
+export async function startFakeAzure (
+  latencyMs: number, env: Record<string, string> = {}, options: { cpu?: number } = {}
+): Promise<FakeChild> {
   const { child, ready } = await start<FakeReply>('fake-azure', 'fake-azure.ts', 'listening', { ...options, env: { ...env, BENCH_CHAT_LATENCY_MS: String(latencyMs) } })
   if (ready.type !== 'listening') throw new Error('unexpected')
   const ask = async <T extends FakeReply['type']>(message: FakeMessage, answer: T): Promise<Extract<FakeReply, { type: T }>> => {
