@@ -3,7 +3,6 @@
 // (started, completed, failed); metrics, the log line and any later capability subscribe there instead
 // of being called from here. The slot is taken here, not by an entry point, so that every entry point
 // (HTTP, bulk jobs) shares the same slots and fair shares (src/limits/admission.ts).
-import { randomUUID } from 'node:crypto'
 import type { Caller } from '../callers/caller.ts'
 import { AppError } from '../errors.ts'
 import { inspectImage } from '../image/inspect.ts'
@@ -13,6 +12,7 @@ import type { Admission, AdmissionLane } from '../limits/admission.ts'
 import type { VisionService } from '../vision/types.ts'
 import { lookAdaptively, type AdaptiveOptions, type AdaptiveReport } from './adaptive.ts'
 import type { IdentificationEvents } from './events.ts'
+import { timeOrderedId } from './ids.ts'
 import { lookOnce, type LookDeps, type LookResult, type Question } from './look.ts'
 import { detailName, type AnswerCache, type Identification, type IdentificationInput, type SentImageInfo } from './types.ts'
 
@@ -69,7 +69,7 @@ async function identifyHoldingSlot (
 ): Promise<Identification> {
   const started = performance.now()
   const base = {
-    id: identificationId ?? randomUUID(), caller, requestId, backend: vision.backend, ...(bulkJobId === undefined ? {} : { bulkJobId })
+    id: identificationId ?? timeOrderedId(), caller, requestId, backend: vision.backend, ...(bulkJobId === undefined ? {} : { bulkJobId })
   }
   const elapsed = (): number => Math.round(performance.now() - started)
   events.emit('started', { ...base, bytes: input.image.length, detail: input.detail, language: input.language })
