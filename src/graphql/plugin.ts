@@ -24,7 +24,7 @@ import { buildContext, buildSubscriptionContext } from './context.ts'
 import { checkGetOperation } from './get-requests.ts'
 import { formatErrors } from './errors.ts'
 import { checkHttpOperation } from './http-subscriptions.ts'
-import { checkStorableArguments } from './storable-arguments.ts'
+import { checkStorableArguments, type CheckedDocuments } from './storable-arguments.ts'
 import { resolvers } from './resolvers.ts'
 import { mergeResolvers } from './registry.ts'
 import { checkOperationCost, validationRules, type OperationLimits } from './rules.ts'
@@ -177,9 +177,10 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
   // Runs on documents not in the cache, before graphql-js validates them.
   app.graphql.addHook('preValidation', async (_schema, document) => { checkOperationCost(document, operationLimits) })
   // Every execution (cached documents too), with its variables: no argument holds text that cannot be stored.
+  const storableDocuments: CheckedDocuments = new WeakSet()
   app.graphql.addHook('preExecution', async (_schema, document, context, variables) => {
     context.retrySafe = checkHttpOperation(document, context.reply?.request).retrySafe
-    checkStorableArguments(document, variables as Record<string, unknown> | undefined)
+    checkStorableArguments(document, variables as Record<string, unknown> | undefined, storableDocuments)
   })
   // mercurius runs a subscription's document unvalidated: the same bounds and rules as any other first.
   const rules = [...specifiedRules, ...validationRules(config.introspection)]

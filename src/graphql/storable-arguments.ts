@@ -16,7 +16,25 @@ export class UnstorableArgumentError extends BadUserInputError {
   }
 }
 
-export function checkStorableArguments (document: DocumentNode, variables: Record<string, unknown> | null | undefined): void {
+/**
+ * Documents whose written arguments were checked and found storable: mercurius hands the same DocumentNode for the
+ * same query string (its cache), so a document's literals are walked once, not on every request (~1 % of the main
+ * thread per identification); the variables, which differ per request, are checked every time. Keyed weakly: a
+ * document mercurius evicts from its cache is collected with its entry.
+ */
+export type CheckedDocuments = WeakSet<DocumentNode>
+
+export function checkStorableArguments (
+  document: DocumentNode, variables: Record<string, unknown> | null | undefined, checked?: CheckedDocuments
+): void {
+  if (checked === undefined || !checked.has(document)) {
+    checkDocumentArguments(document)
+    checked?.add(document)
+  }
+  if (variables != null) checkValue(variables, '')
+}
+
+function checkDocumentArguments (document: DocumentNode): void {
   for (const definition of document.definitions) {
     if (definition.kind !== Kind.OPERATION_DEFINITION && definition.kind !== Kind.FRAGMENT_DEFINITION) continue
     // Arguments of fields and directives anywhere in the selection (iteratively: documents are bounded, but not shallow).
@@ -41,7 +59,6 @@ export function checkStorableArguments (document: DocumentNode, variables: Recor
       }
     }
   }
-  if (variables != null) checkValue(variables, '')
 }
 
 function checkLiteral (argument: string, value: ValueNode): void {
