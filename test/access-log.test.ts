@@ -90,3 +90,20 @@ t.test('at warn: no line for a request that went well, errors still logged', asy
   t.notOk(entries.some(e => e.msg === 'request completed'), 'no access line at warn')
   t.match(entries.find(e => e.reqId === 'req-boom' && e.level >= 50), { err: { message: 'kaput' } }, 'the error is logged')
 })
+
+t.test('credentials in headers never reach a line: a request\'s (none kept) or a logged `headers` object (redacted)', async t => {
+  const log = capturedLog()
+  const secrets = { authorization: 'Bearer s3cret-bearer', 'x-api-key': 'agv_s3cretkey', 'x-identity-header': 's3cret-identity', cookie: 's3cret=cookie', 'api-key': 's3cret-azure' }
+  const headers = { ...secrets, 'content-type': 'application/json' }
+  log.logger.info({ headers }, 'headers logged')
+  log.logger.info({ req: { method: 'GET', url: '/x', headers, socket: { remotePort: 1 } } }, 'a request logged')
+  const app = await buildTestApp(t, { logger: log.logger })
+  await app.inject({ method: 'GET', url: '/health/live', headers: { ...secrets, 'x-request-id': 'req-secrets' } })
+  await new Promise(resolve => setImmediate(resolve))
+  const all = JSON.stringify(log.entries())
+  t.notMatch(all, /s3cret/, 'no secret value anywhere')
+  const logged = log.entries().find(e => e.msg === 'headers logged')
+  t.same(logged?.headers, { authorization: '[redacted]', 'x-api-key': '[redacted]', 'x-identity-header': '[redacted]', cookie: '[redacted]', 'api-key': '[redacted]', 'content-type': 'application/json' })
+  t.notOk('headers' in (log.entries().find(e => e.msg === 'a request logged')?.req ?? {}), 'a request\'s headers are not kept')
+  t.ok(log.entries().some(e => e.reqId === 'req-secrets'), 'the request was logged')
+})
