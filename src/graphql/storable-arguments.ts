@@ -77,20 +77,42 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
   return prototype === Object.prototype || prototype === null
 }
 
-/** Variables' values: strings, and the strings in lists and input objects (keys included), however deep. */
+/** A list or input object still to look into, and where it sits (its path is spelt out only for an error). */
+interface Pending { value: object, parent: Pending | null, step: string | number | null }
+
+/**
+ * Variables' values: strings, and the strings in lists and input objects (keys included), however deep.
+ * Iterative; no path string is built unless one is refused (this runs on every request).
+ */
 function checkValue (root: unknown, rootPath: string): void {
-  const pending: Array<[unknown, string]> = [[root, rootPath]]
-  while (pending.length > 0) {
-    const [value, path] = pending.pop()!
+  const pathOf = (at: Pending | null, step: string | number | null): string => {
+    const steps: Array<string | number> = step === null ? [] : [step]
+    for (let node = at; node !== null; node = node.parent) if (node.step !== null) steps.push(node.step)
+    let path = rootPath
+    for (const next of steps.reverse()) path = typeof next === 'number' ? `${path}[${next}]` : path === '' ? `$${next}` : `${path}.${next}`
+    return path
+  }
+  const visit = (value: unknown, parent: Pending | null, step: string | number | null, pending: Pending[]): void => {
     if (typeof value === 'string') {
-      if (!isStorableText(value)) throw new UnstorableArgumentError(path)
-    } else if (Array.isArray(value)) {
-      value.forEach((item, index) => pending.push([item, `${path}[${index}]`]))
-    } else if (isPlainObject(value)) { // parsed JSON; not an upload, a stream or bytes
-      for (const [key, item] of Object.entries(value)) {
-        const itemPath = path === '' ? `$${key}` : `${path}.${key}`
-        if (!isStorableText(key)) throw new UnstorableArgumentError(path === '' ? 'variables' : path)
-        pending.push([item, itemPath])
+      if (!isStorableText(value)) throw new UnstorableArgumentError(pathOf(parent, step))
+    } else if (Array.isArray(value) || isPlainObject(value)) { // parsed JSON; not an upload, a stream or bytes
+      pending.push({ value, parent, step })
+    }
+  }
+  const pending: Pending[] = []
+  visit(root, null, null, pending)
+  while (pending.length > 0) {
+    const next = pending.pop()!
+    const { value } = next
+    if (Array.isArray(value)) {
+      for (let index = 0; index < value.length; index++) visit(value[index], next, index, pending)
+    } else {
+      for (const key of Object.keys(value)) {
+        if (!isStorableText(key)) {
+          const path = pathOf(next, null)
+          throw new UnstorableArgumentError(path === '' ? 'variables' : path)
+        }
+        visit((value as Record<string, unknown>)[key], next, key, pending)
       }
     }
   }
