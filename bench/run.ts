@@ -455,9 +455,9 @@ async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<voi
       target: '(for comparison)',
       met: null
     })
-    // Comparison: the same, at VISION_IMAGE_DETAIL=auto. The bench photo (800×600, no metadata) is then sent unchanged:
-    // no pixel is decoded; at the default ADAPTIVE its LOW image (512×384) is made for each identification, a decode
-    // and an encode (BENCHMARKS.md, "Issue 19: the Azure path" says what that costs on this machine).
+    // Comparison: the same, at VISION_IMAGE_DETAIL=auto. The bench photo (800×600, ~100 KB, no metadata) is sent
+    // unchanged at either detail since IMAGE_LOW_ORIGINAL_MAX_BYTES (before, ADAPTIVE made a 512×384 LOW image per
+    // identification: ~75 ms of this p99; BENCHMARKS.md, "Issue 19: the Azure path").
     const fake3 = await startFakeAzure(CHAT_LATENCY_MS, {}, AZURE_SIDE)
     const auto = await startServer('ours-azure-auto', 'peers/ours.ts', { env: { ...azureEnv(fake3), VISION_IMAGE_DETAIL: 'auto' }, ...SERVER_SIDE })
     const autoRounds: LoadResult[] = []
@@ -476,7 +476,7 @@ async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<voi
     }
     rows.push({
       scenario: '2',
-      what: `comparison: ours, real Azure backend at VISION_IMAGE_DETAIL=auto (no LOW image made), c=${CONNECTIONS}: p99 − ${CHAT_LATENCY_MS} ms`,
+      what: `comparison: ours, real Azure backend at VISION_IMAGE_DETAIL=auto, c=${CONNECTIONS}: p99 − ${CHAT_LATENCY_MS} ms`,
       result: autoRounds.length
         ? `${spread(autoRounds.map(r => r.p99 - CHAT_LATENCY_MS))} ms (p50 − ${CHAT_LATENCY_MS}: ${spread(autoRounds.map(r => r.p50 - CHAT_LATENCY_MS))} ms; ${spread(autoRounds.map(r => r.rps))} req/s)`
         : 'INVALID',
