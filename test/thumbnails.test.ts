@@ -2,6 +2,10 @@
 // expiring URL without caller credentials; every bad URL is 403 (never 500), a deleted one 404; under
 // load they are skipped and counted, and identifications never wait for them.
 import { Writable } from 'node:stream'
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import sharp from 'sharp'
 import { pino } from 'pino'
@@ -346,4 +350,27 @@ t.test('the busy signal: over the threshold after a busy second, not after an id
   await new Promise(resolve => setTimeout(resolve, 50))
   t.equal(signal.busy(), true, 'busy')
   t.equal(eventLoopBusy(1).busy(), false)
+})
+
+t.test('a thumbnail saved while another connection writes waits for it and is stored (SQLite: no "database is locked")', async t => {
+  // The webhook worker writes on the request thread's connection while a thumbnail is saved on the writer thread's.
+  // A save that read first held a snapshot it could not upgrade once the other connection had committed: lost.
+  const dir = tempDataDir()
+  const app = await buildTestApp(t, { env: { DATA_DIR: dir } })
+  const res = await identify(app, await jpeg(64, 48))
+  const id = res.body.data.identifyVehicle.id as string
+  await app.history!.flushed()
+  for (let round = 0; round < 3; round++) {
+    const other = new DatabaseSync(join(dir, 'history.db'))
+    other.exec('PRAGMA busy_timeout = 5000')
+    other.exec('BEGIN IMMEDIATE')
+    other.prepare('update identifications set language = language where id = ?').run(id) // a change, committed below
+    const thumbnailId = randomUUID()
+    const saving = app.history!.saveThumbnail(thumbnailId, await makeThumbnail(await jpeg(64, 48)), new Date())
+    await sleep(150)
+    other.exec('COMMIT')
+    other.close()
+    await t.resolves(saving, `round ${round}: stored after the other writer's commit`)
+    t.ok(await app.history!.getThumbnail(thumbnailId), `round ${round}: readable`)
+  }
 })

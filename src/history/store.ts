@@ -369,12 +369,15 @@ export class HistoryStore {
 
   async saveThumbnail (id: string, jpeg: Uint8Array, createdAt: Date): Promise<void> {
     await this.db.transaction().execute(async trx => {
+      // A write first: SQLite then takes the write lock, waiting its busy timeout for another writer (the webhook
+      // worker's on the request thread's connection). Read first, the transaction held a snapshot that could not be
+      // upgraded once another connection had written: "database is locked" at once, and the thumbnail was lost.
+      await trx.updateTable('identifications').set({ has_thumbnail: 1 }).where('id', '=', id).where('deleted', '=', 0).execute()
       // A photo withdrawn while its thumbnail was being made keeps none.
       const withdrawn = await trx.selectFrom('identifications').select('id').where('id', '=', id).where('deleted', '=', 1).executeTakeFirst()
       if (withdrawn !== undefined) return
       await trx.insertInto('thumbnails').values({ identification_id: id, jpeg, created_at: createdAt.getTime() })
         .onConflict(oc => oc.column('identification_id').doNothing()).execute()
-      await trx.updateTable('identifications').set({ has_thumbnail: 1 }).where('id', '=', id).execute()
     })
   }
 
