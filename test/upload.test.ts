@@ -3,6 +3,7 @@
 // (CSRF), arguments are checked, and on a real server no request ever hangs.
 import { createHash, randomBytes } from 'node:crypto'
 import type { AddressInfo, Socket } from 'node:net'
+import { Readable } from 'node:stream'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -29,9 +30,29 @@ const operations = (variables: Record<string, unknown> = { image: null }): strin
 const photo = await jpeg(64, 48)
 const filePart = (name = '0', file: Buffer = photo): Part => [name, file, 'photo.jpg', 'image/jpeg']
 
-async function sendRaw (app: FastifyInstance, contentType: string, payload: string): Promise<Answer> {
-  const res = await app.inject({ method: 'POST', url: '/graphql', payload, headers: { ...PREFLIGHT, 'content-type': contentType } })
+/**
+ * How a body reaches the parser: with its length declared (read whole, then split: src/graphql/buffered-multipart.ts)
+ * or chunked (no length: busboy reads it as it streams). Every malformed shape must be answered alike by both.
+ */
+const DELIVERIES = ['with a declared length', 'chunked'] as const
+type Delivery = typeof DELIVERIES[number]
+
+async function sendRaw (
+  app: FastifyInstance, contentType: string, payload: string | Buffer, delivery: Delivery = DELIVERIES[0]
+): Promise<Answer> {
+  const chunked = delivery === 'chunked'
+  const res = await app.inject({
+    method: 'POST',
+    url: '/graphql',
+    payload: chunked ? Readable.from([Buffer.from(payload)]) : payload,
+    headers: { ...PREFLIGHT, 'content-type': contentType, ...(chunked ? { 'transfer-encoding': 'chunked' } : {}) }
+  })
   return { statusCode: res.statusCode, headers: res.headers, body: res.json(), raw: res.payload }
+}
+
+async function sendPartsBy (app: FastifyInstance, parts: Part[], delivery: Delivery): Promise<Answer> {
+  const { payload, headers } = await encodeParts(parts)
+  return await sendRaw(app, headers['content-type'] as string, payload, delivery)
 }
 
 async function sendQuery (app: FastifyInstance, query: string, variables?: Record<string, unknown>): Promise<Answer> {
@@ -107,10 +128,12 @@ t.test('malformed multipart requests: HTTP 400 BAD_REQUEST, GraphQL-shaped', asy
       [['operations', operations()], ['map', JSON.stringify({ 0: ['variables.image', 'x'.repeat(65 * 1024)] })], filePart()],
       /`map` is larger than 65536 bytes/]
   ]
-  for (const [name, parts, message] of cases) {
-    t.test(name, async (t) => {
-      assertError(t, await sendParts(app, parts), 400, 'BAD_REQUEST', message)
-    })
+  for (const delivery of DELIVERIES) {
+    for (const [name, parts, message] of cases) {
+      t.test(`${name}, ${delivery}`, async (t) => {
+        assertError(t, await sendPartsBy(app, parts, delivery), 400, 'BAD_REQUEST', message)
+      })
+    }
   }
 
   t.test('`__proto__` and `constructor` paths pollute nothing', async (t) => {
@@ -129,12 +152,21 @@ t.test('bodies that are not valid multipart at all: HTTP 400 BAD_REQUEST', async
     // busboy skips a part without a name, so the request has no `operations`.
     ['a malformed part header (no Content-Disposition)', 'multipart/form-data; boundary=abc', '--abc\r\nnot a header\r\n\r\n{}\r\n--abc--\r\n',
       /Missing multipart field `operations`/],
-    ['an empty body', 'multipart/form-data; boundary=abc', '', /Missing multipart field `operations`/]
+    ['an empty body', 'multipart/form-data; boundary=abc', '', /Missing multipart field `operations`/],
+    // Parts without a name are skipped, but counted: a flood of them is refused, not parsed to the end.
+    ['ten thousand nameless parts', 'multipart/form-data; boundary=abc', `${'--abc\r\nX-A: b\r\n\r\nx\r\n'.repeat(10_000)}--abc--\r\n`,
+      /Too many files: at most \d+ per request/],
+    // Read whole, the header is refused at 8 KiB; busboy reads on (and cuts it), then finds no `map`.
+    ['a part header of 100 KiB', 'multipart/form-data; boundary=abc',
+      `--abc\r\nContent-Disposition: form-data; name="operations"\r\nX-Pad: ${'x'.repeat(100 * 1024)}\r\n\r\n{}\r\n--abc--\r\n`,
+      /Malformed multipart request: a part header is larger than 8192 bytes|Missing multipart field `map`/]
   ]
-  for (const [name, contentType, body, message] of cases) {
-    t.test(name, async (t) => {
-      assertError(t, await sendRaw(app, contentType, body), 400, 'BAD_REQUEST', message)
-    })
+  for (const delivery of DELIVERIES) {
+    for (const [name, contentType, body, message] of cases) {
+      t.test(`${name}, ${delivery}`, async (t) => {
+        assertError(t, await sendRaw(app, contentType, body, delivery), 400, 'BAD_REQUEST', message)
+      })
+    }
   }
 })
 
@@ -201,6 +233,24 @@ t.test('a successful upload', async (t) => {
     const answer = await sendParts(app, identifyParts(photo, {}, 'трактор «Беларус» 🚜.jpg'))
     assertIdentified(t, answer, photo, { mimeType: 'image/jpeg', width: 64, height: 48 })
   })
+
+  // Hand-built bodies a browser would not send, but other clients do: both parsers take them.
+  const handBuilt = (preamble: string, disposition: Buffer): Buffer => Buffer.concat([
+    Buffer.from(`${preamble}--abc\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${operations()}\r\n` +
+      `--abc\r\nContent-Disposition: form-data; name="map"\r\n\r\n${MAP}\r\n--abc\r\n`),
+    disposition, Buffer.from('\r\nContent-Type: image/jpeg\r\n\r\n'), photo, Buffer.from('\r\n--abc--\r\n')
+  ])
+  for (const delivery of DELIVERIES) {
+    t.test(`a Latin-1 file name (not UTF-8), ${delivery}`, async (t) => {
+      const body = handBuilt('', Buffer.concat([Buffer.from('Content-Disposition: form-data; name="0"; filename="'), Buffer.from('tracteur été.jpg', 'latin1'), Buffer.from('"')]))
+      t.notOk(Buffer.from(body.toString('utf8')).equals(body), 'the body is not valid UTF-8')
+      assertIdentified(t, await sendRaw(app, 'multipart/form-data; boundary=abc', body, delivery), photo, { mimeType: 'image/jpeg', width: 64, height: 48 })
+    })
+    t.test(`a preamble before the first boundary (RFC 2046), ${delivery}`, async (t) => {
+      const body = handBuilt('This is a preamble.\r\n', Buffer.from('Content-Disposition: form-data; name="0"; filename="a.jpg"'))
+      assertIdentified(t, await sendRaw(app, 'multipart/form-data; boundary=abc', body, delivery), photo, { mimeType: 'image/jpeg', width: 64, height: 48 })
+    })
+  }
 
   t.test('instructions of exactly 2000 characters are accepted', async (t) => {
     const answer = await send(app, await identifyBody(photo, { instructions: 'x'.repeat(2000) }))

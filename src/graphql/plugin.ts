@@ -67,7 +67,8 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
     maxFieldBytes: 64 * 1024,
     idleTimeoutMs: config.uploadIdleTimeoutMs,
     minBytesPerSecond: config.uploadMinBytesPerSecond,
-    buffers: new UploadBuffers() // reused across uploads (upload-buffers.ts)
+    buffers: new UploadBuffers(), // reused across uploads (upload-buffers.ts)
+    bufferBodiesUpTo: config.maxUploadBytes
   }
   const operationLimits: OperationLimits = { maxFields: config.maxQueryFields, maxDepth: config.maxQueryDepth }
 
@@ -150,7 +151,13 @@ async function graphqlPlugin (app: FastifyInstance, options: GraphqlOptions): Pr
   const parserLimits: UploadLimits = {
     ...limits,
     maxFiles: Math.max(limits.maxFiles, ...uploadPolicies.map(p => p.maxFiles)),
-    maxFileBytes: Math.max(limits.maxFileBytes, ...uploadPolicies.map(p => p.maxFileBytes))
+    maxFileBytes: Math.max(limits.maxFileBytes, ...uploadPolicies.map(p => p.maxFileBytes)),
+    // A body no larger than the smallest file limit cannot carry a file over its limit: it is read whole, then split
+    // (buffered-multipart.ts: an identification's photo). A larger one streams through busboy, which refuses an
+    // oversize file as soon as it crosses the limit, even from a client that then stalls.
+    bufferBodiesUpTo: Math.min(limits.maxFileBytes, ...uploadPolicies.map(p => p.maxFileBytes)),
+    // An upload policy's mutation admits its request, or sends its files to disk, before they arrive: it streams.
+    bufferable: operations => selectPolicy(operations) === undefined
   }
   const core = { name: 'graphql', sdl: coreSchemaSDL().join('\n'), resolvers: resolvers as IResolvers }
   const sdl = [core, ...parts].flatMap(part => part.sdl ?? [])

@@ -1,5 +1,6 @@
-// The GraphQL multipart request spec (https://github.com/jaydenseric/graphql-multipart-request-spec)
-// on @fastify/multipart: fields `operations`, then `map`, then the files the map names.
+// The GraphQL multipart request spec (https://github.com/jaydenseric/graphql-multipart-request-spec):
+// fields `operations`, then `map`, then the files the map names; an identification's body read whole and split
+// (./buffered-multipart.ts), any other streamed through @fastify/multipart (busboy).
 // Every file is buffered in memory under a hard cap (never a shared temp path), unless the mutation's upload
 // policy (chosen once `operations` is read: its one root field) streams its files to a folder of its own
 // (./disk-upload.ts: never whole in memory, removed on any error). Every way a request can be malformed is
@@ -7,116 +8,68 @@
 import type { FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import { AppError, BadRequestError, ClientClosedRequestError, PayloadTooLargeError, UploadTimeoutError, UploadTooSlowError } from '../errors.ts'
-import type { UploadBuffers } from './upload-buffers.ts'
 import { receiveToDisk, type StoredFile } from './disk-upload.ts'
+import type { UploadBuffers } from './upload-buffers.ts'
+import { readBufferedBody, type BufferedBody } from './buffered-multipart.ts'
+import { Upload, type FileLimits, type Operations, type ReceivedPart, type UploadLimits } from './upload-file.ts'
 
 export type { StoredFile }
-
-/**
- * An uploaded file, fully received. Only its bytes: the client's file name and content type are
- * not kept (the type is sniffed from the bytes, and a name is not needed).
- */
-export class Upload {
-  /** The bytes (empty when the file went to disk: `file`). */
-  readonly buffer: Buffer
-  /** A file received to disk (an upload policy with a folder); null when in memory. */
-  readonly file: StoredFile | null
-  #release: (() => void) | null
-
-  constructor (buffer: Buffer, release: (() => void) | null = null, file: StoredFile | null = null) {
-    this.buffer = buffer
-    this.#release = release
-    this.file = file
-  }
-
-  /** Once nothing reads `buffer` any more (the identification is over): its memory is reused. Idempotent. */
-  release (): void {
-    const release = this.#release
-    this.#release = null
-    release?.()
-  }
-}
-
-export interface UploadLimits {
-  /** Largest file accepted, in bytes (MAX_UPLOAD_BYTES). */
-  maxFileBytes: number
-  /** Most files per request. */
-  maxFiles: number
-  /** Largest `operations` or `map` field, in bytes. */
-  maxFieldBytes: number
-  /** Refuse the upload when its body makes no progress for this long (UPLOAD_IDLE_TIMEOUT_MS). */
-  idleTimeoutMs: number
-  /**
-   * Refuse the upload when, from `idleTimeoutMs` after its start on, its body has averaged fewer bytes
-   * per second than this (UPLOAD_MIN_BYTES_PER_SECOND; 0: no minimum): a drip is progress, but not enough.
-   */
-  minBytesPerSecond: number
-  /** Where file buffers come from and go back to (none: each allocated, and collected). */
-  buffers?: UploadBuffers
-  /**
-   * Once `operations` is read: the files' limits and sink for its mutation (its upload policy); not given: these
-   * limits, in memory. May throw (an AppError: a refusal before any file is read).
-   */
-  select?: (operations: Operations) => Promise<FileLimits>
-}
-
-/** What one request's files may be, and where they go. */
-export interface FileLimits {
-  maxFiles: number
-  maxFileBytes: number
-  /** 'memory': one buffer each; a folder: each streamed to a new file in it. */
-  sink: 'memory' | { dir: string }
-}
+export { Upload, type FileLimits, type Operations, type ReceivedPart, type UploadLimits }
 
 /** Multipart framing around the file and the two fields: boundaries, part headers. */
 const FRAMING_BYTES = 16 * 1024
 /** The least an upload is counted for, whatever it declares: what its connection and parser may buffer. */
 export const MIN_UPLOAD_CHARGE = 64 * 1024
 
+/** The most a request of these limits can bring: its largest file and fields, with their framing. */
+function largestBody (limits: Pick<UploadLimits, 'maxFileBytes' | 'maxFieldBytes'>): number {
+  return limits.maxFileBytes + 2 * limits.maxFieldBytes + FRAMING_BYTES
+}
+
 /**
  * The bytes an upload reserves before its body is read (src/limits/receiving.ts): its declared
  * content-length, bounded by the most a request can bring (a file of `maxFileBytes` and its fields);
  * without a content-length (chunked), that most.
  */
-export function uploadCharge (contentLength: string | undefined, limits: UploadLimits): number {
-  const most = limits.maxFileBytes + 2 * limits.maxFieldBytes + FRAMING_BYTES
+export function uploadCharge (contentLength: string | undefined, limits: Pick<UploadLimits, 'maxFileBytes' | 'maxFieldBytes'>): number {
+  const most = largestBody(limits)
   const declared = Number(contentLength)
   const bytes = contentLength !== undefined && Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, most) : most
   return Math.max(bytes, MIN_UPLOAD_CHARGE)
 }
 
-export type Operations = Record<string, unknown>
-type FieldPart = Extract<Multipart, { type: 'field' }>
-
 const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype'])
 
 /**
  * Reads a multipart GraphQL request and returns the operation with an `Upload` at each mapped path.
+ * A body that declared a length of at most `limits.bufferBodiesUpTo` is read whole into one pooled buffer and
+ * split there (./buffered-multipart.ts: no stream per part, the file is a view of that buffer); any other is
+ * parsed as it streams in (@fastify/multipart, busboy). The checks and errors are the same either way.
  * Throws `AppError`s; the caller must drain the request when it throws (see `discardRest`).
  */
 export async function readMultipartOperations (
   request: FastifyRequest, limits: UploadLimits, stored: StoredFile[] = []
 ): Promise<Operations> {
+  let stopWatching = noWatch
   let files: FileLimits = { maxFiles: limits.maxFiles, maxFileBytes: limits.maxFileBytes, sink: 'memory' }
-  const parts = request.parts({
-    // Throw past the limit instead of silently truncating (read at run time; missing from the typings).
-    ...{ throwFileSizeLimit: true },
-    limits: {
-      fileSize: limits.maxFileBytes,
-      fieldSize: limits.maxFieldBytes,
-      // One more than allowed, so that an extra file or field reaches our own check and gets a clear message.
-      files: limits.maxFiles + 1,
-      fields: 3,
-      parts: limits.maxFiles + 3
-    }
-  })
-
   let operations: Operations | undefined
   let fileToPaths: Map<string, string[]> | undefined
   const received = new Set<string>()
-  const stopWatching = watchProgress(request, limits)
-
+  let buffered: BufferedBody | undefined
   try {
+    const length = declaredLength(request)
+    let parts: Iterable<ReceivedPart> | AsyncIterable<ReceivedPart>
+    if (length !== null && length <= limits.bufferBodiesUpTo && limits.buffers !== undefined) {
+      stopWatching = watchProgress(request, limits)
+      buffered = await readBufferedBody(request, length, limits.buffers, limits.bufferable) ?? undefined
+    }
+    if (buffered !== undefined) {
+      parts = buffered.parts(limits)
+    } else {
+      const watching = stopWatching !== noWatch
+      parts = streamedParts(request, limits)
+      if (!watching) stopWatching = watchProgress(request, limits)
+    }
     for await (const part of parts) {
       if (operations === undefined) {
         if (part.type !== 'field' || part.fieldname !== 'operations') {
@@ -138,9 +91,7 @@ export async function readMultipartOperations (
           throw new BadRequestError(`File field ${quote(part.fieldname)} is not in \`map\` (or was sent twice).`)
         }
         received.add(part.fieldname)
-        const upload = files.sink === 'memory'
-          ? await readFile(part, Number(request.headers['content-length']) || 0, files.maxFileBytes, limits.buffers)
-          : await receiveFile(part, files.sink.dir, files.maxFileBytes, stored)
+        const upload = await part.receive(files, stored)
         for (const path of paths) setPath(operations, path, upload)
       }
     }
@@ -149,6 +100,7 @@ export async function readMultipartOperations (
     throw translateMultipartError(err, { ...limits, ...files })
   } finally {
     stopWatching()
+    buffered?.done() // the body's buffer goes back once no file of it is held any more
   }
 
   try {
@@ -162,6 +114,52 @@ export async function readMultipartOperations (
     throw err
   }
   return operations
+}
+
+function noWatch (): void {}
+
+/** The body's length when the request declared it (not chunked), else null. */
+function declaredLength (request: FastifyRequest): number | null {
+  const header = request.headers['content-length']
+  if (header === undefined || request.headers['transfer-encoding'] !== undefined) return null
+  const length = Number(header)
+  return Number.isSafeInteger(length) && length >= 0 ? length : null
+}
+
+/** The parts as @fastify/multipart (busboy) reads them from the stream (piped at once, before anything flows). */
+function streamedParts (request: FastifyRequest, limits: UploadLimits): AsyncGenerator<ReceivedPart> {
+  const parts = request.parts({
+    // Throw past the limit instead of silently truncating (read at run time; missing from the typings).
+    ...{ throwFileSizeLimit: true },
+    limits: {
+      fileSize: limits.maxFileBytes,
+      fieldSize: limits.maxFieldBytes,
+      // One more than allowed, so that an extra file or field reaches our own check and gets a clear message.
+      files: limits.maxFiles + 1,
+      fields: 3,
+      parts: limits.maxFiles + 3
+    }
+  })
+  const contentLength = Number(request.headers['content-length']) || 0
+  return toReceived(parts, contentLength, limits)
+}
+
+async function * toReceived (
+  parts: AsyncIterable<Multipart>, contentLength: number, limits: UploadLimits
+): AsyncGenerator<ReceivedPart> {
+  for await (const part of parts) {
+    if (part.type === 'field') {
+      yield { type: 'field', fieldname: part.fieldname, value: part.value, valueTruncated: part.valueTruncated }
+    } else {
+      yield {
+        type: 'file',
+        fieldname: part.fieldname,
+        receive: async (files, stored) => files.sink === 'memory'
+          ? await readFile(part, contentLength, files.maxFileBytes, limits.buffers)
+          : await receiveFile(part, files.sink.dir, files.maxFileBytes, stored)
+      }
+    }
+  }
 }
 
 type FilePart = Extract<Multipart, { type: 'file' }>
@@ -212,7 +210,7 @@ async function receiveFile (part: FilePart, dir: string, maxBytes: number, store
   return new Upload(Buffer.alloc(0), () => { received.discard() }, received)
 }
 
-function describe (part: Multipart): string {
+function describe (part: ReceivedPart): string {
   return `${part.type} ${quote(part.fieldname)}`
 }
 
@@ -269,7 +267,7 @@ function watchProgress (request: FastifyRequest, { idleTimeoutMs, minBytesPerSec
   return stop
 }
 
-function fieldJson (part: FieldPart, limits: UploadLimits): unknown {
+function fieldJson (part: Extract<ReceivedPart, { type: 'field' }>, limits: UploadLimits): unknown {
   // An oversize field is not an error in @fastify/multipart: it is cut short and flagged.
   if (part.valueTruncated) {
     throw new BadRequestError(`Multipart field ${quote(part.fieldname)} is larger than ${limits.maxFieldBytes} bytes.`)
