@@ -373,10 +373,9 @@ t.test('SQLite: endpoint changes and an attempt\'s result wait for another conne
   t.ok(endpoint, 'created')
   const id = endpoint!.id
   const now = Date.now()
-  await opened.db.insertInto('webhook_deliveries').values({
-    endpoint_id: id, message_id: 'msg_1', event_type: 'identification.completed', identification_id: 'i1', created_at: now,
-    state: 'pending', attempts: 0, next_attempt_at: now, lease_until: null, leased_by: null, completed_at: null
-  }).execute()
+  const due = { state: 'pending', attempts: 0, next_attempt_at: now, lease_until: null, leased_by: null, completed_at: null }
+  const event = { message_id: 'msg_1', event_type: 'identification.completed', identification_id: 'i1', created_at: now }
+  await opened.db.insertInto('webhook_deliveries').values({ endpoint_id: id, ...event, ...due }).execute()
 
   held = await other('update webhook_endpoints set updated_at = updated_at + 1 where id = ?', [id])
   const [claimed] = await store.claim('owner-1', 10, 60_000, [])
