@@ -36,4 +36,22 @@ t.test('a job claimed while another connection writes waits for it and is claime
     t.equal(Number(claimed?.updated_at), marker, 'read after the other connection\'s commit')
   }
   t.equal(await store.claimJob('owner-2', 60_000), undefined, 'every job leased: nothing to claim')
+
+  // The job's other transactions write first already: they wait too.
+  const touch = 'update bulk_jobs set updated_at = updated_at + 1 where id = ?'
+  let other = await holdWrite(file, touch, ['job-0'], 150)
+  await store.createJob({
+    id: 'job-items', callerId: 'alice', callerKind: 'apikey', status: 'RECEIVED', mode: 'ONLINE', detail: 'auto', language: 'en', instructions: '', archivePath: 'x'
+  }, [{ id: 'item-1', seq: 0, name: 'a.jpg', entryIndex: 0, status: 'PENDING', code: null }]).finally(async () => { await other.committed })
+  const image = { sha256: 'x', mimeType: 'image/jpeg', bytes: 1, width: 1, height: 1, sentMimeType: 'image/jpeg' }
+  await store.markPrepared('item-1', { ...image, sentBytes: 1, sentWidth: 1, sentHeight: 1, estimatedImageTokens: 85, detailUsed: 'LOW', looks: 1 })
+  other = await holdWrite(file, touch, ['job-0'], 150)
+  await store.createChunk('job-items', { id: 'chunk-1', status: 'SUBMITTED', lines: 1, bytes: 1, look: 1 }, ['item-1'])
+    .finally(async () => { await other.committed })
+  t.equal((await store.chunkItems('chunk-1', 10)).length, 1, 'a chunk and its item, while another connection wrote')
+  other = await holdWrite(file, touch, ['job-0'], 150)
+  let also = 0
+  const ended = await store.finishJob('job-0', 'COMPLETED', null, async () => { also++ }).finally(async () => { await other.committed })
+  t.equal(ended, true, 'a job ended, while another connection wrote')
+  t.equal(also, 1, 'its other rows written once')
 })
