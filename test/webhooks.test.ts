@@ -3,6 +3,7 @@
 // signatures, a webhook-id stable across retries and redeliveries, the retry schedule, Retry-After on 429/503,
 // 410 disabling, five days of failures disabling, the attempt timeout, 64 KB responses, secret rotation,
 // deletion stopping deliveries, the delivery log's pages, limits, and the outbox written with the record.
+import { join } from 'node:path'
 import t from 'tap'
 import { internalsOf } from '../src/webhooks/plugin.ts'
 import { startReceiver, verifies } from './support/webhook-receiver.ts'
@@ -10,6 +11,12 @@ import {
   admin, buildWebhookApp, createEndpoint, deliveries, endpoints, gql, identifier, identify, identifyFailing, sleep, waitFor
 } from './support/webhooks.ts'
 import { historyInternals } from '../src/history/plugin.ts'
+import { openDatabase } from '../src/database/open.ts'
+import { migrateToLatest } from '../src/migrations.ts'
+import { WebhookStore } from '../src/webhooks/store.ts'
+import type { WebhookTables } from '../src/webhooks/tables.ts'
+import { tempDataDir } from './helper.ts'
+import { holdWrite } from './support/sqlite-other-writer.ts'
 
 t.test('webhook management is for Admin callers only', async t => {
   const app = await buildWebhookApp(t)
@@ -346,4 +353,53 @@ t.test('finished deliveries are purged with history\'s retention', async t => {
   t.equal(await store.purgeDeliveries(Date.now() - 86_400_000, 100), 0, 'a recent one stays')
   t.equal(await store.purgeDeliveries(Date.now() + 1000, 100), 1)
   t.same((await deliveries(app, endpointId)).edges, [])
+})
+
+t.test('SQLite: endpoint changes and an attempt\'s result wait for another connection\'s write, never "database is locked"', async t => {
+  // They run on the request thread's connection while the history writer thread writes records and outbox rows on
+  // its own. Each transaction writes first, so SQLite waits its busy timeout for the other writer: a transaction that
+  // read first could not upgrade its snapshot and failed at once. The other writer holds its lock on another thread.
+  const file = join(tempDataDir(), 'history.db')
+  const opened = openDatabase<WebhookTables>({ dialect: 'sqlite', file })
+  t.teardown(() => opened.close())
+  await migrateToLatest(opened.db)
+  const store = new WebhookStore(opened.db, false)
+  const other = async (sql: string, params: Array<string | number> = []) => await holdWrite(file, sql, params, 150)
+  const touchMigrations = 'update kysely_migration set timestamp = timestamp'
+
+  let held = await other(touchMigrations)
+  const endpoint = await store.createEndpoint('https://receiver.example/hook', ['identification.completed'], null, 'whsec_x', 10)
+  await held.committed
+  t.ok(endpoint, 'created')
+  const id = endpoint!.id
+  const now = Date.now()
+  const due = { state: 'pending', attempts: 0, next_attempt_at: now, lease_until: null, leased_by: null, completed_at: null }
+  const event = { message_id: 'msg_1', event_type: 'identification.completed', identification_id: 'i1', created_at: now }
+  await opened.db.insertInto('webhook_deliveries').values({ endpoint_id: id, ...event, ...due }).execute()
+
+  held = await other('update webhook_endpoints set updated_at = updated_at + 1 where id = ?', [id])
+  const [claimed] = await store.claim('owner-1', 10, 60_000, [])
+  await held.committed
+  t.equal(claimed?.messageId, 'msg_1', 'claimed')
+
+  held = await other('update webhook_endpoints set updated_at = updated_at + 1 where id = ?', [id])
+  const completed = await store.complete(claimed!, 'owner-1', {
+    attempt: { startedAt: new Date(now), durationMs: 5, status: 500, error: null, response: 'down' }, result: 'retry', retryAt: now + 1000
+  }, 5 * 86_400_000)
+  await held.committed
+  t.strictSame(completed, { recorded: true, disabled: null }, 'the attempt recorded')
+  const delivery = await opened.db.selectFrom('webhook_deliveries').selectAll().where('message_id', '=', 'msg_1').executeTakeFirstOrThrow()
+  t.match(delivery, { attempts: 1, next_attempt_at: now + 1000, leased_by: null })
+  t.equal((await store.getEndpoint(id))?.failingSince?.getTime(), now, 'the failure streak started')
+
+  held = await other(touchMigrations)
+  const updated = await store.updateEndpoint(id, { description: 'changed', events: ['identification.failed'] })
+  await held.committed
+  t.match(updated, { description: 'changed', events: ['identification.failed'] })
+
+  held = await other('update webhook_deliveries set next_attempt_at = next_attempt_at where endpoint_id = ?', [id])
+  const deleted = await store.deleteEndpoint(id)
+  await held.committed
+  t.equal(deleted, true, 'deleted')
+  t.strictSame(await store.listEndpoints(), [])
 })

@@ -176,20 +176,21 @@ export class BulkStore {
    */
   async claimJob (owner: string, leaseMs: number, exclude: readonly string[] = []): Promise<BulkJobRow | undefined> {
     const now = this.#now()
-    return await this.db.transaction().execute(async trx => {
-      let query = trx.selectFrom('bulk_jobs').select('id')
-        .where('status', 'not in', FINISHED_JOB).where('next_run_at', '<=', now)
-        .where(eb => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      if (exclude.length > 0) query = query.where('id', 'not in', exclude)
-      query = query.orderBy('next_run_at').limit(1)
-      const found = await (this.#postgres ? query.forUpdate().skipLocked() : query).executeTakeFirst()
-      if (found === undefined) return undefined
-      const claimed = await trx.updateTable('bulk_jobs').set({ lease_until: now + leaseMs, leased_by: owner })
-        .where('id', '=', found.id).where(eb => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .executeTakeFirst()
-      if (Number(claimed.numUpdatedRows) === 0) return undefined
-      return await trx.selectFrom('bulk_jobs').selectAll().where('id', '=', found.id).executeTakeFirst()
-    })
+    let due = this.db.selectFrom('bulk_jobs').select('id')
+      .where('status', 'not in', FINISHED_JOB).where('next_run_at', '<=', now)
+      .where(eb => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+    if (exclude.length > 0) due = due.where('id', 'not in', exclude)
+    due = due.orderBy('next_run_at').limit(1)
+    // A read first, on its own: an idle poll takes no write lock (on SQLite, an UPDATE would wait for the writer thread's).
+    if (await due.executeTakeFirst() === undefined) return undefined
+    // Then one statement that writes first. A transaction that read, then wrote, failed on SQLite with "database is
+    // locked" at once (no busy timeout) whenever another connection held or had committed a write since its read.
+    return await this.db.updateTable('bulk_jobs').set({ lease_until: now + leaseMs, leased_by: owner })
+      .where('id', 'in', this.#postgres ? due.forUpdate().skipLocked() : due)
+      // Checked again by the update itself: a job another instance claimed meanwhile is not taken twice.
+      .where(eb => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .returningAll()
+      .executeTakeFirst()
   }
 
   /** Frees every job's lease (SQLite at start-up: one process per file, so any lease is a dead process's). */
