@@ -404,7 +404,7 @@ async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<voi
 
     if (ONLY.has('2')) {
       await fake.setLatency(CHAT_LATENCY_MS)
-      log(`scenario 2: real Azure backend, fake answers after ${CHAT_LATENCY_MS} ms, concurrency ${CONNECTIONS}, ${AZURE_ROUNDS} rounds × ${DURATION} s` +
+      log(`scenario 2: real Azure backend, fake answers ${CHAT_LATENCY_MS} ms after each request arrives (its own parse included), concurrency ${CONNECTIONS}, ${AZURE_ROUNDS} rounds × ${DURATION} s` +
         (PIN ? `; ours on CPU ${SERVER_CPU}, the fake Azure and the load on CPU ${LOAD_CPU} (taskset)` : ''))
       await measure('Scenario 2', job(url, small, FAKE_ANSWER, { duration: 2 }))
       const rounds: LoadResult[] = []

@@ -158,7 +158,10 @@ export interface ChatRequestRecord {
   authorization: string | undefined
   apiKeyHeader: string | undefined
   body: any
+  /** When the body had been read and parsed (ms since the epoch). */
   at: number
+  /** When the request's handler started, before its body was read: a latency counted from here includes the fake's own work. */
+  receivedAt: number
 }
 
 export interface FakeAzureOptions {
@@ -413,6 +416,7 @@ export class FakeAzure {
   }
 
   async #chat (req: IncomingMessage, res: ServerResponse, url: URL, deployment: string | null): Promise<void> {
+    const receivedAt = Date.now()
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const record: ChatRequestRecord = {
@@ -423,7 +427,8 @@ export class FakeAzure {
       authorization: req.headers.authorization,
       apiKeyHeader: req.headers['api-key'] as string | undefined,
       body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
-      at: Date.now()
+      at: Date.now(),
+      receivedAt
     }
     const index = this.chatRequests.push(record) - 1
 
@@ -828,7 +833,8 @@ export class FakeAzure {
       authorization: batch.context.authorization,
       apiKeyHeader: undefined,
       body: line.body,
-      at: Date.now()
+      at: Date.now(),
+      receivedAt: Date.now()
     }
     const index = this.batchLineRequests.push(record) - 1
     const formatProblem = responseFormatProblem(line.body?.response_format)
