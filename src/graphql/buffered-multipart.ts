@@ -1,9 +1,10 @@
 // A multipart body of a declared length, read whole into one pooled buffer and split there
 // (@remix-run/multipart-parser: Buffer.indexOf for the boundaries, each part a view of the buffer): no stream,
 // parser state machine or copy per part, which busboy's streaming costs every upload (~130 µs of a ~950 µs
-// identification, bench/cpu.ts). Bodies that declare no length, or more than the default limits can bring,
-// still stream through busboy (./upload.ts). The body's buffer goes back to the pool once the request's
-// files are released (Upload.release) and the parse is over, whichever comes last.
+// identification, bench/cpu.ts). Bodies that declare no length or more than the smallest file limit, and an upload
+// policy's mutation (seen in the first part, `operations`), still stream through busboy (./upload.ts). The body's
+// buffer goes back to the pool once the request's files are released (Upload.release) and the parse is over,
+// whichever comes last.
 import type { FastifyRequest } from 'fastify'
 import { ContentType } from '@remix-run/headers/content-type'
 import { MaxHeaderSizeExceededError, MaxPartsExceededError, MultipartParseError, parseMultipart, type MultipartPart } from '@remix-run/multipart-parser'
@@ -40,13 +41,17 @@ export async function readBufferedBody (
   const taken = buffers.take(Math.max(length, 1))
   let received = 0
   let decided = false
+  let lookedAt = 0
   const handedBack = await new Promise<boolean>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       // Node's HTTP parser never delivers more than the declared length; checked anyway before writing.
       if (received + chunk.length > length) { finish(new BadRequestError('The body is longer than its Content-Length.')); return }
       chunk.copy(taken, received)
       received += chunk.length
-      if (decided) return
+      // Looked for again only once what arrived has doubled: a first part dripped in tiny pieces costs linear work,
+      // not a scan of everything so far for each piece.
+      if (decided || received < 2 * lookedAt) return
+      lookedAt = received
       const operations = firstPartJson(taken.subarray(0, received), boundary)
       if (operations === INCOMPLETE) return
       decided = true
