@@ -486,7 +486,7 @@ async function scenariosAzure (small: BenchImage, tiny: BenchImage): Promise<voi
     if ((missed2 && !opts['no-profile']) || opts.profile) {
       const fake2 = await startFakeAzure(CHAT_LATENCY_MS)
       try {
-        await profileOurs(`scenario 2 (real Azure backend, fake answering after ${CHAT_LATENCY_MS} ms, c=${CONNECTIONS})`, small, FAKE_ANSWER, azureEnv(fake2), fake2)
+        await profileOurs(`scenario 2 (real Azure backend, fake answering ${CHAT_LATENCY_MS} ms after arrival, c=${CONNECTIONS})`, small, FAKE_ANSWER, azureEnv(fake2), fake2)
       } finally {
         await stop(fake2)
       }
